@@ -1,0 +1,7 @@
+export { SpanKind, StatusCode, OtlpDecodeError, attrString, serviceName, plainValue, plainAttributes } from './model.js';
+export type {
+  AnyValue, KeyValue, Resource, Scope, Span, SpanEvent, SpanLink, RejectedSpan, DecodedTraces,
+  SpanKindValue, StatusCodeValue,
+} from './model.js';
+export { encodeTracesJson } from './encode-json.js';
+export type { ExportTraceServiceRequestJson } from './encode-json.js';
