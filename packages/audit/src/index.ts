@@ -1,2 +1,17 @@
 export { AUDIT_STAGES, AuditFormatError } from './model.js';
 export type { AuditEvent, AuditStage, AuditUser, AuditObjectRef, AuditResponseStatus, AuditEventError } from './model.js';
+export {
+  AUDIT_API_VERSIONS,
+  validateAuditEvent,
+  parseEventList,
+  parseEventListJson,
+  parseAuditLine,
+  isAuditEventError,
+  auditIDForSpans,
+} from './event-list.js';
+export type { AuditApiVersion } from './event-list.js';
+export { parseAuditTimestamp } from './timestamp.js';
+export { summarizeAudit, auditEventKey } from './summary.js';
+export type { AuditSummary } from './summary.js';
+export { readAuditLogFile, AuditLogFollower, DEFAULT_MAX_LINE_BYTES } from './log-file.js';
+export type { AuditLogError, AuditLogHandlers, AuditLogFollowerOptions } from './log-file.js';

@@ -1,1 +1,10 @@
-export {};
+export { loadConfigFile, parseConfig, parseDuration, substituteEnv, ConfigError, DEFAULTS } from './config.js';
+export type { CollectorConfig, ReceiverConfig, OtlpReceiverConfig, K8sAuditReceiverConfig, AuditLogReceiverConfig, CorrelatorExporterConfig, StoreExtensionConfig } from './config.js';
+export { RetryableError } from './consumer.js';
+export type { SpanConsumer, AuditConsumer, Component } from './consumer.js';
+export { Pipeline } from './pipeline.js';
+export type { PipelineOptions, PipelineAddresses } from './pipeline.js';
+export { OtlpGrpcReceiver, EXPORT_PATH } from './receivers/otlp-grpc.js';
+export { OtlpHttpReceiver } from './receivers/otlp-http.js';
+export { K8sAuditReceiver } from './receivers/k8saudit.js';
+export { AuditLogReceiver } from './receivers/auditlog.js';

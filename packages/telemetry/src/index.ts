@@ -1,1 +1,3 @@
-export {};
+export { createLogger, silentLogger } from './logger.js';
+export type { Logger, LoggerOptions } from './logger.js';
+export { PipelineMetrics } from './metrics.js';

@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { runDemo } from './commands/demo.js';
+import { runQuery } from './commands/query.js';
+import { runReplay } from './commands/replay.js';
+import { runStart } from './commands/start.js';
+import { CliError, EXIT } from './errors.js';
+
+const program = new Command('correlate')
+  .description('kube-correlate: join kube-apiserver spans and audit events into request trees')
+  .option('--trace <id>', 'print the request tree of a trace (32 hex characters)')
+  .option('--audit-id <id>', 'print the request tree of an audit ID')
+  .option('--json', 'print JSON instead of the text tree')
+  .option('--endpoint <url>', 'query API of a running pipeline', 'http://127.0.0.1:4320')
+  .option('--data <dir>', 'read a store directory directly instead of the query API')
+  .showHelpAfterError('(run correlate --help for usage)')
+  .exitOverride()
+  .action(async (opts: { trace?: string; auditId?: string; json?: boolean; endpoint: string; data?: string }) => {
+    if (!opts.trace && !opts.auditId) {
+      program.outputHelp();
+      throw new CliError('give --trace <id>, --audit-id <id> or a command');
+    }
+    process.exitCode = await runQuery(opts);
+  });
+
+program
+  .command('start')
+  .description('run the pipeline (embedded by default: collector-config/embedded.yaml)')
+  .option('--config <file>', 'collector config file')
+  .option('--data <dir>', 'store directory (overrides extensions.store.directory)')
+  .action(async (opts: { config?: string; data?: string }) => {
+    process.exitCode = await runStart(opts);
+  });
+
+program
+  .command('replay')
+  .description('send recorded OTLP/JSON lines and audit log lines into a running pipeline')
+  .option('--otlp <file>', 'OTLP/JSON ExportTraceServiceRequest per line')
+  .option('--audit <file>', 'audit Event per line (as --audit-log-path writes)')
+  .option('--otlp-endpoint <url>', 'OTLP/HTTP base URL', 'http://127.0.0.1:4318')
+  .option('--audit-endpoint <url>', 'audit webhook URL', 'http://127.0.0.1:4319/')
+  .addOption(new Option('--batch-size <n>', 'audit events per EventList').default(400).argParser((v) => parsePositive(v, '--batch-size')))
+  .option('--no-progress', 'no progress bar')
+  .action(async (opts: { otlp?: string; audit?: string; otlpEndpoint: string; auditEndpoint: string; batchSize: number; progress: boolean }) => {
+    const r = await runReplay(opts);
+    process.stderr.write(`replayed ${r.otlpRequests} OTLP requests and ${r.auditEvents} audit events; ${r.refused} refused\n`);
+    process.exitCode = r.refused ? EXIT.USAGE : EXIT.OK;
+  });
+
+program
+  .command('demo')
+  .description('replay the Deployment scenario into the running pipeline (or a temporary one) and print its tree')
+  .option('--endpoint <url>', 'query API of a running pipeline', 'http://127.0.0.1:4320')
+  .option('--json', 'print JSON')
+  .action(async (opts: { endpoint: string; json?: boolean }) => {
+    process.exitCode = await runDemo(opts);
+  });
+
+function parsePositive(v: string, flag: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new CliError(`${flag} must be a positive integer, got "${v}"`);
+  return n;
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version are not errors; everything else commander reports is a usage error.
+    process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  } else if (err instanceof CliError) {
+    process.stderr.write(`correlate: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`correlate: ${(err as Error).message}\n`);
+    process.exitCode = EXIT.USAGE;
+  }
+}

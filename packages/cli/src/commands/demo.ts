@@ -1,0 +1,97 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pipeline } from '@kube-correlate/collector';
+import type { RequestTree } from '@kube-correlate/correlator';
+import { generateDeploymentScenario, writeScenarioFiles } from '@kube-correlate/fixtures';
+import { createLogger } from '@kube-correlate/telemetry';
+import { CliError } from '../errors.js';
+import { renderTree } from '../render.js';
+import { DEFAULT_QUERY_ENDPOINT } from './query.js';
+import { runReplay } from './replay.js';
+import { loadStartConfig } from './start.js';
+
+export interface DemoOptions {
+  endpoint?: string;
+  otlpEndpoint?: string;
+  auditEndpoint?: string;
+  json?: boolean;
+  /** How long to wait for the tree to settle. */
+  timeoutMs?: number;
+}
+
+/**
+ * `npm run demo`: generates the Deployment scenario (kubectl apply, then the controllers' requests),
+ * replays it into the running pipeline and prints the kubectl apply request's tree. When no
+ * pipeline answers on the query endpoint, it runs a temporary one in this process.
+ */
+export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const endpoint = opts.endpoint ?? DEFAULT_QUERY_ENDPOINT;
+  const dir = mkdtempSync(join(tmpdir(), 'kube-correlate-demo-'));
+  let pipeline: Pipeline | undefined;
+  try {
+    const scenario = generateDeploymentScenario({ seed: Date.now() % 1_000_000, start: new Date() });
+    const files = writeScenarioFiles(scenario, dir);
+    let query = endpoint;
+    let otlpEndpoint = opts.otlpEndpoint ?? 'http://127.0.0.1:4318';
+    let auditEndpoint = opts.auditEndpoint ?? 'http://127.0.0.1:4319/';
+    if (!(await reachable(endpoint))) {
+      process.stderr.write(`no pipeline answers at ${endpoint}: starting a temporary one in this process (data in ${dir})\n`);
+      const config = loadStartConfig({ data: join(dir, 'data') });
+      // Ports chosen by the OS so the demo never collides with anything; settle quickly.
+      config.receivers = config.receivers.map((r) =>
+        r.type === 'otlp'
+          ? { ...r, config: { protocols: { http: { ...r.config.protocols.http!, endpoint: '127.0.0.1:0' } } } }
+          : r.type === 'k8saudit' ? { ...r, config: { ...r.config, endpoint: '127.0.0.1:0' } } : r,
+      );
+      config.store = { ...config.store!, endpoint: '127.0.0.1:0' };
+      config.correlator = { ...config.correlator!, settle_after: '500ms' };
+      pipeline = new Pipeline({ config, logger: createLogger({ name: 'demo', level: 'warn' }) });
+      await pipeline.start();
+      query = `http://${pipeline.addresses.query}`;
+      otlpEndpoint = `http://${pipeline.addresses.otlpHttp}`;
+      auditEndpoint = `http://${pipeline.addresses.auditWebhook}/`;
+    }
+    const sent = await runReplay({ otlp: files.otlpPath, audit: files.auditPath, otlpEndpoint, auditEndpoint });
+    if (sent.refused) throw new CliError(`the pipeline refused ${sent.refused} replayed items; see the messages above`);
+    process.stderr.write(`replayed ${sent.otlpRequests} OTLP requests and ${sent.auditEvents} audit events (${scenario.requests.length} API requests)\n`);
+
+    const want = scenario.applyRequest;
+    const tree = await waitForTree(query, want.traceId, want.spans.length, opts.timeoutMs ?? 60_000);
+    out.write(opts.json ? JSON.stringify({ traceId: tree.traceId, root: tree.root }, null, 2) + '\n' : renderTree(tree));
+    process.stderr.write(`\nThe other requests of the scenario: ${scenario.requests.map((r) => `${r.label} (correlate --trace ${r.traceId})`).join(', ')}\n`);
+    return 0;
+  } finally {
+    await pipeline?.shutdown();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function reachable(endpoint: string): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('/healthz', endpoint), { signal: AbortSignal.timeout(2000) });
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until the trace is stored with all its spans and its audit attached. */
+async function waitForTree(endpoint: string, traceId: string, spans: number, timeoutMs: number): Promise<RequestTree> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'not stored yet';
+  while (Date.now() < deadline) {
+    const res = await fetch(new URL(`/api/v1/traces/${traceId}`, endpoint));
+    if (res.ok) {
+      const tree = (await res.json()) as RequestTree;
+      if (tree.spanCount >= spans && hasAudit(tree.root)) return tree;
+      last = `${tree.spanCount}/${spans} spans, audit ${hasAudit(tree.root) ? 'attached' : 'not attached'}`;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new CliError(`trace ${traceId} did not settle within ${timeoutMs} ms (${last})`);
+}
+
+function hasAudit(n: RequestTree['root']): boolean {
+  return !!n.audit || n.children.some(hasAudit);
+}

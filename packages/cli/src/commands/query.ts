@@ -1,0 +1,68 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RequestTree } from '@kube-correlate/correlator';
+import { TraceStore } from '@kube-correlate/store';
+import { CliError, EXIT } from '../errors.js';
+import { renderTree } from '../render.js';
+
+export const DEFAULT_QUERY_ENDPOINT = 'http://127.0.0.1:4320';
+
+export interface QueryOptions {
+  trace?: string;
+  auditId?: string;
+  json?: boolean;
+  endpoint?: string;
+  /** Read this store directory directly instead of asking a running pipeline. */
+  data?: string;
+}
+
+/** `correlate --trace <id>` / `--audit-id <id>`: prints the tree, returns the exit code. */
+export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  if (!!opts.trace === !!opts.auditId) throw new CliError('give exactly one of --trace <id> or --audit-id <id>');
+  let tree: RequestTree | undefined;
+  let what: string;
+  if (opts.trace) {
+    const id = opts.trace.toLowerCase();
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new CliError(`invalid trace id "${opts.trace}": want 32 hex characters`);
+    what = `trace ${id}`;
+    tree = opts.data ? withStore(opts.data, (s) => s.getTrace(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/traces/${id}`);
+  } else {
+    const id = opts.auditId!;
+    if (id.length > 64) throw new CliError('invalid audit id: longer than 64 characters');
+    what = `audit id ${id}`;
+    tree = opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
+  }
+  if (!tree) throw new CliError(`${what} not found`, EXIT.NOT_FOUND);
+  out.write(opts.json ? JSON.stringify({ traceId: tree.traceId, root: tree.root }, null, 2) + '\n' : renderTree(tree));
+  return EXIT.OK;
+}
+
+async function fetchTree(endpoint: string, path: string): Promise<RequestTree | undefined> {
+  let url: URL;
+  try {
+    url = new URL(path, endpoint);
+  } catch {
+    throw new CliError(`invalid --endpoint "${endpoint}": want a URL such as ${DEFAULT_QUERY_ENDPOINT}`);
+  }
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+    throw new CliError(`cannot reach the query API at ${url.origin}: ${cause} (is \`correlate start\` running? or read a store directly with --data <dir>)`);
+  }
+  if (res.status === 404) return undefined;
+  const body = (await res.json().catch(() => ({}))) as { error?: string };
+  if (!res.ok) throw new CliError(`query API answered ${res.status}: ${body.error ?? res.statusText}`);
+  return body as unknown as RequestTree;
+}
+
+function withStore<T>(dir: string, fn: (s: TraceStore) => T): T {
+  if (!existsSync(join(dir, 'kube-correlate.db'))) throw new CliError(`no kube-correlate store in ${dir} (kube-correlate.db not found)`);
+  const store = new TraceStore({ dir, readonly: true });
+  try {
+    return fn(store);
+  } finally {
+    store.close();
+  }
+}

@@ -1,0 +1,59 @@
+import { loadConfigFile, Pipeline, type CollectorConfig } from '@kube-correlate/collector';
+import { createLogger } from '@kube-correlate/telemetry';
+import { DEFAULT_CONFIG } from '../paths.js';
+
+export interface StartOptions {
+  config?: string;
+  /** Overrides extensions.store.directory. */
+  data?: string;
+}
+
+/** Loads a collector config (the embedded one by default) and applies command-line overrides. */
+export function loadStartConfig(opts: StartOptions): CollectorConfig {
+  const config = loadConfigFile(opts.config ?? DEFAULT_CONFIG);
+  if (opts.data) {
+    if (!config.store) throw new Error(`${config.source}: --data given but the config has no store extension`);
+    config.store = { ...config.store, directory: opts.data };
+  }
+  return config;
+}
+
+/**
+ * `correlate start`: runs the pipeline until SIGINT/SIGTERM, then drains what is in flight into
+ * the store. A second signal exits at once.
+ */
+export async function runStart(opts: StartOptions): Promise<number> {
+  const config = loadStartConfig(opts);
+  const logger = createLogger({ name: 'correlate', level: config.logLevel });
+  const pipeline = new Pipeline({ config, logger });
+  await pipeline.start();
+  const a = pipeline.addresses;
+  logger.info({ config: config.source, ...a }, 'kube-correlate pipeline started');
+  process.stderr.write(
+    `kube-correlate is running (config ${config.source})\n` +
+      (a.otlpGrpc ? `  OTLP/gRPC      ${a.otlpGrpc}\n` : '') +
+      (a.otlpHttp ? `  OTLP/HTTP      http://${a.otlpHttp}/v1/traces\n` : '') +
+      (a.auditWebhook ? `  audit webhook  http://${a.auditWebhook}/\n` : '') +
+      (a.query ? `  query API      http://${a.query}  (metrics: /metrics)\n` : '') +
+      `Press Ctrl-C to stop.\n`,
+  );
+  return new Promise((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) {
+        logger.warn({ signal: sig }, 'second signal: exiting without draining');
+        process.exit(130);
+      }
+      logger.info({ signal: sig }, 'shutting down: draining in-flight traces into the store');
+      pipeline.shutdown().then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

@@ -1,0 +1,232 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * Collector configuration, in the OpenTelemetry Collector's schema: `receivers`, `processors`,
+ * `exporters`, `extensions`, `service.pipelines`, components named `type[/name]`, and
+ * `${env:NAME}` / `${env:NAME:-default}` substitution. Unknown keys are errors that name the key
+ * and the file; values are validated where they are read, with the expected and the actual value.
+ */
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const MiB = 1024 * 1024;
+export const DEFAULTS = {
+  grpcEndpoint: '127.0.0.1:4317',
+  httpEndpoint: '127.0.0.1:4318',
+  auditWebhookEndpoint: '127.0.0.1:4319',
+  queryEndpoint: '127.0.0.1:4320',
+  grpcMaxRecvMiB: 4,
+  httpMaxBodyBytes: 20 * MiB,
+  auditMaxBodyBytes: 64 * MiB,
+  storeDirectory: './data',
+  settleAfter: '5s',
+  pendingAuditTtl: '30s',
+  maxTracesInFlight: 50000,
+  maxSpansPerTrace: 10000,
+  maxPendingAudits: 50000,
+  auditLogPollInterval: '250ms',
+} as const;
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000 };
+
+/** '250ms', '5s', '1.5m', '1h' -> milliseconds. */
+export function parseDuration(text: string): number {
+  const m = DURATION.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration (expected a number with ms, s, m or h, e.g. "5s")`);
+  return Number(m[1]) * UNIT_MS[m[2]!]!;
+}
+
+const duration = z.string().refine((s) => DURATION.test(s.trim()), { message: 'expected a duration such as "250ms", "5s" or "1m"' });
+const endpoint = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]*):\d{1,5}$/, 'expected host:port, e.g. "0.0.0.0:4317"');
+const positiveInt = z.number().int().positive();
+
+const otlpReceiver = z.strictObject({
+  protocols: z.strictObject({
+    grpc: z.strictObject({
+      endpoint: endpoint.default(DEFAULTS.grpcEndpoint),
+      max_recv_msg_size_mib: z.number().positive().default(DEFAULTS.grpcMaxRecvMiB),
+    }).nullable().optional(),
+    http: z.strictObject({
+      endpoint: endpoint.default(DEFAULTS.httpEndpoint),
+      max_request_body_size: positiveInt.default(DEFAULTS.httpMaxBodyBytes),
+    }).nullable().optional(),
+  }),
+});
+
+const k8sauditReceiver = z.strictObject({
+  endpoint: endpoint.default(DEFAULTS.auditWebhookEndpoint),
+  max_request_body_size: positiveInt.default(DEFAULTS.auditMaxBodyBytes),
+});
+
+const auditlogReceiver = z.strictObject({
+  include: z.array(z.string().min(1)).min(1),
+  start_at: z.enum(['beginning', 'end']).default('beginning'),
+  follow: z.boolean().default(true),
+  poll_interval: duration.default(DEFAULTS.auditLogPollInterval),
+});
+
+const correlatorExporter = z.strictObject({
+  settle_after: duration.default(DEFAULTS.settleAfter),
+  pending_audit_ttl: duration.default(DEFAULTS.pendingAuditTtl),
+  max_traces_in_flight: positiveInt.default(DEFAULTS.maxTracesInFlight),
+  max_spans_per_trace: positiveInt.default(DEFAULTS.maxSpansPerTrace),
+  max_pending_audits: positiveInt.default(DEFAULTS.maxPendingAudits),
+});
+
+const storeExtension = z.strictObject({
+  directory: z.string().min(1).default(DEFAULTS.storeDirectory),
+  endpoint: endpoint.default(DEFAULTS.queryEndpoint),
+});
+
+/** Component schemas by type; the YAML key is `type` or `type/name`. */
+const RECEIVERS = { otlp: otlpReceiver, k8saudit: k8sauditReceiver, auditlog: auditlogReceiver };
+const EXPORTERS = { correlator: correlatorExporter };
+const EXTENSIONS = { store: storeExtension };
+const PROCESSORS = {};
+/** Which receiver types feed which pipeline type. */
+const SIGNAL_OF_RECEIVER: Record<keyof typeof RECEIVERS, 'traces' | 'logs'> = { otlp: 'traces', k8saudit: 'logs', auditlog: 'logs' };
+
+const pipeline = z.strictObject({
+  receivers: z.array(z.string()).min(1),
+  processors: z.array(z.string()).default([]),
+  exporters: z.array(z.string()).min(1),
+});
+
+const root = z.strictObject({
+  receivers: z.record(z.string(), z.unknown()).default({}),
+  processors: z.record(z.string(), z.unknown()).nullable().default({}),
+  exporters: z.record(z.string(), z.unknown()).default({}),
+  extensions: z.record(z.string(), z.unknown()).nullable().default({}),
+  service: z.strictObject({
+    extensions: z.array(z.string()).default([]),
+    pipelines: z.record(z.string(), pipeline),
+    telemetry: z.strictObject({
+      logs: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).optional(),
+    }).optional(),
+  }),
+});
+
+export type OtlpReceiverConfig = z.output<typeof otlpReceiver>;
+export type K8sAuditReceiverConfig = z.output<typeof k8sauditReceiver>;
+export type AuditLogReceiverConfig = z.output<typeof auditlogReceiver>;
+export type CorrelatorExporterConfig = z.output<typeof correlatorExporter>;
+export type StoreExtensionConfig = z.output<typeof storeExtension>;
+
+export type ReceiverConfig =
+  | { type: 'otlp'; name: string; config: OtlpReceiverConfig }
+  | { type: 'k8saudit'; name: string; config: K8sAuditReceiverConfig }
+  | { type: 'auditlog'; name: string; config: AuditLogReceiverConfig };
+
+export interface CollectorConfig {
+  /** The file it came from, for messages. */
+  source: string;
+  receivers: ReceiverConfig[];
+  correlator?: CorrelatorExporterConfig;
+  store?: StoreExtensionConfig;
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Replaces `${env:NAME}` and `${env:NAME:-default}`; an unset variable without default is an error. */
+export function substituteEnv(text: string, env: NodeJS.ProcessEnv, source: string): string {
+  return text.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_m, name: string, def: string | undefined) => {
+    const v = env[name];
+    if (v !== undefined && v !== '') return v;
+    if (def !== undefined) return def;
+    throw new ConfigError(`${source}: environment variable ${name} is not set (referenced as \${env:${name}})`);
+  });
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): CollectorConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
+  }
+  return parseConfig(text, path, env);
+}
+
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): CollectorConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(substituteEnv(text, env, source));
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    throw new ConfigError(`${source}: invalid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const top = check(root, raw ?? {}, source, '');
+  const out: CollectorConfig = { source, receivers: [], logLevel: top.service.telemetry?.logs?.level ?? 'info' };
+
+  const parsedReceivers = new Map<string, ReceiverConfig>();
+  for (const [key, value] of Object.entries(top.receivers)) {
+    const type = componentType(key) as keyof typeof RECEIVERS;
+    const schema = RECEIVERS[type];
+    if (!schema) throw new ConfigError(`${source}: receivers.${key}: unknown receiver type "${type}" (known: ${Object.keys(RECEIVERS).join(', ')})`);
+    const config = check(schema as z.ZodType, value ?? {}, source, `receivers.${key}`);
+    parsedReceivers.set(key, { type, name: key, config } as ReceiverConfig);
+  }
+  for (const [key, value] of Object.entries(top.exporters)) {
+    const type = componentType(key);
+    if (!(type in EXPORTERS)) throw new ConfigError(`${source}: exporters.${key}: unknown exporter type "${type}" (known: ${Object.keys(EXPORTERS).join(', ')})`);
+    if (out.correlator) throw new ConfigError(`${source}: exporters.${key}: only one correlator exporter may be configured`);
+    out.correlator = check(EXPORTERS.correlator, value ?? {}, source, `exporters.${key}`);
+  }
+  for (const key of Object.keys(top.processors ?? {})) {
+    throw new ConfigError(`${source}: processors.${key}: unknown processor type "${componentType(key)}" (known: ${Object.keys(PROCESSORS).join(', ') || 'none yet'})`);
+  }
+  const extensions = new Map<string, StoreExtensionConfig>();
+  for (const [key, value] of Object.entries(top.extensions ?? {})) {
+    const type = componentType(key);
+    if (!(type in EXTENSIONS)) throw new ConfigError(`${source}: extensions.${key}: unknown extension type "${type}" (known: ${Object.keys(EXTENSIONS).join(', ')})`);
+    extensions.set(key, check(EXTENSIONS.store, value ?? {}, source, `extensions.${key}`));
+  }
+  for (const [i, name] of top.service.extensions.entries()) {
+    const ext = extensions.get(name);
+    if (!ext) throw new ConfigError(`${source}: service.extensions[${i}]: extension "${name}" is not defined under extensions`);
+    out.store = ext;
+  }
+
+  const used = new Set<string>();
+  for (const [pname, p] of Object.entries(top.service.pipelines)) {
+    const signal = componentType(pname);
+    if (signal !== 'traces' && signal !== 'logs') throw new ConfigError(`${source}: service.pipelines.${pname}: pipeline type must be traces or logs, got "${signal}"`);
+    for (const [i, r] of p.receivers.entries()) {
+      const rc = parsedReceivers.get(r);
+      if (!rc) throw new ConfigError(`${source}: service.pipelines.${pname}.receivers[${i}]: receiver "${r}" is not defined under receivers`);
+      if (SIGNAL_OF_RECEIVER[rc.type] !== signal) throw new ConfigError(`${source}: service.pipelines.${pname}.receivers[${i}]: receiver "${r}" produces ${SIGNAL_OF_RECEIVER[rc.type]}, not ${signal}`);
+      used.add(r);
+    }
+    for (const [i, proc] of p.processors.entries()) throw new ConfigError(`${source}: service.pipelines.${pname}.processors[${i}]: processor "${proc}" is not defined under processors`);
+    for (const [i, e] of p.exporters.entries()) {
+      if (!(e in top.exporters)) throw new ConfigError(`${source}: service.pipelines.${pname}.exporters[${i}]: exporter "${e}" is not defined under exporters`);
+    }
+  }
+  out.receivers = [...parsedReceivers.values()].filter((r) => used.has(r.name));
+  if (out.correlator && !out.store) throw new ConfigError(`${source}: exporters.correlator writes to the embedded store: add a store extension and list it in service.extensions`);
+  return out;
+}
+
+function componentType(key: string): string {
+  const slash = key.indexOf('/');
+  return slash < 0 ? key : key.slice(0, slash);
+}
+
+function check<T extends z.ZodType>(schema: T, value: unknown, source: string, at: string): z.output<T> {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = [at, ...issue.path.map(String)].filter(Boolean).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    const keys = (issue as { keys: string[] }).keys;
+    const base = path ? `${path}.` : '';
+    throw new ConfigError(`${source}: ${keys.map((k) => base + k).join(', ')}: unknown key${keys.length > 1 ? 's' : ''}`);
+  }
+  throw new ConfigError(`${source}: ${path || '(top level)'}: ${issue.message}`);
+}
+
+export { MiB };

@@ -1,0 +1,78 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { PipelineMetrics, Logger } from '@kube-correlate/telemetry';
+import type { TraceStore } from './trace-store.js';
+
+/**
+ * The query API (default :4320), read by the `correlate` CLI:
+ *   GET /api/v1/traces/{traceId}     request tree, 404 when unknown
+ *   GET /api/v1/audit/{auditID}      request tree of that audit request
+ *   GET /api/v1/traces?limit=N       most recently updated traces
+ *   GET /metrics                     Prometheus text format
+ *   GET /healthz                     liveness
+ * Errors are JSON `{ "error": "<one line>" }`.
+ */
+export interface QueryApiOptions {
+  store: TraceStore;
+  metrics: PipelineMetrics;
+  logger: Logger;
+}
+
+const TRACE_ID = /^[0-9a-f]{32}$/;
+// Kubernetes truncates audit IDs to 64 characters; clients may choose any non-empty value.
+const MAX_AUDIT_ID = 64;
+
+export function createQueryApi(opts: QueryApiOptions): Server {
+  const { store, metrics, logger } = opts;
+  return createServer((req, res) => {
+    let route = 'other';
+    const send = (code: number, body: unknown, type = 'application/json') => {
+      metrics.queryRequests.inc({ route, code: String(code) });
+      const text = type === 'application/json' ? JSON.stringify(body) + '\n' : String(body);
+      res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    void handle(req).catch((err: unknown) => {
+      logger.error({ err, url: req.url }, 'query failed');
+      if (!res.headersSent) send(500, { error: `internal error: ${(err as Error).message}` });
+      else res.destroy();
+    });
+
+    async function handle(req: IncomingMessage): Promise<void> {
+      const url = new URL(req.url ?? '/', 'http://query');
+      const path = url.pathname;
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: `method ${req.method} not allowed; the query API is read-only` });
+      if (path === '/metrics') {
+        route = 'metrics';
+        return send(200, await metrics.registry.metrics(), metrics.registry.contentType);
+      }
+      if (path === '/healthz' || path === '/readyz') {
+        route = 'health';
+        return send(200, { status: 'ok' });
+      }
+      let m = /^\/api\/v1\/traces\/([^/]+)$/.exec(path);
+      if (m) {
+        route = 'trace';
+        const id = decodeURIComponent(m[1]!).toLowerCase();
+        if (!TRACE_ID.test(id)) return send(400, { error: `invalid trace id "${m[1]}": want 32 hex characters` });
+        const tree = store.getTrace(id);
+        return tree ? send(200, tree) : send(404, { error: `trace ${id} not found` });
+      }
+      m = /^\/api\/v1\/audit\/([^/]+)$/.exec(path);
+      if (m) {
+        route = 'audit';
+        const id = decodeURIComponent(m[1]!);
+        if (id.length === 0 || id.length > MAX_AUDIT_ID) return send(400, { error: `invalid audit id: want 1 to ${MAX_AUDIT_ID} characters` });
+        const tree = store.getByAuditId(id);
+        return tree ? send(200, tree) : send(404, { error: `audit id ${id} not found` });
+      }
+      if (path === '/api/v1/traces') {
+        route = 'traces';
+        const limit = Number(url.searchParams.get('limit') ?? '20');
+        if (!Number.isInteger(limit) || limit < 1 || limit > 1000) return send(400, { error: 'limit must be an integer from 1 to 1000' });
+        return send(200, { traces: store.recentTraces(limit) });
+      }
+      return send(404, { error: `no route ${path}` });
+    }
+  });
+}
+

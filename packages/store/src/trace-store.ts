@@ -1,0 +1,218 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { buildRequestTree, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import type { Span } from '@kube-correlate/otlp';
+import { PipelineMetrics } from '@kube-correlate/telemetry';
+
+/**
+ * The embedded store: spans and audit events as they settled, keyed so that redelivery and
+ * split updates merge (spans by (trace id, span id), audit events by (auditID, stage)), plus the
+ * auditID <-> trace id pairs. Trees are built on read from what is stored, so a late span or
+ * audit event shows up in the tree with no rewrite.
+ *
+ * One SQLite file in WAL mode; writes are one transaction per correlator output, so a crash
+ * leaves either all of an output or none of it.
+ */
+export interface TraceStoreOptions {
+  /** Directory of the database file; created if missing. */
+  dir: string;
+  metrics?: PipelineMetrics;
+  /** Open read-only (the CLI reading a store that a pipeline owns). */
+  readonly?: boolean;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  rootName: string;
+  service: string;
+  startTimeUnixNano: string;
+  spanCount: number;
+  auditIds: string[];
+  updatedAt: string;
+}
+
+const SCHEMA_VERSION = 1;
+
+export class TraceStore implements CorrelatorSink {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly metrics: PipelineMetrics;
+  private readonly stmt;
+  private closed = false;
+
+  constructor(opts: TraceStoreOptions) {
+    if (!opts.readonly) mkdirSync(opts.dir, { recursive: true });
+    this.path = join(opts.dir, 'kube-correlate.db');
+    this.db = new Database(this.path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
+    this.metrics = opts.metrics ?? new PipelineMetrics();
+    if (!opts.readonly) {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.migrate();
+    }
+    this.db.pragma('busy_timeout = 5000');
+    this.stmt = {
+      insertSpan: this.db.prepare('INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, start_ns, data) VALUES (?, ?, ?, ?, ?)'),
+      insertAudit: this.db.prepare('INSERT OR IGNORE INTO audit_events (audit_id, stage, data) VALUES (?, ?, ?)'),
+      insertPair: this.db.prepare('INSERT OR IGNORE INTO audit_traces (audit_id, trace_id) VALUES (?, ?)'),
+      touchTrace: this.db.prepare('INSERT INTO traces (trace_id, updated_at) VALUES (?, ?) ON CONFLICT(trace_id) DO UPDATE SET updated_at = excluded.updated_at'),
+      spansOf: this.db.prepare('SELECT data FROM spans WHERE trace_id = ?'),
+      span: this.db.prepare('SELECT data FROM spans WHERE trace_id = ? AND span_id = ?'),
+      auditOf: this.db.prepare('SELECT data FROM audit_events WHERE audit_id = ?'),
+      auditIdsOf: this.db.prepare('SELECT audit_id FROM audit_traces WHERE trace_id = ? ORDER BY audit_id'),
+      tracesOfAudit: this.db.prepare('SELECT trace_id FROM audit_traces WHERE audit_id = ? ORDER BY trace_id'),
+      hasTrace: this.db.prepare('SELECT updated_at FROM traces WHERE trace_id = ?'),
+      recent: this.db.prepare('SELECT trace_id, updated_at FROM traces ORDER BY updated_at DESC, trace_id LIMIT ?'),
+      counts: this.db.prepare('SELECT (SELECT count(*) FROM traces) AS traces, (SELECT count(*) FROM spans) AS spans, (SELECT count(*) FROM audit_events) AS auditEvents'),
+    };
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new Error(`${this.path}: schema version ${version} is newer than this build (${SCHEMA_VERSION}); upgrade kube-correlate`);
+    if (version === SCHEMA_VERSION) return;
+    this.db.exec(`
+      CREATE TABLE IF NOT EXISTS spans (
+        trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
+        start_ns TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS audit_events (
+        audit_id TEXT NOT NULL, stage TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (audit_id, stage)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS audit_traces (
+        audit_id TEXT NOT NULL, trace_id TEXT NOT NULL,
+        PRIMARY KEY (audit_id, trace_id)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS audit_traces_by_trace ON audit_traces (trace_id, audit_id);
+      CREATE TABLE IF NOT EXISTS traces (
+        trace_id TEXT PRIMARY KEY NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS traces_by_update ON traces (updated_at);
+      PRAGMA user_version = ${SCHEMA_VERSION};
+    `);
+  }
+
+  /** Stores one correlator output in one transaction. Idempotent: redelivered rows are ignored. */
+  async write(output: CorrelatorOutput): Promise<void> {
+    this.writeSync(output);
+  }
+
+  writeSync(output: CorrelatorOutput): void {
+    const end = this.metrics.storeWriteSeconds.startTimer();
+    const counts = { spanNew: 0, spanDup: 0, auditNew: 0, auditDup: 0 };
+    const now = new Date().toISOString();
+    const tx = this.db.transaction(() => {
+      for (const t of output.traces) {
+        for (const s of t.spans) {
+          const r = this.stmt.insertSpan.run(s.traceId, s.spanId, s.parentSpanId, s.startTimeUnixNano, JSON.stringify(s));
+          if (r.changes) counts.spanNew++;
+          else counts.spanDup++;
+        }
+        for (const id of t.auditIds) this.stmt.insertPair.run(id, t.traceId);
+        for (const e of t.auditEvents) this.insertAudit(e, counts);
+        this.stmt.touchTrace.run(t.traceId, now);
+      }
+      for (const e of output.unjoinedAuditEvents) this.insertAudit(e, counts);
+    });
+    tx();
+    this.metrics.storeRows.inc({ table: 'spans', outcome: 'inserted' }, counts.spanNew);
+    this.metrics.storeRows.inc({ table: 'spans', outcome: 'duplicate' }, counts.spanDup);
+    this.metrics.storeRows.inc({ table: 'audit_events', outcome: 'inserted' }, counts.auditNew);
+    this.metrics.storeRows.inc({ table: 'audit_events', outcome: 'duplicate' }, counts.auditDup);
+    end();
+  }
+
+  private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number }): void {
+    const r = this.stmt.insertAudit.run(e.auditID, e.stage, JSON.stringify(e));
+    if (r.changes) counts.auditNew++;
+    else counts.auditDup++;
+  }
+
+  /** The request tree of a trace, or undefined when no span of it is stored. */
+  getTrace(traceId: string): RequestTree | undefined {
+    if (!this.stmt.hasTrace.get(traceId)) return undefined;
+    const spans = (this.stmt.spansOf.all(traceId) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as Span);
+    if (spans.length === 0) return undefined;
+    const auditIds = (this.stmt.auditIdsOf.all(traceId) as Array<{ audit_id: string }>).map((r) => r.audit_id);
+    const events = auditIds.flatMap((id) => this.auditEvents(id));
+    return buildRequestTree(traceId, spans, events, {
+      resolveLink: (t, s) => {
+        const row = this.stmt.span.get(t, s) as { data: string } | undefined;
+        return row ? (JSON.parse(row.data) as Span) : undefined;
+      },
+    });
+  }
+
+  /**
+   * The tree of the request with this auditID: its trace's tree when spans were seen, otherwise
+   * (an unsampled request, or spans still to come) a one-node tree of the audit alone.
+   */
+  getByAuditId(auditID: string): RequestTree | undefined {
+    const traces = (this.stmt.tracesOfAudit.all(auditID) as Array<{ trace_id: string }>).map((r) => r.trace_id);
+    for (const t of traces) {
+      const tree = this.getTrace(t);
+      if (tree) return tree;
+    }
+    const events = this.auditEvents(auditID);
+    if (events.length === 0) return undefined;
+    const a = summarizeAudit(events);
+    const startMs = Date.parse(a.requestReceivedTimestamp);
+    const last = Object.values(a.stages).reduce((m, ts) => Math.max(m, Date.parse(ts ?? '')), startMs);
+    const root: TreeNode = {
+      spanId: '',
+      parentSpanId: '',
+      name: `${a.verb} ${a.requestURI}`,
+      service: 'kube-apiserver (audit only, no spans)',
+      kind: 'UNSPECIFIED',
+      startTimeUnixNano: (BigInt(Math.round(startMs * 1000)) * 1000n).toString(),
+      durationNanos: Math.max(0, Math.round((last - startMs) * 1e6)),
+      status: { code: 'UNSET' },
+      attributes: {},
+      audit: {
+        auditID: a.auditID, verb: a.verb, user: a.user,
+        ...(a.userAgent !== undefined ? { userAgent: a.userAgent } : {}),
+        ...(a.objectRef !== undefined ? { objectRef: a.objectRef } : {}),
+        ...(a.code !== undefined ? { code: a.code } : {}),
+        requestURI: a.requestURI, stages: a.stages,
+      },
+      synthetic: true,
+      children: [],
+    };
+    return { traceId: '', root, spanCount: 0, auditIds: [auditID] };
+  }
+
+  auditEvents(auditID: string): AuditEvent[] {
+    return (this.stmt.auditOf.all(auditID) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as AuditEvent);
+  }
+
+  /** Most recently updated traces first. */
+  recentTraces(limit = 20): TraceSummary[] {
+    const rows = this.stmt.recent.all(limit) as Array<{ trace_id: string; updated_at: string }>;
+    const out: TraceSummary[] = [];
+    for (const r of rows) {
+      const tree = this.getTrace(r.trace_id);
+      if (!tree) continue;
+      out.push({
+        traceId: r.trace_id,
+        rootName: tree.root.name,
+        service: tree.root.service,
+        startTimeUnixNano: tree.root.startTimeUnixNano,
+        spanCount: tree.spanCount,
+        auditIds: tree.auditIds,
+        updatedAt: r.updated_at,
+      });
+    }
+    return out;
+  }
+
+  counts(): { traces: number; spans: number; auditEvents: number } {
+    return this.stmt.counts.get() as { traces: number; spans: number; auditEvents: number };
+  }
+
+  /** Safe twice. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}

@@ -1,0 +1,53 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric kube-correlate exports, defined in one place so names and labels stay consistent
+ * (the package README lists them). One instance per process, bound to one registry.
+ */
+export class PipelineMetrics {
+  readonly registry: Registry;
+  /** Requests answered by a receiver, by outcome (ok | partial | refused). */
+  readonly receiverRequests: Counter<'receiver' | 'outcome'>;
+  /** Items (spans, audit events) a receiver accepted and handed on. */
+  readonly receiverItems: Counter<'receiver' | 'signal'>;
+  /** Requests, items or lines refused, by reason (malformed_protobuf, invalid_json, too_large, ...). */
+  readonly receiverRefused: Counter<'receiver' | 'reason'>;
+  /** Spans decoded from OTLP, before validation of ids. */
+  readonly decodedSpans: Counter<'receiver'>;
+  /** Audit request (auditID) joined to a trace. */
+  readonly joined: Counter;
+  /** Trace updates handed to the sink, by reason (idle | max_traces | max_spans | shutdown). */
+  readonly settled: Counter<'reason'>;
+  /** Buffers flushed before their idle window, because a cap was reached. */
+  readonly evicted: Counter<'reason'>;
+  /** Items seen twice while buffered (later duplicates are dropped by the store's keys). */
+  readonly duplicates: Counter<'kind'>;
+  readonly tracesInFlight: Gauge;
+  readonly spansInFlight: Gauge;
+  readonly pendingAudits: Gauge;
+  /** Rows written to the embedded store, and rows that were already there (redeliveries). */
+  readonly storeRows: Counter<'table' | 'outcome'>;
+  readonly storeWriteSeconds: Histogram;
+  readonly queryRequests: Counter<'route' | 'code'>;
+
+  constructor(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
+    this.registry = registry;
+    const registers = [registry];
+    const p = 'kube_correlate_';
+    this.receiverRequests = new Counter({ name: `${p}receiver_requests_total`, help: 'Requests answered by a receiver, by outcome.', labelNames: ['receiver', 'outcome'], registers });
+    this.receiverItems = new Counter({ name: `${p}receiver_accepted_items_total`, help: 'Spans and audit events accepted by a receiver and handed to the pipeline.', labelNames: ['receiver', 'signal'], registers });
+    this.receiverRefused = new Counter({ name: `${p}receiver_refused_total`, help: 'Requests, items or file lines refused by a receiver, by reason.', labelNames: ['receiver', 'reason'], registers });
+    this.decodedSpans = new Counter({ name: `${p}receiver_decoded_spans_total`, help: 'Spans decoded from OTLP requests.', labelNames: ['receiver'], registers });
+    this.joined = new Counter({ name: `${p}correlator_joined_total`, help: 'Audit requests (auditIDs) joined to a trace.', registers });
+    this.settled = new Counter({ name: `${p}correlator_settled_total`, help: 'Trace updates settled and handed to the store, by reason.', labelNames: ['reason'], registers });
+    this.evicted = new Counter({ name: `${p}correlator_evicted_total`, help: 'Buffers flushed early because a memory cap was reached, by cap.', labelNames: ['reason'], registers });
+    this.duplicates = new Counter({ name: `${p}correlator_duplicates_total`, help: 'Redelivered spans and audit events dropped while buffered.', labelNames: ['kind'], registers });
+    this.tracesInFlight = new Gauge({ name: `${p}correlator_traces_in_flight`, help: 'Traces buffered, waiting to settle.', registers });
+    this.spansInFlight = new Gauge({ name: `${p}correlator_spans_in_flight`, help: 'Spans buffered, waiting to settle.', registers });
+    this.pendingAudits = new Gauge({ name: `${p}correlator_pending_audits`, help: 'Audit requests whose trace has not been seen yet.', registers });
+    this.storeRows = new Counter({ name: `${p}store_rows_total`, help: 'Rows offered to the embedded store, by table and outcome (inserted | duplicate).', labelNames: ['table', 'outcome'], registers });
+    this.storeWriteSeconds = new Histogram({ name: `${p}store_write_seconds`, help: 'Time to write one batch of trace updates.', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers });
+    this.queryRequests = new Counter({ name: `${p}query_requests_total`, help: 'Query API requests, by route and HTTP status.', labelNames: ['route', 'code'], registers });
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: p });
+  }
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env node
+// Runs every compiled uvu test file in its own process (servers and ports never leak between
+// files), prints each file's output, and ends with the one line CI reads: `N passed, N failed`.
+// Usage: node test/run.mjs [substring filter...]
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const filters = process.argv.slice(2);
+const FILE_TIMEOUT_MS = 10 * 60 * 1000;
+
+function find(dir, out = []) {
+  if (!existsSync(dir)) return out;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) find(p, out);
+    else if (e.name.endsWith('.test.js')) out.push(p);
+  }
+  return out;
+}
+
+const files = [
+  ...readdirSync(join(root, 'packages')).sort().flatMap((p) => find(join(root, 'packages', p, 'dist', 'test'))),
+  ...find(join(root, 'test', 'dist')),
+].filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+
+const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
+let passed = 0;
+let failed = 0;
+const failures = [];
+
+function runFile(file) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--enable-source-maps', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
+    child.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
+    const timer = setTimeout(() => { out += `\n[run] timed out after ${FILE_TIMEOUT_MS / 1000}s\n`; child.kill('SIGKILL'); }, FILE_TIMEOUT_MS);
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out: strip(out) }); });
+  });
+}
+
+const started = Date.now();
+for (const file of files) {
+  const name = relative(root, file);
+  process.stdout.write(`\n=== ${name}\n`);
+  const { code, signal, out } = await runFile(file);
+  const total = [...out.matchAll(/Total:\s+(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+  const ok = [...out.matchAll(/Passed:\s+(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
+  let bad = total - ok;
+  // A file that crashed or hung without uvu's summary counts as one failure, never as silence.
+  if ((code !== 0 || signal) && bad === 0) bad = 1;
+  if (total === 0 && bad === 0) { bad = 1; process.stdout.write(`[run] ${name} ran no test\n`); }
+  passed += ok;
+  failed += bad;
+  if (bad) failures.push(`${name} (${bad} failed${signal ? `, ${signal}` : ''})`);
+}
+process.stdout.write(`\n${files.length} test files in ${((Date.now() - started) / 1000).toFixed(1)}s\n`);
+if (files.length === 0) { process.stdout.write('no test files found: was the build run?\n'); failed++; }
+if (failures.length) process.stdout.write(`failed: ${failures.join(', ')}\n`);
+process.stdout.write(`${passed} passed, ${failed} failed\n`);
+process.exitCode = failed ? 1 : 0;
