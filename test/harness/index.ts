@@ -1,1 +1,142 @@
-export {};
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseConfig, Pipeline } from '@kube-correlate/collector';
+import type { RequestTree } from '@kube-correlate/correlator';
+import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const CLI = join(ROOT, 'packages/cli/dist/src/bin.js');
+
+/** A temporary directory removed by `cleanup()`. */
+export function tempDir(prefix = 'kc-e2e-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A loopback port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export interface TestPipeline {
+  pipeline: Pipeline;
+  metrics: PipelineMetrics;
+  grpc: string;
+  http: string;
+  audit: string;
+  query: string;
+  dataDir: string;
+  stop(): Promise<void>;
+}
+
+/** The embedded pipeline in this process, on OS-chosen loopback ports, with a fresh store. */
+export async function startPipeline(opts: { settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditLog?: string[]; dataDir?: string } = {}): Promise<TestPipeline> {
+  const tmp = opts.dataDir ? undefined : tempDir();
+  const dataDir = opts.dataDir ?? tmp!.dir;
+  const yaml = `
+receivers:
+  otlp:
+    protocols:
+      grpc: { endpoint: "127.0.0.1:0", max_recv_msg_size_mib: ${opts.grpcMaxMiB ?? 4} }
+      http: { endpoint: "127.0.0.1:0", max_request_body_size: ${opts.httpMaxBytes ?? 20 * 1024 * 1024} }
+  k8saudit: { endpoint: "127.0.0.1:0" }
+${opts.auditLog ? `  auditlog: { include: ${JSON.stringify(opts.auditLog)}, follow: false }` : ''}
+exporters:
+  correlator: { settle_after: "${opts.settleAfter ?? '200ms'}", pending_audit_ttl: "${opts.pendingAuditTtl ?? '30s'}" }
+extensions:
+  store: { directory: "${dataDir}", endpoint: "127.0.0.1:0" }
+service:
+  extensions: [store]
+  pipelines:
+    traces: { receivers: [otlp], exporters: [correlator] }
+    logs: { receivers: [k8saudit${opts.auditLog ? ', auditlog' : ''}], exporters: [correlator] }
+`;
+  const metrics = new PipelineMetrics();
+  const pipeline = new Pipeline({ config: parseConfig(yaml, 'test.yaml', {}), metrics, logger: silentLogger() });
+  await pipeline.start();
+  const a = pipeline.addresses;
+  return {
+    pipeline, metrics, dataDir,
+    grpc: a.otlpGrpc!, http: `http://${a.otlpHttp}`, audit: `http://${a.auditWebhook}/`, query: `http://${a.query}`,
+    async stop() {
+      await pipeline.shutdown();
+      tmp?.cleanup();
+    },
+  };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real `correlate` binary. */
+export function runCli(args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: opts.cwd ?? ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Polls `fn` until it returns a value other than undefined, or fails with `what` at the deadline. */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The stored tree of a trace, once it has `spanCount` spans and (if asked) an audit attached. */
+export function waitForTree(query: string, traceId: string, spanCount: number, withAudit = true): Promise<RequestTree> {
+  return waitFor(`trace ${traceId} with ${spanCount} spans${withAudit ? ' and its audit' : ''}`, async () => {
+    const res = await fetch(`${query}/api/v1/traces/${traceId}`);
+    if (!res.ok) return undefined;
+    const tree = (await res.json()) as RequestTree;
+    const audited = JSON.stringify(tree.root).includes('"auditID"');
+    return tree.spanCount >= spanCount && (!withAudit || audited) ? tree : undefined;
+  });
+}
+
+/** POSTs JSON and returns status and parsed body. */
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  let parsed: Record<string, unknown> = {};
+  try {
+    parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    parsed = { raw: text };
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/** Value of one sample in the pipeline's registry (0 when absent). */
+export async function metricValue(metrics: PipelineMetrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  return m?.values.filter((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val)).reduce((s, v) => s + v.value, 0) ?? 0;
+}
+
+export function eventList(items: unknown[], apiVersion = 'audit.k8s.io/v1'): Record<string, unknown> {
+  return { kind: 'EventList', apiVersion, metadata: {}, items };
+}

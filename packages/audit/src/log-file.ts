@@ -214,6 +214,7 @@ export class AuditLogFollower {
 
   /** Opens the file (or notes it is missing) and positions; resolves before the first lines are delivered. */
   start(): Promise<void> {
+    if (this.stopping) return Promise.reject(new Error('AuditLogFollower: start() after stop()'));
     this.startPromise ??= this.doStart();
     return this.startPromise;
   }
@@ -225,7 +226,6 @@ export class AuditLogFollower {
   }
 
   private async doStart(): Promise<void> {
-    if (this.stopping) throw new Error('AuditLogFollower: start() after stop()');
     try {
       await this.openGeneration(this.opts.startAt === 'end');
     } catch (err) {

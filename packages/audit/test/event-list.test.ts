@@ -14,8 +14,8 @@ import { v1Event } from './helpers.js';
 
 /** Items as the webhook backend sends them: the list is encoded as a whole, items carry no kind/apiVersion. */
 function item(auditID: string, stage = 'ResponseComplete', extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const { kind: _k, apiVersion: _a, ...rest } = v1Event(auditID, stage, extra);
-  return rest;
+  const { kind: _k, apiVersion: _a, ...rest } = v1Event(auditID, stage);
+  return { ...rest, ...extra };
 }
 
 function throwsFormat(body: unknown, pattern: RegExp): void {

@@ -45,16 +45,19 @@ const duration = z.string().refine((s) => DURATION.test(s.trim()), { message: 'e
 const endpoint = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]*):\d{1,5}$/, 'expected host:port, e.g. "0.0.0.0:4317"');
 const positiveInt = z.number().int().positive();
 
+/** `grpc:` with no value enables the protocol with its defaults, as in the OpenTelemetry Collector. */
+const enabled = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? {} : v), schema).optional();
+
 const otlpReceiver = z.strictObject({
   protocols: z.strictObject({
-    grpc: z.strictObject({
+    grpc: enabled(z.strictObject({
       endpoint: endpoint.default(DEFAULTS.grpcEndpoint),
       max_recv_msg_size_mib: z.number().positive().default(DEFAULTS.grpcMaxRecvMiB),
-    }).nullable().optional(),
-    http: z.strictObject({
+    })),
+    http: enabled(z.strictObject({
       endpoint: endpoint.default(DEFAULTS.httpEndpoint),
       max_request_body_size: positiveInt.default(DEFAULTS.httpMaxBodyBytes),
-    }).nullable().optional(),
+    })),
   }),
 });
 

@@ -209,7 +209,14 @@ export class Correlator {
       const out = this.outbox;
       if (out.traces.length === 0 && out.unjoinedAuditEvents.length === 0) return;
       this.outbox = { traces: [], unjoinedAuditEvents: [] };
-      await this.sink.write(out);
+      try {
+        await this.sink.write(out);
+      } catch (err) {
+        // Keep the output for the next flush: the sink merges by key, so a retry is harmless.
+        this.outbox.traces.unshift(...out.traces);
+        this.outbox.unjoinedAuditEvents.unshift(...out.unjoinedAuditEvents);
+        throw err;
+      }
     });
     // A failed write is reported to this caller, and the chain continues for the next one.
     this.flushing = run.catch((err: unknown) => this.logger.error({ err }, 'sink write failed'));

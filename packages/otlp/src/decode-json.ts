@@ -118,10 +118,10 @@ function int64Value(p: Path, v: unknown, key: string, unsigned: boolean): string
   let big: bigint;
   if (typeof v === 'number') {
     if (!Number.isInteger(v)) p.fail(want, key);
-    if (Number.isSafeInteger(v) && (!unsigned || v >= 0)) return String(v === 0 ? 0 : v);
+    if (Number.isSafeInteger(v) && (!unsigned || v >= 0)) return String(v);
     big = BigInt(v);
   } else if (typeof v === 'string' && /^-?\d+$/.test(v)) {
-    if (v.length <= 15 && v[0] !== '0' && v[0] !== '-' ) return v;
+    if (v.length <= 15 && v[0] !== '0' && v[0] !== '-') return v;
     big = BigInt(v);
   } else p.fail(want, key);
   if (unsigned ? big < 0n || big > UINT64_MAX : big < INT64_MIN || big > INT64_MAX) p.fail(`${want}, out of range`, key);

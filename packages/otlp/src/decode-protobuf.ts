@@ -42,11 +42,13 @@ import type { AnyValue, DecodedTraces, KeyValue, Resource, Scope, Span, SpanEven
 /** Node's un-prefixed Buffer slice methods: they skip `toString`'s argument juggling. */
 interface FastSlices {
   utf8Slice(start: number, end: number): string;
+  latin1Slice(start: number, end: number): string;
   base64Slice(start: number, end: number): string;
 }
 type TextBuffer = Buffer & FastSlices;
 const hasFastSlices =
   typeof (Buffer.prototype as Partial<FastSlices>).utf8Slice === 'function' &&
+  typeof (Buffer.prototype as Partial<FastSlices>).latin1Slice === 'function' &&
   typeof (Buffer.prototype as Partial<FastSlices>).base64Slice === 'function';
 
 /** Byte -> two lowercase hex digits; concatenating these beat Buffer's hex slice for 8/16 bytes. */
@@ -184,17 +186,43 @@ function lengthEnd(r: Reader, end: number): number {
   return r.pos + len;
 }
 
+/**
+ * Recently decoded ASCII strings, direct-mapped by a hash of their bytes. Attribute keys, span and
+ * event names and many values repeat in every request: a hit costs a hash and a compare instead
+ * of a native call and a new string, and equal strings end up shared.
+ */
+const CACHE_BITS = 12;
+const CACHE_MASK = (1 << CACHE_BITS) - 1;
+const CACHE_MAX_LEN = 64;
+const cache: string[] = new Array<string>(1 << CACHE_BITS).fill('');
+
 function utf8(r: Reader, start: number, end: number): string {
-  if (end - start < SHORT_STRING) {
+  const n = end - start;
+  if (n <= CACHE_MAX_LEN) {
     const buf = r.buf;
-    let s = '';
-    let i = start;
-    for (; i < end; i++) {
+    let h = n;
+    let high = 0;
+    for (let i = start; i < end; i++) {
       const c = buf[i]!;
-      if (c >= 0x80) break;
-      s += String.fromCharCode(c);
+      high |= c;
+      h = Math.imul(h ^ c, 0x01000193);
     }
-    if (i === end) return s;
+    if (high < 0x80) {
+      const slot = (h ^ (h >>> CACHE_BITS)) & CACHE_MASK;
+      const hit = cache[slot]!;
+      if (hit.length === n) {
+        let i = 0;
+        while (i < n && hit.charCodeAt(i) === buf[start + i]) i++;
+        if (i === n) return hit;
+      }
+      let s: string;
+      if (n < SHORT_STRING) {
+        s = '';
+        for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!);
+      } else s = hasFastSlices ? r.text.latin1Slice(start, end) : r.text.toString('latin1', start, end);
+      cache[slot] = s;
+      return s;
+    }
   }
   return hasFastSlices ? r.text.utf8Slice(start, end) : r.text.toString('utf8', start, end);
 }
@@ -389,6 +417,7 @@ function decodeSpan(r: Reader, end: number, resource: Resource, scope: Scope, ou
   let droppedLinksCount = 0;
   const status = { code: 0, message: '' };
   let problem = '';
+  let linkIndex = 0;
   while (r.pos < end) {
     const tagAt = r.pos;
     const tag = varint32(r, end);
@@ -458,8 +487,9 @@ function decodeSpan(r: Reader, end: number, resource: Resource, scope: Scope, ou
         if (wt !== 2) wrongWireType('Span.links (13)', wt, 2, tagAt);
         const link = decodeLink(r, lengthEnd(r, end));
         if (typeof link === 'string') {
-          if (!problem) problem = `link ${links.length} ${link}`;
+          if (!problem) problem = `link ${linkIndex} ${link}`;
         } else links.push(link);
+        linkIndex++;
         break;
       }
       case 14:

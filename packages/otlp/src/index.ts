@@ -5,3 +5,6 @@ export type {
 } from './model.js';
 export { encodeTracesJson } from './encode-json.js';
 export type { ExportTraceServiceRequestJson } from './encode-json.js';
+export { decodeTraceRequest } from './decode-protobuf.js';
+export { decodeTraceRequestJson } from './decode-json.js';
+export { encodeTraceRequest, encodeTraceResponse, encodeRpcStatus } from './encode-protobuf.js';

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RequestTree } from '@kube-correlate/correlator';
 import { TraceStore } from '@kube-correlate/store';
-import { CliError, EXIT } from '../errors.js';
+import { CliError, EXIT, fetchFailure } from '../errors.js';
 import { renderTree } from '../render.js';
 
 export const DEFAULT_QUERY_ENDPOINT = 'http://127.0.0.1:4320';
@@ -48,8 +48,7 @@ async function fetchTree(endpoint: string, path: string): Promise<RequestTree | 
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    throw new CliError(`cannot reach the query API at ${url.origin}: ${cause} (is \`correlate start\` running? or read a store directly with --data <dir>)`);
+    throw new CliError(`cannot reach the query API at ${url.origin}: ${fetchFailure(err)} (is \`correlate start\` running? or read a store directly with --data <dir>)`);
   }
   if (res.status === 404) return undefined;
   const body = (await res.json().catch(() => ({}))) as { error?: string };

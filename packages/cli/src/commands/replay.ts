@@ -1,7 +1,7 @@
 import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { SingleBar, Presets } from 'cli-progress';
-import { CliError } from '../errors.js';
+import { CliError, fetchFailure } from '../errors.js';
 
 export interface ReplayOptions {
   otlp?: string;
@@ -112,8 +112,7 @@ async function post(url: URL, body: string, where: string, log: (l: string) => v
     try {
       res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(30_000) });
     } catch (err) {
-      const code = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new CliError(`cannot reach ${url.origin}: ${code} (is \`correlate start\` running?)`);
+      throw new CliError(`cannot reach ${url.origin}: ${fetchFailure(err)} (is \`correlate start\` running?)`);
     }
     const text = await res.text();
     if (res.ok) {

@@ -130,34 +130,41 @@ function status(code: grpc.status, details: string, metadata = new grpc.Metadata
  *  - two messages on a unary call -> INVALID_ARGUMENT;
  *  - message over the size limit: RESOURCE_EXHAUSTED, kept;
  *  - undecompressable grpc-encoding payload: INTERNAL -> INVALID_ARGUMENT.
+ *
+ * The over-size answer is sent by grpc-js's own call object straight from its frame decoder,
+ * bypassing interceptor responders; so the hook wraps `sendStatus` of the call the interceptor is
+ * given, which every status of the call goes through. The bad-input end-to-end test fails if a
+ * grpc-js upgrade changes that.
  */
+type StatusObject = Parameters<grpc.ServerInterceptingCallInterface['sendStatus']>[0];
+
 function statusInterceptor(receiver: string, metrics: PipelineMetrics): grpc.ServerInterceptor {
-  return (_method, call) =>
-    new grpc.ServerInterceptingCall(
-      call,
-      new grpc.ResponderBuilder()
-        .withSendStatus((st, next) => {
-          const details = st.details ?? '';
-          let reason: string | undefined;
-          let out = st;
-          if (st.code === grpc.status.UNIMPLEMENTED && details.startsWith('Received no request message')) {
-            reason = 'truncated_frame';
-            out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: 'truncated gRPC message: the stream ended before one complete length-prefixed ExportTraceServiceRequest arrived' };
-          } else if (st.code === grpc.status.UNIMPLEMENTED && details.startsWith('Received a second request message')) {
-            reason = 'extra_message';
-            out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: 'Export is a unary call: send exactly one ExportTraceServiceRequest per call' };
-          } else if (st.code === grpc.status.RESOURCE_EXHAUSTED && /larger than max/i.test(details)) {
-            reason = 'too_large';
-          } else if (st.code === grpc.status.INTERNAL && /decompress|compress|encoding/i.test(details)) {
-            reason = 'bad_compression';
-            out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: `cannot decompress request: ${details}` };
-          }
-          if (reason) {
-            metrics.receiverRefused.inc({ receiver, reason });
-            metrics.receiverRequests.inc({ receiver, outcome: 'refused' });
-          }
-          next(out);
-        })
-        .build(),
-    );
+  return (_method, call) => {
+    const send = call.sendStatus.bind(call);
+    call.sendStatus = (st: StatusObject) => send(mapTransportStatus(st, receiver, metrics));
+    return new grpc.ServerInterceptingCall(call);
+  };
+}
+
+function mapTransportStatus(st: StatusObject, receiver: string, metrics: PipelineMetrics): StatusObject {
+  const details = st.details ?? '';
+  let reason: string | undefined;
+  let out = st;
+  if (st.code === grpc.status.UNIMPLEMENTED && details.startsWith('Received no request message')) {
+    reason = 'truncated_frame';
+    out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: 'truncated gRPC message: the stream ended before one complete length-prefixed ExportTraceServiceRequest arrived' };
+  } else if (st.code === grpc.status.UNIMPLEMENTED && details.startsWith('Received a second request message')) {
+    reason = 'extra_message';
+    out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: 'Export is a unary call: send exactly one ExportTraceServiceRequest per call' };
+  } else if (st.code === grpc.status.RESOURCE_EXHAUSTED && /larger than max/i.test(details)) {
+    reason = 'too_large';
+  } else if (st.code === grpc.status.INTERNAL && /decompress|compress|encoding/i.test(details)) {
+    reason = 'bad_compression';
+    out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: `cannot decompress request: ${details}` };
+  }
+  if (reason) {
+    metrics.receiverRefused.inc({ receiver, reason });
+    metrics.receiverRequests.inc({ receiver, outcome: 'refused' });
+  }
+  return out;
 }

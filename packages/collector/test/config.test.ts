@@ -1,0 +1,89 @@
+import { readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { ConfigError, loadConfigFile, parseConfig, parseDuration, substituteEnv } from '../src/index.js';
+
+const configDir = fileURLToPath(new URL('../../../../collector-config/', import.meta.url));
+
+const minimal = (extra = '') => `
+receivers:
+  otlp:
+    protocols:
+      grpc:
+  k8saudit:
+exporters:
+  correlator:
+extensions:
+  store:
+service:
+  extensions: [store]
+  pipelines:
+    traces: { receivers: [otlp], exporters: [correlator] }
+    logs: { receivers: [k8saudit], exporters: [correlator] }
+${extra}`;
+
+test('every shipped config in collector-config/ loads', () => {
+  const files = readdirSync(configDir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(files.includes('embedded.yaml'));
+  for (const f of files) loadConfigFile(configDir + f, {});
+});
+
+test('embedded.yaml gives the default ports and store', () => {
+  const c = loadConfigFile(configDir + 'embedded.yaml', {});
+  const otlp = c.receivers.find((r) => r.type === 'otlp');
+  assert.ok(otlp && otlp.type === 'otlp');
+  assert.is(otlp.config.protocols.grpc?.endpoint, '127.0.0.1:4317');
+  assert.is(otlp.config.protocols.grpc?.max_recv_msg_size_mib, 4);
+  assert.is(otlp.config.protocols.http?.endpoint, '127.0.0.1:4318');
+  assert.is(otlp.config.protocols.http?.max_request_body_size, 20 * 1024 * 1024);
+  const audit = c.receivers.find((r) => r.type === 'k8saudit');
+  assert.is(audit?.type === 'k8saudit' && audit.config.endpoint, '127.0.0.1:4319');
+  assert.equal(c.store, { directory: './data', endpoint: '127.0.0.1:4320' });
+  assert.is(c.correlator?.settle_after, '5s');
+});
+
+test('defaults fill what a minimal config leaves out; http is off unless listed', () => {
+  const c = parseConfig(minimal(), 'mem.yaml', {});
+  const otlp = c.receivers[0]!;
+  assert.ok(otlp.type === 'otlp');
+  assert.is(otlp.config.protocols.grpc?.endpoint, '127.0.0.1:4317');
+  assert.is(otlp.config.protocols.http, undefined);
+});
+
+test('unknown keys are errors naming the key and the file', () => {
+  const bad = minimal().replace('      grpc:\n', '      grpc:\n        endpiont: 1.2.3.4:1\n');
+  assert.throws(() => parseConfig(bad, 'my.yaml', {}), (e: Error) => e instanceof ConfigError && e.message === 'my.yaml: receivers.otlp.protocols.grpc.endpiont: unknown key');
+  assert.throws(() => parseConfig(minimal('bogus: 1'), 'my.yaml', {}), /my\.yaml: bogus: unknown key/);
+});
+
+test('bad values name the key and what was expected', () => {
+  assert.throws(() => parseConfig(minimal().replace('  correlator:\n', '  correlator:\n    settle_after: soon\n'), 'c.yaml', {}), /c\.yaml: exporters\.correlator\.settle_after: expected a duration/);
+  assert.throws(() => parseConfig(minimal().replace('  k8saudit:\n', '  k8saudit:\n    endpoint: nope\n'), 'c.yaml', {}), /receivers\.k8saudit\.endpoint: expected host:port/);
+  assert.throws(() => parseConfig(minimal().replace('[otlp]', '[otlp/missing]'), 'c.yaml', {}), /service\.pipelines\.traces\.receivers\[0\]: receiver "otlp\/missing" is not defined/);
+  assert.throws(() => parseConfig(minimal().replace('receivers: [k8saudit]', 'receivers: [otlp]'), 'c.yaml', {}), /receiver "otlp" produces traces, not logs/);
+  assert.throws(() => parseConfig(minimal().replace('  otlp:', '  zipkin:').replace('[otlp]', '[zipkin]'), 'c.yaml', {}), /unknown receiver type "zipkin"/);
+  assert.throws(() => parseConfig(minimal().replace('  extensions: [store]\n', ''), 'c.yaml', {}), /add a store extension/);
+  assert.throws(() => parseConfig('receivers: [', 'c.yaml', {}), /c\.yaml: invalid YAML/);
+});
+
+test('named components type/name', () => {
+  const c = parseConfig(minimal().replace('  k8saudit:\n', '  k8saudit/cluster-a:\n    endpoint: 0.0.0.0:9000\n').replace('[k8saudit]', '[k8saudit/cluster-a]'), 'c.yaml', {});
+  assert.equal(c.receivers.map((r) => r.name), ['otlp', 'k8saudit/cluster-a']);
+});
+
+test('${env:NAME} substitution, with defaults, and a clear error when unset', () => {
+  assert.is(substituteEnv('a ${env:X} b ${env:Y:-dflt}', { X: '1' }, 'f'), 'a 1 b dflt');
+  assert.throws(() => substituteEnv('${env:KAFKA_BROKERS}', {}, 'k.yaml'), /k\.yaml: environment variable KAFKA_BROKERS is not set/);
+  const c = parseConfig(minimal().replace('  store:\n', '  store:\n    directory: ${env:DIR}\n'), 'c.yaml', { DIR: '/var/lib/kc' });
+  assert.is(c.store?.directory, '/var/lib/kc');
+});
+
+test('durations', () => {
+  assert.is(parseDuration('250ms'), 250);
+  assert.is(parseDuration('5s'), 5000);
+  assert.is(parseDuration('1.5m'), 90000);
+  assert.throws(() => parseDuration('5'), /not a duration/);
+});
+
+test.run();

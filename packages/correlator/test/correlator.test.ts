@@ -1,0 +1,158 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { PipelineMetrics } from '@kube-correlate/telemetry';
+import { Correlator, type CorrelatorOutput } from '../src/index.js';
+import { auditEvent, makeSpan, traceIdOf as tid } from '@kube-correlate/fixtures';
+
+function setup(opts: Partial<ConstructorParameters<typeof Correlator>[0]> = {}) {
+  let now = 0;
+  const outputs: CorrelatorOutput[] = [];
+  const metrics = new PipelineMetrics();
+  const c = new Correlator({ sink: { write: async (o) => void outputs.push(o) }, settleAfterMs: 1000, pendingAuditTtlMs: 5000, metrics, now: () => now, ...opts });
+  return { c, outputs, metrics, advance: (ms: number) => (now += ms), all: () => ({ traces: outputs.flatMap((o) => o.traces), unjoined: outputs.flatMap((o) => o.unjoinedAuditEvents) }) };
+}
+
+const counter = async (m: PipelineMetrics, name: string, labels: Record<string, string> = {}) => {
+  const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  const v = metric?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
+  return v?.value ?? 0;
+};
+
+test('spans then audit: one update with both, after the idle window only', async () => {
+  const { c, advance, all, metrics } = setup();
+  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'POST /api', kind: 2 }), makeSpan({ trace: 1, id: 2, parent: 1, name: 'Create', auditId: 'a1' })]);
+  c.addAuditEvents([auditEvent({ auditID: 'a1', stage: 'RequestReceived' }), auditEvent({ auditID: 'a1', stage: 'ResponseComplete' })]);
+  advance(999);
+  await c.tick();
+  assert.is(all().traces.length, 0, 'not settled before the window');
+  advance(1);
+  await c.tick();
+  const [t] = all().traces;
+  assert.ok(t);
+  assert.is(t.traceId, tid(1));
+  assert.equal(t.spans.map((s) => s.name), ['POST /api', 'Create']);
+  assert.equal(t.auditEvents.map((e) => e.stage).sort(), ['RequestReceived', 'ResponseComplete']);
+  assert.equal(t.auditIds, ['a1']);
+  assert.is(await counter(metrics, 'kube_correlate_correlator_joined_total'), 1);
+  assert.is(await counter(metrics, 'kube_correlate_correlator_settled_total', { reason: 'idle' }), 1);
+});
+
+test('audit before spans joins when the span with audit-id arrives', async () => {
+  const { c, advance, all } = setup();
+  c.addAuditEvents([auditEvent({ auditID: 'a1', stage: 'ResponseComplete' }), auditEvent({ auditID: 'a1', stage: 'RequestReceived' })]);
+  assert.is(c.stats().pendingAudits, 1);
+  advance(3000);
+  c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'Create', auditId: 'a1' })]);
+  assert.is(c.stats().pendingAudits, 0);
+  advance(1000);
+  await c.tick();
+  assert.is(all().traces[0]!.auditEvents.length, 2);
+  assert.is(all().unjoined.length, 0);
+});
+
+test('redelivered spans and audit events are dropped while buffered and counted', async () => {
+  const { c, advance, all, metrics } = setup();
+  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' }), makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' }), makeSpan({ trace: 1, id: 2, parent: 1, name: 'b', auditId: 'x' })]);
+  c.addAuditEvents([auditEvent({ auditID: 'x', stage: 'RequestReceived' }), auditEvent({ auditID: 'x', stage: 'RequestReceived' })]);
+  c.addAuditEvents([auditEvent({ auditID: 'y', stage: 'RequestReceived' }), auditEvent({ auditID: 'y', stage: 'RequestReceived' })]);
+  advance(1000);
+  await c.tick();
+  assert.is(all().traces[0]!.spans.length, 2);
+  assert.is(all().traces[0]!.auditEvents.length, 1);
+  assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'span' }), 1);
+  assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'audit_event' }), 2);
+});
+
+test('audit events whose trace never comes are stored unjoined after their TTL', async () => {
+  const { c, advance, all } = setup();
+  c.addAuditEvents([auditEvent({ auditID: 'lonely', stage: 'RequestReceived' })]);
+  advance(4999);
+  await c.tick();
+  assert.is(all().unjoined.length, 0);
+  advance(1);
+  await c.tick();
+  assert.equal(all().unjoined.map((e) => e.auditID), ['lonely']);
+});
+
+test('a late audit event reopens its settled trace as a new update', async () => {
+  const { c, advance, all } = setup();
+  c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'Create', auditId: 'a1' })]);
+  advance(1000);
+  await c.tick();
+  assert.is(all().traces.length, 1);
+  c.addAuditEvents([auditEvent({ auditID: 'a1', stage: 'ResponseComplete' })]);
+  assert.is(c.stats().pendingAudits, 0, 'joined through the auditID index, not left pending');
+  advance(1000);
+  await c.tick();
+  const late = all().traces[1]!;
+  assert.is(late.traceId, tid(1));
+  assert.is(late.spans.length, 0);
+  assert.equal(late.auditIds, ['a1']);
+  assert.is(late.auditEvents[0]!.stage, 'ResponseComplete');
+});
+
+test('cap on traces in flight flushes the least recently updated trace early, losing nothing', async () => {
+  const { c, all, metrics } = setup({ maxTracesInFlight: 2 });
+  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'one' })]);
+  c.addSpans([makeSpan({ trace: 2, id: 1, parent: 0, name: 'two' })]);
+  c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'one-b' })]); // trace 1 is now the most recent
+  c.addSpans([makeSpan({ trace: 3, id: 1, parent: 0, name: 'three' })]);
+  assert.is(c.stats().tracesInFlight, 2);
+  await c.flush();
+  assert.equal(all().traces.map((t) => [t.traceId, t.reason]), [[tid(2), 'max_traces']]);
+  assert.is(await counter(metrics, 'kube_correlate_correlator_evicted_total', { reason: 'max_traces' }), 1);
+  await c.stop();
+  assert.is(all().traces.reduce((n, t) => n + t.spans.length, 0), 4, 'every span reached the sink');
+});
+
+test('cap on spans per trace splits the trace into updates', async () => {
+  const { c, all, metrics } = setup({ maxSpansPerTrace: 3 });
+  c.addSpans([1, 2, 3, 4, 5, 6, 7].map((i) => makeSpan({ trace: 1, id: i, parent: i === 1 ? 0 : 1, name: `s${i}` })));
+  assert.ok(c.stats().spansInFlight <= 3);
+  await c.stop();
+  const ids = all().traces.flatMap((t) => t.spans.map((s) => s.spanId));
+  assert.is(ids.length, 7);
+  assert.is(new Set(ids).size, 7);
+  assert.is(await counter(metrics, 'kube_correlate_correlator_evicted_total', { reason: 'max_spans' }), 2);
+});
+
+test('cap on pending audits stores the oldest unjoined', async () => {
+  const { c, all } = setup({ maxPendingAudits: 2 });
+  c.addAuditEvents([auditEvent({ auditID: 'p1', stage: 'RequestReceived' }), auditEvent({ auditID: 'p2', stage: 'RequestReceived' }), auditEvent({ auditID: 'p3', stage: 'RequestReceived' })]);
+  await c.flush();
+  assert.equal(all().unjoined.map((e) => e.auditID), ['p1']);
+  assert.is(c.stats().pendingAudits, 2);
+});
+
+test('stop settles everything in flight, is safe twice and without start', async () => {
+  const { c, all } = setup();
+  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' }), makeSpan({ trace: 2, id: 1, parent: 0, name: 'b' })]);
+  c.addAuditEvents([auditEvent({ auditID: 'q', stage: 'RequestReceived' })]);
+  await c.stop();
+  await c.stop();
+  assert.is(all().traces.length, 2);
+  assert.ok(all().traces.every((t) => t.reason === 'shutdown'));
+  assert.is(all().unjoined.length, 1);
+  assert.equal(c.stats(), { tracesInFlight: 0, spansInFlight: 0, pendingAudits: 0, auditIndex: 0 });
+});
+
+test('a failing sink rejects flush, keeps the output and writes it with the next flush', async () => {
+  let fail = true;
+  const written: CorrelatorOutput[] = [];
+  const c = new Correlator({ sink: { write: async (o) => { if (fail) throw new Error('disk full'); written.push(o); } }, settleAfterMs: 1, now: () => now });
+  let now = 10;
+  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' })]);
+  now = 20;
+  await c.tick().then(() => assert.unreachable('should reject'), (e: Error) => assert.match(e.message, 'disk full'));
+  fail = false;
+  c.addSpans([makeSpan({ trace: 2, id: 1, parent: 0, name: 'b' })]);
+  await c.stop();
+  assert.is(written.length, 1);
+  assert.equal(written[0]!.traces.map((t) => t.traceId), [tid(1), tid(2)]);
+});
+
+test('invalid options are refused with the option name', () => {
+  assert.throws(() => new Correlator({ sink: { write: async () => {} }, settleAfterMs: 0 }), /settleAfterMs/);
+});
+
+test.run();

@@ -1,0 +1,107 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { TraceUpdate } from '@kube-correlate/correlator';
+import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
+import { createQueryApi, TraceStore } from '../src/index.js';
+import { auditEvent, makeSpan, traceIdOf as tid } from '@kube-correlate/fixtures';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'kc-store-'));
+  dirs.push(d);
+  return d;
+};
+test.after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+const update = (traceId: string, spans: TraceUpdate['spans'], auditEvents: TraceUpdate['auditEvents'] = [], auditIds: string[] = []): TraceUpdate => ({ traceId, spans, auditEvents, auditIds, reason: 'idle' });
+const spans = [makeSpan({ trace: 1, id: 1, parent: 0, name: 'POST /x', kind: 2, duration: 9000 }), makeSpan({ trace: 1, id: 2, parent: 1, name: 'Create', auditId: 'a1' })];
+
+test('stores a trace and builds its tree on read; survives close and reopen', () => {
+  const dir = tmp();
+  let s = new TraceStore({ dir });
+  s.writeSync({ traces: [update(tid(1), spans, [auditEvent({ auditID: 'a1', stage: 'ResponseComplete' })], ['a1'])], unjoinedAuditEvents: [] });
+  s.close();
+  s.close(); // safe twice
+  s = new TraceStore({ dir });
+  const t = s.getTrace(tid(1));
+  assert.ok(t);
+  assert.is(t.root.name, 'POST /x');
+  assert.is(t.root.audit?.code, 201);
+  assert.is(s.getTrace(tid(2)), undefined);
+  s.close();
+  const ro = new TraceStore({ dir, readonly: true });
+  assert.is(ro.getByAuditId('a1')?.traceId, tid(1));
+  ro.close();
+});
+
+test('split and redelivered updates merge to the same tree; duplicates are counted', async () => {
+  const metrics = new PipelineMetrics();
+  const a = new TraceStore({ dir: tmp(), metrics });
+  a.writeSync({ traces: [update(tid(1), [spans[1]!], [], ['a1'])], unjoinedAuditEvents: [auditEvent({ auditID: 'a1', stage: 'RequestReceived' })] });
+  a.writeSync({ traces: [update(tid(1), [spans[0]!, spans[1]!])], unjoinedAuditEvents: [] });
+  a.writeSync({ traces: [update(tid(1), [], [auditEvent({ auditID: 'a1', stage: 'ResponseComplete' }), auditEvent({ auditID: 'a1', stage: 'RequestReceived' })], ['a1'])], unjoinedAuditEvents: [] });
+  const b = new TraceStore({ dir: tmp() });
+  b.writeSync({ traces: [update(tid(1), spans, [auditEvent({ auditID: 'a1', stage: 'RequestReceived' }), auditEvent({ auditID: 'a1', stage: 'ResponseComplete' })], ['a1'])], unjoinedAuditEvents: [] });
+  assert.equal(a.getTrace(tid(1)), b.getTrace(tid(1)));
+  assert.equal(a.counts(), { traces: 1, spans: 2, auditEvents: 2 });
+  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === 'kube_correlate_store_rows_total')!;
+  const v = (table: string, outcome: string) => m.values.find((x) => x.labels.table === table && x.labels.outcome === outcome)?.value;
+  assert.is(v('spans', 'duplicate'), 1);
+  assert.is(v('audit_events', 'duplicate'), 1);
+  a.close();
+  b.close();
+});
+
+test('an audit request without spans is found by auditID as a one-node tree', () => {
+  const s = new TraceStore({ dir: tmp() });
+  s.writeSync({ traces: [], unjoinedAuditEvents: [auditEvent({ auditID: 'solo', stage: 'RequestReceived' }), auditEvent({ auditID: 'solo', stage: 'ResponseComplete' })] });
+  const t = s.getByAuditId('solo');
+  assert.ok(t);
+  assert.is(t.traceId, '');
+  assert.is(t.root.synthetic, true);
+  assert.is(t.root.audit?.auditID, 'solo');
+  assert.is(t.root.durationNanos, 20_000_000);
+  assert.is(s.getByAuditId('nope'), undefined);
+  s.close();
+});
+
+test('query API answers trees, 404, 400 and metrics', async () => {
+  const metrics = new PipelineMetrics();
+  const s = new TraceStore({ dir: tmp(), metrics });
+  s.writeSync({ traces: [update(tid(1), spans, [auditEvent({ auditID: 'a1', stage: 'ResponseComplete' })], ['a1'])], unjoinedAuditEvents: [] });
+  const server = createQueryApi({ store: s, metrics, logger: silentLogger() });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  try {
+    const ok = await fetch(`${base}/api/v1/traces/${tid(1).toUpperCase()}`);
+    assert.is(ok.status, 200);
+    assert.is(((await ok.json()) as { root: { name: string } }).root.name, 'POST /x');
+    assert.is((await fetch(`${base}/api/v1/traces/${tid(5)}`)).status, 404);
+    const bad = await fetch(`${base}/api/v1/traces/xyz`);
+    assert.is(bad.status, 400);
+    assert.match(((await bad.json()) as { error: string }).error, '32 hex');
+    assert.is((await fetch(`${base}/api/v1/audit/a1`)).status, 200);
+    const list = (await (await fetch(`${base}/api/v1/traces?limit=5`)).json()) as { traces: Array<{ traceId: string }> };
+    assert.equal(list.traces.map((t) => t.traceId), [tid(1)]);
+    assert.is((await fetch(`${base}/api/v1/traces?limit=0`)).status, 400);
+    assert.is((await fetch(`${base}/api/v1/traces/${tid(1)}`, { method: 'DELETE' })).status, 405);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.match(text, /kube_correlate_query_requests_total\{route="trace",code="200"\} 1/);
+  } finally {
+    server.close();
+    s.close();
+  }
+});
+
+test('a store written by a newer schema is refused with a clear message', () => {
+  const dir = tmp();
+  const s = new TraceStore({ dir });
+  (s as unknown as { db: { pragma(x: string): void } }).db.pragma('user_version = 99');
+  s.close();
+  assert.throws(() => new TraceStore({ dir }), /schema version 99 is newer/);
+});
+
+test.run();
