@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, Pipeline } from '@kube-correlate/collector';
 import type { RequestTree } from '@kube-correlate/correlator';
-import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
+import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(ROOT, 'packages/cli/dist/src/bin.js');
@@ -38,7 +39,7 @@ export interface TestPipeline {
 }
 
 /** The embedded pipeline in this process, on OS-chosen loopback ports, with a fresh store. */
-export async function startPipeline(opts: { settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditLog?: string[]; dataDir?: string } = {}): Promise<TestPipeline> {
+export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string } = {}): Promise<TestPipeline> {
   const tmp = opts.dataDir ? undefined : tempDir();
   const dataDir = opts.dataDir ?? tmp!.dir;
   const yaml = `
@@ -48,7 +49,7 @@ receivers:
       grpc: { endpoint: "127.0.0.1:0", max_recv_msg_size_mib: ${opts.grpcMaxMiB ?? 4} }
       http: { endpoint: "127.0.0.1:0", max_request_body_size: ${opts.httpMaxBytes ?? 20 * 1024 * 1024} }
   k8saudit: { endpoint: "127.0.0.1:0" }
-${opts.auditLog ? `  auditlog: { include: ${JSON.stringify(opts.auditLog)}, follow: false }` : ''}
+${opts.auditLog ? `  auditlog: { include: ${JSON.stringify(opts.auditLog)}, follow: ${opts.followAuditLog ?? false}, poll_interval: 50ms }` : ''}
 exporters:
   correlator: { settle_after: "${opts.settleAfter ?? '200ms'}", pending_audit_ttl: "${opts.pendingAuditTtl ?? '30s'}" }
 extensions:
@@ -60,7 +61,8 @@ service:
     logs: { receivers: [k8saudit${opts.auditLog ? ', auditlog' : ''}], exporters: [correlator] }
 `;
   const metrics = new PipelineMetrics();
-  const pipeline = new Pipeline({ config: parseConfig(yaml, 'test.yaml', {}), metrics, logger: silentLogger() });
+  const logger = opts.logs ? createLogger({ level: 'info', destination: new Writable({ write(chunk: Buffer, _enc, cb) { opts.logs!.push(chunk.toString()); cb(); } }) }) : silentLogger();
+  const pipeline = new Pipeline({ config: parseConfig(yaml, 'test.yaml', {}), metrics, logger });
   await pipeline.start();
   const a = pipeline.addresses;
   return {

@@ -262,12 +262,16 @@ test('after stop() the process exits by itself (no timers or handles left)', asy
     const script = `
       const { AuditLogFollower } = await import(${JSON.stringify(moduleUrl)});
       const seen = [];
-      const opts = { path: ${JSON.stringify(path)}, pollIntervalMs: 10, onEvent: (e) => { seen.push(e.auditID); }, onError: () => {} };
+      let firstDelivery;
+      const delivering = new Promise((r) => (firstDelivery = r));
+      // A slow consumer, so that stop() comes while a poll is delivering.
+      const onEvent = async (e) => { firstDelivery(); await new Promise((r) => setTimeout(r, 20)); seen.push(e.auditID); };
+      const opts = { path: ${JSON.stringify(path)}, pollIntervalMs: 10, onEvent, onError: () => {} };
       const a = new AuditLogFollower({ ...opts, startAt: 'beginning' });
       const b = new AuditLogFollower({ ...opts, path: ${JSON.stringify(join(dir, 'missing.log'))}, startAt: 'end' });
       await a.start();
       await b.start();
-      while (seen.length < 2) await new Promise((r) => setTimeout(r, 5));
+      await delivering;
       await Promise.all([a.stop(), a.stop(), b.stop()]);
       await b.stop();
       await new AuditLogFollower({ ...opts, startAt: 'end' }).stop();

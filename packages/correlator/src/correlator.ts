@@ -1,4 +1,4 @@
-import type { AuditEvent } from '@kube-correlate/audit';
+import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 
@@ -8,7 +8,9 @@ import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/tele
  *  - any span carrying the `audit-id` attribute names the audit request it belongs to; its trace
  *    is the audit request's trace (kube-apiserver puts `audit-id` on handler and storage spans
  *    always, on the server span from 1.34 on);
- *  - audit events are identified by (auditID, stage); all stages of one auditID join the trace;
+ *  - audit events are identified by (auditID, stage); all stages of one auditID join the trace.
+ *    Spans carry the auditID's first 64 bytes (kube-apiserver truncates it), so events are joined
+ *    on that form;
  *  - a trace settles when nothing arrived for it during `settleAfterMs`; later spans or events
  *    reopen it as a new update, and the sink merges updates by the same keys, so settling early
  *    (caps, shutdown) never loses data, it only splits it.
@@ -143,22 +145,21 @@ export class Correlator {
   addAuditEvents(events: readonly AuditEvent[]): void {
     const now = this.now();
     for (const event of events) {
-      const traceId = this.auditIndex.get(event.auditID);
+      const joinId = auditIDForSpans(event.auditID);
+      const traceId = this.auditIndex.get(joinId);
       if (traceId !== undefined) {
+        // When the trace settled earlier this event is late: the trace reopens with the auditID,
+        // so the sink merges the event into the stored tree.
         const trace = this.touch(traceId, now);
-        if (!trace.auditIds.has(event.auditID)) {
-          // The trace settled earlier and this event is late: reopen it with the auditID so the
-          // sink can merge the event into the stored tree.
-          trace.auditIds.add(event.auditID);
-        }
+        trace.auditIds.add(joinId);
         this.addAuditToTrace(trace, event);
         continue;
       }
-      let p = this.pending.get(event.auditID);
-      if (p) this.pending.delete(event.auditID);
+      let p = this.pending.get(joinId);
+      if (p) this.pending.delete(joinId);
       else p = { events: new Map(), lastUpdate: now };
       p.lastUpdate = now;
-      this.pending.set(event.auditID, p);
+      this.pending.set(joinId, p);
       const key = auditKey(event);
       if (p.events.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
       else p.events.set(key, event);

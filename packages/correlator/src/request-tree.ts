@@ -1,4 +1,4 @@
-import { summarizeAudit, type AuditEvent, type AuditSummary } from '@kube-correlate/audit';
+import { auditIDForSpans, summarizeAudit, type AuditEvent, type AuditSummary } from '@kube-correlate/audit';
 import { attrString, plainAttributes, serviceName, SpanKind, type Span } from '@kube-correlate/otlp';
 
 /**
@@ -91,9 +91,10 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
   // Attach each auditID's merged stages to the node that stands for its request.
   const eventsById = new Map<string, AuditEvent[]>();
   for (const e of auditEvents) {
-    const list = eventsById.get(e.auditID);
+    const id = auditIDForSpans(e.auditID); // the form spans carry
+    const list = eventsById.get(id);
     if (list) list.push(e);
-    else eventsById.set(e.auditID, [e]);
+    else eventsById.set(id, [e]);
   }
   const auditIds: string[] = [];
   for (const s of byId.values()) {

@@ -155,4 +155,16 @@ test('invalid options are refused with the option name', () => {
   assert.throws(() => new Correlator({ sink: { write: async () => {} }, settleAfterMs: 0 }), /settleAfterMs/);
 });
 
+test('an auditID longer than 64 bytes joins the span carrying its truncated form', async () => {
+  const long = 'client-chosen-' + 'x'.repeat(90);
+  const { c, advance, all } = setup();
+  c.addAuditEvents([auditEvent({ auditID: long, stage: 'RequestReceived' })]);
+  c.addSpans([makeSpan({ trace: 1, id: 2, name: 'Create', auditId: long.slice(0, 64) })]);
+  c.addAuditEvents([auditEvent({ auditID: long, stage: 'ResponseComplete' })]);
+  advance(1000);
+  await c.tick();
+  assert.is(all().traces[0]!.auditEvents.length, 2);
+  assert.is(all().unjoined.length, 0);
+});
+
 test.run();

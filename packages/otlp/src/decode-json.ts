@@ -147,6 +147,12 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
   const p = new Path();
   const root = objectAt(p, body);
   const out: DecodedTraces = { spans: [], rejected: [] };
+  // Unknown fields are skipped, but a body with no resourceSpans and only other keys is some other
+  // document (an audit EventList, a Jaeger trace): refuse it rather than accept it as empty.
+  const keys = Object.keys(root);
+  if (!('resourceSpans' in root) && !('resource_spans' in root) && keys.length > 0) {
+    throw new OtlpDecodeError(`expected an ExportTraceServiceRequest with "resourceSpans", got an object with ${keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 5 ? ', ...' : ''}`);
+  }
   const resourceSpans = arrayField(p, root, 'resourceSpans', 'resource_spans');
   p.push('resourceSpans');
   let index = 0;

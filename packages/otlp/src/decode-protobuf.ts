@@ -39,7 +39,10 @@
 import { OtlpDecodeError } from './model.js';
 import type { AnyValue, DecodedTraces, KeyValue, Resource, Scope, Span, SpanEvent, SpanLink } from './model.js';
 
-/** Node's un-prefixed Buffer slice methods: they skip `toString`'s argument juggling. */
+/**
+ * Node's un-prefixed Buffer slice methods: they skip `toString`'s argument checks. Measured on
+ * 4..80-byte strings: utf8Slice ~1.3x faster than toString('utf8'), ~1.5x faster than TextDecoder.
+ */
 interface FastSlices {
   utf8Slice(start: number, end: number): string;
   latin1Slice(start: number, end: number): string;
@@ -181,6 +184,12 @@ function fixed32(r: Reader, end: number, tagAt: number): number {
 function lengthEnd(r: Reader, end: number): number {
   const at = r.pos;
   const len = varint32(r, end);
+  // varint32 keeps the low 32 bits; a longer length must not wrap around to a small one.
+  if (r.pos - at >= 5) {
+    for (let i = at + 4; i < r.pos; i++) {
+      if ((r.buf[i]! & 0x7f) > (i === at + 4 ? 0x0f : 0)) fail('length does not fit in 32 bits', at);
+    }
+  }
   const left = end - r.pos;
   if (len > left) fail(`length ${len} runs past the end of the enclosing message (${left} bytes left)`, at);
   return r.pos + len;

@@ -207,6 +207,8 @@ test('wrong shapes throw with the JSON path', () => {
   throwsJson([], 'request body: expected an object');
   throwsJson('{}', 'request body: expected an object');
   throwsJson({ resourceSpans: {} }, 'resourceSpans: expected an array');
+  // A document of another kind is not an empty request.
+  throwsJson({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [] }, 'expected an ExportTraceServiceRequest with "resourceSpans", got an object with "kind", "apiVersion", "items"');
   throwsJson({ resourceSpans: [1] }, 'resourceSpans[0]: expected an object');
   throwsJson({ resourceSpans: [{ scopeSpans: [{}, { spans: {} }] }] }, 'resourceSpans[0].scopeSpans[1].spans: expected an array');
   throwsJson({ resourceSpans: [{ resource: [] }] }, 'resourceSpans[0].resource: expected an object');

@@ -240,6 +240,13 @@ test('length past the end throws with the offset of the length', () => {
   throwsDecode(nested, /length 5 runs past the end of the enclosing message \(2 bytes left\) at byte offset 3$/);
 });
 
+test('a length above 32 bits throws instead of wrapping around', () => {
+  throwsDecode(cat(tag(1, 2), varint(2 ** 32)), /^length does not fit in 32 bits at byte offset 1$/);
+  throwsDecode(cat(tag(1, 2), varint(2n ** 63n + 1n), Uint8Array.of(0)), /^length does not fit in 32 bits at byte offset 1$/);
+  // A zero-padded (non-minimal) length is still a valid length.
+  assert.equal(decodeTraceRequest(cat(tag(1, 2), Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x00))), { spans: [], rejected: [] });
+});
+
 test('a varint of 11 bytes throws', () => {
   const bytes = cat(tag(5, 0), new Uint8Array(10).fill(0xff), Uint8Array.of(0x01));
   throwsDecode(bytes, /^varint longer than 10 bytes at byte offset 1$/);
@@ -362,6 +369,22 @@ test('edge values: negative enum, int64 extremes, bool from a wide varint, inval
     { stringValue: 'x'.repeat(300) + 'é' },
   ]);
   assert.is(span!.attributes[6]!.key, 'long string with é');
+});
+
+test('many distinct strings of equal length (string cache collisions) decode exactly', () => {
+  const keys: string[] = [];
+  const attrs: Uint8Array[] = [];
+  for (let i = 0; i < 20000; i++) {
+    const short = `k${String(i).padStart(5, '0')}`; // 6 bytes
+    const long = `value-${String(i * 7919).padStart(34, '0')}`; // 40 bytes
+    keys.push(short, long);
+    attrs.push(ld(9, str(1, short), ld(2, str(1, long))));
+  }
+  const bytes = ld(1, ld(2, ld(2, hexField(1, TRACE), hexField(2, SPAN), ...attrs)));
+  for (let pass = 0; pass < 2; pass++) {
+    const got = decodeTraceRequest(bytes).spans[0]!.attributes.flatMap((a) => [a.key, (a.value as { stringValue: string }).stringValue]);
+    assert.ok(got.length === keys.length && got.every((k, i) => k === keys[i]), `pass ${pass}`);
+  }
 });
 
 test('decodes from a Uint8Array view with a non-zero byteOffset', () => {

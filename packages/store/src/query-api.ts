@@ -18,8 +18,8 @@ export interface QueryApiOptions {
 }
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
-// Kubernetes truncates audit IDs to 64 characters; clients may choose any non-empty value.
-const MAX_AUDIT_ID = 64;
+// Clients may choose any Audit-ID; the store keys it by its first 64 bytes, as spans carry it.
+const MAX_AUDIT_ID = 1024;
 
 export function createQueryApi(opts: QueryApiOptions): Server {
   const { store, metrics, logger } = opts;

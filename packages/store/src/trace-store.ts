@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { auditIDForSpans, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
 import { buildRequestTree, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
@@ -123,7 +123,8 @@ export class TraceStore implements CorrelatorSink {
   }
 
   private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number }): void {
-    const r = this.stmt.insertAudit.run(e.auditID, e.stage, JSON.stringify(e));
+    // Keyed by the form spans carry (first 64 bytes), so a long client-chosen Audit-ID still joins.
+    const r = this.stmt.insertAudit.run(auditIDForSpans(e.auditID), e.stage, JSON.stringify(e));
     if (r.changes) counts.auditNew++;
     else counts.auditDup++;
   }
@@ -147,7 +148,8 @@ export class TraceStore implements CorrelatorSink {
    * The tree of the request with this auditID: its trace's tree when spans were seen, otherwise
    * (an unsampled request, or spans still to come) a one-node tree of the audit alone.
    */
-  getByAuditId(auditID: string): RequestTree | undefined {
+  getByAuditId(fullOrTruncated: string): RequestTree | undefined {
+    const auditID = auditIDForSpans(fullOrTruncated);
     const traces = (this.stmt.tracesOfAudit.all(auditID) as Array<{ trace_id: string }>).map((r) => r.trace_id);
     for (const t of traces) {
       const tree = this.getTrace(t);
@@ -182,7 +184,7 @@ export class TraceStore implements CorrelatorSink {
   }
 
   auditEvents(auditID: string): AuditEvent[] {
-    return (this.stmt.auditOf.all(auditID) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as AuditEvent);
+    return (this.stmt.auditOf.all(auditIDForSpans(auditID)) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as AuditEvent);
   }
 
   /** Most recently updated traces first. */

@@ -96,6 +96,17 @@ test('query API answers trees, 404, 400 and metrics', async () => {
   }
 });
 
+test('a long auditID is stored under its truncated form and found by either form', () => {
+  const long = 'client-chosen-' + 'y'.repeat(90);
+  const s = new TraceStore({ dir: tmp() });
+  const sp = makeSpan({ trace: 3, id: 1, name: 'POST /x', kind: 2, auditId: long.slice(0, 64) });
+  s.writeSync({ traces: [update(tid(3), [sp], [], [long.slice(0, 64)])], unjoinedAuditEvents: [auditEvent({ auditID: long, stage: 'ResponseComplete' })] });
+  assert.is(s.getTrace(tid(3))?.root.audit?.auditID, long, 'the audit keeps the full ID');
+  assert.is(s.getByAuditId(long)?.traceId, tid(3));
+  assert.is(s.getByAuditId(long.slice(0, 64))?.traceId, tid(3));
+  s.close();
+});
+
 test('a store written by a newer schema is refused with a clear message', () => {
   const dir = tmp();
   const s = new TraceStore({ dir });

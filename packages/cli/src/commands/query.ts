@@ -28,7 +28,7 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
     tree = opts.data ? withStore(opts.data, (s) => s.getTrace(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/traces/${id}`);
   } else {
     const id = opts.auditId!;
-    if (id.length > 64) throw new CliError('invalid audit id: longer than 64 characters');
+    if (id.length === 0 || id.length > 1024) throw new CliError('invalid audit id: want 1 to 1024 characters');
     what = `audit id ${id}`;
     tree = opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
   }
