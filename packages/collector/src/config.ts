@@ -27,6 +27,7 @@ export const DEFAULTS = {
   pendingAuditTtl: '30s',
   maxTracesInFlight: 50000,
   maxSpansPerTrace: 10000,
+  maxSpansInFlight: 1_000_000,
   maxPendingAudits: 50000,
   auditLogPollInterval: '250ms',
 } as const;
@@ -78,6 +79,7 @@ const correlatorExporter = z.strictObject({
   pending_audit_ttl: duration.default(DEFAULTS.pendingAuditTtl),
   max_traces_in_flight: positiveInt.default(DEFAULTS.maxTracesInFlight),
   max_spans_per_trace: positiveInt.default(DEFAULTS.maxSpansPerTrace),
+  max_spans_in_flight: positiveInt.default(DEFAULTS.maxSpansInFlight),
   max_pending_audits: positiveInt.default(DEFAULTS.maxPendingAudits),
 });
 

@@ -65,6 +65,7 @@ export class Pipeline {
           pendingAuditTtlMs: parseDuration(c.pending_audit_ttl),
           maxTracesInFlight: c.max_traces_in_flight,
           maxSpansPerTrace: c.max_spans_per_trace,
+          maxSpansInFlight: c.max_spans_in_flight,
           maxPendingAudits: c.max_pending_audits,
           metrics,
           logger: logger.child({ component: 'correlator' }),

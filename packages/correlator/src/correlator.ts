@@ -27,7 +27,7 @@ export interface TraceUpdate {
   reason: SettleReason;
 }
 
-export type SettleReason = 'idle' | 'max_traces' | 'max_spans' | 'shutdown';
+export type SettleReason = 'idle' | 'max_traces' | 'max_spans' | 'max_spans_in_flight' | 'shutdown';
 
 export interface CorrelatorOutput {
   traces: TraceUpdate[];
@@ -50,6 +50,8 @@ export interface CorrelatorOptions {
   maxTracesInFlight?: number;
   /** Cap on spans buffered for one trace; the trace is flushed early when reached. Default 10000. */
   maxSpansPerTrace?: number;
+  /** Cap on spans buffered across all traces; least recently updated traces are flushed early. Default 1000000. */
+  maxSpansInFlight?: number;
   /** Cap on audit requests waiting for their trace. Default 50000. */
   maxPendingAudits?: number;
   /** How many auditID -> trace id pairs are remembered after a trace settled, for late audit events. Default 200000. */
@@ -72,6 +74,9 @@ interface PendingAudit {
   events: Map<string, AuditEvent>;
   lastUpdate: number;
 }
+
+/** Early-settled updates waiting for the timer are written once this many pile up. */
+const OUTBOX_FLUSH_AT = 1000;
 
 const auditKey = (e: AuditEvent) => `${e.auditID}/${e.stage}`;
 
@@ -99,6 +104,7 @@ export class Correlator {
       pendingAuditTtlMs: options.pendingAuditTtlMs ?? 30000,
       maxTracesInFlight: options.maxTracesInFlight ?? 50000,
       maxSpansPerTrace: options.maxSpansPerTrace ?? 10000,
+      maxSpansInFlight: options.maxSpansInFlight ?? 1_000_000,
       maxPendingAudits: options.maxPendingAudits ?? 50000,
       auditIndexSize: options.auditIndexSize ?? 200000,
     };
@@ -280,6 +286,15 @@ export class Correlator {
       const oldest = this.traces.values().next().value as TraceBuffer;
       this.metrics.evicted.inc({ reason: 'max_traces' });
       this.settle(oldest, 'max_traces');
+    }
+    while (this.spansBuffered > this.opts.maxSpansInFlight) {
+      const oldest = this.traces.values().next().value as TraceBuffer;
+      this.metrics.evicted.inc({ reason: 'max_spans_in_flight' });
+      this.settle(oldest, 'max_spans_in_flight');
+    }
+    // Settled early data should not wait for the timer: write it now, bounded by one write at a time.
+    if (this.outbox.traces.length >= OUTBOX_FLUSH_AT) {
+      this.flush().catch((err: unknown) => this.logger.error({ err }, 'sink write failed'));
     }
   }
 

@@ -116,6 +116,17 @@ test('cap on spans per trace splits the trace into updates', async () => {
   assert.is(await counter(metrics, 'kube_correlate_correlator_evicted_total', { reason: 'max_spans' }), 2);
 });
 
+test('cap on spans across traces flushes the least recently updated traces', async () => {
+  const { c, all, metrics } = setup({ maxSpansInFlight: 4 });
+  c.addSpans([makeSpan({ trace: 1, id: 1, name: 'a' }), makeSpan({ trace: 1, id: 2, parent: 1, name: 'b' })]);
+  c.addSpans([makeSpan({ trace: 2, id: 1, name: 'c' }), makeSpan({ trace: 2, id: 2, parent: 1, name: 'd' })]);
+  c.addSpans([makeSpan({ trace: 3, id: 1, name: 'e' })]);
+  assert.equal(c.stats().spansInFlight, 3);
+  await c.flush();
+  assert.equal(all().traces.map((t) => [t.traceId, t.reason]), [[tid(1), 'max_spans_in_flight']]);
+  assert.is(await counter(metrics, 'kube_correlate_correlator_evicted_total', { reason: 'max_spans_in_flight' }), 1);
+});
+
 test('cap on pending audits stores the oldest unjoined', async () => {
   const { c, all } = setup({ maxPendingAudits: 2 });
   c.addAuditEvents([auditEvent({ auditID: 'p1', stage: 'RequestReceived' }), auditEvent({ auditID: 'p2', stage: 'RequestReceived' }), auditEvent({ auditID: 'p3', stage: 'RequestReceived' })]);
