@@ -17,7 +17,7 @@ let client: grpc.Client;
 let n = 0;
 
 test.before(async () => {
-  p = await startPipeline({ grpcMaxMiB: 1, httpMaxBytes: 256 * 1024, pendingAuditTtl: '300ms' });
+  p = await startPipeline({ grpcMaxMiB: 1, httpMaxBytes: 256 * 1024, auditMaxBytes: 64 * 1024, pendingAuditTtl: '300ms' });
   client = new grpc.Client(p.grpc, grpc.credentials.createInsecure());
 });
 test.after(async () => {
@@ -184,6 +184,27 @@ test('audit webhook: invalid JSON, wrong kind, events without auditID -> 400; go
   await waitFor('audit kept-1 stored', async () => ((await fetch(`${p.query}/api/v1/audit/kept-1`)).ok ? true : undefined));
   const next = await postJson(p.audit, eventList([auditEvent({ auditID: 'kept-2', stage: 'RequestReceived' })]));
   assert.is(next.status, 200);
+});
+
+test('audit webhook: a batch over the limit -> 413; the next batch is accepted', async () => {
+  const big = eventList(Array.from({ length: 200 }, (_, i) => auditEvent({ auditID: `big-${i}`, stage: 'RequestReceived' })));
+  const r = await postJson(p.audit, big);
+  assert.is(r.status, 413);
+  assert.match(String(r.body.error), 'larger than the limit of 65536 bytes');
+  assert.is(await refused('too_large', 'k8saudit'), 1);
+  const next = await postJson(p.audit, eventList([auditEvent({ auditID: 'after-big', stage: 'RequestReceived' })]));
+  assert.is(next.status, 200);
+});
+
+test('gRPC: a gzip-compressed export (grpc-encoding) is accepted', async () => {
+  const gz = new grpc.Client(p.grpc, grpc.credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2 });
+  const spans = goodSpans();
+  const r = await new Promise<number>((resolve) =>
+    gz.makeUnaryRequest(EXPORT_PATH, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(encodeTraceRequest(spans)), (err) => resolve(err ? err.code : 0)),
+  );
+  gz.close();
+  assert.is(r, 0);
+  await waitForTree(p.query, spans[0]!.traceId, 1, false);
 });
 
 test.run();

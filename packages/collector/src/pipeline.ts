@@ -77,8 +77,10 @@ export class Pipeline {
         this.addresses.query = await listenHttp(this.queryServer, config.store.endpoint, 'query API');
         logger.info({ endpoint: this.addresses.query }, 'query API and /metrics listening');
       }
-      const spans = this.spanConsumer();
-      const audit = this.auditConsumer();
+      const correlator = this.correlator;
+      if (config.receivers.length && !correlator) throw new Error(`${config.source}: receivers are configured but no correlator exporter receives their data`);
+      const spans: SpanConsumer = { consumeSpans: (s) => correlator!.addSpans(s) };
+      const audit: AuditConsumer = { consumeAuditEvents: (e) => correlator!.addAuditEvents(e) };
       for (const r of config.receivers) {
         const common = { name: r.name, metrics, logger: logger.child({ component: 'receiver' }) };
         if (r.type === 'otlp') {
@@ -112,14 +114,6 @@ export class Pipeline {
   private async startReceiver(r: Component): Promise<void> {
     this.receivers.push(r);
     await r.start();
-  }
-
-  private spanConsumer(): SpanConsumer {
-    return { consumeSpans: (spans) => this.correlator?.addSpans(spans) };
-  }
-
-  private auditConsumer(): AuditConsumer {
-    return { consumeAuditEvents: (events) => this.correlator?.addAuditEvents(events) };
   }
 
   /** Stops receivers, settles and stores everything in flight, closes the store. Safe twice. */

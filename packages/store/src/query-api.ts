@@ -52,7 +52,7 @@ export function createQueryApi(opts: QueryApiOptions): Server {
       let m = /^\/api\/v1\/traces\/([^/]+)$/.exec(path);
       if (m) {
         route = 'trace';
-        const id = decodeURIComponent(m[1]!).toLowerCase();
+        const id = decodePathSegment(m[1]!)?.toLowerCase() ?? '';
         if (!TRACE_ID.test(id)) return send(400, { error: `invalid trace id "${m[1]}": want 32 hex characters` });
         const tree = store.getTrace(id);
         return tree ? send(200, tree) : send(404, { error: `trace ${id} not found` });
@@ -60,7 +60,7 @@ export function createQueryApi(opts: QueryApiOptions): Server {
       m = /^\/api\/v1\/audit\/([^/]+)$/.exec(path);
       if (m) {
         route = 'audit';
-        const id = decodeURIComponent(m[1]!);
+        const id = decodePathSegment(m[1]!) ?? '';
         if (id.length === 0 || id.length > MAX_AUDIT_ID) return send(400, { error: `invalid audit id: want 1 to ${MAX_AUDIT_ID} characters` });
         const tree = store.getByAuditId(id);
         return tree ? send(200, tree) : send(404, { error: `audit id ${id} not found` });
@@ -76,3 +76,12 @@ export function createQueryApi(opts: QueryApiOptions): Server {
   });
 }
 
+
+/** A percent-decoded path segment, or undefined when the encoding is malformed (answered 400). */
+function decodePathSegment(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}

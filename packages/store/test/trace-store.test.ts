@@ -84,6 +84,7 @@ test('query API answers trees, 404, 400 and metrics', async () => {
     assert.is(bad.status, 400);
     assert.match(((await bad.json()) as { error: string }).error, '32 hex');
     assert.is((await fetch(`${base}/api/v1/audit/a1`)).status, 200);
+    assert.is((await fetch(`${base}/api/v1/audit/%E0%A4%A`)).status, 400, 'malformed percent-encoding');
     const list = (await (await fetch(`${base}/api/v1/traces?limit=5`)).json()) as { traces: Array<{ traceId: string }> };
     assert.equal(list.traces.map((t) => t.traceId), [tid(1)]);
     assert.is((await fetch(`${base}/api/v1/traces?limit=0`)).status, 400);
