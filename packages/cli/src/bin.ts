@@ -33,6 +33,14 @@ program
   });
 
 program
+  .command('collector')
+  .description('run a collector in Kafka mode (receivers -> Kafka), e.g. --config collector-config/kafka-collector.yaml')
+  .requiredOption('--config <file>', 'collector config file')
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await runStart(opts);
+  });
+
+program
   .command('replay')
   .description('send recorded OTLP/JSON lines and audit log lines into a running pipeline')
   .option('--otlp <file>', 'OTLP/JSON ExportTraceServiceRequest per line')

@@ -83,6 +83,43 @@ const correlatorExporter = z.strictObject({
   max_pending_audits: positiveInt.default(DEFAULTS.maxPendingAudits),
 });
 
+/** `brokers: "a:9092,b:9092"` (as ${env:KAFKA_BROKERS} gives it) or a list. */
+const brokers = z.union([z.string(), z.array(z.string())]).transform((v, ctx) => {
+  const list = (Array.isArray(v) ? v : [v]).flatMap((b) => b.split(',')).map((b) => b.trim()).filter(Boolean);
+  for (const b of list) {
+    if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/.test(b)) ctx.addIssue({ code: 'custom', message: `broker "${b}" is not host:port` });
+  }
+  if (list.length === 0) ctx.addIssue({ code: 'custom', message: 'expected at least one broker host:port' });
+  return list;
+});
+
+const kafkaExporter = z.strictObject({
+  brokers,
+  client_id: z.string().min(1).default('kube-correlate-collector'),
+  traces: z.strictObject({
+    topic: z.string().min(1).default('otlp_spans'),
+    encoding: z.literal('otlp_proto').default('otlp_proto'),
+  }).default({ topic: 'otlp_spans', encoding: 'otlp_proto' }),
+  logs: z.strictObject({
+    topic: z.string().min(1).default('k8s_audit'),
+    encoding: z.literal('k8s_audit_json').default('k8s_audit_json'),
+  }).default({ topic: 'k8s_audit', encoding: 'k8s_audit_json' }),
+  /** One trace per message, keyed by trace id: required by the correlator's partitioning. */
+  partition_traces_by_id: z.literal(true).default(true),
+  producer: z.strictObject({
+    required_acks: z.literal(-1, { message: 'must be -1 (all in-sync replicas): receivers acknowledge only what is durable' }).default(-1),
+    compression: z.enum(['none', 'gzip']).default('none'),
+  }).default({ required_acks: -1, compression: 'none' }),
+  /** Requests waiting on Kafka at once; beyond it receivers refuse with retryable codes. */
+  sending_queue: z.strictObject({ queue_size: positiveInt.default(1000) }).default({ queue_size: 1000 }),
+  /** How long one request may wait for Kafka before its sender is told to retry. */
+  timeout: duration.default('5s'),
+  topics: z.strictObject({
+    create: z.boolean().default(true),
+    partitions: positiveInt.default(8),
+  }).default({ create: true, partitions: 8 }),
+});
+
 const storeExtension = z.strictObject({
   directory: z.string().min(1).default(DEFAULTS.storeDirectory),
   endpoint: endpoint.default(DEFAULTS.queryEndpoint),
@@ -90,7 +127,7 @@ const storeExtension = z.strictObject({
 
 /** Component schemas by type; the YAML key is `type` or `type/name`. */
 const RECEIVERS = { otlp: otlpReceiver, k8saudit: k8sauditReceiver, auditlog: auditlogReceiver };
-const EXPORTERS = { correlator: correlatorExporter };
+const EXPORTERS = { correlator: correlatorExporter, kafka: kafkaExporter };
 const EXTENSIONS = { store: storeExtension };
 const PROCESSORS = {};
 /** Which receiver types feed which pipeline type. */
@@ -112,6 +149,8 @@ const root = z.strictObject({
     pipelines: z.record(z.string(), pipeline),
     telemetry: z.strictObject({
       logs: z.strictObject({ level: z.enum(['debug', 'info', 'warn', 'error']).default('info') }).optional(),
+      /** A listener for /metrics and /healthz of a process without the store's query API. */
+      metrics: z.strictObject({ address: endpoint }).optional(),
     }).optional(),
   }),
 });
@@ -120,6 +159,7 @@ export type OtlpReceiverConfig = z.output<typeof otlpReceiver>;
 export type K8sAuditReceiverConfig = z.output<typeof k8sauditReceiver>;
 export type AuditLogReceiverConfig = z.output<typeof auditlogReceiver>;
 export type CorrelatorExporterConfig = z.output<typeof correlatorExporter>;
+export type KafkaExporterConfig = z.output<typeof kafkaExporter>;
 export type StoreExtensionConfig = z.output<typeof storeExtension>;
 
 export type ReceiverConfig =
@@ -127,13 +167,23 @@ export type ReceiverConfig =
   | { type: 'k8saudit'; name: string; config: K8sAuditReceiverConfig }
   | { type: 'auditlog'; name: string; config: AuditLogReceiverConfig };
 
+export type ExporterConfig =
+  | { type: 'correlator'; name: string; config: CorrelatorExporterConfig }
+  | { type: 'kafka'; name: string; config: KafkaExporterConfig };
+
 export interface CollectorConfig {
   /** The file it came from, for messages. */
   source: string;
-  receivers: ReceiverConfig[];
+  /** Receivers used by a pipeline, each with the exporters its pipelines send to. */
+  receivers: Array<ReceiverConfig & { exporters: string[] }>;
+  /** Exporters used by a pipeline. */
+  exporters: ExporterConfig[];
+  /** The correlator exporter's settings, when one is configured (at most one). */
   correlator?: CorrelatorExporterConfig;
   store?: StoreExtensionConfig;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** service.telemetry.metrics.address */
+  metricsAddress?: string;
 }
 
 /** Replaces `${env:NAME}` and `${env:NAME:-default}`; an unset variable without default is an error. */
@@ -165,7 +215,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     throw new ConfigError(`${source}: invalid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
   const top = check(root, raw ?? {}, source, '');
-  const out: CollectorConfig = { source, receivers: [], logLevel: top.service.telemetry?.logs?.level ?? 'info' };
+  const out: CollectorConfig = { source, receivers: [], exporters: [], logLevel: top.service.telemetry?.logs?.level ?? 'info' };
+  if (top.service.telemetry?.metrics) out.metricsAddress = top.service.telemetry.metrics.address;
 
   const parsedReceivers = new Map<string, ReceiverConfig>();
   for (const [key, value] of Object.entries(top.receivers)) {
@@ -175,11 +226,17 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     const config = check(schema as z.ZodType, value ?? {}, source, `receivers.${key}`);
     parsedReceivers.set(key, { type, name: key, config } as ReceiverConfig);
   }
+  const parsedExporters = new Map<string, ExporterConfig>();
   for (const [key, value] of Object.entries(top.exporters)) {
-    const type = componentType(key);
-    if (!(type in EXPORTERS)) throw new ConfigError(`${source}: exporters.${key}: unknown exporter type "${type}" (known: ${Object.keys(EXPORTERS).join(', ')})`);
-    if (out.correlator) throw new ConfigError(`${source}: exporters.${key}: only one correlator exporter may be configured`);
-    out.correlator = check(EXPORTERS.correlator, value ?? {}, source, `exporters.${key}`);
+    const type = componentType(key) as keyof typeof EXPORTERS;
+    const schema = EXPORTERS[type];
+    if (!schema) throw new ConfigError(`${source}: exporters.${key}: unknown exporter type "${type}" (known: ${Object.keys(EXPORTERS).join(', ')})`);
+    const config = check(schema as z.ZodType, value ?? {}, source, `exporters.${key}`);
+    if (type === 'correlator') {
+      if (out.correlator) throw new ConfigError(`${source}: exporters.${key}: only one correlator exporter may be configured`);
+      out.correlator = config as CorrelatorExporterConfig;
+    }
+    parsedExporters.set(key, { type, name: key, config } as ExporterConfig);
   }
   for (const key of Object.keys(top.processors ?? {})) {
     throw new ConfigError(`${source}: processors.${key}: unknown processor type "${componentType(key)}" (known: ${Object.keys(PROCESSORS).join(', ') || 'none yet'})`);
@@ -196,7 +253,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     out.store = ext;
   }
 
-  const used = new Set<string>();
+  const routes = new Map<string, Set<string>>();
+  const usedExporters = new Set<string>();
   for (const [pname, p] of Object.entries(top.service.pipelines)) {
     const signal = componentType(pname);
     if (signal !== 'traces' && signal !== 'logs') throw new ConfigError(`${source}: service.pipelines.${pname}: pipeline type must be traces or logs, got "${signal}"`);
@@ -204,14 +262,18 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       const rc = parsedReceivers.get(r);
       if (!rc) throw new ConfigError(`${source}: service.pipelines.${pname}.receivers[${i}]: receiver "${r}" is not defined under receivers`);
       if (SIGNAL_OF_RECEIVER[rc.type] !== signal) throw new ConfigError(`${source}: service.pipelines.${pname}.receivers[${i}]: receiver "${r}" produces ${SIGNAL_OF_RECEIVER[rc.type]}, not ${signal}`);
-      used.add(r);
+      let set = routes.get(r);
+      if (!set) routes.set(r, (set = new Set()));
+      for (const e of p.exporters) set.add(e);
     }
     for (const [i, proc] of p.processors.entries()) throw new ConfigError(`${source}: service.pipelines.${pname}.processors[${i}]: processor "${proc}" is not defined under processors`);
     for (const [i, e] of p.exporters.entries()) {
       if (!(e in top.exporters)) throw new ConfigError(`${source}: service.pipelines.${pname}.exporters[${i}]: exporter "${e}" is not defined under exporters`);
+      usedExporters.add(e);
     }
   }
-  out.receivers = [...parsedReceivers.values()].filter((r) => used.has(r.name));
+  out.receivers = [...parsedReceivers.values()].filter((r) => routes.has(r.name)).map((r) => ({ ...r, exporters: [...routes.get(r.name)!] }));
+  out.exporters = [...parsedExporters.values()].filter((e) => usedExporters.has(e.name));
   if (out.correlator && !out.store) throw new ConfigError(`${source}: exporters.correlator writes to the embedded store: add a store extension and list it in service.extensions`);
   return out;
 }

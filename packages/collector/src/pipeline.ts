@@ -1,10 +1,11 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import { Correlator } from '@kube-correlate/correlator';
 import { createQueryApi, TraceStore } from '@kube-correlate/store';
 import { createLogger, PipelineMetrics, type Logger } from '@kube-correlate/telemetry';
 import { parseDuration, type CollectorConfig } from './config.js';
 import type { AuditConsumer, Component, SpanConsumer } from './consumer.js';
+import { KafkaExporter } from './exporters/kafka.js';
 import { closeHttp, listenHttp } from './listen.js';
 import { AuditLogReceiver } from './receivers/auditlog.js';
 import { K8sAuditReceiver } from './receivers/k8saudit.js';
@@ -23,6 +24,7 @@ export interface PipelineAddresses {
   otlpHttp?: string;
   auditWebhook?: string;
   query?: string;
+  metrics?: string;
 }
 
 /**
@@ -37,7 +39,9 @@ export class Pipeline {
   store: TraceStore | undefined;
   correlator: Correlator | undefined;
   private receivers: Component[] = [];
+  private exporters: Component[] = [];
   private queryServer: Server | undefined;
+  private metricsServer: Server | undefined;
   private started = false;
   private stopping: Promise<void> | undefined;
 
@@ -72,16 +76,33 @@ export class Pipeline {
         });
         this.correlator.start();
       }
+      if (config.metricsAddress) {
+        this.metricsServer = createMetricsServer(metrics);
+        this.addresses.metrics = await listenHttp(this.metricsServer, config.metricsAddress, 'metrics');
+        logger.info({ endpoint: this.addresses.metrics }, '/metrics listening');
+      }
       if (this.store && config.store) {
         this.queryServer = createQueryApi({ store: this.store, metrics, logger: logger.child({ component: 'query' }) });
         this.addresses.query = await listenHttp(this.queryServer, config.store.endpoint, 'query API');
         logger.info({ endpoint: this.addresses.query }, 'query API and /metrics listening');
       }
-      const correlator = this.correlator;
-      if (config.receivers.length && !correlator) throw new Error(`${config.source}: receivers are configured but no correlator exporter receives their data`);
-      const spans: SpanConsumer = { consumeSpans: (s) => correlator!.addSpans(s) };
-      const audit: AuditConsumer = { consumeAuditEvents: (e) => correlator!.addAuditEvents(e) };
+      // Exporters by name, as SpanConsumer and AuditConsumer both.
+      const exporters = new Map<string, SpanConsumer & AuditConsumer>();
+      for (const e of config.exporters) {
+        if (e.type === 'correlator') {
+          const correlator = this.correlator!;
+          exporters.set(e.name, { consumeSpans: (s) => correlator.addSpans(s), consumeAuditEvents: (a) => correlator.addAuditEvents(a) });
+        } else {
+          const k = new KafkaExporter({ name: e.name, config: e.config, metrics, logger: logger.child({ component: 'exporter' }) });
+          this.exporters.push(k);
+          await k.start();
+          exporters.set(e.name, k);
+        }
+      }
       for (const r of config.receivers) {
+        const targets = r.exporters.map((name) => exporters.get(name)!);
+        const spans: SpanConsumer = { consumeSpans: async (s) => void (await Promise.all(targets.map((t) => t.consumeSpans(s)))) };
+        const audit: AuditConsumer = { consumeAuditEvents: async (a) => void (await Promise.all(targets.map((t) => t.consumeAuditEvents(a)))) };
         const common = { name: r.name, metrics, logger: logger.child({ component: 'receiver' }) };
         if (r.type === 'otlp') {
           if (r.config.protocols.grpc) {
@@ -124,15 +145,37 @@ export class Pipeline {
         await r.shutdown().catch((err: unknown) => logger.error({ err }, 'receiver shutdown failed'));
       }
       this.receivers = [];
+      for (const e of this.exporters) await e.shutdown().catch((err: unknown) => logger.error({ err }, 'exporter shutdown failed'));
+      this.exporters = [];
       if (this.correlator) {
         const before = this.correlator.stats();
         await this.correlator.stop();
         logger.info({ settled: before }, 'correlator drained into the store');
       }
       if (this.queryServer) await closeHttp(this.queryServer, 1000);
+      if (this.metricsServer) await closeHttp(this.metricsServer, 1000);
       this.store?.close();
       logger.info('pipeline stopped');
     })();
     return this.stopping;
   }
+}
+
+/** /metrics and /healthz for processes without a query API (collector, correlator). */
+function createMetricsServer(metrics: PipelineMetrics): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/metrics') {
+      void metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        res.end(text);
+      });
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"status":"ok"}\n');
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `no route ${path}` }) + '\n');
+    }
+  });
 }

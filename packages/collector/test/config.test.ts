@@ -26,7 +26,7 @@ ${extra}`;
 test('every shipped config in collector-config/ loads', () => {
   const files = readdirSync(configDir).filter((f) => f.endsWith('.yaml'));
   assert.ok(files.includes('embedded.yaml'));
-  for (const f of files) loadConfigFile(configDir + f, {});
+  for (const f of files) loadConfigFile(configDir + f, { KAFKA_BROKERS: '127.0.0.1:9092,127.0.0.2:9092' });
 });
 
 test('embedded.yaml gives the default ports and store', () => {
@@ -65,6 +65,26 @@ test('bad values name the key and what was expected', () => {
   assert.throws(() => parseConfig(minimal().replace('  otlp:', '  zipkin:').replace('[otlp]', '[zipkin]'), 'c.yaml', {}), /unknown receiver type "zipkin"/);
   assert.throws(() => parseConfig(minimal().replace('  extensions: [store]\n', ''), 'c.yaml', {}), /add a store extension/);
   assert.throws(() => parseConfig('receivers: [', 'c.yaml', {}), /c\.yaml: invalid YAML/);
+});
+
+test('kafka-collector.yaml: kafka exporter with brokers from the environment, routed per pipeline', () => {
+  const c = loadConfigFile(configDir + 'kafka-collector.yaml', { KAFKA_BROKERS: 'k1:9092, k2:9093' });
+  const k = c.exporters.find((e) => e.type === 'kafka');
+  assert.ok(k && k.type === 'kafka');
+  assert.equal(k.config.brokers, ['k1:9092', 'k2:9093']);
+  assert.is(k.config.traces.topic, 'otlp_spans');
+  assert.is(k.config.logs.topic, 'k8s_audit');
+  assert.is(k.config.producer.required_acks, -1);
+  assert.equal(c.receivers.map((r) => [r.name, r.exporters]), [['otlp', ['kafka']], ['k8saudit', ['kafka']]]);
+  assert.is(c.correlator, undefined);
+  assert.is(c.metricsAddress, '0.0.0.0:8888');
+  assert.throws(() => loadConfigFile(configDir + 'kafka-collector.yaml', {}), /environment variable KAFKA_BROKERS is not set/);
+  assert.throws(() => loadConfigFile(configDir + 'kafka-collector.yaml', { KAFKA_BROKERS: 'nohost' }), /exporters\.kafka\.brokers: broker "nohost" is not host:port/);
+});
+
+test('kafka exporter refuses acks other than all', () => {
+  const yaml = minimal().replace('  correlator:\n', '  correlator:\n  kafka:\n    brokers: a:1\n    producer: { required_acks: 1 }\n');
+  assert.throws(() => parseConfig(yaml, 'c.yaml', {}), /exporters\.kafka\.producer\.required_acks: must be -1/);
 });
 
 test('named components type/name', () => {

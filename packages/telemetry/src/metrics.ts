@@ -29,6 +29,12 @@ export class PipelineMetrics {
   readonly storeRows: Counter<'table' | 'outcome'>;
   readonly storeWriteSeconds: Histogram;
   readonly queryRequests: Counter<'route' | 'code'>;
+  /** Items an exporter delivered (Kafka: acknowledged by all in-sync replicas). */
+  readonly exporterSent: Counter<'exporter' | 'signal'>;
+  /** Exporter sends that failed or were refused, by reason (unavailable, timeout, queue_full, too_large). */
+  readonly exporterFailed: Counter<'exporter' | 'reason'>;
+  /** Requests waiting on an exporter's destination. */
+  readonly exporterQueue: Gauge<'exporter'>;
 
   constructor(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -48,6 +54,9 @@ export class PipelineMetrics {
     this.storeRows = new Counter({ name: `${p}store_rows_total`, help: 'Rows offered to the embedded store, by table and outcome (inserted | duplicate).', labelNames: ['table', 'outcome'], registers });
     this.storeWriteSeconds = new Histogram({ name: `${p}store_write_seconds`, help: 'Time to write one batch of trace updates.', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers });
     this.queryRequests = new Counter({ name: `${p}query_requests_total`, help: 'Query API requests, by route and HTTP status.', labelNames: ['route', 'code'], registers });
+    this.exporterSent = new Counter({ name: `${p}exporter_sent_items_total`, help: 'Items an exporter delivered durably.', labelNames: ['exporter', 'signal'], registers });
+    this.exporterFailed = new Counter({ name: `${p}exporter_failed_total`, help: 'Exporter sends that failed or were refused, by reason.', labelNames: ['exporter', 'reason'], registers });
+    this.exporterQueue = new Gauge({ name: `${p}exporter_queue_size`, help: 'Requests waiting on an exporter destination.', labelNames: ['exporter'], registers });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: p });
   }
 }

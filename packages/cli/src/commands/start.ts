@@ -35,6 +35,7 @@ export async function runStart(opts: StartOptions): Promise<number> {
       (a.otlpHttp ? `  OTLP/HTTP      http://${a.otlpHttp}/v1/traces\n` : '') +
       (a.auditWebhook ? `  audit webhook  http://${a.auditWebhook}/\n` : '') +
       (a.query ? `  query API      http://${a.query}  (metrics: /metrics)\n` : '') +
+      (a.metrics ? `  metrics        http://${a.metrics}/metrics\n` : '') +
       `Press Ctrl-C to stop.\n`,
   );
   return new Promise((resolve) => {

@@ -1,0 +1,134 @@
+import type { AuditEvent } from '@kube-correlate/audit';
+import { createKafkaClient, defaultTopicSpecs, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
+import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
+import type { KafkaExporterConfig } from '../config.js';
+import { RetryableError, type AuditConsumer, type Component, type SpanConsumer } from '../consumer.js';
+import { parseDuration } from '../config.js';
+
+export interface KafkaExporterOptions {
+  name: string;
+  config: KafkaExporterConfig;
+  metrics: PipelineMetrics;
+  logger: Logger;
+  /** For tests: a client other than kafkajs. */
+  client?: KafkaClient;
+}
+
+/**
+ * Spans to `otlp_spans` (OTLP ExportTraceServiceRequest protobuf, one trace per message, key =
+ * trace id, as the OpenTelemetry Collector's kafka exporter writes with `partition_traces_by_id`)
+ * and audit events to `k8s_audit` (one Event as JSON, key = auditID), acks=all.
+ *
+ * `consume*` resolves only when Kafka acknowledged every message, so receivers answer their
+ * senders after the data is durable. When Kafka is slow or down, at most `sending_queue.queue_size`
+ * requests wait (up to `timeout` each); past that, or past the timeout, the sender gets a
+ * RetryableError (gRPC UNAVAILABLE, HTTP 503 + Retry-After) and retries: nothing is dropped
+ * silently, and a retry after a timed-out send that did land is deduplicated downstream.
+ */
+export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
+  private producer: Producer | undefined;
+  private connecting: Promise<Producer> | undefined;
+  private readonly client: KafkaClient;
+  private readonly timeoutMs: number;
+  private waiting = 0;
+  private stopped = false;
+
+  constructor(private readonly opts: KafkaExporterOptions) {
+    this.client = opts.client ?? createKafkaClient({ brokers: opts.config.brokers, clientId: opts.config.client_id, logger: opts.logger.child({ component: 'kafka' }) });
+    this.timeoutMs = parseDuration(opts.config.timeout);
+  }
+
+  /** Creates missing topics and connects; a broker that is down at start is not fatal (sends retry the connection). */
+  async start(): Promise<void> {
+    const { config, logger, name } = this.opts;
+    try {
+      if (config.topics.create) {
+        const admin = await this.client.admin();
+        try {
+          const created = await admin.ensureTopics(defaultTopicSpecs({ spans: config.traces.topic, audit: config.logs.topic }, config.topics.partitions));
+          if (created.length) logger.info({ exporter: name, topics: created, partitions: config.topics.partitions }, 'created Kafka topics');
+        } finally {
+          await admin.disconnect();
+        }
+      }
+      await this.connect();
+      logger.info({ exporter: name, brokers: config.brokers }, 'Kafka exporter connected');
+    } catch (err) {
+      logger.warn({ exporter: name, err: (err as Error).message }, 'Kafka not reachable at start; receivers will refuse with retryable codes until it is');
+    }
+  }
+
+  consumeSpans(spans: Span[]): Promise<void> {
+    const byTrace = new Map<string, Span[]>();
+    for (const s of spans) {
+      const list = byTrace.get(s.traceId);
+      if (list) list.push(s);
+      else byTrace.set(s.traceId, [s]);
+    }
+    const topic = this.opts.config.traces.topic;
+    const messages: OutgoingMessage[] = [...byTrace].map(([traceId, list]) => ({ topic, key: traceId, value: encodeTraceRequest(list) }));
+    return this.send(messages, 'spans', spans.length);
+  }
+
+  consumeAuditEvents(events: AuditEvent[]): Promise<void> {
+    const topic = this.opts.config.logs.topic;
+    return this.send(events.map((e) => ({ topic, key: e.auditID, value: JSON.stringify(e) })), 'audit_events', events.length);
+  }
+
+  private async send(messages: OutgoingMessage[], signal: string, items: number): Promise<void> {
+    const { metrics, name } = this.opts;
+    if (this.stopped) throw new RetryableError('collector is shutting down');
+    if (this.waiting >= this.opts.config.sending_queue.queue_size) {
+      metrics.exporterFailed.inc({ exporter: name, reason: 'queue_full' });
+      throw new RetryableError(`Kafka exporter queue is full (${this.waiting} requests waiting on Kafka)`, 2);
+    }
+    this.waiting++;
+    metrics.exporterQueue.set({ exporter: name }, this.waiting);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RetryableError(`Kafka did not acknowledge within ${this.opts.config.timeout}`, 1)), this.timeoutMs);
+      });
+      await Promise.race([this.connect().then((p) => p.send(messages)), timeout]);
+      metrics.exporterSent.inc({ exporter: name, signal }, items);
+    } catch (err) {
+      if (err instanceof RetryableError) {
+        metrics.exporterFailed.inc({ exporter: name, reason: 'timeout' });
+        throw err;
+      }
+      metrics.exporterFailed.inc({ exporter: name, reason: 'unavailable' });
+      this.opts.logger.warn({ exporter: name, err: (err as Error).message }, 'Kafka send failed');
+      // A broken connection is rebuilt on the next send.
+      this.producer = undefined;
+      throw new RetryableError(`Kafka unavailable: ${(err as Error).message}`, 1);
+    } finally {
+      clearTimeout(timer);
+      this.waiting--;
+      metrics.exporterQueue.set({ exporter: name }, this.waiting);
+    }
+  }
+
+  private connect(): Promise<Producer> {
+    if (this.producer) return Promise.resolve(this.producer);
+    this.connecting ??= this.client.producer({ compression: this.opts.config.producer.compression }).then(
+      (p) => {
+        this.producer = p;
+        this.connecting = undefined;
+        return p;
+      },
+      (err: unknown) => {
+        this.connecting = undefined;
+        throw err;
+      },
+    );
+    return this.connecting;
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopped = true;
+    const p = this.producer ?? (await this.connecting?.catch(() => undefined));
+    this.producer = undefined;
+    await p?.disconnect().catch(() => undefined);
+  }
+}

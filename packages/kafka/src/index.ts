@@ -1,0 +1,6 @@
+export { createKafkaClient } from './client.js';
+export type {
+  KafkaClient, KafkaClientOptions, KafkaLogger, Producer, ProducerOptions, OutgoingMessage, Compression,
+  Admin, TopicSpec, Consumer, ConsumerOptions, ConsumedMessage, CommitOffset,
+} from './client.js';
+export { TOPICS, defaultTopicSpecs } from './topics.js';
