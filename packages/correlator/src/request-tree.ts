@@ -143,7 +143,7 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
  * ancestors that carry no other audit-id, and take the highest SERVER span on the way (the route
  * span, which before 1.34 has no audit-id of its own); without one, the highest span carrying it.
  */
-function requestAnchor(auditId: string, byId: Map<string, Span>): Span | undefined {
+export function requestAnchor(auditId: string, byId: ReadonlyMap<string, Span>): Span | undefined {
   let best: Span | undefined;
   let bestDepth = Infinity;
   let fallback: Span | undefined;
@@ -163,7 +163,7 @@ function requestAnchor(auditId: string, byId: Map<string, Span>): Span | undefin
   return best ?? fallback;
 }
 
-function depthOf(span: Span, byId: Map<string, Span>): number {
+function depthOf(span: Span, byId: ReadonlyMap<string, Span>): number {
   let d = 0;
   let cur: Span | undefined = span;
   while (cur?.parentSpanId && d <= byId.size) {

@@ -1,4 +1,4 @@
-import { CompressionTypes, Kafka, logLevel, type Admin as KjsAdmin, type Consumer as KjsConsumer, type LogEntry, type Producer as KjsProducer } from 'kafkajs';
+import { AssignerProtocol, CompressionTypes, Kafka, logLevel, type Admin as KjsAdmin, type PartitionAssigner, type Consumer as KjsConsumer, type LogEntry, type Producer as KjsProducer } from 'kafkajs';
 
 /**
  * The Kafka client behind one small interface, so the library can be swapped (kafkajs is the
@@ -28,6 +28,8 @@ export type Compression = 'none' | 'gzip';
 
 export interface OutgoingMessage {
   topic: string;
+  /** Explicit partition; default: murmur2 of the key, as the Java client does. */
+  partition?: number;
   key: string;
   value: Uint8Array | string;
   headers?: Record<string, string>;
@@ -87,6 +89,11 @@ export interface ConsumerOptions {
   fromBeginning?: boolean;
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /**
+   * Give partition p of every subscribed topic to the same member, so topics partitioned alike
+   * (a topic and its repartition topic) are joined on one instance.
+   */
+  coPartitioned?: boolean;
 }
 
 export interface Consumer {
@@ -136,11 +143,11 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
       const compression = p.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
       return {
         async send(messages) {
-          const byTopic = new Map<string, Array<{ key: string; value: Buffer; headers?: Record<string, string> }>>();
+          const byTopic = new Map<string, Array<{ key: string; partition?: number; value: Buffer; headers?: Record<string, string> }>>();
           for (const m of messages) {
             let list = byTopic.get(m.topic);
             if (!list) byTopic.set(m.topic, (list = []));
-            list.push({ key: m.key, value: typeof m.value === 'string' ? Buffer.from(m.value) : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength), ...(m.headers ? { headers: m.headers } : {}) });
+            list.push({ key: m.key, ...(m.partition !== undefined ? { partition: m.partition } : {}), value: typeof m.value === 'string' ? Buffer.from(m.value) : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength), ...(m.headers ? { headers: m.headers } : {}) });
           }
           await producer.sendBatch({
             acks: -1,
@@ -186,6 +193,7 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
         allowAutoTopicCreation: false,
         sessionTimeout: c.sessionTimeoutMs ?? 10000,
         heartbeatInterval: c.heartbeatIntervalMs ?? 1000,
+        ...(c.coPartitioned ? { partitionAssigners: [coPartitionedAssigner] } : {}),
       });
       await consumer.connect();
       for (const topic of c.topics) await consumer.subscribe({ topic, fromBeginning: c.fromBeginning ?? true });
@@ -218,3 +226,29 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
     },
   };
 }
+
+/**
+ * Assigns partition number p of every subscribed topic to the same member: members sorted by id,
+ * partition p to member p mod N. Topics with fewer partitions simply have no p past their count.
+ */
+const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
+  name: 'KubeCorrelateCoPartitioned',
+  version: 1,
+  async assign({ members, topics }) {
+    const ids = members.map((m) => m.memberId).sort();
+    const assignment = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]));
+    for (const topic of topics) {
+      for (const { partitionId } of cluster.findTopicPartitionMetadata(topic)) {
+        const member = assignment.get(ids[partitionId % ids.length]!)!;
+        (member[topic] ??= []).push(partitionId);
+      }
+    }
+    return ids.map((memberId) => ({
+      memberId,
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: assignment.get(memberId)!, userData: Buffer.alloc(0) }),
+    }));
+  },
+  protocol({ topics }) {
+    return { name: 'KubeCorrelateCoPartitioned', metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) };
+  },
+});

@@ -4,3 +4,4 @@ export type {
   Admin, TopicSpec, Consumer, ConsumerOptions, ConsumedMessage, CommitOffset,
 } from './client.js';
 export { TOPICS, defaultTopicSpecs } from './topics.js';
+export { OffsetTracker } from './offsets.js';

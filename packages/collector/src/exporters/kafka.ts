@@ -1,4 +1,4 @@
-import type { AuditEvent } from '@kube-correlate/audit';
+import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
 import { createKafkaClient, defaultTopicSpecs, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
@@ -73,7 +73,9 @@ export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
 
   consumeAuditEvents(events: AuditEvent[]): Promise<void> {
     const topic = this.opts.config.logs.topic;
-    return this.send(events.map((e) => ({ topic, key: e.auditID, value: JSON.stringify(e) })), 'audit_events', events.length);
+    // Keyed by the auditID as spans carry it (its first 64 bytes; the same for any ID kube-apiserver
+    // makes), so the correlator's repartition topic, keyed from spans, lines up with this one.
+    return this.send(events.map((e) => ({ topic, key: auditIDForSpans(e.auditID), value: JSON.stringify(e) })), 'audit_events', events.length);
   }
 
   private async send(messages: OutgoingMessage[], signal: string, items: number): Promise<void> {

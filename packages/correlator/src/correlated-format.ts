@@ -1,0 +1,170 @@
+import { createHash } from 'node:crypto';
+import { auditIDForSpans, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { attrString, SpanKind, type KeyValue, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
+import { requestAnchor } from './request-tree.js';
+
+/**
+ * The `otlp_correlated` format: a settled trace as OTLP spans, readable by any OTLP consumer
+ * (Jaeger v2's kafka receiver among them), from which `correlate store` gets back exactly what the
+ * correlator had.
+ *
+ *  - The trace's own spans, as received. The route span of each audit request additionally carries
+ *    `k8s.audit.*` attributes (id, verb, user, user_agent, code, request_uri, stage timestamps) and
+ *    `k8s.object.*` (resource, namespace, name, uid, api_group, api_version).
+ *  - One derived **audit span** per auditID, in the request's trace, child of the span that stands
+ *    for the request (the route span when present), from RequestReceived to the last stage. It has
+ *    one span event per stage (name = stage, time = stageTimestamp) whose attribute
+ *    `k8s.audit.event` holds that stage's audit Event as JSON: the lossless copy.
+ *  - Audit events whose trace never came get a trace of their own: trace id derived from the
+ *    auditID, the audit span as its root, attribute `k8s.audit.unjoined` = true.
+ *
+ * Derived spans have deterministic ids (a hash of the auditID), so a replay exports byte-identical
+ * spans, and are marked by their instrumentation scope `kube-correlate`. Attributes we add are
+ * namespaced (`k8s.audit.*`, `k8s.object.*`); the store drops them from received spans, so trees
+ * read back are the same in embedded and Kafka mode.
+ */
+
+export const DERIVED_SCOPE = 'kube-correlate';
+const ADDED_PREFIXES = ['k8s.audit.', 'k8s.object.', 'k8s.objset.', 'k8s.api.'];
+
+const derivedResource: Resource = { attributes: [{ key: 'service.name', value: { stringValue: 'kube-apiserver-audit' } }], droppedAttributesCount: 0, schemaUrl: '' };
+const derivedScope: Scope = { name: DERIVED_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+
+function digestHex(text: string, bytes: number): string {
+  let hex = createHash('sha256').update(text).digest('hex').slice(0, bytes * 2);
+  if (/^0+$/.test(hex)) hex = hex.slice(0, -1) + '1'; // an all-zero id is invalid in OTLP
+  return hex;
+}
+
+/** Span id of the audit span of `auditID` (8 bytes of SHA-256). */
+export const auditSpanId = (auditID: string): string => digestHex(`audit-span/${auditIDForSpans(auditID)}`, 8);
+/** Trace id for an audit request whose spans never came (16 bytes of SHA-256). */
+export const unjoinedTraceId = (auditID: string): string => digestHex(`audit-trace/${auditIDForSpans(auditID)}`, 16);
+
+const str = (key: string, v: string | undefined): KeyValue[] => (v === undefined || v === '' ? [] : [{ key, value: { stringValue: v } }]);
+const int = (key: string, v: number | undefined): KeyValue[] => (v === undefined ? [] : [{ key, value: { intValue: String(v) } }]);
+
+function toNanos(ts: string | undefined): string | undefined {
+  if (!ts) return undefined;
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!m) return undefined;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(ms)) return undefined;
+  return (BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'))).toString();
+}
+
+/** `k8s.audit.*` and `k8s.object.*` attributes of one audit request. */
+export function auditAttributes(events: readonly AuditEvent[]): KeyValue[] {
+  const a = summarizeAudit(events);
+  const ref = a.objectRef ?? {};
+  return [
+    ...str('k8s.audit.id', a.auditID),
+    ...str('k8s.audit.verb', a.verb),
+    ...str('k8s.audit.user', a.user),
+    ...str('k8s.audit.user_agent', a.userAgent),
+    ...int('k8s.audit.code', a.code),
+    ...str('k8s.audit.request_uri', a.requestURI),
+    ...str('k8s.audit.level', a.level),
+    ...Object.entries(a.stages).flatMap(([stage, ts]) => str(`k8s.audit.stage.${stage}`, ts)),
+    ...str('k8s.object.resource', ref.resource),
+    ...str('k8s.object.subresource', ref.subresource),
+    ...str('k8s.object.namespace', ref.namespace),
+    ...str('k8s.object.name', ref.name),
+    ...str('k8s.object.uid', ref.uid),
+    ...str('k8s.object.api_group', ref.apiGroup),
+    ...str('k8s.object.api_version', ref.apiVersion),
+  ];
+}
+
+/** The derived audit span of one audit request. */
+export function auditSpan(traceId: string, parentSpanId: string, events: readonly AuditEvent[], unjoined = false): Span {
+  const a = summarizeAudit(events);
+  const sorted = [...events].sort((x, y) => (x.stageTimestamp < y.stageTimestamp ? -1 : x.stageTimestamp > y.stageTimestamp ? 1 : x.stage < y.stage ? -1 : 1));
+  const start = toNanos(a.requestReceivedTimestamp) ?? toNanos(sorted[0]?.stageTimestamp) ?? '0';
+  const end = sorted.reduce((m, e) => {
+    const t = toNanos(e.stageTimestamp);
+    return t !== undefined && BigInt(t) > BigInt(m) ? t : m;
+  }, start);
+  const resource = a.objectRef?.resource ? `${a.objectRef.resource}${a.objectRef.subresource ? `/${a.objectRef.subresource}` : ''}` : a.requestURI;
+  return {
+    traceId, spanId: auditSpanId(a.auditID), parentSpanId, traceState: '', flags: 0,
+    name: `audit ${a.verb} ${resource}`, kind: SpanKind.INTERNAL,
+    startTimeUnixNano: start, endTimeUnixNano: end,
+    attributes: [...auditAttributes(events), ...(unjoined ? [{ key: 'k8s.audit.unjoined', value: { boolValue: true } }] : [])],
+    droppedAttributesCount: 0,
+    events: sorted.map((e) => ({ timeUnixNano: toNanos(e.stageTimestamp) ?? start, name: e.stage, attributes: [{ key: 'k8s.audit.event', value: { stringValue: JSON.stringify(e) } }], droppedAttributesCount: 0 })),
+    droppedEventsCount: 0, links: [], droppedLinksCount: 0,
+    status: { code: (a.code ?? 0) >= 500 ? 2 : 0, message: '' },
+    resource: derivedResource, scope: derivedScope,
+  };
+}
+
+/**
+ * One settled trace as `otlp_correlated` spans. `auditEvents` are the events of auditIDs carried by
+ * the spans, or, for an update without spans (late audit events), of the auditIDs in `anchors`,
+ * which name the span each audit request hangs under.
+ */
+export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string> = new Map()): Span[] {
+  const byAudit = new Map<string, AuditEvent[]>();
+  for (const e of auditEvents) {
+    const id = auditIDForSpans(e.auditID);
+    const list = byAudit.get(id);
+    if (list) list.push(e);
+    else byAudit.set(id, [e]);
+  }
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const out: Span[] = [];
+  const anchorOf = new Map<string, string>();
+  for (const id of byAudit.keys()) {
+    const anchor = requestAnchor(id, byId)?.spanId ?? anchors.get(id);
+    if (anchor) anchorOf.set(id, anchor);
+  }
+  const extra = new Map<string, KeyValue[]>();
+  for (const [id, spanId] of anchorOf) if (byId.has(spanId)) extra.set(spanId, [...(extra.get(spanId) ?? []), ...auditAttributes(byAudit.get(id)!)]);
+  for (const s of spans) {
+    const add = extra.get(s.spanId);
+    out.push(add ? { ...s, attributes: [...s.attributes, ...add] } : s);
+  }
+  for (const [id, events] of byAudit) out.push(auditSpan(traceId, anchorOf.get(id) ?? '', events));
+  return out;
+}
+
+/** Spans for audit events whose trace never came: one trace per auditID. */
+export function encodeUnjoinedAudit(events: readonly AuditEvent[]): Span[] {
+  const byAudit = new Map<string, AuditEvent[]>();
+  for (const e of events) {
+    const id = auditIDForSpans(e.auditID);
+    byAudit.set(id, [...(byAudit.get(id) ?? []), e]);
+  }
+  return [...byAudit].map(([id, list]) => auditSpan(unjoinedTraceId(id), '', list, true));
+}
+
+export interface DecodedCorrelated {
+  /** Received spans, with the attributes the correlator added removed. */
+  spans: Span[];
+  /** Audit events of requests joined to a trace, by trace id. */
+  joined: Map<string, AuditEvent[]>;
+  /** Audit events whose trace never came. */
+  unjoined: AuditEvent[];
+}
+
+/** The inverse of encodeCorrelatedTrace / encodeUnjoinedAudit, for `correlate store`. */
+export function decodeCorrelated(spans: readonly Span[]): DecodedCorrelated {
+  const out: DecodedCorrelated = { spans: [], joined: new Map(), unjoined: [] };
+  for (const s of spans) {
+    if (s.scope.name !== DERIVED_SCOPE) {
+      const kept = s.attributes.filter((kv) => !ADDED_PREFIXES.some((p) => kv.key.startsWith(p)));
+      out.spans.push(kept.length === s.attributes.length ? s : { ...s, attributes: kept });
+      continue;
+    }
+    const events: AuditEvent[] = [];
+    for (const e of s.events) {
+      const json = attrString(e.attributes, 'k8s.audit.event');
+      if (json) events.push(JSON.parse(json) as AuditEvent);
+    }
+    const unjoined = s.attributes.some((kv) => kv.key === 'k8s.audit.unjoined');
+    if (unjoined) out.unjoined.push(...events);
+    else out.joined.set(s.traceId, [...(out.joined.get(s.traceId) ?? []), ...events]);
+  }
+  return out;
+}

@@ -1,0 +1,393 @@
+import { auditIDForSpans, validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
+import { OffsetTracker, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
+import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
+import { encodeCorrelatedTrace, encodeUnjoinedAudit } from './correlated-format.js';
+
+/**
+ * The correlator in Kafka mode: a consumer group of any number of instances.
+ *
+ * Spans arrive keyed by trace id (`otlp_spans`), audit events keyed by auditID (`k8s_audit`). To
+ * join them on one instance without any instance reading everything, two internal topics
+ * repartition the audit side:
+ *
+ *   otlp_spans[p] ──span with audit-id X──> kc_audit_trace (key X): "X belongs to trace T, whose
+ *                                            spans are in partition p, under span S"
+ *   k8s_audit[q] + kc_audit_trace[q] ──────> kc_audit_by_trace, partition p (key T): the event
+ *   otlp_spans[p] + kc_audit_by_trace[p] ──> trace T settles ──> otlp_correlated (key T)
+ *
+ * `kc_audit_trace` has as many partitions as `k8s_audit`, `kc_audit_by_trace` as many as
+ * `otlp_spans`, and the group's assignor gives partition number p of every topic to one instance,
+ * so each join is local. Events are forwarded to the partition where their trace's spans are, so
+ * the join does not depend on how the spans' producer partitioned them.
+ *
+ * Delivery: a consumed message stays held until its output is durable (acks=all) and offsets are
+ * committed only up to the lowest held one, so a crash or rebalance re-reads what was in flight and
+ * rebuilds the state; the output may then repeat, and consumers of `otlp_correlated` deduplicate by
+ * (trace id, span id). Audit events whose pairing arrives after the pairing state was lost (restart)
+ * wait `pendingAuditTtlMs` and go out unjoined; the store still joins them to their trace.
+ */
+export interface KafkaCorrelatorTopics {
+  spans: string;
+  audit: string;
+  /** Internal: auditID -> trace pairs. */
+  auditTrace: string;
+  /** Internal: audit events re-keyed by trace id. */
+  auditByTrace: string;
+  correlated: string;
+}
+
+export const DEFAULT_KAFKA_CORRELATOR_TOPICS: KafkaCorrelatorTopics = {
+  spans: 'otlp_spans',
+  audit: 'k8s_audit',
+  auditTrace: 'kc_audit_trace',
+  auditByTrace: 'kc_audit_by_trace',
+  correlated: 'otlp_correlated',
+};
+
+export interface KafkaCorrelatorOptions {
+  client: KafkaClient;
+  groupId?: string;
+  topics?: Partial<KafkaCorrelatorTopics>;
+  settleAfterMs?: number;
+  pendingAuditTtlMs?: number;
+  maxTracesInFlight?: number;
+  /** auditID -> trace pairs remembered. */
+  pairCacheSize?: number;
+  /** Retention of the internal topics. Default 1 day. */
+  internalRetentionMs?: number;
+  metrics?: PipelineMetrics;
+  logger?: Logger;
+}
+
+type Held = [topic: string, partition: number, offset: number];
+
+interface TraceState {
+  spans: Map<string, Span>;
+  audit: Map<string, AuditEvent>;
+  /** auditID -> span the audit hangs under, for events that arrive without the spans. */
+  anchors: Map<string, string>;
+  paired: Set<string>;
+  held: Held[];
+  partition: number;
+  lastUpdate: number;
+}
+
+interface PendingAudit {
+  events: Map<string, AuditEvent>;
+  held: Held[];
+  partition: number;
+  lastUpdate: number;
+}
+
+interface Pair {
+  traceId: string;
+  partition: number;
+  spanId: string;
+}
+
+const MAX_MESSAGES_PER_SEND = 500;
+
+export class KafkaCorrelator {
+  readonly topics: KafkaCorrelatorTopics;
+  private readonly metrics: PipelineMetrics;
+  private readonly logger: Logger;
+  private readonly settleAfterMs: number;
+  private readonly pendingTtlMs: number;
+  private readonly maxTraces: number;
+  private readonly pairCacheSize: number;
+  private readonly tracker = new OffsetTracker();
+  private readonly traces = new Map<string, TraceState>();
+  private readonly pending = new Map<string, PendingAudit>();
+  private readonly pairs = new Map<string, Pair & { sourcePartition: number }>();
+  private producer: Producer | undefined;
+  private consumer: Consumer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  /** One settle at a time, and none while a batch is being applied. */
+  private lock: Promise<void> = Promise.resolve();
+  private stopping = false;
+
+  constructor(private readonly opts: KafkaCorrelatorOptions) {
+    this.topics = { ...DEFAULT_KAFKA_CORRELATOR_TOPICS, ...opts.topics };
+    this.metrics = opts.metrics ?? new PipelineMetrics();
+    this.logger = opts.logger ?? silentLogger();
+    this.settleAfterMs = opts.settleAfterMs ?? 5000;
+    this.pendingTtlMs = opts.pendingAuditTtlMs ?? 30000;
+    this.maxTraces = opts.maxTracesInFlight ?? 50000;
+    this.pairCacheSize = opts.pairCacheSize ?? 200000;
+  }
+
+  /** Creates the internal and output topics when missing, joins the group and starts consuming. */
+  async start(): Promise<void> {
+    const { client } = this.opts;
+    const t = this.topics;
+    const admin = await client.admin();
+    try {
+      const spansPartitions = await admin.partitionCount(t.spans);
+      const auditPartitions = await admin.partitionCount(t.audit);
+      if (!spansPartitions || !auditPartitions) throw new Error(`topics ${t.spans} and ${t.audit} must exist (the collector creates them)`);
+      const retention = String(this.opts.internalRetentionMs ?? 24 * 3600 * 1000);
+      const created = await admin.ensureTopics([
+        { name: t.auditTrace, partitions: auditPartitions, configs: { 'retention.ms': retention, 'cleanup.policy': 'delete' } },
+        { name: t.auditByTrace, partitions: spansPartitions, configs: { 'retention.ms': retention, 'cleanup.policy': 'delete' } },
+        { name: t.correlated, partitions: spansPartitions, configs: { 'retention.ms': String(7 * 24 * 3600 * 1000), 'cleanup.policy': 'delete' } },
+      ]);
+      if (created.length) this.logger.info({ topics: created }, 'created correlator topics');
+      for (const [name, want] of [[t.auditTrace, auditPartitions], [t.auditByTrace, spansPartitions]] as const) {
+        const have = await admin.partitionCount(name);
+        if (have !== want) throw new Error(`topic ${name} has ${have} partitions but must have ${want}, as many as ${name === t.auditTrace ? t.audit : t.spans}: recreate it`);
+      }
+    } finally {
+      await admin.disconnect();
+    }
+    this.producer = await client.producer();
+    this.consumer = await client.consumer({
+      groupId: this.opts.groupId ?? 'kube-correlate-correlator',
+      topics: [t.spans, t.audit, t.auditTrace, t.auditByTrace],
+      coPartitioned: true,
+    });
+    this.consumer.onAssignment((a) => this.onAssignment(a));
+    await this.consumer.run((batch) => this.serialize(() => this.onBatch(batch)));
+    const every = Math.max(20, Math.min(1000, Math.floor(this.settleAfterMs / 4)));
+    this.timer = setInterval(() => {
+      void this.serialize(() => this.settle(false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
+    }, every);
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn);
+    this.lock = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  private async onBatch(batch: ConsumedMessage[]): Promise<void> {
+    if (batch.length === 0) return;
+    const { topic, partition } = batch[0]!;
+    const now = Date.now();
+    const out: OutgoingMessage[] = [];
+    const afterSend: Held[] = [];
+    for (const m of batch) {
+      const offset = Number(m.offset);
+      if (topic === this.topics.spans) this.onSpans(m, offset, now, out);
+      else if (topic === this.topics.audit) this.onAudit(m, offset, now, out);
+      else if (topic === this.topics.auditTrace) this.onPair(m, out, afterSend);
+      else if (topic === this.topics.auditByTrace) this.onForwarded(m, offset, now);
+    }
+    await this.send(out);
+    for (const [t, p, o] of afterSend) this.tracker.release(t, p, o);
+    for (const m of batch) this.tracker.seen(topic, partition, Number(m.offset));
+    this.updateGauges();
+  }
+
+  private onSpans(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[]): void {
+    let spans: Span[];
+    try {
+      const decoded = decodeTraceRequest(m.value ?? new Uint8Array());
+      spans = decoded.spans;
+      if (decoded.rejected.length) this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_span' }, decoded.rejected.length);
+    } catch (err) {
+      if (!(err instanceof OtlpDecodeError)) throw err;
+      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'malformed_protobuf' });
+      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping undecodable message: ${err.message}`);
+      return;
+    }
+    this.metrics.receiverItems.inc({ receiver: 'kafka', signal: 'spans' }, spans.length);
+    const touched = new Set<TraceState>();
+    for (const s of spans) {
+      const trace = this.trace(s.traceId, m.partition, now);
+      touched.add(trace);
+      if (trace.spans.has(s.spanId)) {
+        this.metrics.duplicates.inc({ kind: 'span' });
+        continue;
+      }
+      trace.spans.set(s.spanId, s);
+      const auditId = attrString(s.attributes, 'audit-id');
+      if (auditId && !trace.paired.has(auditId)) {
+        trace.paired.add(auditId);
+        const pair: Pair = { traceId: s.traceId, partition: m.partition, spanId: s.spanId };
+        out.push({ topic: this.topics.auditTrace, key: auditId, value: JSON.stringify(pair) });
+      }
+    }
+    for (const trace of touched) {
+      trace.held.push([m.topic, m.partition, offset]);
+      this.tracker.hold(m.topic, m.partition, offset);
+    }
+  }
+
+  private onAudit(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[]): void {
+    const event = this.parseAudit(m);
+    if (!event) return;
+    this.metrics.receiverItems.inc({ receiver: 'kafka', signal: 'audit_events' });
+    const id = auditIDForSpans(event.auditID);
+    const pair = this.pairs.get(id);
+    if (pair) {
+      out.push(forward(this.topics.auditByTrace, pair, event));
+      return;
+    }
+    let p = this.pending.get(id);
+    if (!p) this.pending.set(id, (p = { events: new Map(), held: [], partition: m.partition, lastUpdate: now }));
+    p.lastUpdate = now;
+    const key = `${event.auditID}/${event.stage}`;
+    if (p.events.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
+    else p.events.set(key, event);
+    p.held.push([m.topic, m.partition, offset]);
+    this.tracker.hold(m.topic, m.partition, offset);
+  }
+
+  private onPair(m: ConsumedMessage, out: OutgoingMessage[], afterSend: Held[]): void {
+    let pair: Pair;
+    try {
+      pair = JSON.parse(m.value?.toString('utf8') ?? '') as Pair;
+    } catch {
+      this.logger.warn({ topic: m.topic, offset: m.offset }, 'skipping unreadable pair message');
+      return;
+    }
+    const id = m.key?.toString('utf8') ?? '';
+    if (!this.pairs.has(id)) this.metrics.joined.inc();
+    this.pairs.delete(id);
+    this.pairs.set(id, { ...pair, sourcePartition: m.partition });
+    if (this.pairs.size > this.pairCacheSize) this.pairs.delete(this.pairs.keys().next().value as string);
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    for (const e of p.events.values()) out.push(forward(this.topics.auditByTrace, pair, e));
+    afterSend.push(...p.held); // released once the forwarded copies are durable
+  }
+
+  private onForwarded(m: ConsumedMessage, offset: number, now: number): void {
+    let msg: { event: unknown; anchor: string };
+    try {
+      msg = JSON.parse(m.value?.toString('utf8') ?? '') as { event: unknown; anchor: string };
+    } catch {
+      this.logger.warn({ topic: m.topic, offset: m.offset }, 'skipping unreadable forwarded audit message');
+      return;
+    }
+    const event = validateAuditEvent(msg.event);
+    if (typeof event === 'string') return;
+    const traceId = m.key?.toString('utf8') ?? '';
+    const trace = this.trace(traceId, m.partition, now);
+    const key = `${event.auditID}/${event.stage}`;
+    if (trace.audit.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
+    else trace.audit.set(key, event);
+    trace.anchors.set(auditIDForSpans(event.auditID), msg.anchor);
+    trace.held.push([m.topic, m.partition, offset]);
+    this.tracker.hold(m.topic, m.partition, offset);
+  }
+
+  private parseAudit(m: ConsumedMessage): AuditEvent | undefined {
+    let json: unknown;
+    try {
+      json = JSON.parse(m.value?.toString('utf8') ?? '');
+    } catch (err) {
+      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_json' });
+      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: invalid JSON: ${(err as Error).message}`);
+      return undefined;
+    }
+    const event = validateAuditEvent(json);
+    if (typeof event === 'string') {
+      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_event' });
+      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: ${event}`);
+      return undefined;
+    }
+    return event;
+  }
+
+  private trace(traceId: string, partition: number, now: number): TraceState {
+    let t = this.traces.get(traceId);
+    if (t) this.traces.delete(traceId);
+    else t = { spans: new Map(), audit: new Map(), anchors: new Map(), paired: new Set(), held: [], partition, lastUpdate: now };
+    t.lastUpdate = now;
+    this.traces.set(traceId, t);
+    return t;
+  }
+
+  /** Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits. */
+  private async settle(all: boolean): Promise<void> {
+    const now = Date.now();
+    const done: Array<[string, TraceState]> = [];
+    const expired: Array<[string, PendingAudit]> = [];
+    const over = Math.max(0, this.traces.size - this.maxTraces);
+    let i = 0;
+    for (const [id, t] of this.traces) {
+      if (!all && i >= over && now - t.lastUpdate < this.settleAfterMs) break; // LRU order
+      done.push([id, t]);
+      i++;
+    }
+    for (const [id, p] of this.pending) {
+      if (!all && now - p.lastUpdate < this.pendingTtlMs) break;
+      expired.push([id, p]);
+    }
+    const out: OutgoingMessage[] = done.map(([traceId, t]) => ({
+      topic: this.topics.correlated,
+      key: traceId,
+      value: encodeTraceRequest(encodeCorrelatedTrace(traceId, [...t.spans.values()], [...t.audit.values()], t.anchors)),
+    }));
+    if (expired.length) {
+      for (const s of encodeUnjoinedAudit(expired.flatMap(([, p]) => [...p.events.values()]))) {
+        out.push({ topic: this.topics.correlated, key: s.traceId, value: encodeTraceRequest([s]) });
+      }
+    }
+    await this.send(out);
+    for (const [id, t] of done) {
+      this.traces.delete(id);
+      for (const [tp, p, o] of t.held) this.tracker.release(tp, p, o);
+      this.metrics.settled.inc({ reason: all ? 'shutdown' : 'idle' });
+    }
+    for (const [id, p] of expired) {
+      this.pending.delete(id);
+      for (const [tp, pp, o] of p.held) this.tracker.release(tp, pp, o);
+    }
+    await this.consumer?.commit(this.tracker.commitable());
+    this.updateGauges();
+  }
+
+  private async send(messages: OutgoingMessage[]): Promise<void> {
+    for (let i = 0; i < messages.length; i += MAX_MESSAGES_PER_SEND) {
+      await this.producer!.send(messages.slice(i, i + MAX_MESSAGES_PER_SEND));
+    }
+  }
+
+  private onAssignment(owned: Record<string, number[]>): void {
+    const t = this.topics;
+    const keep = (topic: string, p: number) => owned[topic]?.includes(p) ?? false;
+    let dropped = 0;
+    for (const [id, s] of this.traces) {
+      if (!keep(t.spans, s.partition)) {
+        this.traces.delete(id);
+        dropped++;
+      }
+    }
+    for (const [id, p] of this.pending) if (!keep(t.audit, p.partition)) this.pending.delete(id);
+    for (const [id, p] of this.pairs) if (!keep(t.auditTrace, p.sourcePartition)) this.pairs.delete(id);
+    this.tracker.retain(owned);
+    this.logger.info({ assignment: owned, droppedTraces: dropped }, 'partitions assigned');
+    this.updateGauges();
+  }
+
+  private updateGauges(): void {
+    this.metrics.tracesInFlight.set(this.traces.size);
+    this.metrics.pendingAudits.set(this.pending.size);
+    let spans = 0;
+    for (const t of this.traces.values()) spans += t.spans.size;
+    this.metrics.spansInFlight.set(spans);
+  }
+
+  /** Settles and writes everything in flight, commits, leaves the group. Safe twice. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.serialize(() => this.settle(true)).catch((err: unknown) => this.logger.error({ err }, 'final settle failed; the next owner re-reads it'));
+    await this.consumer?.disconnect().catch(() => undefined);
+    await this.producer?.disconnect().catch(() => undefined);
+  }
+
+  /** For tests and metrics. */
+  stats(): { traces: number; pending: number; pairs: number; held: number } {
+    return { traces: this.traces.size, pending: this.pending.size, pairs: this.pairs.size, held: this.tracker.heldCount() };
+  }
+}
+
+function forward(topic: string, pair: Pair, event: AuditEvent): OutgoingMessage {
+  return { topic, partition: pair.partition, key: pair.traceId, value: JSON.stringify({ event, anchor: pair.spanId }) };
+}

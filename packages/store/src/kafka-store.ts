@@ -1,0 +1,82 @@
+import { auditIDForSpans } from '@kube-correlate/audit';
+import { decodeCorrelated, type TraceUpdate } from '@kube-correlate/correlator';
+import type { Consumer, ConsumedMessage, KafkaClient } from '@kube-correlate/kafka';
+import { attrString, decodeTraceRequest, OtlpDecodeError } from '@kube-correlate/otlp';
+import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
+import type { TraceStore } from './trace-store.js';
+
+export interface KafkaStoreLoaderOptions {
+  client: KafkaClient;
+  store: TraceStore;
+  topic?: string;
+  groupId?: string;
+  metrics?: PipelineMetrics;
+  logger?: Logger;
+}
+
+/**
+ * `correlate store`: fills the embedded store from `otlp_correlated`. Each batch is written in
+ * one transaction and its offsets committed after, so a crash re-reads at most the batch in
+ * flight, which the store's keys deduplicate. The derived audit spans become audit events again
+ * and the attributes the correlator added are dropped, so trees read back are the embedded mode's.
+ */
+export class KafkaStoreLoader {
+  private consumer: Consumer | undefined;
+  private stopped = false;
+
+  constructor(private readonly opts: KafkaStoreLoaderOptions) {}
+
+  async start(): Promise<void> {
+    this.consumer = await this.opts.client.consumer({ groupId: this.opts.groupId ?? 'kube-correlate-store', topics: [this.opts.topic ?? 'otlp_correlated'] });
+    await this.consumer.run((batch) => this.onBatch(batch));
+  }
+
+  private async onBatch(batch: ConsumedMessage[]): Promise<void> {
+    const metrics = this.opts.metrics ?? new PipelineMetrics();
+    const logger = this.opts.logger ?? silentLogger();
+    const traces = new Map<string, TraceUpdate>();
+    const unjoined = [];
+    for (const m of batch) {
+      let spans;
+      try {
+        spans = decodeTraceRequest(m.value ?? new Uint8Array()).spans;
+      } catch (err) {
+        if (!(err instanceof OtlpDecodeError)) throw err;
+        metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'malformed_protobuf' });
+        logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping undecodable message: ${err.message}`);
+        continue;
+      }
+      const d = decodeCorrelated(spans);
+      unjoined.push(...d.unjoined);
+      const update = (traceId: string) => {
+        let t = traces.get(traceId);
+        if (!t) traces.set(traceId, (t = { traceId, spans: [], auditEvents: [], auditIds: [], reason: 'idle' }));
+        return t;
+      };
+      for (const s of d.spans) {
+        const t = update(s.traceId);
+        t.spans.push(s);
+        const id = attrString(s.attributes, 'audit-id');
+        if (id && !t.auditIds.includes(id)) t.auditIds.push(id);
+      }
+      for (const [traceId, events] of d.joined) {
+        const t = update(traceId);
+        t.auditEvents.push(...events);
+        for (const e of events) {
+          const id = auditIDForSpans(e.auditID);
+          if (!t.auditIds.includes(id)) t.auditIds.push(id);
+        }
+      }
+    }
+    this.opts.store.writeSync({ traces: [...traces.values()], unjoinedAuditEvents: unjoined });
+    metrics.receiverItems.inc({ receiver: 'kafka', signal: 'traces' }, traces.size);
+    const last = batch[batch.length - 1];
+    if (last && !this.stopped) await this.consumer!.commit([{ topic: last.topic, partition: last.partition, offset: String(Number(last.offset) + 1) }]);
+  }
+
+  /** Safe twice. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.consumer?.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,502 @@
+/**
+ * A real Jaeger v2 binary for the end-to-end tests (DESIGN.md, "Real components in tests").
+ *
+ * - `ensureJaeger()` builds `github.com/jaegertracing/jaeger/cmd/jaeger` with the Go toolchain from
+ *   the wrapper module in test/jaeger (go.mod + go.sum pin the version), once, into a cache outside
+ *   the repo (`${XDG_CACHE_HOME:-~/.cache}/kube-correlate/jaeger-<version>/jaeger`). A stamp file
+ *   is written after the binary was renamed into place, so an interrupted build is redone.
+ * - `startJaeger()` writes a Jaeger v2 (OpenTelemetry Collector) config with in-memory storage and
+ *   free loopback ports into a temp dir, starts the binary, and resolves when the query API answers
+ *   and the OTLP receivers accept connections. With `kafka`, a kafka receiver feeds the same
+ *   traces pipeline.
+ * - `getTraceV3()` reads a trace back through the query service's `/api/v3/traces/{id}`.
+ *
+ * Nothing here mocks Jaeger. See test/jaeger/README.md for the version, build and config keys.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** The Jaeger release (v2 line). */
+export const JAEGER_VERSION = 'v2.13.0';
+/** The Go module version of that release: v2 tags cannot be named through the module path, its paired v1 tag can. */
+export const JAEGER_MODULE_VERSION = 'v1.76.0';
+/** The OpenTelemetry Collector versions Jaeger v2.13.0 is built on (core / contrib). */
+export const JAEGER_COLLECTOR_VERSIONS = { core: 'v0.140.0 (stable modules v1.46.0)', contrib: 'v0.140.1' } as const;
+/** The main package that is built. */
+export const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/jaeger';
+/** The wrapper module (go.mod, go.sum) the binary is built from. */
+export const JAEGER_MODULE_DIR = fileURLToPath(new URL('../../jaeger/', import.meta.url));
+
+const READY_TIMEOUT_MS = 60_000;
+const STOP_GRACE_MS = 10_000;
+const BUILD_TIMEOUT_MS = 60 * 60_000;
+const LOCK_WAIT_MS = BUILD_TIMEOUT_MS + 5 * 60_000;
+
+// ---------------------------------------------------------------------------------------------
+// The build and its cache
+
+/** `${XDG_CACHE_HOME:-~/.cache}/kube-correlate/jaeger-<version>`: the binary, its stamp and the build log. */
+export function jaegerCacheDir(): string {
+  const xdg = process.env['XDG_CACHE_HOME'];
+  const root = xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache');
+  return join(root, 'kube-correlate', `jaeger-${JAEGER_VERSION}`);
+}
+
+/** The `go` arguments that build the binary to `out` (run in JAEGER_MODULE_DIR; also in test/jaeger/README.md). */
+export function jaegerBuildArgs(out: string): string[] {
+  const v = 'github.com/jaegertracing/jaeger/internal/version';
+  return [
+    'build', '-mod=readonly', '-buildvcs=false', '-trimpath',
+    // As upstream's Makefile does (BUILD_INFO_V2), so `jaeger version` tells what this is.
+    '-ldflags', `-s -w -X ${v}.latestVersion=${JAEGER_VERSION} -X ${v}.commitSHA=module-${JAEGER_MODULE_VERSION}`,
+    '-o', out, JAEGER_PACKAGE,
+  ];
+}
+
+/** The environment of the build: upstream builds with CGO_ENABLED=0 (no C toolchain needed). */
+function buildEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, CGO_ENABLED: '0' };
+}
+
+/** What the stamp must say for the cached binary to be current: the version and the pinned module files. */
+function expectedStamp(): { version: string; module: string; modHash: string } {
+  const h = createHash('sha256');
+  for (const f of ['go.mod', 'go.sum']) h.update(readFileSync(join(JAEGER_MODULE_DIR, f)));
+  return { version: JAEGER_VERSION, module: JAEGER_MODULE_VERSION, modHash: h.digest('hex') };
+}
+
+function stampIsCurrent(stampPath: string, binPath: string): boolean {
+  if (!existsSync(stampPath) || !existsSync(binPath)) return false;
+  try {
+    const got = JSON.parse(readFileSync(stampPath, 'utf8')) as Record<string, unknown>;
+    const want = expectedStamp();
+    return got['version'] === want.version && got['module'] === want.module && got['modHash'] === want.modHash;
+  } catch {
+    return false;
+  }
+}
+
+/** Throws an Error naming the missing tool. Under CI as anywhere else: this fails, it never skips. */
+function requireGo(): string {
+  const r = spawnSync('go', ['version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error(
+      `Jaeger ${JAEGER_VERSION} is not in the cache (${jaegerCacheDir()}) and building it needs the Go toolchain (go 1.24.6 or newer), ` +
+      `but \`go\` could not be run${r.error ? ` (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})` : ` (exit ${r.status}: ${r.stderr.trim()})`}. ` +
+      'Install Go (https://go.dev/dl/, or Debian/Ubuntu `apt-get install -y golang-go` if recent enough), put `go` on PATH, ' +
+      'and make sure the Go module proxy (GOPROXY, default https://proxy.golang.org) is reachable.',
+    );
+  }
+  return r.stdout.trim();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+}
+
+/** A directory lock (mkdir is atomic) with the owner's pid inside; a dead owner's lock is taken over. */
+async function withLock<T>(lockDir: string, what: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      mkdirSync(lockDir);
+      writeFileSync(join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let owner = NaN;
+      try { owner = Number(readFileSync(join(lockDir, 'pid'), 'utf8')); } catch { /* being created */ }
+      let age = 0;
+      try { age = Date.now() - statSync(lockDir).mtimeMs; } catch { continue; }
+      const stale = Number.isInteger(owner) && owner > 0 ? !pidAlive(owner) : age > 30_000;
+      if (stale) { rmSync(lockDir, { recursive: true, force: true }); continue; }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (lock ${lockDir} held by pid ${owner})`);
+      await sleep(1000);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
+function tail(path: string, lines = 40): string {
+  try {
+    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return `(no ${path})`;
+  }
+}
+
+/** Runs `go build`, its output appended to `logPath`; resolves with the exit code. */
+function runBuild(args: string[], logPath: string): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const log = openSync(logPath, 'a');
+    const child = spawn('go', args, { cwd: JAEGER_MODULE_DIR, env: buildEnv(), stdio: ['ignore', log, log] });
+    closeSync(log);
+    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code) => { clearTimeout(timer); resolve(code); });
+  });
+}
+
+/**
+ * The path of the Jaeger binary, built on first use (several minutes: see test/jaeger/README.md).
+ * Builds only when the binary or its stamp is missing or the stamp does not match test/jaeger's
+ * go.mod/go.sum; a lock keeps concurrent test processes from building into the same place.
+ * Throws (never skips) when the build is needed and `go` is missing or the build fails.
+ */
+export async function ensureJaeger(): Promise<string> {
+  const base = jaegerCacheDir();
+  const bin = join(base, 'jaeger');
+  const stamp = join(base, 'complete');
+  if (stampIsCurrent(stamp, bin)) return bin;
+  const goVersion = requireGo();
+  mkdirSync(base, { recursive: true });
+  return withLock(join(base, 'lock'), `the build of Jaeger ${JAEGER_VERSION}`, async () => {
+    if (stampIsCurrent(stamp, bin)) return bin; // another process finished it meanwhile
+    rmSync(stamp, { force: true });
+    rmSync(bin, { force: true });
+    for (const e of readdirSync(base)) if (e.startsWith('jaeger.tmp-')) rmSync(join(base, e), { force: true });
+    const tmp = join(base, `jaeger.tmp-${process.pid}`);
+    const logPath = join(base, 'build.log');
+    const args = jaegerBuildArgs(tmp);
+    writeFileSync(logPath, `# ${new Date().toISOString()} ${goVersion}\n# cd ${JAEGER_MODULE_DIR} && CGO_ENABLED=0 go ${args.join(' ')}\n`);
+    const started = Date.now();
+    const code = await runBuild(args, logPath);
+    if (code !== 0 || !existsSync(tmp)) {
+      rmSync(tmp, { force: true });
+      throw new Error(`building Jaeger ${JAEGER_VERSION} failed (go exited ${code}; cd ${JAEGER_MODULE_DIR} && CGO_ENABLED=0 go ${args.join(' ')}):\n${tail(logPath, 60)}`);
+    }
+    renameSync(tmp, bin);
+    const info = { ...expectedStamp(), go: goVersion, buildMs: Date.now() - started, bytes: statSync(bin).size, at: new Date().toISOString(), command: ['go', ...args.slice(0, -3), '-o', bin, JAEGER_PACKAGE] };
+    writeFileSync(`${stamp}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
+    renameSync(`${stamp}.tmp`, stamp);
+    return bin;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Jaeger process
+
+export interface JaegerKafkaOptions {
+  /** Bootstrap servers, comma-separated ("127.0.0.1:9092,127.0.0.1:9093"). */
+  brokers: string;
+  topic: string;
+  /** kafka receiver encoding; default `otlp_proto`. */
+  encoding?: string;
+  /** Consumer group; default `kube-correlate-jaeger-<random>` (a fresh group per start). */
+  groupId?: string;
+  /** Where a new group starts; default `earliest`. */
+  initialOffset?: 'earliest' | 'latest';
+}
+
+export interface StartJaegerOptions {
+  /** Also consume traces from Kafka (collector-contrib kafka receiver) into the same pipeline. */
+  kafka?: JaegerKafkaOptions;
+  /** `jaeger_storage.backends.<name>.memory.max_traces`; default 100000. */
+  maxTraces?: number;
+  /** `service.telemetry.logs.level`; default `info`. */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+}
+
+export interface JaegerProcess {
+  /** OTLP/gRPC receiver, "host:port". */
+  otlpGrpc: string;
+  /** OTLP/HTTP receiver, "http://host:port" (POST /v1/traces). */
+  otlpHttp: string;
+  /** Query service HTTP, "http://host:port": /api/v3/..., /api/... (v1 JSON API) and the UI. */
+  queryHttp: string;
+  /** Query service gRPC (api_v2 and api_v3), "host:port". */
+  queryGrpc: string;
+  /** The config the process was started with. */
+  configPath: string;
+  /** Everything the process wrote (stdout and stderr). */
+  logPath: string;
+  /** The temp dir with the config and the log; removed by stop(). */
+  dir: string;
+  /** Milliseconds from spawn to ready. */
+  readyMs: number;
+  /** SIGTERM to the process group, SIGKILL after 10 s; removes the temp dir. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+const STORE = 'kc_memstore';
+
+/** The Jaeger v2 config (OpenTelemetry Collector format). JSON-quoted scalars are valid YAML. */
+export function jaegerConfigYaml(o: {
+  otlpGrpcPort: number; otlpHttpPort: number; queryHttpPort: number; queryGrpcPort: number;
+  maxTraces?: number; logLevel?: string; kafka?: JaegerKafkaOptions; kafkaGroupId?: string;
+}): string {
+  const q = (s: string) => JSON.stringify(s);
+  const kafka = o.kafka;
+  const brokers = kafka ? kafka.brokers.split(',').map((b) => b.trim()).filter(Boolean) : [];
+  return `# Written by test/harness/jaeger.ts for Jaeger ${JAEGER_VERSION}.
+extensions:
+  jaeger_storage:
+    backends:
+      ${STORE}:
+        memory:
+          max_traces: ${o.maxTraces ?? 100_000}
+  jaeger_query:
+    storage:
+      traces: ${STORE}
+    # v2 turns on self-tracing of the query service by default; keep the store to what tests send.
+    enable_tracing: false
+    http:
+      endpoint: ${q(`127.0.0.1:${o.queryHttpPort}`)}
+    grpc:
+      endpoint: ${q(`127.0.0.1:${o.queryGrpcPort}`)}
+
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: ${q(`127.0.0.1:${o.otlpGrpcPort}`)}
+      http:
+        endpoint: ${q(`127.0.0.1:${o.otlpHttpPort}`)}
+${kafka ? `  kafka:
+    brokers: [${brokers.map(q).join(', ')}]
+    client_id: "kube-correlate-jaeger"
+    group_id: ${q(o.kafkaGroupId ?? 'kube-correlate-jaeger')}
+    initial_offset: ${q(kafka.initialOffset ?? 'earliest')}
+    traces:
+      topic: ${q(kafka.topic)}
+      encoding: ${q(kafka.encoding ?? 'otlp_proto')}
+` : ''}
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: ${STORE}
+
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp${kafka ? ', kafka' : ''}]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      # No internal metrics endpoint (the default would listen on :8888).
+      level: none
+    logs:
+      level: ${o.logLevel ?? 'info'}
+`;
+}
+
+async function freePort(taken: Set<number>): Promise<number> {
+  for (;;) {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as { port: number }).port;
+    await new Promise((r) => s.close(r));
+    if (!taken.has(port)) { taken.add(port); return port; }
+  }
+}
+
+function tcpOpen(port: number, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host: '127.0.0.1', port });
+    const done = (ok: boolean) => { sock.destroy(); resolve(ok); };
+    sock.setTimeout(timeoutMs, () => done(false));
+    sock.on('connect', () => done(true));
+    sock.on('error', () => done(false));
+  });
+}
+
+// Every Jaeger not yet stop()ped: killed (process group, SIGKILL) and its dir removed when this process exits.
+interface Tracked { child: ChildProcess | undefined; dir: string }
+const live = new Set<Tracked>();
+let hooksInstalled = false;
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (!pid) return;
+  try { process.kill(-pid, signal); } catch { /* already gone */ }
+}
+
+function cleanupAllSync(): void {
+  for (const t of live) {
+    killGroup(t.child?.pid, 'SIGKILL');
+    rmSync(t.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  }
+  live.clear();
+}
+
+function installExitHooks(): void {
+  if (hooksInstalled) return;
+  hooksInstalled = true;
+  process.on('exit', cleanupAllSync);
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = () => {
+      cleanupAllSync();
+      process.off(sig, onSignal);
+      // Die of the signal as we would have without this handler, unless someone else handles it.
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
+}
+
+// The binary runs in its own process group (detached), next to a watchdog that holds a pipe from
+// this process: if this process dies without running its exit hooks (SIGKILL, e.g. test/run.mjs's
+// per-file timeout), the pipe closes and the watchdog stops the group (SIGTERM, SIGKILL 5 s
+// later). The watchdog ignores SIGTERM so that it outlives a graceful stop; stop() SIGKILLs the
+// group afterwards. `exec` makes the binary the group leader, so child.pid is Jaeger's pid.
+const LAUNCHER = 'exec 3<&0; ( trap "" TERM INT HUP; cat <&3 >/dev/null; kill -TERM 0; sleep 5; kill -KILL 0 ) & exec "$@" </dev/null 3<&-';
+
+/** Starts Jaeger with in-memory storage on free loopback ports; resolves when it is ready. */
+export async function startJaeger(opts: StartJaegerOptions = {}): Promise<JaegerProcess> {
+  const bin = await ensureJaeger();
+  const dir = mkdtempSync(join(tmpdir(), 'kc-jaeger-'));
+  const tracked: Tracked = { child: undefined, dir };
+  live.add(tracked);
+  installExitHooks();
+
+  const configPath = join(dir, 'config.yaml');
+  const logPath = join(dir, 'jaeger.log');
+  const kafkaGroupId = opts.kafka ? (opts.kafka.groupId ?? `kube-correlate-jaeger-${process.pid}-${Date.now().toString(36)}`) : undefined;
+  let ports = { otlpGrpcPort: 0, otlpHttpPort: 0, queryHttpPort: 0, queryGrpcPort: 0 };
+  let exitInfo: string | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let readyMs = 0;
+
+  const failWith = (what: string, cause: string): Error =>
+    new Error(`${what} (Jaeger ${JAEGER_VERSION}, ${dir}): ${cause}\n--- ${logPath} (tail) ---\n${tail(logPath)}`);
+
+  const stopProcess = async (): Promise<void> => {
+    const child = tracked.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null || !child.pid) {
+      killGroup(child?.pid, 'SIGKILL'); // the watchdog, if still there
+      tracked.child = undefined;
+      return;
+    }
+    killGroup(child.pid, 'SIGTERM');
+    let t: NodeJS.Timeout | undefined;
+    const timer = new Promise<'timeout'>((r) => { t = setTimeout(() => r('timeout'), STOP_GRACE_MS); });
+    const outcome = await Promise.race([exited.then(() => 'exited' as const), timer]);
+    clearTimeout(t);
+    if (outcome === 'timeout') {
+      killGroup(child.pid, 'SIGKILL');
+      await exited;
+    }
+    killGroup(child.pid, 'SIGKILL'); // the watchdog
+    child.stdin?.destroy();
+    tracked.child = undefined;
+  };
+
+  const spawnJaeger = async (): Promise<void> => {
+    const taken = new Set<number>();
+    ports = { otlpGrpcPort: await freePort(taken), otlpHttpPort: await freePort(taken), queryHttpPort: await freePort(taken), queryGrpcPort: await freePort(taken) };
+    writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId }));
+    const out = openSync(logPath, 'a');
+    const started = Date.now();
+    const child = spawn('/bin/sh', ['-c', LAUNCHER, 'jaeger', bin, '--config', configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out] });
+    closeSync(out);
+    tracked.child = child;
+    exitInfo = undefined;
+    exited = new Promise<void>((resolve) => child.on('exit', (code, signal) => {
+      exitInfo = `the jaeger process exited (${signal ?? `code ${code}`})`;
+      resolve();
+    }));
+    child.on('error', (e) => { exitInfo = `could not start jaeger: ${e.message}`; });
+    // Neither the child nor the watchdog pipe keeps the test process alive; the exit hook kills them.
+    child.unref();
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    child.stdin?.on('error', () => { /* the group is gone */ });
+
+    const queryHttp = `http://127.0.0.1:${ports.queryHttpPort}`;
+    const deadline = started + READY_TIMEOUT_MS;
+    let last = 'no attempt yet';
+    for (;;) {
+      if (exitInfo) { await stopProcess(); throw failWith('Jaeger did not start', exitInfo); }
+      try {
+        const res = await fetch(`${queryHttp}/api/v3/services`, { signal: AbortSignal.timeout(2000) });
+        await res.arrayBuffer();
+        if (!res.ok) last = `GET /api/v3/services: HTTP ${res.status}`;
+        else if (!(await tcpOpen(ports.otlpHttpPort))) last = 'OTLP/HTTP port not accepting yet';
+        else if (!(await tcpOpen(ports.otlpGrpcPort))) last = 'OTLP/gRPC port not accepting yet';
+        else break;
+      } catch (e) {
+        last = `GET /api/v3/services: ${(e as Error).message}`;
+      }
+      if (Date.now() > deadline) {
+        await stopProcess();
+        throw failWith(`Jaeger not ready after ${READY_TIMEOUT_MS} ms`, `last: ${last}`);
+      }
+      await sleep(100);
+    }
+    readyMs = Date.now() - started;
+  };
+
+  try {
+    // If a port we picked was taken in the meantime, pick new ones.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await spawnJaeger();
+        break;
+      } catch (e) {
+        if (!/address already in use/i.test(tail(logPath, 200)) || attempt >= 3) throw e;
+        writeFileSync(logPath, `${readFileSync(logPath, 'utf8')}\n# [harness] port clash, retrying with new ports (attempt ${attempt + 1})\n`);
+      }
+    }
+  } catch (e) {
+    await stopProcess();
+    live.delete(tracked);
+    rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+    throw e;
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    otlpGrpc: `127.0.0.1:${ports.otlpGrpcPort}`,
+    otlpHttp: `http://127.0.0.1:${ports.otlpHttpPort}`,
+    queryHttp: `http://127.0.0.1:${ports.queryHttpPort}`,
+    queryGrpc: `127.0.0.1:${ports.queryGrpcPort}`,
+    configPath,
+    logPath,
+    dir,
+    readyMs,
+    stop() {
+      stopping ??= (async () => {
+        await stopProcess();
+        live.delete(tracked);
+        rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+      })();
+      return stopping;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading traces back
+
+/**
+ * GET `/api/v3/traces/{traceId}` (32 hex chars): the parsed JSON, `{ result: { resourceSpans: [...] } }`
+ * (OTLP/JSON; ids as hex strings), or undefined when Jaeger has no such trace (404).
+ */
+export async function getTraceV3(queryHttp: string, traceId: string): Promise<unknown | undefined> {
+  const res = await fetch(`${queryHttp.replace(/\/$/, '')}/api/v3/traces/${encodeURIComponent(traceId)}`, { signal: AbortSignal.timeout(10_000) });
+  const body = await res.text();
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new Error(`GET /api/v3/traces/${traceId} from ${queryHttp}: HTTP ${res.status}: ${body.slice(0, 500)}`);
+  return JSON.parse(body) as unknown;
+}
+
+// `node test/dist/harness/jaeger.js build` builds (or finds) the binary and prints its path, for
+// warming the cache before a test run (the first build takes longer than run.mjs's per-file timeout).
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href && process.argv[2] === 'build') {
+  const started = Date.now();
+  ensureJaeger().then(
+    (bin) => { process.stdout.write(`${bin}\n(${((Date.now() - started) / 1000).toFixed(1)} s)\n`); },
+    (e: unknown) => { process.stderr.write(`${(e as Error).message}\n`); process.exitCode = 1; },
+  );
+}
