@@ -41,6 +41,23 @@ program
   });
 
 program
+  .command('correlator')
+  .description('run a correlator instance in Kafka mode, e.g. --config collector-config/kafka-correlator.yaml')
+  .requiredOption('--config <file>', 'correlator config file')
+  .action(async (opts: { config: string }) => {
+    process.exitCode = await runStart(opts);
+  });
+
+program
+  .command('store')
+  .description('fill the embedded store from otlp_correlated and serve the query API, e.g. --config collector-config/kafka-store.yaml')
+  .requiredOption('--config <file>', 'store config file')
+  .option('--data <dir>', 'store directory (overrides extensions.store.directory)')
+  .action(async (opts: { config: string; data?: string }) => {
+    process.exitCode = await runStart(opts);
+  });
+
+program
   .command('replay')
   .description('send recorded OTLP/JSON lines and audit log lines into a running pipeline')
   .option('--otlp <file>', 'OTLP/JSON ExportTraceServiceRequest per line')

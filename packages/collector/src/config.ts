@@ -120,18 +120,48 @@ const kafkaExporter = z.strictObject({
   }).default({ create: true, partitions: 8 }),
 });
 
+const kafkaReceiver = z.strictObject({
+  brokers,
+  client_id: z.string().min(1).default('kube-correlate'),
+  group_id: z.string().min(1),
+  traces: z.strictObject({
+    topic: z.string().min(1).default('otlp_spans'),
+    encoding: z.literal('otlp_proto').default('otlp_proto'),
+  }).default({ topic: 'otlp_spans', encoding: 'otlp_proto' }),
+  logs: z.strictObject({
+    topic: z.string().min(1).default('k8s_audit'),
+    encoding: z.literal('k8s_audit_json').default('k8s_audit_json'),
+  }).default({ topic: 'k8s_audit', encoding: 'k8s_audit_json' }),
+});
+
+/** The correlator as a stage between Kafka topics (Kafka mode). */
+const correlatorProcessor = z.strictObject({
+  settle_after: duration.default(DEFAULTS.settleAfter),
+  pending_audit_ttl: duration.default(DEFAULTS.pendingAuditTtl),
+  max_traces_in_flight: positiveInt.default(DEFAULTS.maxTracesInFlight),
+  pair_cache_size: positiveInt.default(200000),
+  internal_topics: z.strictObject({
+    audit_trace: z.string().min(1).default('kc_audit_trace'),
+    audit_by_trace: z.string().min(1).default('kc_audit_by_trace'),
+    retention: duration.default('24h'),
+  }).default({ audit_trace: 'kc_audit_trace', audit_by_trace: 'kc_audit_by_trace', retention: '24h' }),
+});
+
+/** Writes correlated traces read from Kafka into the store extension. */
+const storeExporter = z.strictObject({});
+
 const storeExtension = z.strictObject({
   directory: z.string().min(1).default(DEFAULTS.storeDirectory),
   endpoint: endpoint.default(DEFAULTS.queryEndpoint),
 });
 
 /** Component schemas by type; the YAML key is `type` or `type/name`. */
-const RECEIVERS = { otlp: otlpReceiver, k8saudit: k8sauditReceiver, auditlog: auditlogReceiver };
-const EXPORTERS = { correlator: correlatorExporter, kafka: kafkaExporter };
+const RECEIVERS = { otlp: otlpReceiver, k8saudit: k8sauditReceiver, auditlog: auditlogReceiver, kafka: kafkaReceiver };
+const EXPORTERS = { correlator: correlatorExporter, kafka: kafkaExporter, store: storeExporter };
 const EXTENSIONS = { store: storeExtension };
-const PROCESSORS = {};
+const PROCESSORS = { correlator: correlatorProcessor };
 /** Which receiver types feed which pipeline type. */
-const SIGNAL_OF_RECEIVER: Record<keyof typeof RECEIVERS, 'traces' | 'logs'> = { otlp: 'traces', k8saudit: 'logs', auditlog: 'logs' };
+const SIGNAL_OF_RECEIVER: Record<keyof typeof RECEIVERS, 'traces' | 'logs'> = { otlp: 'traces', k8saudit: 'logs', auditlog: 'logs', kafka: 'traces' };
 
 const pipeline = z.strictObject({
   receivers: z.array(z.string()).min(1),
@@ -162,12 +192,17 @@ export type CorrelatorExporterConfig = z.output<typeof correlatorExporter>;
 export type KafkaExporterConfig = z.output<typeof kafkaExporter>;
 export type StoreExtensionConfig = z.output<typeof storeExtension>;
 
+export type KafkaReceiverConfig = z.output<typeof kafkaReceiver>;
+export type CorrelatorProcessorConfig = z.output<typeof correlatorProcessor>;
+
 export type ReceiverConfig =
+  | { type: 'kafka'; name: string; config: KafkaReceiverConfig }
   | { type: 'otlp'; name: string; config: OtlpReceiverConfig }
   | { type: 'k8saudit'; name: string; config: K8sAuditReceiverConfig }
   | { type: 'auditlog'; name: string; config: AuditLogReceiverConfig };
 
 export type ExporterConfig =
+  | { type: 'store'; name: string; config: Record<string, never> }
   | { type: 'correlator'; name: string; config: CorrelatorExporterConfig }
   | { type: 'kafka'; name: string; config: KafkaExporterConfig };
 
@@ -180,6 +215,8 @@ export interface CollectorConfig {
   exporters: ExporterConfig[];
   /** The correlator exporter's settings, when one is configured (at most one). */
   correlator?: CorrelatorExporterConfig;
+  /** The correlator processor (Kafka mode), when a pipeline lists it. */
+  correlatorProcessor?: CorrelatorProcessorConfig;
   store?: StoreExtensionConfig;
   logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** service.telemetry.metrics.address */
@@ -238,8 +275,11 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     }
     parsedExporters.set(key, { type, name: key, config } as ExporterConfig);
   }
-  for (const key of Object.keys(top.processors ?? {})) {
-    throw new ConfigError(`${source}: processors.${key}: unknown processor type "${componentType(key)}" (known: ${Object.keys(PROCESSORS).join(', ') || 'none yet'})`);
+  const parsedProcessors = new Map<string, CorrelatorProcessorConfig>();
+  for (const [key, value] of Object.entries(top.processors ?? {})) {
+    const type = componentType(key);
+    if (!(type in PROCESSORS)) throw new ConfigError(`${source}: processors.${key}: unknown processor type "${type}" (known: ${Object.keys(PROCESSORS).join(', ')})`);
+    parsedProcessors.set(key, check(PROCESSORS.correlator, value ?? {}, source, `processors.${key}`));
   }
   const extensions = new Map<string, StoreExtensionConfig>();
   for (const [key, value] of Object.entries(top.extensions ?? {})) {
@@ -266,7 +306,11 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       if (!set) routes.set(r, (set = new Set()));
       for (const e of p.exporters) set.add(e);
     }
-    for (const [i, proc] of p.processors.entries()) throw new ConfigError(`${source}: service.pipelines.${pname}.processors[${i}]: processor "${proc}" is not defined under processors`);
+    for (const [i, proc] of p.processors.entries()) {
+      const pc = parsedProcessors.get(proc);
+      if (!pc) throw new ConfigError(`${source}: service.pipelines.${pname}.processors[${i}]: processor "${proc}" is not defined under processors`);
+      out.correlatorProcessor = pc;
+    }
     for (const [i, e] of p.exporters.entries()) {
       if (!(e in top.exporters)) throw new ConfigError(`${source}: service.pipelines.${pname}.exporters[${i}]: exporter "${e}" is not defined under exporters`);
       usedExporters.add(e);
@@ -274,7 +318,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }
   out.receivers = [...parsedReceivers.values()].filter((r) => routes.has(r.name)).map((r) => ({ ...r, exporters: [...routes.get(r.name)!] }));
   out.exporters = [...parsedExporters.values()].filter((e) => usedExporters.has(e.name));
-  if (out.correlator && !out.store) throw new ConfigError(`${source}: exporters.correlator writes to the embedded store: add a store extension and list it in service.extensions`);
+  if ((out.correlator || out.exporters.some((e) => e.type === 'store')) && !out.store) throw new ConfigError(`${source}: exporters.correlator writes to the embedded store: add a store extension and list it in service.extensions`);
   return out;
 }
 

@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
-import { Correlator } from '@kube-correlate/correlator';
-import { createQueryApi, TraceStore } from '@kube-correlate/store';
+import { Correlator, KafkaCorrelator } from '@kube-correlate/correlator';
+import { createKafkaClient } from '@kube-correlate/kafka';
+import { createQueryApi, KafkaStoreLoader, TraceStore } from '@kube-correlate/store';
 import { createLogger, PipelineMetrics, type Logger } from '@kube-correlate/telemetry';
-import { parseDuration, type CollectorConfig } from './config.js';
+import { parseDuration, type CollectorConfig, type KafkaReceiverConfig } from './config.js';
 import type { AuditConsumer, Component, SpanConsumer } from './consumer.js';
 import { KafkaExporter } from './exporters/kafka.js';
 import { closeHttp, listenHttp } from './listen.js';
@@ -38,12 +39,17 @@ export class Pipeline {
   readonly addresses: PipelineAddresses = {};
   store: TraceStore | undefined;
   correlator: Correlator | undefined;
+  kafkaCorrelator: KafkaCorrelator | undefined;
   private receivers: Component[] = [];
   private exporters: Component[] = [];
   private queryServer: Server | undefined;
   private metricsServer: Server | undefined;
   private started = false;
   private stopping: Promise<void> | undefined;
+
+  private get config(): CollectorConfig {
+    return this.opts.config;
+  }
 
   constructor(private readonly opts: PipelineOptions) {
     this.metrics = opts.metrics ?? new PipelineMetrics(undefined, { defaultMetrics: true });
@@ -92,7 +98,7 @@ export class Pipeline {
         if (e.type === 'correlator') {
           const correlator = this.correlator!;
           exporters.set(e.name, { consumeSpans: (s) => correlator.addSpans(s), consumeAuditEvents: (a) => correlator.addAuditEvents(a) });
-        } else {
+        } else if (e.type === 'kafka' && !config.correlatorProcessor) {
           const k = new KafkaExporter({ name: e.name, config: e.config, metrics, logger: logger.child({ component: 'exporter' }) });
           this.exporters.push(k);
           await k.start();
@@ -100,6 +106,10 @@ export class Pipeline {
         }
       }
       for (const r of config.receivers) {
+        if (r.type === 'kafka') {
+          await this.startReceiver(this.kafkaStage(r.name, r.config, r.exporters));
+          continue;
+        }
         const targets = r.exporters.map((name) => exporters.get(name)!);
         const spans: SpanConsumer = { consumeSpans: async (s) => void (await Promise.all(targets.map((t) => t.consumeSpans(s)))) };
         const audit: AuditConsumer = { consumeAuditEvents: async (a) => void (await Promise.all(targets.map((t) => t.consumeAuditEvents(a)))) };
@@ -119,7 +129,7 @@ export class Pipeline {
           const k = new K8sAuditReceiver({ ...common, endpoint: r.config.endpoint, maxRequestBodySize: r.config.max_request_body_size, consumer: audit });
           await this.startReceiver(k);
           this.addresses.auditWebhook ??= k.address;
-        } else {
+        } else if (r.type === 'auditlog') {
           await this.startReceiver(new AuditLogReceiver({
             ...common, include: r.config.include, startAt: r.config.start_at, follow: r.config.follow,
             pollIntervalMs: parseDuration(r.config.poll_interval), consumer: audit,
@@ -130,6 +140,31 @@ export class Pipeline {
       await this.shutdown();
       throw err;
     }
+  }
+
+  /** A kafka receiver with what follows it: the Kafka correlator, or the store loader. */
+  private kafkaStage(name: string, rc: KafkaReceiverConfig, exporterNames: string[]): Component {
+    const { config, metrics, logger } = this;
+    const client = createKafkaClient({ brokers: rc.brokers, clientId: rc.client_id, logger: logger.child({ component: 'kafka' }) });
+    const exps = config.exporters.filter((e) => exporterNames.includes(e.name));
+    const p = config.correlatorProcessor;
+    if (p) {
+      const out = exps.find((e) => e.type === 'kafka');
+      if (!out || out.type !== 'kafka') throw new Error(`${config.source}: receivers.${name}: the correlator processor writes to Kafka: list a kafka exporter in its pipeline`);
+      const kc = new KafkaCorrelator({
+        client, groupId: rc.group_id, metrics, logger: logger.child({ component: 'correlator' }),
+        topics: { spans: rc.traces.topic, audit: rc.logs.topic, auditTrace: p.internal_topics.audit_trace, auditByTrace: p.internal_topics.audit_by_trace, correlated: out.config.traces.topic },
+        settleAfterMs: parseDuration(p.settle_after), pendingAuditTtlMs: parseDuration(p.pending_audit_ttl),
+        maxTracesInFlight: p.max_traces_in_flight, pairCacheSize: p.pair_cache_size, internalRetentionMs: parseDuration(p.internal_topics.retention),
+      });
+      this.kafkaCorrelator = kc;
+      return { start: () => kc.start(), shutdown: () => kc.stop() };
+    }
+    if (exps.some((e) => e.type === 'store')) {
+      const loader = new KafkaStoreLoader({ client, store: this.store!, topic: rc.traces.topic, groupId: rc.group_id, metrics, logger: logger.child({ component: 'store-loader' }) });
+      return { start: () => loader.start(), shutdown: () => loader.stop() };
+    }
+    throw new Error(`${config.source}: receivers.${name}: a kafka receiver feeds the correlator processor or the store exporter`);
   }
 
   private async startReceiver(r: Component): Promise<void> {
