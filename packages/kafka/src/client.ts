@@ -1,4 +1,4 @@
-import { AssignerProtocol, CompressionTypes, Kafka, logLevel, type Admin as KjsAdmin, type PartitionAssigner, type Consumer as KjsConsumer, type LogEntry, type Producer as KjsProducer } from 'kafkajs';
+import { AssignerProtocol, CompressionTypes, Kafka, logLevel, Partitioners, type Admin as KjsAdmin, type PartitionAssigner, type Consumer as KjsConsumer, type LogEntry, type Producer as KjsProducer } from 'kafkajs';
 
 /**
  * The Kafka client behind one small interface, so the library can be swapped (kafkajs is the
@@ -138,7 +138,9 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
 
   return {
     async producer(p: ProducerOptions = {}): Promise<Producer> {
-      const producer: KjsProducer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false, retry: { retries: p.retries ?? 2 } });
+      // The default partitioner is murmur2 of the key, as the Java client's: topics written by any
+      // Kafka-compatible producer keyed alike partition alike.
+      const producer: KjsProducer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: p.retries ?? 2 } });
       await producer.connect();
       const compression = p.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
       return {
@@ -161,7 +163,8 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
     },
 
     async admin(): Promise<Admin> {
-      const admin: KjsAdmin = kafka.admin();
+      // Topic creation propagates to the metadata cache after a moment: admin calls wait longer.
+      const admin: KjsAdmin = kafka.admin({ retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2000 } });
       await admin.connect();
       return {
         async ensureTopics(specs) {
@@ -169,7 +172,9 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
           const missing = specs.filter((s) => !existing.has(s.name));
           if (missing.length === 0) return [];
           await admin.createTopics({
-            waitForLeaders: true,
+            // kafkajs's own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which KRaft brokers answer
+            // for a moment after creation; wait for the leaders here instead.
+            waitForLeaders: false,
             topics: missing.map((s) => ({
               topic: s.name,
               numPartitions: s.partitions,
@@ -177,6 +182,7 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
               configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
             })),
           });
+          await waitForLeaders(admin, missing.map((s) => s.name));
           return missing.map((s) => s.name);
         },
         async partitionCount(topic) {
@@ -252,3 +258,18 @@ const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
     return { name: 'KubeCorrelateCoPartitioned', metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) };
   },
 });
+
+/** Polls topic metadata until every partition of every topic has a leader (30 s at most). */
+async function waitForLeaders(admin: KjsAdmin, topics: string[]): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const md = await admin.fetchTopicMetadata({ topics });
+      if (md.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+    } catch (err) {
+      if (!(err as { retriable?: boolean }).retriable) throw err;
+    }
+    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leader 30 s after creation`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
