@@ -7,7 +7,7 @@ import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { silentLogger, PipelineMetrics } from '@kube-correlate/telemetry';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
-import { eventList, postJson, tempDir, waitForTree } from '../harness/index.js';
+import { eventList, postJson, reported, tempDir, waitForTree } from '../harness/index.js';
 
 /**
  * Kafka mode against a real broker (each supported Kafka version): collector -> otlp_spans and
@@ -26,7 +26,7 @@ for (const version of KAFKA_VERSIONS) {
   let collector: Pipeline;
   let store: Pipeline;
 
-  t.before(async () => {
+  t.before(reported('setup', async () => {
     broker = await startKafka({ version, partitions: 4 });
     const env = {
       KAFKA_BROKERS: broker.brokers,
@@ -44,7 +44,7 @@ for (const version of KAFKA_VERSIONS) {
     store = pipelineFrom('kafka-store.yaml', env);
     await store.start();
     running.push(store);
-  });
+  }));
 
   t.after(async () => {
     for (const p of running.reverse()) await p.shutdown();

@@ -142,3 +142,18 @@ export async function metricValue(metrics: PipelineMetrics, name: string, labels
 export function eventList(items: unknown[], apiVersion = 'audit.k8s.io/v1'): Record<string, unknown> {
   return { kind: 'EventList', apiVersion, metadata: {}, items };
 }
+
+/**
+ * uvu reports a failing before/after hook only as tests not run, without the error: wrap hook
+ * bodies so the reason reaches the log (and CI's output).
+ */
+export function reported(what: string, fn: () => Promise<void> | void): () => Promise<void> {
+  return async () => {
+    try {
+      await fn();
+    } catch (err) {
+      process.stderr.write(`\n${what} failed: ${(err as Error).stack ?? String(err)}\n`);
+      throw err;
+    }
+  };
+}

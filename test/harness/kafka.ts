@@ -452,11 +452,19 @@ function installExitHooks(): void {
   }
 }
 
-// The java process runs in its own process group (detached) next to a watchdog that holds a pipe
-// from this process: if this process dies without running its exit hooks (SIGKILL), the pipe
-// closes and the watchdog stops the whole group (SIGTERM, SIGKILL 5 s later). The watchdog ignores
-// SIGTERM so that it outlives a graceful broker stop; stopBroker() SIGKILLs the group afterwards.
-const LAUNCHER = 'exec 3<&0; ( trap "" TERM INT HUP; cat <&3 >/dev/null; kill -TERM 0; sleep 5; kill -KILL 0 ) & exec "$@" </dev/null 3<&-';
+// The java process runs in its own process group (detached), next to a watchdog shell that holds
+// a pipe from this process. If this process dies without running its exit hooks (SIGKILL, for
+// example run.mjs's timeout), the pipe closes and the watchdog stops the broker (SIGTERM, SIGKILL
+// after 5 s) and removes its temp dir ($KC_KAFKA_DIR). The watchdog ignores SIGTERM so that it
+// outlives a graceful stop of the group; stopBroker() SIGKILLs the group, watchdog included,
+// before closing the pipe. `$$` in the subshell is the launcher's pid, which `exec` makes java's.
+const LAUNCHER = [
+  'exec 3<&0',
+  '( trap "" TERM INT HUP; cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null; i=0;',
+  '  while kill -0 $$ 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done;',
+  '  kill -KILL $$ 2>/dev/null; sleep 0.2; rm -rf "$KC_KAFKA_DIR" ) &',
+  'exec "$@" </dev/null 3<&-',
+].join('\n');
 
 /** Formats a fresh KRaft store and starts a broker on free loopback ports; resolves when it is ready. */
 export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> {
@@ -497,7 +505,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     const child = spawn('/bin/sh', ['-c', LAUNCHER, 'kafka-broker',
       java, '-Xms128m', '-Xmx512m', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-Djava.awt.headless=true',
       jvmLogging, `-Dkafka.logs.dir=${dir}`, '-cp', classpath, 'kafka.Kafka', propsPath,
-    ], { cwd: dir, detached: true, stdio: ['pipe', out, out] });
+    ], { cwd: dir, detached: true, stdio: ['pipe', out, out], env: { ...process.env, KC_KAFKA_DIR: dir } });
     closeSync(out);
     tracked.child = child;
     exitInfo = undefined;

@@ -1,5 +1,5 @@
 import { auditIDForSpans, validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
-import { OffsetTracker, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { encodeCorrelatedTrace, encodeUnjoinedAudit } from './correlated-format.js';
@@ -54,6 +54,8 @@ export interface KafkaCorrelatorOptions {
   maxTracesInFlight?: number;
   /** auditID -> trace pairs remembered. */
   pairCacheSize?: number;
+  /** Partitions of otlp_spans and k8s_audit when this instance is the one creating them. Default 8. */
+  defaultPartitions?: number;
   /** Retention of the internal topics. Default 1 day. */
   internalRetentionMs?: number;
   metrics?: PipelineMetrics;
@@ -123,14 +125,15 @@ export class KafkaCorrelator {
     const t = this.topics;
     const admin = await client.admin();
     try {
+      // Whichever process starts first creates the shared topics, so start order does not matter.
+      await admin.ensureTopics(defaultTopicSpecs({ spans: t.spans, audit: t.audit }, this.opts.defaultPartitions ?? 8));
       const spansPartitions = await admin.partitionCount(t.spans);
       const auditPartitions = await admin.partitionCount(t.audit);
-      if (!spansPartitions || !auditPartitions) throw new Error(`topics ${t.spans} and ${t.audit} must exist (the collector creates them)`);
-      const retention = String(this.opts.internalRetentionMs ?? 24 * 3600 * 1000);
+      const retention = this.opts.internalRetentionMs ?? 24 * 3600 * 1000;
       const created = await admin.ensureTopics([
-        { name: t.auditTrace, partitions: auditPartitions, configs: { 'retention.ms': retention, 'cleanup.policy': 'delete' } },
-        { name: t.auditByTrace, partitions: spansPartitions, configs: { 'retention.ms': retention, 'cleanup.policy': 'delete' } },
-        { name: t.correlated, partitions: spansPartitions, configs: { 'retention.ms': String(7 * 24 * 3600 * 1000), 'cleanup.policy': 'delete' } },
+        topicSpec(t.auditTrace, auditPartitions, retention),
+        topicSpec(t.auditByTrace, spansPartitions, retention),
+        topicSpec(t.correlated, spansPartitions),
       ]);
       if (created.length) this.logger.info({ topics: created }, 'created correlator topics');
       for (const [name, want] of [[t.auditTrace, auditPartitions], [t.auditByTrace, spansPartitions]] as const) {

@@ -13,14 +13,15 @@ export const TOPICS = {
   correlated: 'otlp_correlated',
 } as const;
 
-const DAY_MS = 24 * 3600 * 1000;
+export const DEFAULT_PARTITIONS = 8;
+const WEEK_MS = 7 * 24 * 3600 * 1000;
 
-/** Default partition count and retention of the topics the pipeline creates. */
-export function defaultTopicSpecs(names: { spans: string; audit: string; correlated?: string }, partitions = 8): TopicSpec[] {
-  const specs: TopicSpec[] = [
-    { name: names.spans, partitions, configs: { 'retention.ms': String(7 * DAY_MS), 'cleanup.policy': 'delete' } },
-    { name: names.audit, partitions, configs: { 'retention.ms': String(7 * DAY_MS), 'cleanup.policy': 'delete' } },
-  ];
-  if (names.correlated) specs.push({ name: names.correlated, partitions, configs: { 'retention.ms': String(7 * DAY_MS), 'cleanup.policy': 'delete' } });
-  return specs;
+/** A topic with delete cleanup and the given retention (default 7 days). */
+export function topicSpec(name: string, partitions = DEFAULT_PARTITIONS, retentionMs = WEEK_MS): TopicSpec {
+  return { name, partitions, configs: { 'retention.ms': String(retentionMs), 'cleanup.policy': 'delete' } };
+}
+
+/** The input topics, as whichever process starts first creates them. */
+export function defaultTopicSpecs(names: { spans: string; audit: string }, partitions = DEFAULT_PARTITIONS): TopicSpec[] {
+  return [topicSpec(names.spans, partitions), topicSpec(names.audit, partitions)];
 }

@@ -1,6 +1,6 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
 import { decodeCorrelated, type TraceUpdate } from '@kube-correlate/correlator';
-import type { Consumer, ConsumedMessage, KafkaClient } from '@kube-correlate/kafka';
+import { topicSpec, type Consumer, type ConsumedMessage, type KafkaClient } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, OtlpDecodeError } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import type { TraceStore } from './trace-store.js';
@@ -27,7 +27,15 @@ export class KafkaStoreLoader {
   constructor(private readonly opts: KafkaStoreLoaderOptions) {}
 
   async start(): Promise<void> {
-    this.consumer = await this.opts.client.consumer({ groupId: this.opts.groupId ?? 'kube-correlate-store', topics: [this.opts.topic ?? 'otlp_correlated'] });
+    const topic = this.opts.topic ?? 'otlp_correlated';
+    // Created here too when missing, so the store may start before the correlators.
+    const admin = await this.opts.client.admin();
+    try {
+      await admin.ensureTopics([topicSpec(topic)]);
+    } finally {
+      await admin.disconnect();
+    }
+    this.consumer = await this.opts.client.consumer({ groupId: this.opts.groupId ?? 'kube-correlate-store', topics: [topic] });
     await this.consumer.run((batch) => this.onBatch(batch));
   }
 
@@ -70,6 +78,9 @@ export class KafkaStoreLoader {
     }
     this.opts.store.writeSync({ traces: [...traces.values()], unjoinedAuditEvents: unjoined });
     metrics.receiverItems.inc({ receiver: 'kafka', signal: 'traces' }, traces.size);
+    // How many audit events the correlators joined to their trace, and how many they could not.
+    metrics.receiverItems.inc({ receiver: 'kafka', signal: 'audit_events_joined' }, [...traces.values()].reduce((n, t) => n + t.auditEvents.length, 0));
+    metrics.receiverItems.inc({ receiver: 'kafka', signal: 'audit_events_unjoined' }, unjoined.length);
     const last = batch[batch.length - 1];
     if (last && !this.stopped) await this.consumer!.commit([{ topic: last.topic, partition: last.partition, offset: String(Number(last.offset) + 1) }]);
   }
