@@ -35,6 +35,8 @@ export const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/jaeger';
 export const JAEGER_MODULE_DIR = fileURLToPath(new URL('../../jaeger/', import.meta.url));
 
 const READY_TIMEOUT_MS = 60_000;
+/** What the collector service logs when all its components have started. */
+const READY_LOG_LINE = 'Everything is ready. Begin running and processing data.';
 const STOP_GRACE_MS = 10_000;
 const BUILD_TIMEOUT_MS = 60 * 60_000;
 const LOCK_WAIT_MS = BUILD_TIMEOUT_MS + 5 * 60_000;
@@ -139,6 +141,9 @@ function tail(path: string, lines = 40): string {
 }
 
 /** Runs `go build`, its output appended to `logPath`; resolves with the exit code. */
+/** For logs and error messages: the command as one could paste it into a POSIX shell. */
+const shellLine = (args: string[]): string => args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+
 function runBuild(args: string[], logPath: string): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const log = openSync(logPath, 'a');
@@ -171,12 +176,13 @@ export async function ensureJaeger(): Promise<string> {
     const tmp = join(base, `jaeger.tmp-${process.pid}`);
     const logPath = join(base, 'build.log');
     const args = jaegerBuildArgs(tmp);
-    writeFileSync(logPath, `# ${new Date().toISOString()} ${goVersion}\n# cd ${JAEGER_MODULE_DIR} && CGO_ENABLED=0 go ${args.join(' ')}\n`);
+    const line = `cd ${shellLine([JAEGER_MODULE_DIR])} && CGO_ENABLED=0 go ${shellLine(args)}`;
+    writeFileSync(logPath, `# ${new Date().toISOString()} ${goVersion}\n# ${line}\n`);
     const started = Date.now();
     const code = await runBuild(args, logPath);
     if (code !== 0 || !existsSync(tmp)) {
       rmSync(tmp, { force: true });
-      throw new Error(`building Jaeger ${JAEGER_VERSION} failed (go exited ${code}; cd ${JAEGER_MODULE_DIR} && CGO_ENABLED=0 go ${args.join(' ')}):\n${tail(logPath, 60)}`);
+      throw new Error(`building Jaeger ${JAEGER_VERSION} failed (go exited ${code}; ${line}):\n${tail(logPath, 60)}`);
     }
     renameSync(tmp, bin);
     const info = { ...expectedStamp(), go: goVersion, buildMs: Date.now() - started, bytes: statSync(bin).size, at: new Date().toISOString(), command: ['go', ...args.slice(0, -3), '-o', bin, JAEGER_PACKAGE] };
@@ -348,10 +354,17 @@ function installExitHooks(): void {
 
 // The binary runs in its own process group (detached), next to a watchdog that holds a pipe from
 // this process: if this process dies without running its exit hooks (SIGKILL, e.g. test/run.mjs's
-// per-file timeout), the pipe closes and the watchdog stops the group (SIGTERM, SIGKILL 5 s
-// later). The watchdog ignores SIGTERM so that it outlives a graceful stop; stop() SIGKILLs the
-// group afterwards. `exec` makes the binary the group leader, so child.pid is Jaeger's pid.
-const LAUNCHER = 'exec 3<&0; ( trap "" TERM INT HUP; cat <&3 >/dev/null; kill -TERM 0; sleep 5; kill -KILL 0 ) & exec "$@" </dev/null 3<&-';
+// per-file timeout), the pipe closes and the watchdog stops Jaeger (SIGTERM, SIGKILL after 5 s)
+// and removes its temp dir ($KC_JAEGER_DIR). The watchdog ignores SIGTERM so that it outlives a
+// graceful stop; stop() SIGKILLs the group, watchdog included, afterwards. `$$` in the subshell is
+// the launcher's pid, which `exec` makes Jaeger's (so child.pid is Jaeger's pid and the pgid).
+const LAUNCHER = [
+  'exec 3<&0',
+  '( trap "" TERM INT HUP; cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null; i=0;',
+  '  while kill -0 $$ 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done;',
+  '  kill -KILL $$ 2>/dev/null; sleep 0.2; rm -rf "$KC_JAEGER_DIR" ) &',
+  'exec "$@" </dev/null 3<&-',
+].join('\n');
 
 /** Starts Jaeger with in-memory storage on free loopback ports; resolves when it is ready. */
 export async function startJaeger(opts: StartJaegerOptions = {}): Promise<JaegerProcess> {
@@ -399,7 +412,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId }));
     const out = openSync(logPath, 'a');
     const started = Date.now();
-    const child = spawn('/bin/sh', ['-c', LAUNCHER, 'jaeger', bin, '--config', configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out] });
+    const child = spawn('/bin/sh', ['-c', LAUNCHER, 'jaeger', bin, '--config', configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out], env: { ...process.env, KC_JAEGER_DIR: dir } });
     closeSync(out);
     tracked.child = child;
     exitInfo = undefined;
@@ -422,6 +435,9 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
         const res = await fetch(`${queryHttp}/api/v3/services`, { signal: AbortSignal.timeout(2000) });
         await res.arrayBuffer();
         if (!res.ok) last = `GET /api/v3/services: HTTP ${res.status}`;
+        // The collector logs this once every component started (the receivers start after the
+        // extensions, so the query API alone does not prove the kafka receiver is up).
+        else if (!readFileSync(logPath, 'utf8').includes(READY_LOG_LINE)) last = `no "${READY_LOG_LINE}" in the log yet`;
         else if (!(await tcpOpen(ports.otlpHttpPort))) last = 'OTLP/HTTP port not accepting yet';
         else if (!(await tcpOpen(ports.otlpGrpcPort))) last = 'OTLP/gRPC port not accepting yet';
         else break;
