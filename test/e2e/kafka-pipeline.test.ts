@@ -65,7 +65,8 @@ for (const version of KAFKA_VERSIONS) {
     const all = new Map<string, Span>(scenario.spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
     const query = `http://${store.addresses.query}`;
     // Every trace stored first, the caller's too, so links are followed as in embedded mode.
-    for (const tr of scenario.traces) await waitForTree(query, tr.traceId, tr.spans.length, false);
+    // Generous: the first batch waits for both correlators to join the group.
+    for (const tr of scenario.traces) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
     for (const r of scenario.requests) {
       const got: RequestTree = await waitForTree(query, r.traceId, r.spans.length, true);
       const want = buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (tr, sp) => all.get(`${tr}/${sp}`) });

@@ -3,7 +3,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
-import { loadConfigFile, Pipeline } from '@kube-correlate/collector';
+import * as grpc from '@grpc/grpc-js';
+import { EXPORT_PATH, loadConfigFile, Pipeline } from '@kube-correlate/collector';
 import { encodeTraceRequest, SpanKind, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
@@ -93,6 +94,17 @@ async function send(run: number, from: number, to: number, collector: Pipeline, 
   await Promise.all(Array.from({ length: 4 }, async () => {
     while (next < jobs.length) await jobs[next++]!();
   }));
+}
+
+/** One OTLP/gRPC Export; returns the status code. */
+function exportOverGrpc(target: string, body: Uint8Array): Promise<number> {
+  const client = new grpc.Client(target, grpc.credentials.createInsecure());
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(EXPORT_PATH, (b: Buffer) => b, (b: Buffer) => b, Buffer.from(body), (err) => {
+      client.close();
+      resolve(err ? err.code : grpc.status.OK);
+    });
+  });
 }
 
 function correlatorProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
@@ -188,9 +200,14 @@ for (const version of KAFKA_VERSIONS) {
     await broker.stopBroker();
     const during = send(4, n / 2, n, collector, seen);
     await waitFor('senders to be refused with retryable codes', () => (seen.retryable > 0 ? true : undefined), 60_000);
+    // OTLP/gRPC senders (kube-apiserver) get UNAVAILABLE, which their exporters retry.
+    const grpcCode = await exportOverGrpc(collector.addresses.otlpGrpc!, encodeTraceRequest(request(4, n).spans));
+    assert.is(grpcCode, grpc.status.UNAVAILABLE);
     await broker.startBroker();
     await during;
-    await expectComplete(4, n);
+    assert.is(await exportOverGrpc(collector.addresses.otlpGrpc!, encodeTraceRequest(request(4, n).spans)), grpc.status.OK, 'the retried gRPC export succeeds');
+    await postUntilAccepted(`http://${collector.addresses.auditWebhook}/`, JSON.stringify(eventList(request(4, n).audit)), 'application/json', seen);
+    await expectComplete(4, n + 1);
     assert.ok(seen.retryable > 0);
   });
 

@@ -110,14 +110,14 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> 
 }
 
 /** The stored tree of a trace, once it has `spanCount` spans and (if asked) an audit attached. */
-export function waitForTree(query: string, traceId: string, spanCount: number, withAudit = true): Promise<RequestTree> {
+export function waitForTree(query: string, traceId: string, spanCount: number, withAudit = true, timeoutMs = 15_000): Promise<RequestTree> {
   return waitFor(`trace ${traceId} with ${spanCount} spans${withAudit ? ' and its audit' : ''}`, async () => {
     const res = await fetch(`${query}/api/v1/traces/${traceId}`);
     if (!res.ok) return undefined;
     const tree = (await res.json()) as RequestTree;
     const audited = JSON.stringify(tree.root).includes('"auditID"');
     return tree.spanCount >= spanCount && (!withAudit || audited) ? tree : undefined;
-  });
+  }, timeoutMs);
 }
 
 /** POSTs JSON and returns status and parsed body. */

@@ -147,11 +147,15 @@ const shellLine = (args: string[]): string => args.map((a) => (/^[\w@%+=:,./-]+$
 function runBuild(args: string[], logPath: string): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const log = openSync(logPath, 'a');
-    const child = spawn('go', args, { cwd: JAEGER_MODULE_DIR, env: buildEnv(), stdio: ['ignore', log, log] });
+    // Its own process group, so that the exit hooks can stop go and the compilers it runs.
+    const child = spawn('go', args, { cwd: JAEGER_MODULE_DIR, env: buildEnv(), stdio: ['ignore', log, log], detached: true });
     closeSync(log);
-    const timer = setTimeout(() => child.kill('SIGKILL'), BUILD_TIMEOUT_MS);
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('close', (code) => { clearTimeout(timer); resolve(code); });
+    installExitHooks();
+    builds.add(child);
+    const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), BUILD_TIMEOUT_MS);
+    const done = () => { clearTimeout(timer); builds.delete(child); };
+    child.on('error', (e) => { done(); reject(e); });
+    child.on('close', (code) => { done(); resolve(code); });
   });
 }
 
@@ -201,15 +205,27 @@ export interface JaegerKafkaOptions {
   topic: string;
   /** kafka receiver encoding; default `otlp_proto`. */
   encoding?: string;
-  /** Consumer group; default `kube-correlate-jaeger-<random>` (a fresh group per start). */
+  /** Consumer group; default `kube-correlate-jaeger-<pid>-<time>` (a fresh group per start). */
   groupId?: string;
   /** Where a new group starts; default `earliest`. */
   initialOffset?: 'earliest' | 'latest';
 }
 
+/** Jaeger as an OpenTelemetry Collector writing what its OTLP receiver gets to Kafka. */
+export interface JaegerKafkaExporterOptions {
+  brokers: string;
+  topic: string;
+  /** Default `otlp_proto`. */
+  encoding?: string;
+  /** One trace per message keyed by trace id. Default true. */
+  partitionTracesById?: boolean;
+}
+
 export interface StartJaegerOptions {
   /** Also consume traces from Kafka (collector-contrib kafka receiver) into the same pipeline. */
   kafka?: JaegerKafkaOptions;
+  /** Also export what the OTLP receiver gets to Kafka (collector-contrib kafka exporter). */
+  kafkaExporter?: JaegerKafkaExporterOptions;
   /** `jaeger_storage.backends.<name>.memory.max_traces`; default 100000. */
   maxTraces?: number;
   /** `service.telemetry.logs.level`; default `info`. */
@@ -242,8 +258,9 @@ const STORE = 'kc_memstore';
 /** The Jaeger v2 config (OpenTelemetry Collector format). JSON-quoted scalars are valid YAML. */
 export function jaegerConfigYaml(o: {
   otlpGrpcPort: number; otlpHttpPort: number; queryHttpPort: number; queryGrpcPort: number;
-  maxTraces?: number; logLevel?: string; kafka?: JaegerKafkaOptions; kafkaGroupId?: string;
+  maxTraces?: number; logLevel?: string; kafka?: JaegerKafkaOptions; kafkaGroupId?: string; kafkaExporter?: JaegerKafkaExporterOptions;
 }): string {
+  const ke = o.kafkaExporter;
   const q = (s: string) => JSON.stringify(s);
   const kafka = o.kafka;
   const brokers = kafka ? kafka.brokers.split(',').map((b) => b.trim()).filter(Boolean) : [];
@@ -283,13 +300,24 @@ ${kafka ? `  kafka:
 exporters:
   jaeger_storage_exporter:
     trace_storage: ${STORE}
-
+${ke ? `  kafka:
+    brokers: [${ke.brokers.split(',').map((b) => q(b.trim())).join(', ')}]
+    client_id: "kube-correlate-jaeger-exporter"
+    partition_traces_by_id: ${ke.partitionTracesById ?? true}
+    traces:
+      topic: ${q(ke.topic)}
+      encoding: ${q(ke.encoding ?? 'otlp_proto')}
+` : ''}
 service:
   extensions: [jaeger_storage, jaeger_query]
   pipelines:
     traces:
       receivers: [otlp${kafka ? ', kafka' : ''}]
       exporters: [jaeger_storage_exporter]
+${ke ? `    traces/kafka:
+      receivers: [otlp]
+      exporters: [kafka]
+` : ''}
   telemetry:
     metrics:
       # No internal metrics endpoint (the default would listen on :8888).
@@ -322,6 +350,8 @@ function tcpOpen(port: number, timeoutMs = 1000): Promise<boolean> {
 // Every Jaeger not yet stop()ped: killed (process group, SIGKILL) and its dir removed when this process exits.
 interface Tracked { child: ChildProcess | undefined; dir: string }
 const live = new Set<Tracked>();
+// `go build` processes still running: killed (process group) when this process exits.
+const builds = new Set<ChildProcess>();
 let hooksInstalled = false;
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
@@ -330,6 +360,8 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
 }
 
 function cleanupAllSync(): void {
+  for (const b of builds) killGroup(b.pid, 'SIGKILL');
+  builds.clear();
   for (const t of live) {
     killGroup(t.child?.pid, 'SIGKILL');
     rmSync(t.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
@@ -409,7 +441,10 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
   const spawnJaeger = async (): Promise<void> => {
     const taken = new Set<number>();
     ports = { otlpGrpcPort: await freePort(taken), otlpHttpPort: await freePort(taken), queryHttpPort: await freePort(taken), queryGrpcPort: await freePort(taken) };
-    writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId }));
+    writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter }));
+    // The log is appended to across attempts: readiness looks only at what this attempt wrote.
+    const logStart = existsSync(logPath) ? statSync(logPath).size : 0;
+    const thisLog = () => readFileSync(logPath).subarray(logStart).toString('utf8');
     const out = openSync(logPath, 'a');
     const started = Date.now();
     const child = spawn('/bin/sh', ['-c', LAUNCHER, 'jaeger', bin, '--config', configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out], env: { ...process.env, KC_JAEGER_DIR: dir } });
@@ -431,13 +466,17 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     let last = 'no attempt yet';
     for (;;) {
       if (exitInfo) { await stopProcess(); throw failWith('Jaeger did not start', exitInfo); }
+      // A component whose Start fails makes the collector shut down, which can hang (the v0.140
+      // franz-go kafka receiver waits for a consume loop that never started): fail at once.
+      const failed = /\tFailed to start component\t.*/.exec(thisLog());
+      if (failed) { await stopProcess(); throw failWith('Jaeger did not start', failed[0].slice(0, 1000)); }
       try {
         const res = await fetch(`${queryHttp}/api/v3/services`, { signal: AbortSignal.timeout(2000) });
         await res.arrayBuffer();
         if (!res.ok) last = `GET /api/v3/services: HTTP ${res.status}`;
         // The collector logs this once every component started (the receivers start after the
         // extensions, so the query API alone does not prove the kafka receiver is up).
-        else if (!readFileSync(logPath, 'utf8').includes(READY_LOG_LINE)) last = `no "${READY_LOG_LINE}" in the log yet`;
+        else if (!thisLog().includes(READY_LOG_LINE)) last = `no "${READY_LOG_LINE}" in the log yet`;
         else if (!(await tcpOpen(ports.otlpHttpPort))) last = 'OTLP/HTTP port not accepting yet';
         else if (!(await tcpOpen(ports.otlpGrpcPort))) last = 'OTLP/gRPC port not accepting yet';
         else break;

@@ -1,6 +1,6 @@
-// Wrapper module used only to build the real Jaeger v2 binary for end-to-end tests.
-// See README.md in this directory. Build with ../harness/jaeger.ts (ensureJaeger) or:
-//   go build -trimpath -o <out>/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
+// Wrapper module used only to build the real Jaeger v2 binary (v2.13.0 = module v1.76.0) for the
+// end-to-end tests; see README.md here. test/harness/jaeger.ts (ensureJaeger) builds it with:
+//   CGO_ENABLED=0 go build -mod=readonly -buildvcs=false -trimpath -ldflags '...' -o <out>/jaeger github.com/jaegertracing/jaeger/cmd/jaeger
 module kube-correlate.local/test/jaeger
 
 go 1.24.6
