@@ -31,18 +31,28 @@ let passed = 0;
 let failed = 0;
 const failures = [];
 
-function runFile(file) {
+function runFile(file, args = [], timeoutMs = FILE_TIMEOUT_MS) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--enable-source-maps', file], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
+    const child = spawn(process.execPath, ['--enable-source-maps', file, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: process.env });
     let out = '';
     child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
     child.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
-    const timer = setTimeout(() => { out += `\n[run] timed out after ${FILE_TIMEOUT_MS / 1000}s\n`; child.kill('SIGKILL'); }, FILE_TIMEOUT_MS);
+    const timer = setTimeout(() => { out += `\n[run] timed out after ${timeoutMs / 1000}s\n`; child.kill('SIGKILL'); }, timeoutMs);
     child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out: strip(out) }); });
   });
 }
 
 const started = Date.now();
+// Real components first (Kafka jars, the Jaeger binary), outside any one file's time limit.
+const needs = ['kafka', 'jaeger'].filter((w) => files.some((f) => f.includes(w)));
+if (needs.length) {
+  process.stdout.write(`\n=== prepare: ${needs.join(', ')}\n`);
+  const { code, out } = await runFile(join(root, 'test', 'dist', 'harness', 'prepare.js'), needs, 45 * 60 * 1000);
+  if (code !== 0) {
+    failed++;
+    failures.push(`prepare (${out.trim().split('\n').pop()})`);
+  }
+}
 for (const file of files) {
   const name = relative(root, file);
   process.stdout.write(`\n=== ${name}\n`);
