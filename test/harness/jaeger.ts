@@ -13,15 +13,16 @@
  *
  * Nothing here mocks Jaeger. See test/jaeger/README.md for the version, build and config keys.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { freePort, killGroup, sleep, tail, track, trackHelper, untrack, untrackHelper, watchdogLauncher, withLock, type Tracked } from './supervise.js';
 
 /** The Jaeger release (v2 line). */
 export const JAEGER_VERSION = 'v2.13.0';
@@ -99,46 +100,6 @@ function requireGo(): string {
   return r.stdout.trim();
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
-
-/** A directory lock (mkdir is atomic) with the owner's pid inside; a dead owner's lock is taken over. */
-async function withLock<T>(lockDir: string, what: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      mkdirSync(lockDir);
-      writeFileSync(join(lockDir, 'pid'), String(process.pid));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let owner = NaN;
-      try { owner = Number(readFileSync(join(lockDir, 'pid'), 'utf8')); } catch { /* being created */ }
-      let age = 0;
-      try { age = Date.now() - statSync(lockDir).mtimeMs; } catch { continue; }
-      const stale = Number.isInteger(owner) && owner > 0 ? !pidAlive(owner) : age > 30_000;
-      if (stale) { rmSync(lockDir, { recursive: true, force: true }); continue; }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (lock ${lockDir} held by pid ${owner})`);
-      await sleep(1000);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(lockDir, { recursive: true, force: true });
-  }
-}
-
-function tail(path: string, lines = 40): string {
-  try {
-    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return `(no ${path})`;
-  }
-}
 
 /** Runs `go build`, its output appended to `logPath`; resolves with the exit code. */
 /** For logs and error messages: the command as one could paste it into a POSIX shell. */
@@ -150,10 +111,9 @@ function runBuild(args: string[], logPath: string): Promise<number | null> {
     // Its own process group, so that the exit hooks can stop go and the compilers it runs.
     const child = spawn('go', args, { cwd: JAEGER_MODULE_DIR, env: buildEnv(), stdio: ['ignore', log, log], detached: true });
     closeSync(log);
-    installExitHooks();
-    builds.add(child);
+    trackHelper(child);
     const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), BUILD_TIMEOUT_MS);
-    const done = () => { clearTimeout(timer); builds.delete(child); };
+    const done = () => { clearTimeout(timer); untrackHelper(child); };
     child.on('error', (e) => { done(); reject(e); });
     child.on('close', (code) => { done(); resolve(code); });
   });
@@ -172,7 +132,7 @@ export async function ensureJaeger(): Promise<string> {
   if (stampIsCurrent(stamp, bin)) return bin;
   const goVersion = requireGo();
   mkdirSync(base, { recursive: true });
-  return withLock(join(base, 'lock'), `the build of Jaeger ${JAEGER_VERSION}`, async () => {
+  return withLock(join(base, 'lock'), `the build of Jaeger ${JAEGER_VERSION}`, LOCK_WAIT_MS, async () => {
     if (stampIsCurrent(stamp, bin)) return bin; // another process finished it meanwhile
     rmSync(stamp, { force: true });
     rmSync(bin, { force: true });
@@ -327,16 +287,6 @@ ${ke ? `    traces/kafka:
 `;
 }
 
-async function freePort(taken: Set<number>): Promise<number> {
-  for (;;) {
-    const s = createServer();
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    const port = (s.address() as { port: number }).port;
-    await new Promise((r) => s.close(r));
-    if (!taken.has(port)) { taken.add(port); return port; }
-  }
-}
-
 function tcpOpen(port: number, timeoutMs = 1000): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = connect({ host: '127.0.0.1', port });
@@ -347,64 +297,12 @@ function tcpOpen(port: number, timeoutMs = 1000): Promise<boolean> {
   });
 }
 
-// Every Jaeger not yet stop()ped: killed (process group, SIGKILL) and its dir removed when this process exits.
-interface Tracked { child: ChildProcess | undefined; dir: string }
-const live = new Set<Tracked>();
-// `go build` processes still running: killed (process group) when this process exits.
-const builds = new Set<ChildProcess>();
-let hooksInstalled = false;
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try { process.kill(-pid, signal); } catch { /* already gone */ }
-}
-
-function cleanupAllSync(): void {
-  for (const b of builds) killGroup(b.pid, 'SIGKILL');
-  builds.clear();
-  for (const t of live) {
-    killGroup(t.child?.pid, 'SIGKILL');
-    rmSync(t.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-  }
-  live.clear();
-}
-
-function installExitHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', cleanupAllSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      cleanupAllSync();
-      process.off(sig, onSignal);
-      // Die of the signal as we would have without this handler, unless someone else handles it.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
-
-// The binary runs in its own process group (detached), next to a watchdog that holds a pipe from
-// this process: if this process dies without running its exit hooks (SIGKILL, e.g. test/run.mjs's
-// per-file timeout), the pipe closes and the watchdog stops Jaeger (SIGTERM, SIGKILL after 5 s)
-// and removes its temp dir ($KC_JAEGER_DIR). The watchdog ignores SIGTERM so that it outlives a
-// graceful stop; stop() SIGKILLs the group, watchdog included, afterwards. `$$` in the subshell is
-// the launcher's pid, which `exec` makes Jaeger's (so child.pid is Jaeger's pid and the pgid).
-const LAUNCHER = [
-  'exec 3<&0',
-  '( trap "" TERM INT HUP; cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null; i=0;',
-  '  while kill -0 $$ 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done;',
-  '  kill -KILL $$ 2>/dev/null; sleep 0.2; rm -rf "$KC_JAEGER_DIR" ) &',
-  'exec "$@" </dev/null 3<&-',
-].join('\n');
-
 /** Starts Jaeger with in-memory storage on free loopback ports; resolves when it is ready. */
 export async function startJaeger(opts: StartJaegerOptions = {}): Promise<JaegerProcess> {
   const bin = await ensureJaeger();
   const dir = mkdtempSync(join(tmpdir(), 'kc-jaeger-'));
   const tracked: Tracked = { child: undefined, dir };
-  live.add(tracked);
-  installExitHooks();
+  track(tracked);
 
   const configPath = join(dir, 'config.yaml');
   const logPath = join(dir, 'jaeger.log');
@@ -447,7 +345,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     const thisLog = () => readFileSync(logPath).subarray(logStart).toString('utf8');
     const out = openSync(logPath, 'a');
     const started = Date.now();
-    const child = spawn('/bin/sh', ['-c', LAUNCHER, 'jaeger', bin, '--config', configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out], env: { ...process.env, KC_JAEGER_DIR: dir } });
+    const child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_JAEGER_DIR'), 'jaeger', bin, '--config', configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out], env: { ...process.env, KC_JAEGER_DIR: dir } });
     closeSync(out);
     tracked.child = child;
     exitInfo = undefined;
@@ -505,7 +403,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     }
   } catch (e) {
     await stopProcess();
-    live.delete(tracked);
+    untrack(tracked);
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
     throw e;
   }
@@ -523,7 +421,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     stop() {
       stopping ??= (async () => {
         await stopProcess();
-        live.delete(tracked);
+        untrack(tracked);
         rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
       })();
       return stopping;

@@ -10,15 +10,16 @@
  *
  * Nothing here mocks Kafka. See test/kafka/README.md for the settings and measured timings.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
-  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync,
+  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, writeFileSync,
 } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, killGroup, sleep, tail, track, untrack, watchdogLauncher, withLock, type Tracked } from './supervise.js';
 
 export const KAFKA_VERSIONS = ['3.9.1', '4.2.0'] as const;
 export type KafkaVersion = (typeof KAFKA_VERSIONS)[number];
@@ -102,38 +103,6 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<{ code: nu
   });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
-}
-
-/** A directory lock (mkdir is atomic) with the owner's pid inside; a dead owner's lock is taken over. */
-async function withLock<T>(lockDir: string, what: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + LOCK_WAIT_MS;
-  for (;;) {
-    try {
-      mkdirSync(lockDir);
-      writeFileSync(join(lockDir, 'pid'), String(process.pid));
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let owner = NaN;
-      try { owner = Number(readFileSync(join(lockDir, 'pid'), 'utf8')); } catch { /* being created */ }
-      let age = 0;
-      try { age = Date.now() - statSync(lockDir).mtimeMs; } catch { continue; }
-      const stale = Number.isInteger(owner) && owner > 0 ? !pidAlive(owner) : age > 30_000;
-      if (stale) { rmSync(lockDir, { recursive: true, force: true }); continue; }
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (lock ${lockDir} held by pid ${owner})`);
-      await sleep(500);
-    }
-  }
-  try {
-    return await fn();
-  } finally {
-    rmSync(lockDir, { recursive: true, force: true });
-  }
-}
 
 /**
  * The directory of jars of Kafka `version`, downloaded with Maven on first use. The stamp file is
@@ -148,7 +117,7 @@ export async function ensureKafka(version: string): Promise<string> {
   if (existsSync(stamp) && existsSync(libs)) return libs;
   requireMaven(version);
   mkdirSync(base, { recursive: true });
-  return withLock(join(base, 'lock'), `the download of Kafka ${version}`, async () => {
+  return withLock(join(base, 'lock'), `the download of Kafka ${version}`, LOCK_WAIT_MS, async () => {
     if (existsSync(stamp) && existsSync(libs)) return libs; // another process finished it meanwhile
     rmSync(libs, { recursive: true, force: true });
     for (const e of readdirSync(base)) if (e.startsWith('libs.tmp-')) rmSync(join(base, e), { recursive: true, force: true });
@@ -322,14 +291,6 @@ export interface StartKafkaOptions {
   config?: Record<string, string | number | boolean>;
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 /** A KRaft cluster id: 16 random bytes as unpadded base64url (22 chars), not starting with '-' (like Kafka's Uuid.randomUuid). */
 export function kafkaClusterId(): string {
   for (;;) {
@@ -411,60 +372,6 @@ function writeLogging(version: string, dir: string, logFile: string, name: strin
   return `-Dlog4j.configuration=file:${path}`;
 }
 
-function tail(path: string, lines = 40): string {
-  try {
-    return readFileSync(path, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return `(no ${path})`;
-  }
-}
-
-// Every broker not yet stop()ped: killed (process group, SIGKILL) and its dir removed when this process exits.
-interface Tracked { child: ChildProcess | undefined; dir: string }
-const live = new Set<Tracked>();
-let hooksInstalled = false;
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try { process.kill(-pid, signal); } catch { /* already gone */ }
-}
-
-function cleanupAllSync(): void {
-  for (const t of live) {
-    killGroup(t.child?.pid, 'SIGKILL');
-    rmSync(t.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-  }
-  live.clear();
-}
-
-function installExitHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', cleanupAllSync);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const onSignal = () => {
-      cleanupAllSync();
-      process.off(sig, onSignal);
-      // Die of the signal as we would have without this handler, unless someone else handles it.
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, onSignal);
-  }
-}
-
-// The java process runs in its own process group (detached), next to a watchdog shell that holds
-// a pipe from this process. If this process dies without running its exit hooks (SIGKILL, for
-// example run.mjs's timeout), the pipe closes and the watchdog stops the broker (SIGTERM, SIGKILL
-// after 5 s) and removes its temp dir ($KC_KAFKA_DIR). The watchdog ignores SIGTERM so that it
-// outlives a graceful stop of the group; stopBroker() SIGKILLs the group, watchdog included,
-// before closing the pipe. `$$` in the subshell is the launcher's pid, which `exec` makes java's.
-const LAUNCHER = [
-  'exec 3<&0',
-  '( trap "" TERM INT HUP; cat <&3 >/dev/null; kill -TERM $$ 2>/dev/null; i=0;',
-  '  while kill -0 $$ 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done;',
-  '  kill -KILL $$ 2>/dev/null; sleep 0.2; rm -rf "$KC_KAFKA_DIR" ) &',
-  'exec "$@" </dev/null 3<&-',
-].join('\n');
 
 /** Formats a fresh KRaft store and starts a broker on free loopback ports; resolves when it is ready. */
 export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> {
@@ -473,8 +380,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
   const classpath = `${libs}/*`;
   const dir = mkdtempSync(join(tmpdir(), `kc-kafka-${version}-`));
   const tracked: Tracked = { child: undefined, dir };
-  live.add(tracked);
-  installExitHooks();
+  track(tracked);
 
   const logPath = join(dir, 'server.log');
   const stdoutPath = join(dir, 'stdout.log');
@@ -502,7 +408,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     const jvmLogging = writeLogging(version, dir, logPath, 'server');
     const out = openSync(stdoutPath, 'a');
     const started = Date.now();
-    const child = spawn('/bin/sh', ['-c', LAUNCHER, 'kafka-broker',
+    const child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_KAFKA_DIR'), 'kafka-broker',
       java, '-Xms128m', '-Xmx512m', '-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20', '-Djava.awt.headless=true',
       jvmLogging, `-Dkafka.logs.dir=${dir}`, '-cp', classpath, 'kafka.Kafka', propsPath,
     ], { cwd: dir, detached: true, stdio: ['pipe', out, out], env: { ...process.env, KC_KAFKA_DIR: dir } });
@@ -570,7 +476,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     }
   } catch (e) {
     await stopProcess();
-    live.delete(tracked);
+    untrack(tracked);
     rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
     throw e;
   }
@@ -600,7 +506,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
       if (stopped) return;
       stopped = true;
       await stopProcess();
-      live.delete(tracked);
+      untrack(tracked);
       rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
     },
   };
