@@ -109,7 +109,15 @@ const kafkaExporter = z.strictObject({
   producer: z.strictObject({
     required_acks: z.literal(-1, { message: 'must be -1 (all in-sync replicas): receivers acknowledge only what is durable' }).default(-1),
     compression: z.enum(['none', 'gzip']).default('none'),
-  }).default({ required_acks: -1, compression: 'none' }),
+    /** Wait this long to gather concurrent requests into one produce call ("0ms": send each at once). */
+    linger: duration.default('0ms'),
+    /** A gathered batch is sent as soon as it holds this many messages. */
+    max_batch_messages: positiveInt.default(500),
+  }).default({ required_acks: -1, compression: 'none', linger: '0ms', max_batch_messages: 500 }),
+  client: z.strictObject({
+    connect_timeout: duration.default('3s'),
+    request_timeout: duration.default('10s'),
+  }).default({ connect_timeout: '3s', request_timeout: '10s' }),
   /** Requests waiting on Kafka at once; beyond it receivers refuse with retryable codes. */
   sending_queue: z.strictObject({ queue_size: positiveInt.default(1000) }).default({ queue_size: 1000 }),
   /** How long one request may wait for Kafka before its sender is told to retry. */

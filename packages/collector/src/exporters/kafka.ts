@@ -33,10 +33,21 @@ export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
   private readonly timeoutMs: number;
   private waiting = 0;
   private stopped = false;
+  private readonly lingerMs: number;
+  /** Messages of concurrent requests gathered for one produce call (producer.linger). */
+  private batch: { messages: OutgoingMessage[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> } | undefined;
+  private batchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: KafkaExporterOptions) {
-    this.client = opts.client ?? createKafkaClient({ brokers: opts.config.brokers, clientId: opts.config.client_id, logger: opts.logger.child({ component: 'kafka' }) });
+    this.client = opts.client ?? createKafkaClient({
+      brokers: opts.config.brokers,
+      clientId: opts.config.client_id,
+      connectionTimeoutMs: parseDuration(opts.config.client.connect_timeout),
+      requestTimeoutMs: parseDuration(opts.config.client.request_timeout),
+      logger: opts.logger.child({ component: 'kafka' }),
+    });
     this.timeoutMs = parseDuration(opts.config.timeout);
+    this.lingerMs = parseDuration(opts.config.producer.linger);
   }
 
   /** Creates missing topics and connects; a broker that is down at start is not fatal (sends retry the connection). */
@@ -92,7 +103,7 @@ export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new RetryableError(`Kafka did not acknowledge within ${this.opts.config.timeout}`, 1)), this.timeoutMs);
       });
-      await Promise.race([this.connect().then((p) => p.send(messages)), timeout]);
+      await Promise.race([this.produce(messages), timeout]);
       metrics.exporterSent.inc({ exporter: name, signal }, items);
     } catch (err) {
       if (err instanceof RetryableError) {
@@ -109,6 +120,33 @@ export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
       this.waiting--;
       metrics.exporterQueue.set({ exporter: name }, this.waiting);
     }
+  }
+
+  /** One produce call per request, or per gathered batch when producer.linger is set. */
+  private produce(messages: OutgoingMessage[]): Promise<void> {
+    if (this.lingerMs <= 0) return this.connect().then((p) => p.send(messages));
+    return new Promise((resolve, reject) => {
+      if (!this.batch) {
+        this.batch = { messages: [], waiters: [] };
+        this.batchTimer = setTimeout(() => this.flushBatch(), this.lingerMs);
+      }
+      this.batch.messages.push(...messages);
+      this.batch.waiters.push({ resolve, reject });
+      if (this.batch.messages.length >= this.opts.config.producer.max_batch_messages) this.flushBatch();
+    });
+  }
+
+  private flushBatch(): void {
+    const b = this.batch;
+    this.batch = undefined;
+    clearTimeout(this.batchTimer);
+    if (!b) return;
+    this.connect()
+      .then((p) => p.send(b.messages))
+      .then(
+        () => b.waiters.forEach((w) => w.resolve()),
+        (err: unknown) => b.waiters.forEach((w) => w.reject(err)),
+      );
   }
 
   private connect(): Promise<Producer> {
