@@ -2,7 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditIDForSpans, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { buildRequestTree, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { buildRequestTree, objectsOfAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { buildObjectSetTree, type ObjectRow, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 
@@ -33,13 +34,14 @@ export interface TraceSummary {
   updatedAt: string;
 }
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 export class TraceStore implements CorrelatorSink {
   readonly path: string;
   private readonly db: Database.Database;
   private readonly metrics: PipelineMetrics;
   private readonly stmt;
+  private obj!: ReturnType<TraceStore['objectStatements']>;
   private closed = false;
 
   constructor(opts: TraceStoreOptions) {
@@ -53,6 +55,7 @@ export class TraceStore implements CorrelatorSink {
       this.migrate();
     }
     this.db.pragma('busy_timeout = 5000');
+    this.prepareObjectStatements();
     this.stmt = {
       insertSpan: this.db.prepare('INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, start_ns, data) VALUES (?, ?, ?, ?, ?)'),
       insertAudit: this.db.prepare('INSERT OR IGNORE INTO audit_events (audit_id, stage, data) VALUES (?, ?, ?)'),
@@ -88,8 +91,27 @@ export class TraceStore implements CorrelatorSink {
       CREATE TABLE IF NOT EXISTS traces (
         trace_id TEXT PRIMARY KEY NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS traces_by_update ON traces (updated_at);
-      PRAGMA user_version = ${SCHEMA_VERSION};
+      -- v2: objects seen in audit events, and what each audit request touched (object sets).
+      CREATE TABLE IF NOT EXISTS objects (
+        uid TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, api_version TEXT NOT NULL, resource TEXT NOT NULL,
+        namespace TEXT NOT NULL, name TEXT NOT NULL, owner_uid TEXT NOT NULL, objset_id TEXT NOT NULL,
+        first_seen TEXT NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS objects_by_owner ON objects (owner_uid);
+      CREATE INDEX IF NOT EXISTS objects_by_objset ON objects (objset_id);
+      CREATE INDEX IF NOT EXISTS objects_by_name ON objects (resource, namespace, name);
+      CREATE TABLE IF NOT EXISTS object_refs (
+        audit_id TEXT PRIMARY KEY NOT NULL, resource TEXT NOT NULL, subresource TEXT NOT NULL, namespace TEXT NOT NULL,
+        name TEXT NOT NULL, uid TEXT NOT NULL, objset_id TEXT NOT NULL, request_received TEXT NOT NULL) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS object_refs_by_uid ON object_refs (uid);
+      CREATE INDEX IF NOT EXISTS object_refs_by_name ON object_refs (resource, namespace, name);
     `);
+    if (version === 1) {
+      // Index the audit events a v1 store already holds.
+      const rows = this.db.prepare('SELECT data FROM audit_events').all() as Array<{ data: string }>;
+      this.prepareObjectStatements();
+      this.db.transaction(() => rows.forEach((r) => this.indexObjects(JSON.parse(r.data) as AuditEvent)))();
+    }
+    this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
   /** Stores one correlator output in one transaction. Idempotent: redelivered rows are ignored. */
@@ -125,8 +147,110 @@ export class TraceStore implements CorrelatorSink {
   private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number }): void {
     // Keyed by the form spans carry (first 64 bytes), so a long client-chosen Audit-ID still joins.
     const r = this.stmt.insertAudit.run(auditIDForSpans(e.auditID), e.stage, JSON.stringify(e));
-    if (r.changes) counts.auditNew++;
-    else counts.auditDup++;
+    if (r.changes) {
+      counts.auditNew++;
+      this.indexObjects(e);
+    } else counts.auditDup++;
+  }
+
+  private objectStatements() {
+    return {
+      upsertObject: this.db.prepare(`INSERT INTO objects (uid, kind, api_version, resource, namespace, name, owner_uid, objset_id, first_seen, deleted)
+        VALUES (@uid, @kind, @apiVersion, @resource, @namespace, @name, @ownerUid, @objsetId, @firstSeen, @deleted)
+        ON CONFLICT(uid) DO UPDATE SET
+          kind = CASE WHEN excluded.kind != '' THEN excluded.kind ELSE kind END,
+          api_version = CASE WHEN excluded.api_version != '' THEN excluded.api_version ELSE api_version END,
+          resource = CASE WHEN excluded.resource != '' THEN excluded.resource ELSE resource END,
+          owner_uid = CASE WHEN excluded.owner_uid != '' THEN excluded.owner_uid ELSE owner_uid END,
+          objset_id = CASE WHEN excluded.objset_id != '' THEN excluded.objset_id ELSE objset_id END,
+          first_seen = min(first_seen, excluded.first_seen),
+          deleted = max(deleted, excluded.deleted)`),
+      upsertRef: this.db.prepare(`INSERT INTO object_refs (audit_id, resource, subresource, namespace, name, uid, objset_id, request_received)
+        VALUES (@auditId, @resource, @subresource, @namespace, @name, @uid, @objsetId, @requestReceived)
+        ON CONFLICT(audit_id) DO UPDATE SET
+          name = CASE WHEN excluded.name != '' THEN excluded.name ELSE name END,
+          uid = CASE WHEN excluded.uid != '' THEN excluded.uid ELSE uid END,
+          objset_id = CASE WHEN excluded.objset_id != '' THEN excluded.objset_id ELSE objset_id END`),
+      markDeleted: this.db.prepare('UPDATE objects SET deleted = 1 WHERE uid = ?'),
+      object: this.db.prepare('SELECT * FROM objects WHERE uid = ?'),
+      children: this.db.prepare('SELECT * FROM objects WHERE owner_uid = ?'),
+      withObjset: this.db.prepare('SELECT * FROM objects WHERE objset_id = ?'),
+      refsWithObjset: this.db.prepare('SELECT * FROM object_refs WHERE objset_id = ?'),
+      refsOf: this.db.prepare(`SELECT * FROM object_refs WHERE uid = @uid
+        OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name) ORDER BY request_received, audit_id`),
+      objsetOfRefs: this.db.prepare(`SELECT objset_id FROM object_refs WHERE objset_id != '' AND (uid = @uid
+        OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name)) LIMIT 1`),
+      byName: this.db.prepare('SELECT * FROM objects WHERE namespace = ? AND name = ? ORDER BY first_seen DESC'),
+      byRefName: this.db.prepare("SELECT * FROM objects WHERE resource = ? AND namespace = ? AND name = ? ORDER BY first_seen DESC LIMIT 1"),
+    };
+  }
+
+  private prepareObjectStatements(): void {
+    this.obj ??= this.objectStatements();
+  }
+
+  /** Records the object an audit event carries and what its request touched. */
+  private indexObjects(e: AuditEvent): void {
+    const { object, ref } = objectsOfAudit(e);
+    if (object) this.obj.upsertObject.run({ ...object, deleted: object.deleted ? 1 : 0 });
+    this.obj.upsertRef.run(ref);
+    const code = e.responseStatus?.code ?? 0;
+    if (e.verb === 'delete' && code >= 200 && code < 300 && !ref.subresource) {
+      const uid = ref.uid || (this.obj.byRefName.get(ref.resource, ref.namespace, ref.name) as ObjectRow | undefined)?.uid;
+      if (uid) this.obj.markDeleted.run(uid);
+    }
+  }
+
+  /** The object set an object belongs to (see @kube-correlate/correlator object-sets.ts for the rules). */
+  objectSetOf(uid: string): string {
+    let cur = uid;
+    for (let depth = 0; depth < 64; depth++) {
+      const o = this.obj.object.get(cur) as ObjectRow | undefined;
+      if (!o) return cur; // an owner never seen: its uid is the set
+      if (o.objset_id) return o.objset_id;
+      const viaAudit = this.obj.objsetOfRefs.get(o) as { objset_id: string } | undefined;
+      if (viaAudit) return viaAudit.objset_id;
+      if (!o.owner_uid) return o.uid;
+      cur = o.owner_uid;
+    }
+    return cur;
+  }
+
+  /** The object-set tree, or undefined when no stored object belongs to the set. */
+  getObjectSet(setId: string): ObjectSetTree | undefined {
+    const candidates = new Map<string, ObjectRow>();
+    const add = (o: ObjectRow | undefined) => {
+      if (!o || candidates.has(o.uid)) return;
+      candidates.set(o.uid, o);
+      for (const c of this.obj.children.all(o.uid) as ObjectRow[]) add(c);
+    };
+    add(this.obj.object.get(setId) as ObjectRow | undefined);
+    for (const o of this.obj.withObjset.all(setId) as ObjectRow[]) add(o);
+    for (const r of this.obj.refsWithObjset.all(setId) as RefRow[]) add((r.uid ? this.obj.object.get(r.uid) : this.obj.byRefName.get(r.resource, r.namespace, r.name)) as ObjectRow | undefined);
+    for (const c of this.obj.children.all(setId) as ObjectRow[]) add(c); // children of an owner never seen
+    const members = [...candidates.values()].filter((o) => this.objectSetOf(o.uid) === setId);
+    if (members.length === 0) return undefined;
+    return buildObjectSetTree(setId, members, {
+      refsOf: (o) => this.obj.refsOf.all(o) as RefRow[],
+      auditEvents: (id) => this.auditEvents(id),
+      tracesOf: (id) =>
+        (this.stmt.tracesOfAudit.all(id) as Array<{ trace_id: string }>).map((r) => ({
+          traceId: r.trace_id,
+          spans: (this.stmt.spansOf.all(r.trace_id) as Array<{ data: string }>).map((x) => JSON.parse(x.data) as Span),
+        })),
+    });
+  }
+
+  /** Objects by kind (Deployment, deployment, deployments) or resource, namespace and name; newest first. */
+  findObjects(kind: string, namespace: string, name: string): ObjectRow[] {
+    const k = kind.toLowerCase();
+    return (this.obj.byName.all(namespace, name) as ObjectRow[]).filter((o) => [o.kind.toLowerCase(), o.resource.toLowerCase(), o.resource.toLowerCase().replace(/s$/, '')].includes(k));
+  }
+
+  /** The object-set tree of the newest object with this kind, namespace and name. */
+  getObjectSetOf(kind: string, namespace: string, name: string): ObjectSetTree | undefined {
+    const o = this.findObjects(kind, namespace, name)[0];
+    return o ? this.getObjectSet(this.objectSetOf(o.uid)) : undefined;
   }
 
   /** The request tree of a trace, or undefined when no span of it is stored. */

@@ -1,0 +1,141 @@
+import { summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { objectSetSpanId, objectSetTraceId, requestAnchor, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import type { Span } from '@kube-correlate/otlp';
+
+/** A row of the `objects` table. */
+export interface ObjectRow {
+  uid: string;
+  kind: string;
+  api_version: string;
+  resource: string;
+  namespace: string;
+  name: string;
+  owner_uid: string;
+  objset_id: string;
+  first_seen: string;
+  deleted: number;
+}
+
+/** A row of the `object_refs` table: one audit request and what it touched. */
+export interface RefRow {
+  audit_id: string;
+  resource: string;
+  subresource: string;
+  namespace: string;
+  name: string;
+  uid: string;
+  objset_id: string;
+  request_received: string;
+}
+
+export interface ObjectSetTree extends RequestTree {
+  objectSetId: string;
+}
+
+/** What the tree needs from the store. */
+export interface ObjectSetSource {
+  refsOf(o: ObjectRow): RefRow[];
+  auditEvents(auditId: string): AuditEvent[];
+  /** The trace(s) of an audit request, with their spans. */
+  tracesOf(auditId: string): Array<{ traceId: string; spans: Span[] }>;
+}
+
+function nanos(ts: string | undefined): bigint | undefined {
+  if (!ts) return undefined;
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
+  if (!m) return undefined;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  return Number.isNaN(ms) ? undefined : BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
+}
+
+const objectLabel = (o: Pick<ObjectRow, 'kind' | 'namespace' | 'name'>) => `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
+
+/**
+ * The object-set tree: a root node for the set, a node per object nested by ownership, and under
+ * each object the requests that touched it in time order, each linked to its request trace. Ids
+ * are deterministic (the set's trace id is its UUID), so it is the trace exported to Jaeger too.
+ */
+export function buildObjectSetTree(setId: string, members: ObjectRow[], src: ObjectSetSource): ObjectSetTree {
+  const traceId = objectSetTraceId(setId);
+  const rootId = objectSetSpanId(setId, 'set');
+  const byUid = new Map(members.map((o) => [o.uid, o]));
+  const nodes = new Map<string, TreeNode>();
+  const auditIds = new Set<string>();
+  let count = 1;
+
+  for (const o of members) {
+    const node: TreeNode = {
+      spanId: objectSetSpanId(setId, 'object', o.uid), parentSpanId: '', name: objectLabel(o), service: 'kube-correlate',
+      kind: 'INTERNAL', startTimeUnixNano: '0', durationNanos: 0, status: { code: 'UNSET' },
+      attributes: { 'k8s.object.uid': o.uid, 'k8s.object.kind': o.kind, 'k8s.object.namespace': o.namespace, 'k8s.object.name': o.name, 'k8s.objset.id': setId, ...(o.deleted ? { 'k8s.object.deleted': true } : {}) },
+      children: [],
+    };
+    count++;
+    for (const ref of src.refsOf(o)) {
+      const events = src.auditEvents(ref.audit_id);
+      if (events.length === 0) continue;
+      const a = summarizeAudit(events);
+      auditIds.add(ref.audit_id);
+      const start = nanos(a.requestReceivedTimestamp) ?? 0n;
+      const end = Object.values(a.stages).reduce((m, ts) => {
+        const t = nanos(ts);
+        return t !== undefined && t > m ? t : m;
+      }, start);
+      const links = src.tracesOf(ref.audit_id).map(({ traceId: t, spans }) => {
+        const byId = new Map(spans.map((s) => [s.spanId, s]));
+        const anchor = requestAnchor(ref.audit_id, byId) ?? spans.find((s) => !s.parentSpanId);
+        return { traceId: t, spanId: anchor?.spanId ?? '', attributes: { 'k8s.audit.id': a.auditID }, ...(anchor ? { target: { name: anchor.name, service: 'apiserver', startTimeUnixNano: anchor.startTimeUnixNano, durationNanos: Number(BigInt(anchor.endTimeUnixNano) - BigInt(anchor.startTimeUnixNano)) } } : {}) };
+      });
+      node.children.push({
+        spanId: objectSetSpanId(setId, 'request', o.uid, ref.audit_id), parentSpanId: node.spanId,
+        name: `${a.verb} ${ref.resource}${ref.subresource ? `/${ref.subresource}` : ''}`, service: 'kube-apiserver-audit', kind: 'INTERNAL',
+        startTimeUnixNano: start.toString(), durationNanos: Number(end - start), status: { code: (a.code ?? 0) >= 500 ? 'ERROR' : 'UNSET' },
+        attributes: { 'k8s.audit.id': a.auditID, 'k8s.object.uid': o.uid },
+        audit: { auditID: a.auditID, verb: a.verb, user: a.user, ...(a.userAgent !== undefined ? { userAgent: a.userAgent } : {}), ...(a.objectRef ? { objectRef: a.objectRef } : {}), ...(a.code !== undefined ? { code: a.code } : {}), requestURI: a.requestURI, stages: a.stages },
+        ...(links.length ? { links } : {}),
+        children: [],
+      });
+      count++;
+    }
+    nodes.set(o.uid, node);
+  }
+
+  const root: TreeNode = {
+    spanId: rootId, parentSpanId: '', name: '', service: 'kube-correlate', kind: 'INTERNAL', startTimeUnixNano: '0', durationNanos: 0,
+    status: { code: 'UNSET' }, attributes: { 'k8s.objset.id': setId }, children: [],
+  };
+  for (const o of members) {
+    const node = nodes.get(o.uid)!;
+    const parent = o.owner_uid && byUid.has(o.owner_uid) ? nodes.get(o.owner_uid)! : root;
+    node.parentSpanId = parent.spanId;
+    parent.children.push(node);
+  }
+  // The set is named after its root object; until that is seen (children first), after its id.
+  const rootObject = byUid.get(setId);
+  root.name = rootObject ? `object set of ${objectLabel(rootObject)}` : `object set ${setId}`;
+  span(root);
+  return { traceId, objectSetId: setId, root, spanCount: count, auditIds: [...auditIds].sort() };
+}
+
+/** Sets start and duration of nodes from their children, and sorts children by time. */
+function span(n: TreeNode): void {
+  for (const c of n.children) if (c.children.length) span(c);
+  n.children.sort((a, b) => {
+    const d = BigInt(a.startTimeUnixNano) - BigInt(b.startTimeUnixNano);
+    return d < 0n ? -1 : d > 0n ? 1 : a.spanId < b.spanId ? -1 : 1;
+  });
+  if (n.children.length === 0) return;
+  let start: bigint | undefined;
+  let end = 0n;
+  for (const c of n.children) {
+    const s = BigInt(c.startTimeUnixNano);
+    if (s === 0n) continue;
+    if (start === undefined || s < start) start = s;
+    const e = s + BigInt(c.durationNanos);
+    if (e > end) end = e;
+  }
+  if (start !== undefined) {
+    n.startTimeUnixNano = start.toString();
+    n.durationNanos = Number(end - start);
+  }
+}
