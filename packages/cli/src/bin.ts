@@ -10,15 +10,17 @@ const program = new Command('correlate')
   .description('kube-correlate: join kube-apiserver spans and audit events into request trees')
   .option('--trace <id>', 'print the request tree of a trace (32 hex characters)')
   .option('--audit-id <id>', 'print the request tree of an audit ID')
+  .option('--objset <id>', 'print an object-set tree (root object, owned objects, the requests that touched each)')
+  .option('--object <kind/namespace/name>', 'print the object-set tree of an object (kind/name when cluster-scoped)')
   .option('--json', 'print JSON instead of the text tree')
   .option('--endpoint <url>', 'query API of a running pipeline', 'http://127.0.0.1:4320')
   .option('--data <dir>', 'read a store directory directly instead of the query API')
   .showHelpAfterError('(run correlate --help for usage)')
   .exitOverride()
-  .action(async (opts: { trace?: string; auditId?: string; json?: boolean; endpoint: string; data?: string }) => {
-    if (!opts.trace && !opts.auditId) {
+  .action(async (opts: { trace?: string; auditId?: string; objset?: string; object?: string; json?: boolean; endpoint: string; data?: string }) => {
+    if (!opts.trace && !opts.auditId && opts.objset === undefined && opts.object === undefined) {
       program.outputHelp();
-      throw new CliError('give --trace <id>, --audit-id <id> or a command');
+      throw new CliError('give --trace <id>, --audit-id <id>, --objset <id>, --object <kind/namespace/name> or a command');
     }
     process.exitCode = await runQuery(opts);
   });

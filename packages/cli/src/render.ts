@@ -5,11 +5,13 @@ import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlato
  * status, duration and service; under a request's span its audit line (verb, resource,
  * namespace/name, user, user agent, code) and its followed links.
  */
-export function renderTree(tree: RequestTree): string {
+export function renderTree(tree: RequestTree & { objectSetId?: string }): string {
   const lines: string[] = [];
   const requests = countAudited(tree.root);
   lines.push(
-    tree.traceId
+    tree.objectSetId !== undefined
+      ? `object set ${tree.objectSetId}  trace ${tree.traceId}  ${countObjects(tree.root)} objects  ${requests} requests`
+      : tree.traceId
       ? `trace ${tree.traceId}  ${tree.spanCount} span${tree.spanCount === 1 ? '' : 's'}  ${requests} audited request${requests === 1 ? '' : 's'}`
       : `audit ${tree.auditIds[0] ?? ''}  no spans were received for this request (not sampled, or not yet arrived)`,
   );
@@ -62,6 +64,10 @@ export function formatDuration(nanos: number): string {
   if (nanos < 1_000_000) return `${(nanos / 1_000).toFixed(1)}µs`;
   if (nanos < 1_000_000_000) return `${(nanos / 1_000_000).toFixed(2)}ms`;
   return `${(nanos / 1_000_000_000).toFixed(3)}s`;
+}
+
+function countObjects(n: TreeNode): number {
+  return ('k8s.object.uid' in n.attributes && !n.audit ? 1 : 0) + n.children.reduce((s, c) => s + countObjects(c), 0);
 }
 
 function countAudited(n: TreeNode): number {

@@ -7,6 +7,8 @@ import type { TraceStore } from './trace-store.js';
  *   GET /api/v1/traces/{traceId}     request tree, 404 when unknown
  *   GET /api/v1/audit/{auditID}      request tree of that audit request
  *   GET /api/v1/traces?limit=N       most recently updated traces
+ *   GET /api/v1/objsets/{id}         object-set tree
+ *   GET /api/v1/objects/{kind}/{namespace}/{name}   object-set tree of that object ({kind}/{name}: cluster-scoped)
  *   GET /metrics                     Prometheus text format
  *   GET /healthz                     liveness
  * Errors are JSON `{ "error": "<one line>" }`.
@@ -64,6 +66,22 @@ export function createQueryApi(opts: QueryApiOptions): Server {
         if (id.length === 0 || id.length > MAX_AUDIT_ID) return send(400, { error: `invalid audit id: want 1 to ${MAX_AUDIT_ID} characters` });
         const tree = store.getByAuditId(id);
         return tree ? send(200, tree) : send(404, { error: `audit id ${id} not found` });
+      }
+      m = /^\/api\/v1\/objsets\/([^/]+)$/.exec(path);
+      if (m) {
+        route = 'objset';
+        const id = decodePathSegment(m[1]!) ?? '';
+        if (id.length === 0 || id.length > 253) return send(400, { error: 'invalid object set id: want 1 to 253 characters' });
+        const tree = store.getObjectSet(id);
+        return tree ? send(200, tree) : send(404, { error: `object set ${id} not found` });
+      }
+      m = /^\/api\/v1\/objects\/([^/]+)\/(?:([^/]*)\/)?([^/]+)$/.exec(path);
+      if (m) {
+        route = 'object';
+        const [kind, namespace, name] = [m[1]!, m[2] ?? '', m[3]!].map((x) => decodePathSegment(x));
+        if (kind === undefined || namespace === undefined || name === undefined) return send(400, { error: 'malformed percent-encoding in the object path' });
+        const tree = store.getObjectSetOf(kind, namespace, name);
+        return tree ? send(200, tree) : send(404, { error: `object ${kind}/${namespace ? `${namespace}/` : ''}${name} not found` });
       }
       if (path === '/api/v1/traces') {
         route = 'traces';

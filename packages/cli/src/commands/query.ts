@@ -10,6 +10,9 @@ export const DEFAULT_QUERY_ENDPOINT = 'http://127.0.0.1:4320';
 export interface QueryOptions {
   trace?: string;
   auditId?: string;
+  objset?: string;
+  /** kind/namespace/name, or kind/name for a cluster-scoped object. */
+  object?: string;
   json?: boolean;
   endpoint?: string;
   /** Read this store directory directly instead of asking a running pipeline. */
@@ -18,10 +21,26 @@ export interface QueryOptions {
 
 /** `correlate --trace <id>` / `--audit-id <id>`: prints the tree, returns the exit code. */
 export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  if (!!opts.trace === !!opts.auditId) throw new CliError('give exactly one of --trace <id> or --audit-id <id>');
-  let tree: RequestTree | undefined;
+  const given = [opts.trace, opts.auditId, opts.objset, opts.object].filter((x) => x !== undefined).length;
+  if (given !== 1) throw new CliError('give exactly one of --trace <id>, --audit-id <id>, --objset <id> or --object <kind>/<namespace>/<name>');
+  let tree: (RequestTree & { objectSetId?: string }) | undefined;
   let what: string;
-  if (opts.trace) {
+  if (opts.objset !== undefined) {
+    const id = opts.objset;
+    if (id.length === 0 || id.length > 253) throw new CliError('invalid object set id: want 1 to 253 characters');
+    what = `object set ${id}`;
+    tree = opts.data ? withStore(opts.data, (s) => s.getObjectSet(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objsets/${encodeURIComponent(id)}`);
+  } else if (opts.object !== undefined) {
+    const parts = opts.object.split('/');
+    if (parts.length < 2 || parts.length > 3 || parts.some((p, i) => p === '' && !(parts.length === 3 && i === 1))) {
+      throw new CliError(`invalid --object "${opts.object}": want <kind>/<namespace>/<name>, or <kind>/<name> for a cluster-scoped object`);
+    }
+    const [kind, namespace, name] = parts.length === 3 ? (parts as [string, string, string]) : [parts[0]!, '', parts[1]!];
+    what = `object ${opts.object}`;
+    tree = opts.data
+      ? withStore(opts.data, (s) => s.getObjectSetOf(kind, namespace, name))
+      : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objects/${[kind, ...(namespace ? [namespace] : []), name].map(encodeURIComponent).join('/')}`);
+  } else if (opts.trace) {
     const id = opts.trace.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(id)) throw new CliError(`invalid trace id "${opts.trace}": want 32 hex characters`);
     what = `trace ${id}`;
@@ -33,7 +52,8 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
     tree = opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
   }
   if (!tree) throw new CliError(`${what} not found`, EXIT.NOT_FOUND);
-  out.write(opts.json ? JSON.stringify({ traceId: tree.traceId, root: tree.root }, null, 2) + '\n' : renderTree(tree));
+  const json = tree.objectSetId !== undefined ? { traceId: tree.traceId, objectSetId: tree.objectSetId, root: tree.root } : { traceId: tree.traceId, root: tree.root };
+  out.write(opts.json ? JSON.stringify(json, null, 2) + '\n' : renderTree(tree));
   return EXIT.OK;
 }
 
