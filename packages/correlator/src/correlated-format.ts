@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { auditIDForSpans, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, SpanKind, type KeyValue, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
 import { requestAnchor } from './request-tree.js';
 
@@ -44,14 +44,7 @@ export const unjoinedTraceId = (auditID: string): string => digestHex(`audit-tra
 const str = (key: string, v: string | undefined): KeyValue[] => (v === undefined || v === '' ? [] : [{ key, value: { stringValue: v } }]);
 const int = (key: string, v: number | undefined): KeyValue[] => (v === undefined ? [] : [{ key, value: { intValue: String(v) } }]);
 
-function toNanos(ts: string | undefined): string | undefined {
-  if (!ts) return undefined;
-  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
-  if (!m) return undefined;
-  const ms = Date.parse(`${m[1]}${m[3]}`);
-  if (Number.isNaN(ms)) return undefined;
-  return (BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'))).toString();
-}
+const toNanos = (ts: string | undefined): string | undefined => (ts ? parseAuditTimestamp(ts)?.toString() : undefined);
 
 /** `k8s.audit.*` and `k8s.object.*` attributes of one audit request. */
 export function auditAttributes(events: readonly AuditEvent[]): KeyValue[] {

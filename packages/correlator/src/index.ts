@@ -1,6 +1,6 @@
 export { Correlator } from './correlator.js';
 export type { CorrelatorOptions, CorrelatorOutput, CorrelatorSink, TraceUpdate, SettleReason } from './correlator.js';
-export { buildRequestTree, durationNanos, requestAnchor } from './request-tree.js';
+export { buildRequestTree, durationNanos, requestAnchor, toTreeAudit } from './request-tree.js';
 export type { RequestTree, TreeNode, TreeLink, TreeAudit, BuildTreeOptions } from './request-tree.js';
 export { encodeCorrelatedTrace, encodeUnjoinedAudit, decodeCorrelated, auditSpan, auditAttributes, auditSpanId, unjoinedTraceId, DERIVED_SCOPE } from './correlated-format.js';
 export type { DecodedCorrelated } from './correlated-format.js';

@@ -202,7 +202,8 @@ function toNode(s: Span, opts: BuildTreeOptions): TreeNode {
   return node;
 }
 
-function toTreeAudit(a: AuditSummary): TreeAudit {
+/** The audit line of a tree node, from the merged stages. */
+export function toTreeAudit(a: AuditSummary): TreeAudit {
   return {
     auditID: a.auditID,
     verb: a.verb,

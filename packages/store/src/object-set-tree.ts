@@ -1,5 +1,5 @@
-import { summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { objectSetSpanId, objectSetTraceId, requestAnchor, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { objectSetSpanId, objectSetTraceId, requestAnchor, toTreeAudit, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
 import type { Span } from '@kube-correlate/otlp';
 
 /** A row of the `objects` table. */
@@ -40,13 +40,7 @@ export interface ObjectSetSource {
   tracesOf(auditId: string): Array<{ traceId: string; spans: Span[] }>;
 }
 
-function nanos(ts: string | undefined): bigint | undefined {
-  if (!ts) return undefined;
-  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(ts);
-  if (!m) return undefined;
-  const ms = Date.parse(`${m[1]}${m[3]}`);
-  return Number.isNaN(ms) ? undefined : BigInt(ms) * 1_000_000n + BigInt((m[2] ?? '').padEnd(9, '0'));
-}
+const nanos = (ts: string | undefined): bigint | undefined => (ts ? parseAuditTimestamp(ts) : undefined);
 
 const objectLabel = (o: Pick<ObjectRow, 'kind' | 'namespace' | 'name'>) => `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
 
@@ -91,7 +85,7 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
         name: `${a.verb} ${ref.resource}${ref.subresource ? `/${ref.subresource}` : ''}`, service: 'kube-apiserver-audit', kind: 'INTERNAL',
         startTimeUnixNano: start.toString(), durationNanos: Number(end - start), status: { code: (a.code ?? 0) >= 500 ? 'ERROR' : 'UNSET' },
         attributes: { 'k8s.audit.id': a.auditID, 'k8s.object.uid': o.uid },
-        audit: { auditID: a.auditID, verb: a.verb, user: a.user, ...(a.userAgent !== undefined ? { userAgent: a.userAgent } : {}), ...(a.objectRef ? { objectRef: a.objectRef } : {}), ...(a.code !== undefined ? { code: a.code } : {}), requestURI: a.requestURI, stages: a.stages },
+        audit: toTreeAudit(a),
         ...(links.length ? { links } : {}),
         children: [],
       });

@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { auditIDForSpans, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { buildRequestTree, objectsOfAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { buildRequestTree, objectsOfAudit, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
 import { buildObjectSetTree, type ObjectRow, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
@@ -282,25 +282,22 @@ export class TraceStore implements CorrelatorSink {
     const events = this.auditEvents(auditID);
     if (events.length === 0) return undefined;
     const a = summarizeAudit(events);
-    const startMs = Date.parse(a.requestReceivedTimestamp);
-    const last = Object.values(a.stages).reduce((m, ts) => Math.max(m, Date.parse(ts ?? '')), startMs);
+    const start = parseAuditTimestamp(a.requestReceivedTimestamp) ?? 0n;
+    const last = Object.values(a.stages).reduce((m, ts) => {
+      const t = ts ? parseAuditTimestamp(ts) : undefined;
+      return t !== undefined && t > m ? t : m;
+    }, start);
     const root: TreeNode = {
       spanId: '',
       parentSpanId: '',
       name: `${a.verb} ${a.requestURI}`,
       service: 'kube-apiserver (audit only, no spans)',
       kind: 'UNSPECIFIED',
-      startTimeUnixNano: (BigInt(Math.round(startMs * 1000)) * 1000n).toString(),
-      durationNanos: Math.max(0, Math.round((last - startMs) * 1e6)),
+      startTimeUnixNano: start.toString(),
+      durationNanos: Number(last - start),
       status: { code: 'UNSET' },
       attributes: {},
-      audit: {
-        auditID: a.auditID, verb: a.verb, user: a.user,
-        ...(a.userAgent !== undefined ? { userAgent: a.userAgent } : {}),
-        ...(a.objectRef !== undefined ? { objectRef: a.objectRef } : {}),
-        ...(a.code !== undefined ? { code: a.code } : {}),
-        requestURI: a.requestURI, stages: a.stages,
-      },
+      audit: toTreeAudit(a),
       synthetic: true,
       children: [],
     };
