@@ -22,7 +22,7 @@ import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { freePort, killGroup, sleep, tail, track, trackHelper, untrack, untrackHelper, watchdogLauncher, withLock, type Tracked } from './supervise.js';
+import { freePort, killGroup, sleep, stopTracked, tail, track, trackHelper, untrack, untrackHelper, watchdogLauncher, withLock, type Tracked } from './supervise.js';
 
 /** The Jaeger release (v2 line). */
 export const JAEGER_VERSION = 'v2.13.0';
@@ -315,26 +315,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
   const failWith = (what: string, cause: string): Error =>
     new Error(`${what} (Jaeger ${JAEGER_VERSION}, ${dir}): ${cause}\n--- ${logPath} (tail) ---\n${tail(logPath)}`);
 
-  const stopProcess = async (): Promise<void> => {
-    const child = tracked.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null || !child.pid) {
-      killGroup(child?.pid, 'SIGKILL'); // the watchdog, if still there
-      tracked.child = undefined;
-      return;
-    }
-    killGroup(child.pid, 'SIGTERM');
-    let t: NodeJS.Timeout | undefined;
-    const timer = new Promise<'timeout'>((r) => { t = setTimeout(() => r('timeout'), STOP_GRACE_MS); });
-    const outcome = await Promise.race([exited.then(() => 'exited' as const), timer]);
-    clearTimeout(t);
-    if (outcome === 'timeout') {
-      killGroup(child.pid, 'SIGKILL');
-      await exited;
-    }
-    killGroup(child.pid, 'SIGKILL'); // the watchdog
-    child.stdin?.destroy();
-    tracked.child = undefined;
-  };
+  const stopProcess = (): Promise<void> => stopTracked(tracked, exited, STOP_GRACE_MS);
 
   const spawnJaeger = async (): Promise<void> => {
     const taken = new Set<number>();

@@ -19,7 +19,7 @@ import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, killGroup, sleep, tail, track, untrack, watchdogLauncher, withLock, type Tracked } from './supervise.js';
+import { freePort, sleep, stopTracked, tail, track, untrack, watchdogLauncher, withLock, type Tracked } from './supervise.js';
 
 export const KAFKA_VERSIONS = ['3.9.1', '4.2.0'] as const;
 export type KafkaVersion = (typeof KAFKA_VERSIONS)[number];
@@ -433,27 +433,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     readyMs = Date.now() - started;
   };
 
-  const stopProcess = async (): Promise<void> => {
-    const child = tracked.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null || !child.pid) {
-      killGroup(child?.pid, 'SIGKILL'); // the watchdog, if still there
-      tracked.child = undefined;
-      return;
-    }
-    killGroup(child.pid, 'SIGTERM');
-    // A ref'd timer: it also keeps this process alive while we wait for the (unref'd) child.
-    let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), STOP_GRACE_MS); });
-    const how = await Promise.race([exited.then(() => 'exited' as const), grace]);
-    clearTimeout(timer);
-    if (how === 'timeout') {
-      killGroup(child.pid, 'SIGKILL');
-      await exited;
-    }
-    killGroup(child.pid, 'SIGKILL'); // the watchdog
-    child.stdin?.destroy();
-    tracked.child = undefined;
-  };
+  const stopProcess = (): Promise<void> => stopTracked(tracked, exited, STOP_GRACE_MS);
 
   try {
     // Format the store. A static quorum (controller.quorum.voters) formats the same way on 3.9 and

@@ -133,3 +133,30 @@ export async function freePort(taken: Set<number> = new Set()): Promise<number> 
     }
   }
 }
+
+/**
+ * Stops a supervised program: SIGTERM to its group, SIGKILL after `graceMs`, then SIGKILL again for
+ * the watchdog, and forgets the child. `exited` resolves when the program has exited. A program
+ * already gone only has its watchdog killed.
+ */
+export async function stopTracked(tracked: Tracked, exited: Promise<void>, graceMs: number): Promise<void> {
+  const child = tracked.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null || !child.pid) {
+    killGroup(child?.pid, 'SIGKILL'); // the watchdog, if still there
+    tracked.child = undefined;
+    return;
+  }
+  killGroup(child.pid, 'SIGTERM');
+  // A ref'd timer: it also keeps this process alive while we wait for the (unref'd) child.
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), graceMs); });
+  const how = await Promise.race([exited.then(() => 'exited' as const), grace]);
+  clearTimeout(timer);
+  if (how === 'timeout') {
+    killGroup(child.pid, 'SIGKILL');
+    await exited;
+  }
+  killGroup(child.pid, 'SIGKILL'); // the watchdog
+  child.stdin?.destroy();
+  tracked.child = undefined;
+}

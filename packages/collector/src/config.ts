@@ -93,17 +93,21 @@ const brokers = z.union([z.string(), z.array(z.string())]).transform((v, ctx) =>
   return list;
 });
 
+/** The topics of spans and audit events, as both the kafka exporter and receiver name them. */
+const tracesTopic = z.strictObject({
+  topic: z.string().min(1).default('otlp_spans'),
+  encoding: z.literal('otlp_proto').default('otlp_proto'),
+}).default({ topic: 'otlp_spans', encoding: 'otlp_proto' });
+const logsTopic = z.strictObject({
+  topic: z.string().min(1).default('k8s_audit'),
+  encoding: z.literal('k8s_audit_json').default('k8s_audit_json'),
+}).default({ topic: 'k8s_audit', encoding: 'k8s_audit_json' });
+
 const kafkaExporter = z.strictObject({
   brokers,
   client_id: z.string().min(1).default('kube-correlate-collector'),
-  traces: z.strictObject({
-    topic: z.string().min(1).default('otlp_spans'),
-    encoding: z.literal('otlp_proto').default('otlp_proto'),
-  }).default({ topic: 'otlp_spans', encoding: 'otlp_proto' }),
-  logs: z.strictObject({
-    topic: z.string().min(1).default('k8s_audit'),
-    encoding: z.literal('k8s_audit_json').default('k8s_audit_json'),
-  }).default({ topic: 'k8s_audit', encoding: 'k8s_audit_json' }),
+  traces: tracesTopic,
+  logs: logsTopic,
   /** One trace per message, keyed by trace id: required by the correlator's partitioning. */
   partition_traces_by_id: z.literal(true).default(true),
   producer: z.strictObject({
@@ -132,14 +136,8 @@ const kafkaReceiver = z.strictObject({
   brokers,
   client_id: z.string().min(1).default('kube-correlate'),
   group_id: z.string().min(1),
-  traces: z.strictObject({
-    topic: z.string().min(1).default('otlp_spans'),
-    encoding: z.literal('otlp_proto').default('otlp_proto'),
-  }).default({ topic: 'otlp_spans', encoding: 'otlp_proto' }),
-  logs: z.strictObject({
-    topic: z.string().min(1).default('k8s_audit'),
-    encoding: z.literal('k8s_audit_json').default('k8s_audit_json'),
-  }).default({ topic: 'k8s_audit', encoding: 'k8s_audit_json' }),
+  traces: tracesTopic,
+  logs: logsTopic,
 });
 
 /** The correlator as a stage between Kafka topics (Kafka mode). */
