@@ -31,9 +31,14 @@ export interface TestPipeline {
 }
 
 /** The embedded pipeline in this process, on OS-chosen loopback ports, with a fresh store. */
-export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string } = {}): Promise<TestPipeline> {
+export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string; otlp?: { endpoint: string; protocol?: 'grpc' | 'http'; flushInterval?: string; retryInterval?: string; maxElapsed?: string } } = {}): Promise<TestPipeline> {
   const tmp = opts.dataDir ? undefined : tempDir();
   const dataDir = opts.dataDir ?? tmp!.dir;
+  const o = opts.otlp;
+  const otlpName = o ? (o.protocol === 'http' ? 'otlphttp/jaeger' : 'otlp/jaeger') : undefined;
+  const otlpExporter = o
+    ? `${otlpName}: { endpoint: "${o.endpoint}", flush_interval: "${o.flushInterval ?? '100ms'}", retry_on_failure: { initial_interval: "${o.retryInterval ?? '100ms'}", max_interval: "1s", max_elapsed_time: "${o.maxElapsed ?? '2s'}" } }`
+    : undefined;
   const yaml = `
 receivers:
   otlp:
@@ -44,13 +49,14 @@ receivers:
 ${opts.auditLog ? `  auditlog: { include: ${JSON.stringify(opts.auditLog)}, follow: ${opts.followAuditLog ?? false}, poll_interval: 50ms }` : ''}
 exporters:
   correlator: { settle_after: "${opts.settleAfter ?? '200ms'}", pending_audit_ttl: "${opts.pendingAuditTtl ?? '30s'}" }
+${otlpExporter ? `  ${otlpExporter}` : ''}
 extensions:
   store: { directory: "${dataDir}", endpoint: "127.0.0.1:0" }
 service:
   extensions: [store]
   pipelines:
-    traces: { receivers: [otlp], exporters: [correlator] }
-    logs: { receivers: [k8saudit${opts.auditLog ? ', auditlog' : ''}], exporters: [correlator] }
+    traces: { receivers: [otlp], exporters: [correlator${otlpName ? `, ${otlpName}` : ''}] }
+    logs: { receivers: [k8saudit${opts.auditLog ? ', auditlog' : ''}], exporters: [correlator${otlpName ? `, ${otlpName}` : ''}] }
 `;
   const metrics = new PipelineMetrics();
   const logger = opts.logs ? createLogger({ level: 'info', destination: new Writable({ write(chunk: Buffer, _enc, cb) { opts.logs!.push(chunk.toString()); cb(); } }) }) : silentLogger();

@@ -153,6 +153,47 @@ const correlatorProcessor = z.strictObject({
   }).default({ audit_trace: 'kc_audit_trace', audit_by_trace: 'kc_audit_by_trace', retention: '24h' }),
 });
 
+/** The OTLP exporter's retry settings, as the OpenTelemetry Collector's exporterhelper names them. */
+const retryOnFailure = z.strictObject({
+  enabled: z.boolean().default(true),
+  initial_interval: duration.default('1s'),
+  max_interval: duration.default('30s'),
+  /** Give up a send after this long; its queue entries stay queued and are tried again. */
+  max_elapsed_time: duration.default('300s'),
+  multiplier: z.number().min(1).default(1.5),
+  randomization_factor: z.number().min(0).max(1).default(0.5),
+}).default({ enabled: true, initial_interval: '1s', max_interval: '30s', max_elapsed_time: '300s', multiplier: 1.5, randomization_factor: 0.5 });
+
+/** Settings shared by `otlp` (gRPC) and `otlphttp`: what the store holds, exported to an OTLP backend such as Jaeger. */
+const otlpCommon = {
+  headers: z.record(z.string(), z.string()).default({}),
+  compression: z.enum(['none', 'gzip']).default('none'),
+  /** Deadline of one send attempt. */
+  timeout: duration.default('10s'),
+  retry_on_failure: retryOnFailure,
+  /** The export queue lives in the store (durable); beyond this many entries the oldest are dropped and counted. */
+  sending_queue: z.strictObject({ queue_size: positiveInt.default(100000) }).default({ queue_size: 100000 }),
+  /** Wait this long after new data before exporting, so a burst (a trace, its audit, its owners) goes out together. */
+  flush_interval: duration.default('1s'),
+  /** Queue entries (traces, objects) looked at per round. */
+  batch_size: positiveInt.default(200),
+  /** Spans per ExportTraceServiceRequest; requests are also split to stay under 3 MiB. */
+  max_spans_per_request: positiveInt.default(2000),
+  /** On shutdown, keep exporting for at most this long; what is left stays queued in the store. */
+  shutdown_timeout: duration.default('5s'),
+};
+const otlpExporter = z.strictObject({
+  /** host:port, or http(s)://host:port (https: TLS). */
+  endpoint: z.string().regex(/^(https?:\/\/)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}\/?$/, 'expected host:port or http(s)://host:port, e.g. "jaeger-collector:4317"'),
+  tls: z.strictObject({ insecure: z.boolean().default(true) }).default({ insecure: true }),
+  ...otlpCommon,
+});
+const otlphttpExporter = z.strictObject({
+  /** Base URL; traces go to <endpoint>/v1/traces. */
+  endpoint: z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'expected a URL such as "http://jaeger-collector:4318"'),
+  ...otlpCommon,
+});
+
 /** Writes correlated traces read from Kafka into the store extension. */
 const storeExporter = z.strictObject({});
 
@@ -163,7 +204,7 @@ const storeExtension = z.strictObject({
 
 /** Component schemas by type; the YAML key is `type` or `type/name`. */
 const RECEIVERS = { otlp: otlpReceiver, k8saudit: k8sauditReceiver, auditlog: auditlogReceiver, kafka: kafkaReceiver };
-const EXPORTERS = { correlator: correlatorExporter, kafka: kafkaExporter, store: storeExporter };
+const EXPORTERS = { correlator: correlatorExporter, kafka: kafkaExporter, store: storeExporter, otlp: otlpExporter, otlphttp: otlphttpExporter };
 const EXTENSIONS = { store: storeExtension };
 const PROCESSORS = { correlator: correlatorProcessor };
 /** Which receiver types feed which pipeline type. */
@@ -196,6 +237,8 @@ export type K8sAuditReceiverConfig = z.output<typeof k8sauditReceiver>;
 export type AuditLogReceiverConfig = z.output<typeof auditlogReceiver>;
 export type CorrelatorExporterConfig = z.output<typeof correlatorExporter>;
 export type KafkaExporterConfig = z.output<typeof kafkaExporter>;
+export type OtlpExporterConfig = z.output<typeof otlpExporter>;
+export type OtlpHttpExporterConfig = z.output<typeof otlphttpExporter>;
 export type StoreExtensionConfig = z.output<typeof storeExtension>;
 
 export type KafkaReceiverConfig = z.output<typeof kafkaReceiver>;
@@ -210,7 +253,9 @@ export type ReceiverConfig =
 export type ExporterConfig =
   | { type: 'store'; name: string; config: Record<string, never> }
   | { type: 'correlator'; name: string; config: CorrelatorExporterConfig }
-  | { type: 'kafka'; name: string; config: KafkaExporterConfig };
+  | { type: 'kafka'; name: string; config: KafkaExporterConfig }
+  | { type: 'otlp'; name: string; config: OtlpExporterConfig }
+  | { type: 'otlphttp'; name: string; config: OtlpHttpExporterConfig };
 
 export interface CollectorConfig {
   /** The file it came from, for messages. */
@@ -325,6 +370,11 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   out.receivers = [...parsedReceivers.values()].filter((r) => routes.has(r.name)).map((r) => ({ ...r, exporters: [...routes.get(r.name)!] }));
   out.exporters = [...parsedExporters.values()].filter((e) => usedExporters.has(e.name));
   if ((out.correlator || out.exporters.some((e) => e.type === 'store')) && !out.store) throw new ConfigError(`${source}: exporters.correlator writes to the embedded store: add a store extension and list it in service.extensions`);
+  const otlp = out.exporters.filter((e) => e.type === 'otlp' || e.type === 'otlphttp');
+  if (otlp.length > 1) throw new ConfigError(`${source}: exporters.${otlp[1]!.name}: only one otlp/otlphttp exporter may be used (they share the store's export queue)`);
+  if (otlp[0] && !(out.correlator || out.exporters.some((e) => e.type === 'store'))) {
+    throw new ConfigError(`${source}: exporters.${otlp[0].name}: the otlp exporter sends correlated trees: list it in a pipeline with the correlator exporter (embedded) or the store exporter (Kafka mode)`);
+  }
   return out;
 }
 

@@ -7,6 +7,8 @@ import { createLogger, PipelineMetrics, type Logger } from '@kube-correlate/tele
 import { parseDuration, type CollectorConfig, type KafkaReceiverConfig } from './config.js';
 import type { AuditConsumer, Component, SpanConsumer } from './consumer.js';
 import { KafkaExporter } from './exporters/kafka.js';
+import { OtlpTraceExporter } from './exporters/otlp.js';
+import { OtlpClient } from './exporters/otlp-client.js';
 import { closeHttp, listenHttp } from './listen.js';
 import { AuditLogReceiver } from './receivers/auditlog.js';
 import { K8sAuditReceiver } from './receivers/k8saudit.js';
@@ -40,6 +42,8 @@ export class Pipeline {
   store: TraceStore | undefined;
   correlator: Correlator | undefined;
   kafkaCorrelator: KafkaCorrelator | undefined;
+  /** The otlp/otlphttp exporter (to Jaeger), when configured. */
+  otlpExporter: OtlpTraceExporter | undefined;
   private receivers: Component[] = [];
   private exporters: Component[] = [];
   private queryServer: Server | undefined;
@@ -62,10 +66,43 @@ export class Pipeline {
     const { config } = this.opts;
     const { metrics, logger } = this;
     try {
+      const otlp = config.exporters.find((e) => e.type === 'otlp' || e.type === 'otlphttp');
       if (config.store) {
         const dir = resolve(config.store.directory);
-        this.store = new TraceStore({ dir, metrics });
+        this.store = new TraceStore({ dir, metrics, exportQueue: !!otlp, onExportQueued: () => this.otlpExporter?.notify() });
         logger.info({ path: this.store.path }, 'embedded store opened');
+      }
+      if (otlp && (otlp.type === 'otlp' || otlp.type === 'otlphttp')) {
+        const c = otlp.config;
+        const grpcEndpoint = otlp.type === 'otlp' && !otlp.config.tls.insecure && !/^https?:\/\//.test(c.endpoint) ? `https://${c.endpoint}` : c.endpoint;
+        const log = logger.child({ component: 'exporter', exporter: otlp.name });
+        const client = new OtlpClient({
+          protocol: otlp.type === 'otlp' ? 'grpc' : 'http',
+          endpoint: otlp.type === 'otlp' ? grpcEndpoint : c.endpoint,
+          headers: c.headers,
+          compression: c.compression,
+          timeoutMs: parseDuration(c.timeout),
+          retry: {
+            enabled: c.retry_on_failure.enabled,
+            initialIntervalMs: parseDuration(c.retry_on_failure.initial_interval),
+            maxIntervalMs: parseDuration(c.retry_on_failure.max_interval),
+            maxElapsedMs: parseDuration(c.retry_on_failure.max_elapsed_time),
+            multiplier: c.retry_on_failure.multiplier,
+            randomization: c.retry_on_failure.randomization_factor,
+          },
+          onRetry: ({ attempt, delayMs, reason }) => {
+            metrics.exporterFailed.inc({ exporter: otlp.name, reason: `${reason}_retried` });
+            log.debug({ attempt, delayMs, reason }, 'export attempt failed; retrying');
+          },
+        });
+        this.otlpExporter = new OtlpTraceExporter({
+          name: otlp.name, store: this.store!, client, metrics, logger: log,
+          flushIntervalMs: parseDuration(c.flush_interval), batchSize: c.batch_size, maxSpansPerRequest: c.max_spans_per_request,
+          queueSize: c.sending_queue.queue_size, shutdownTimeoutMs: parseDuration(c.shutdown_timeout),
+          retryPauseMs: parseDuration(c.retry_on_failure.initial_interval),
+        });
+        await this.otlpExporter.start();
+        logger.info({ exporter: otlp.name, endpoint: c.endpoint }, 'exporting correlated traces over OTLP');
       }
       if (config.correlator) {
         const c = config.correlator;
@@ -98,6 +135,9 @@ export class Pipeline {
         if (e.type === 'correlator') {
           const correlator = this.correlator!;
           exporters.set(e.name, { consumeSpans: (s) => correlator.addSpans(s), consumeAuditEvents: (a) => correlator.addAuditEvents(a) });
+        } else if (e.type === 'otlp' || e.type === 'otlphttp') {
+          // Fed by the store's export queue, not by receivers: it sends correlated trees.
+          exporters.set(e.name, { consumeSpans: async () => undefined, consumeAuditEvents: async () => undefined });
         } else if (e.type === 'kafka' && !config.correlatorProcessor) {
           const k = new KafkaExporter({ name: e.name, config: e.config, metrics, logger: logger.child({ component: 'exporter' }) });
           this.exporters.push(k);
@@ -186,6 +226,10 @@ export class Pipeline {
         const before = this.correlator.stats();
         await this.correlator.stop();
         logger.info({ settled: before }, 'correlator drained into the store');
+      }
+      if (this.otlpExporter) {
+        await this.otlpExporter.shutdown().catch((err: unknown) => logger.error({ err }, 'otlp exporter shutdown failed'));
+        logger.info({ queued: this.store?.exportQueueSize() ?? 0 }, 'otlp exporter stopped');
       }
       if (this.queryServer) await closeHttp(this.queryServer, 1000);
       if (this.metricsServer) await closeHttp(this.metricsServer, 1000);

@@ -25,6 +25,8 @@ import { requestAnchor } from './request-tree.js';
  */
 
 export const DERIVED_SCOPE = 'kube-correlate';
+/** Scope of object-set trace spans (exported to Jaeger; rebuilt from audit events when read back). */
+export const OBJSET_SCOPE = 'kube-correlate/objset';
 const ADDED_PREFIXES = ['k8s.audit.', 'k8s.object.', 'k8s.objset.', 'k8s.api.'];
 
 const derivedResource: Resource = { attributes: [{ key: 'service.name', value: { stringValue: 'kube-apiserver-audit' } }], droppedAttributesCount: 0, schemaUrl: '' };
@@ -38,6 +40,8 @@ function digestHex(text: string, bytes: number): string {
 
 /** Span id of the audit span of `auditID` (8 bytes of SHA-256). */
 export const auditSpanId = (auditID: string): string => digestHex(`audit-span/${auditIDForSpans(auditID)}`, 8);
+/** Span id of the span that carries stages of `auditID` exported after its audit span was (late stages). */
+export const lateAuditSpanId = (auditID: string, stages: readonly string[]): string => digestHex(`audit-span/${auditIDForSpans(auditID)}/${[...stages].sort().join(',')}`, 8);
 /** Trace id for an audit request whose spans never came (16 bytes of SHA-256). */
 export const unjoinedTraceId = (auditID: string): string => digestHex(`audit-trace/${auditIDForSpans(auditID)}`, 16);
 
@@ -139,12 +143,18 @@ export interface DecodedCorrelated {
   joined: Map<string, AuditEvent[]>;
   /** Audit events whose trace never came. */
   unjoined: AuditEvent[];
+  /** Spans of object-set traces, as exported to Jaeger. */
+  objectSetSpans: Span[];
 }
 
 /** The inverse of encodeCorrelatedTrace / encodeUnjoinedAudit, for `correlate store`. */
 export function decodeCorrelated(spans: readonly Span[]): DecodedCorrelated {
-  const out: DecodedCorrelated = { spans: [], joined: new Map(), unjoined: [] };
+  const out: DecodedCorrelated = { spans: [], joined: new Map(), unjoined: [], objectSetSpans: [] };
   for (const s of spans) {
+    if (s.scope.name === OBJSET_SCOPE) {
+      out.objectSetSpans.push(s);
+      continue;
+    }
     if (s.scope.name !== DERIVED_SCOPE) {
       const kept = s.attributes.filter((kv) => !ADDED_PREFIXES.some((p) => kv.key.startsWith(p)));
       out.spans.push(kept.length === s.attributes.length ? s : { ...s, attributes: kept });

@@ -1,7 +1,7 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { decodeCorrelated, type TraceUpdate } from '@kube-correlate/correlator';
+import { decodeCorrelated, type CorrelatorOutput, type TraceUpdate } from '@kube-correlate/correlator';
 import { topicSpec, type Consumer, type ConsumedMessage, type KafkaClient } from '@kube-correlate/kafka';
-import { attrString, decodeTraceRequest, OtlpDecodeError } from '@kube-correlate/otlp';
+import { attrString, decodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import type { TraceStore } from './trace-store.js';
 
@@ -42,44 +42,23 @@ export class KafkaStoreLoader {
   private async onBatch(batch: ConsumedMessage[]): Promise<void> {
     const metrics = this.opts.metrics ?? new PipelineMetrics();
     const logger = this.opts.logger ?? silentLogger();
-    const traces = new Map<string, TraceUpdate>();
-    const unjoined = [];
+    const spans: Span[] = [];
     for (const m of batch) {
-      let spans;
       try {
-        spans = decodeTraceRequest(m.value ?? new Uint8Array()).spans;
+        spans.push(...decodeTraceRequest(m.value ?? new Uint8Array()).spans);
       } catch (err) {
         if (!(err instanceof OtlpDecodeError)) throw err;
         metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'malformed_protobuf' });
         logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping undecodable message: ${err.message}`);
-        continue;
-      }
-      const d = decodeCorrelated(spans);
-      unjoined.push(...d.unjoined);
-      const update = (traceId: string) => {
-        let t = traces.get(traceId);
-        if (!t) traces.set(traceId, (t = { traceId, spans: [], auditEvents: [], auditIds: [], reason: 'idle' }));
-        return t;
-      };
-      for (const s of d.spans) {
-        const t = update(s.traceId);
-        t.spans.push(s);
-        const id = attrString(s.attributes, 'audit-id');
-        if (id && !t.auditIds.includes(id)) t.auditIds.push(id);
-      }
-      for (const [traceId, events] of d.joined) {
-        const t = update(traceId);
-        t.auditEvents.push(...events);
-        for (const e of events) {
-          const id = auditIDForSpans(e.auditID);
-          if (!t.auditIds.includes(id)) t.auditIds.push(id);
-        }
       }
     }
-    this.opts.store.writeSync({ traces: [...traces.values()], unjoinedAuditEvents: unjoined });
-    metrics.receiverItems.inc({ receiver: 'kafka', signal: 'traces' }, traces.size);
+    const output = correlatedToOutput(spans);
+    const traces = output.traces;
+    const unjoined = output.unjoinedAuditEvents;
+    this.opts.store.writeSync(output);
+    metrics.receiverItems.inc({ receiver: 'kafka', signal: 'traces' }, traces.length);
     // How many audit events the correlators joined to their trace, and how many they could not.
-    metrics.receiverItems.inc({ receiver: 'kafka', signal: 'audit_events_joined' }, [...traces.values()].reduce((n, t) => n + t.auditEvents.length, 0));
+    metrics.receiverItems.inc({ receiver: 'kafka', signal: 'audit_events_joined' }, traces.reduce((n, t) => n + t.auditEvents.length, 0));
     metrics.receiverItems.inc({ receiver: 'kafka', signal: 'audit_events_unjoined' }, unjoined.length);
     const last = batch[batch.length - 1];
     if (last && !this.stopped) await this.consumer!.commit([{ topic: last.topic, partition: last.partition, offset: String(Number(last.offset) + 1) }]);
@@ -90,4 +69,34 @@ export class KafkaStoreLoader {
     this.stopped = true;
     await this.consumer?.disconnect().catch(() => undefined);
   }
+}
+
+/**
+ * Spans in the `otlp_correlated` form (from Kafka, or read back from Jaeger) as the correlator
+ * output they came from: received spans and joined audit events per trace, unjoined audit events.
+ * Object-set spans are dropped: object sets are rebuilt from the audit events.
+ */
+export function correlatedToOutput(spans: readonly Span[]): CorrelatorOutput {
+  const d = decodeCorrelated(spans);
+  const traces = new Map<string, TraceUpdate>();
+  const update = (traceId: string) => {
+    let t = traces.get(traceId);
+    if (!t) traces.set(traceId, (t = { traceId, spans: [], auditEvents: [], auditIds: [], reason: 'idle' }));
+    return t;
+  };
+  for (const s of d.spans) {
+    const t = update(s.traceId);
+    t.spans.push(s);
+    const id = attrString(s.attributes, 'audit-id');
+    if (id && !t.auditIds.includes(id)) t.auditIds.push(id);
+  }
+  for (const [traceId, events] of d.joined) {
+    const t = update(traceId);
+    t.auditEvents.push(...events);
+    for (const e of events) {
+      const id = auditIDForSpans(e.auditID);
+      if (!t.auditIds.includes(id)) t.auditIds.push(id);
+    }
+  }
+  return { traces: [...traces.values()], unjoinedAuditEvents: d.unjoined };
 }

@@ -1,6 +1,6 @@
 import { parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { objectSetSpanId, objectSetTraceId, requestAnchor, toTreeAudit, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
-import type { Span } from '@kube-correlate/otlp';
+import { auditSpanId, objectSetSpanId, objectSetTraceId, OBJSET_SCOPE, requestAnchor, toTreeAudit, unjoinedTraceId, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
+import { SpanKind, type KeyValue, type Span } from '@kube-correlate/otlp';
 
 /** A row of the `objects` table. */
 export interface ObjectRow {
@@ -75,18 +75,20 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
         const t = nanos(ts);
         return t !== undefined && t > m ? t : m;
       }, start);
-      const links = src.tracesOf(ref.audit_id).map(({ traceId: t, spans }) => {
+      const links: TreeLink[] = src.tracesOf(ref.audit_id).map(({ traceId: t, spans }) => {
         const byId = new Map(spans.map((s) => [s.spanId, s]));
         const anchor = requestAnchor(ref.audit_id, byId) ?? spans.find((s) => !s.parentSpanId);
         return { traceId: t, spanId: anchor?.spanId ?? '', attributes: { 'k8s.audit.id': a.auditID }, ...(anchor ? { target: { name: anchor.name, service: 'apiserver', startTimeUnixNano: anchor.startTimeUnixNano, durationNanos: Number(BigInt(anchor.endTimeUnixNano) - BigInt(anchor.startTimeUnixNano)) } } : {}) };
       });
+      // A request whose spans never came (not sampled): its audit span has a trace of its own.
+      if (links.length === 0) links.push({ traceId: unjoinedTraceId(ref.audit_id), spanId: auditSpanId(ref.audit_id), attributes: { 'k8s.audit.id': a.auditID } });
       node.children.push({
         spanId: objectSetSpanId(setId, 'request', o.uid, ref.audit_id), parentSpanId: node.spanId,
         name: `${a.verb} ${ref.resource}${ref.subresource ? `/${ref.subresource}` : ''}`, service: 'kube-apiserver-audit', kind: 'INTERNAL',
         startTimeUnixNano: start.toString(), durationNanos: Number(end - start), status: { code: (a.code ?? 0) >= 500 ? 'ERROR' : 'UNSET' },
         attributes: { 'k8s.audit.id': a.auditID, 'k8s.object.uid': o.uid },
         audit: toTreeAudit(a),
-        ...(links.length ? { links } : {}),
+        links,
         children: [],
       });
       count++;
@@ -132,4 +134,52 @@ function span(n: TreeNode): void {
     n.startTimeUnixNano = start.toString();
     n.durationNanos = Number(end - start);
   }
+}
+
+function toKeyValues(attrs: Record<string, unknown>): KeyValue[] {
+  const out: KeyValue[] = [];
+  for (const [key, v] of Object.entries(attrs)) {
+    if (typeof v === 'string') out.push({ key, value: { stringValue: v } });
+    else if (typeof v === 'boolean') out.push({ key, value: { boolValue: v } });
+    else if (typeof v === 'number' && Number.isInteger(v)) out.push({ key, value: { intValue: String(v) } });
+    else if (typeof v === 'number') out.push({ key, value: { doubleValue: v } });
+  }
+  return out;
+}
+
+const STATUS = { UNSET: 0, OK: 1, ERROR: 2 } as const;
+
+/**
+ * The object-set tree as OTLP spans, for Jaeger: trace id from the set id, a root span, a span per
+ * object and a span per request, each request span linked to its request trace. Every span carries
+ * `k8s.objset.id` and `k8s.objset.trace_id`; request spans carry `k8s.audit.*` and
+ * `k8s.audit.trace_id` (the linked trace), which the Jaeger UI link patterns in deploy/jaeger use.
+ * Nodes without a time yet (an object no stored request has touched) are left out until they have one.
+ */
+export function objectSetSpans(tree: ObjectSetTree): Span[] {
+  const out: Span[] = [];
+  const setAttrs: Record<string, unknown> = { 'k8s.objset.id': tree.objectSetId, 'k8s.objset.trace_id': tree.traceId };
+  const visit = (n: TreeNode) => {
+    if (n.startTimeUnixNano !== '0') {
+      const a = n.audit;
+      const extra: Record<string, unknown> = a
+        ? { 'k8s.audit.verb': a.verb, 'k8s.audit.user': a.user, ...(a.userAgent ? { 'k8s.audit.user_agent': a.userAgent } : {}), ...(a.code !== undefined ? { 'k8s.audit.code': a.code } : {}), ...(n.links?.[0] ? { 'k8s.audit.trace_id': n.links[0].traceId } : {}) }
+        : {};
+      out.push({
+        traceId: tree.traceId, spanId: n.spanId, parentSpanId: n.parentSpanId, traceState: '', flags: 0,
+        name: n.name, kind: SpanKind.INTERNAL,
+        startTimeUnixNano: n.startTimeUnixNano, endTimeUnixNano: (BigInt(n.startTimeUnixNano) + BigInt(n.durationNanos)).toString(),
+        attributes: toKeyValues({ ...n.attributes, ...setAttrs, ...extra }), droppedAttributesCount: 0,
+        events: [], droppedEventsCount: 0,
+        links: (n.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId, traceState: '', flags: 0, attributes: toKeyValues(l.attributes), droppedAttributesCount: 0 })),
+        droppedLinksCount: 0,
+        status: { code: STATUS[n.status.code], message: n.status.message ?? '' },
+        resource: { attributes: [{ key: 'service.name', value: { stringValue: n.service } }], droppedAttributesCount: 0, schemaUrl: '' },
+        scope: { name: OBJSET_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' },
+      });
+    }
+    n.children.forEach(visit);
+  };
+  visit(tree.root);
+  return out;
 }

@@ -22,6 +22,18 @@ export interface TraceStoreOptions {
   metrics?: PipelineMetrics;
   /** Open read-only (the CLI reading a store that a pipeline owns). */
   readonly?: boolean;
+  /** Record what each write touched in the export queue, for the OTLP exporter (see export-plan.ts). */
+  exportQueue?: boolean;
+  /** Called after a write that queued something for export. */
+  onExportQueued?: () => void;
+  /** A throwaway in-memory database (the CLI's view of traces read from Jaeger); `dir` is ignored. */
+  memory?: boolean;
+}
+
+/** What the OTLP exporter has still to look at: a trace, an unjoined audit request, or an object (its set). */
+export interface ExportQueueEntry {
+  kind: 'trace' | 'unjoined' | 'object';
+  key: string;
 }
 
 export interface TraceSummary {
@@ -34,7 +46,13 @@ export interface TraceSummary {
   updatedAt: string;
 }
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
+
+/** uid of the object an audit event is about (objectRef, else the object it carries), or ''. */
+function objectUidOf(e: AuditEvent): string {
+  const { object, ref } = objectsOfAudit(e);
+  return ref.uid || object?.uid || '';
+}
 
 export class TraceStore implements CorrelatorSink {
   readonly path: string;
@@ -44,13 +62,13 @@ export class TraceStore implements CorrelatorSink {
   private obj!: ReturnType<TraceStore['objectStatements']>;
   private closed = false;
 
-  constructor(opts: TraceStoreOptions) {
-    if (!opts.readonly) mkdirSync(opts.dir, { recursive: true });
-    this.path = join(opts.dir, 'kube-correlate.db');
+  constructor(private readonly opts: TraceStoreOptions) {
+    if (!opts.readonly && !opts.memory) mkdirSync(opts.dir, { recursive: true });
+    this.path = opts.memory ? ':memory:' : join(opts.dir, 'kube-correlate.db');
     this.db = new Database(this.path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
     this.metrics = opts.metrics ?? new PipelineMetrics();
     if (!opts.readonly) {
-      this.db.pragma('journal_mode = WAL');
+      if (!opts.memory) this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
       this.migrate();
     }
@@ -104,8 +122,19 @@ export class TraceStore implements CorrelatorSink {
         name TEXT NOT NULL, uid TEXT NOT NULL, objset_id TEXT NOT NULL, request_received TEXT NOT NULL) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS object_refs_by_uid ON object_refs (uid);
       CREATE INDEX IF NOT EXISTS object_refs_by_name ON object_refs (resource, namespace, name);
+      -- v3: the OTLP exporter's durable queue and what it has exported (each span id once).
+      CREATE TABLE IF NOT EXISTS export_queue (
+        kind TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (kind, key)) WITHOUT ROWID;
+      CREATE INDEX IF NOT EXISTS export_queue_by_seq ON export_queue (seq);
+      CREATE TABLE IF NOT EXISTS exported_spans (
+        trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
+        PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+      CREATE TABLE IF NOT EXISTS exported_stages (
+        audit_id TEXT NOT NULL, stage TEXT NOT NULL,
+        PRIMARY KEY (audit_id, stage)) WITHOUT ROWID;
     `);
-    if (version === 1) {
+    if (version !== 0 && version < 2) {
       // Index the audit events a v1 store already holds.
       const rows = this.db.prepare('SELECT data FROM audit_events').all() as Array<{ data: string }>;
       this.prepareObjectStatements();
@@ -123,20 +152,32 @@ export class TraceStore implements CorrelatorSink {
     const end = this.metrics.storeWriteSeconds.startTimer();
     const counts = { spanNew: 0, spanDup: 0, auditNew: 0, auditDup: 0 };
     const now = new Date().toISOString();
+    const queue = this.opts.exportQueue ? this.exportStatements() : undefined;
+    let queued = 0;
+    const enqueue = (kind: ExportQueueEntry['kind'], key: string) => {
+      if (queue && key) queued += queue.enqueue.run(kind, key, ++this.exportSeq).changes;
+    };
     const tx = this.db.transaction(() => {
       for (const t of output.traces) {
+        const before = counts.spanNew + counts.auditNew;
         for (const s of t.spans) {
           const r = this.stmt.insertSpan.run(s.traceId, s.spanId, s.parentSpanId, s.startTimeUnixNano, JSON.stringify(s));
           if (r.changes) counts.spanNew++;
           else counts.spanDup++;
         }
         for (const id of t.auditIds) this.stmt.insertPair.run(id, t.traceId);
-        for (const e of t.auditEvents) this.insertAudit(e, counts);
+        for (const e of t.auditEvents) if (this.insertAudit(e, counts)) enqueue('object', objectUidOf(e));
         this.stmt.touchTrace.run(t.traceId, now);
+        if (counts.spanNew + counts.auditNew > before) enqueue('trace', t.traceId);
       }
-      for (const e of output.unjoinedAuditEvents) this.insertAudit(e, counts);
+      for (const e of output.unjoinedAuditEvents) {
+        if (!this.insertAudit(e, counts)) continue;
+        enqueue('unjoined', auditIDForSpans(e.auditID));
+        enqueue('object', objectUidOf(e));
+      }
     });
     tx();
+    if (queued) this.opts.onExportQueued?.();
     this.metrics.storeRows.inc({ table: 'spans', outcome: 'inserted' }, counts.spanNew);
     this.metrics.storeRows.inc({ table: 'spans', outcome: 'duplicate' }, counts.spanDup);
     this.metrics.storeRows.inc({ table: 'audit_events', outcome: 'inserted' }, counts.auditNew);
@@ -144,13 +185,98 @@ export class TraceStore implements CorrelatorSink {
     end();
   }
 
-  private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number }): void {
+  /** True when the event was new. */
+  private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number }): boolean {
     // Keyed by the form spans carry (first 64 bytes), so a long client-chosen Audit-ID still joins.
     const r = this.stmt.insertAudit.run(auditIDForSpans(e.auditID), e.stage, JSON.stringify(e));
     if (r.changes) {
       counts.auditNew++;
       this.indexObjects(e);
-    } else counts.auditDup++;
+      return true;
+    }
+    counts.auditDup++;
+    return false;
+  }
+
+  private exportStmts: ReturnType<TraceStore['prepareExportStatements']> | undefined;
+  private exportSeq = 0;
+
+  private exportStatements() {
+    if (!this.exportStmts) {
+      this.exportStmts = this.prepareExportStatements();
+      this.exportSeq = (this.db.prepare('SELECT coalesce(max(seq), 0) AS m FROM export_queue').get() as { m: number }).m;
+    }
+    return this.exportStmts;
+  }
+
+  private prepareExportStatements() {
+    return {
+      enqueue: this.db.prepare('INSERT OR IGNORE INTO export_queue (kind, key, seq) VALUES (?, ?, ?)'),
+      next: this.db.prepare('SELECT kind, key FROM export_queue ORDER BY seq LIMIT ?'),
+      remove: this.db.prepare('DELETE FROM export_queue WHERE kind = ? AND key = ?'),
+      size: this.db.prepare('SELECT count(*) AS n FROM export_queue'),
+      trim: this.db.prepare('DELETE FROM export_queue WHERE seq IN (SELECT seq FROM export_queue ORDER BY seq LIMIT ?)'),
+      isExported: this.db.prepare('SELECT 1 FROM exported_spans WHERE trace_id = ? AND span_id = ?'),
+      markSpan: this.db.prepare('INSERT OR IGNORE INTO exported_spans (trace_id, span_id) VALUES (?, ?)'),
+      stagesOf: this.db.prepare('SELECT stage FROM exported_stages WHERE audit_id = ?'),
+      markStage: this.db.prepare('INSERT OR IGNORE INTO exported_stages (audit_id, stage) VALUES (?, ?)'),
+      refOf: this.db.prepare('SELECT uid FROM object_refs WHERE audit_id = ?'),
+    };
+  }
+
+  /** The oldest export queue entries (they stay queued until removeExports). */
+  nextExports(limit: number): ExportQueueEntry[] {
+    return this.exportStatements().next.all(limit) as ExportQueueEntry[];
+  }
+
+  exportQueueSize(): number {
+    return (this.exportStatements().size.get() as { n: number }).n;
+  }
+
+  /** Drops the oldest entries beyond `max`; returns how many were dropped. */
+  trimExportQueue(max: number): number {
+    const over = this.exportQueueSize() - max;
+    return over > 0 ? this.exportStatements().trim.run(over).changes : 0;
+  }
+
+  /** Records spans (and audit stages) as exported and removes queue entries, in one transaction. */
+  markExported(spans: ReadonlyArray<{ traceId: string; spanId: string }>, stages: ReadonlyArray<{ auditId: string; stage: string }>, done: readonly ExportQueueEntry[] = []): void {
+    const q = this.exportStatements();
+    this.db.transaction(() => {
+      for (const s of spans) q.markSpan.run(s.traceId, s.spanId);
+      for (const s of stages) q.markStage.run(s.auditId, s.stage);
+      for (const e of done) q.remove.run(e.kind, e.key);
+    })();
+  }
+
+  removeExports(done: readonly ExportQueueEntry[]): void {
+    this.markExported([], [], done);
+  }
+
+  isExported(traceId: string, spanId: string): boolean {
+    return this.exportStatements().isExported.get(traceId, spanId) !== undefined;
+  }
+
+  exportedStages(auditId: string): Set<string> {
+    return new Set((this.exportStatements().stagesOf.all(auditIDForSpans(auditId)) as Array<{ stage: string }>).map((r) => r.stage));
+  }
+
+  /** The object set of what an audit request touched, or undefined when it names no object uid. */
+  objectSetOfAudit(auditId: string): string | undefined {
+    const uid = (this.exportStatements().refOf.get(auditIDForSpans(auditId)) as { uid: string } | undefined)?.uid;
+    return uid ? this.objectSetOf(uid) : undefined;
+  }
+
+  /** A trace's stored spans and the audit events of the auditIDs paired with it. */
+  traceData(traceId: string): { spans: Span[]; auditEvents: AuditEvent[] } {
+    const spans = (this.stmt.spansOf.all(traceId) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as Span);
+    const auditIds = (this.stmt.auditIdsOf.all(traceId) as Array<{ audit_id: string }>).map((r) => r.audit_id);
+    return { spans, auditEvents: auditIds.flatMap((id) => this.auditEvents(id)) };
+  }
+
+  /** Trace ids paired with an auditID. */
+  tracesOfAudit(auditId: string): string[] {
+    return (this.stmt.tracesOfAudit.all(auditIDForSpans(auditId)) as Array<{ trace_id: string }>).map((r) => r.trace_id);
   }
 
   private objectStatements() {
@@ -256,10 +382,8 @@ export class TraceStore implements CorrelatorSink {
   /** The request tree of a trace, or undefined when no span of it is stored. */
   getTrace(traceId: string): RequestTree | undefined {
     if (!this.stmt.hasTrace.get(traceId)) return undefined;
-    const spans = (this.stmt.spansOf.all(traceId) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as Span);
+    const { spans, auditEvents: events } = this.traceData(traceId);
     if (spans.length === 0) return undefined;
-    const auditIds = (this.stmt.auditIdsOf.all(traceId) as Array<{ audit_id: string }>).map((r) => r.audit_id);
-    const events = auditIds.flatMap((id) => this.auditEvents(id));
     return buildRequestTree(traceId, spans, events, {
       resolveLink: (t, s) => {
         const row = this.stmt.span.get(t, s) as { data: string } | undefined;

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RequestTree } from '@kube-correlate/correlator';
-import { TraceStore } from '@kube-correlate/store';
+import { JaegerSource, JaegerSourceError, TraceStore } from '@kube-correlate/store';
 import { CliError, EXIT, fetchFailure } from '../errors.js';
 import { renderTree } from '../render.js';
 
@@ -17,19 +17,32 @@ export interface QueryOptions {
   endpoint?: string;
   /** Read this store directory directly instead of asking a running pipeline. */
   data?: string;
+  /** Read from Jaeger (its query base URL) instead. */
+  jaeger?: string;
+  /** How far back a Jaeger search looks (--object), e.g. "7d", "12h". */
+  lookback?: string;
+}
+
+/** "90m", "12h", "7d" -> ms. */
+export function parseLookback(text: string): number {
+  const m = /^(\d+)(m|h|d)$/.exec(text.trim());
+  if (!m) throw new CliError(`invalid --lookback "${text}": want minutes, hours or days, e.g. 90m, 12h, 7d`);
+  return Number(m[1]) * { m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'm' | 'h' | 'd'];
 }
 
 /** `correlate --trace <id>` / `--audit-id <id>`: prints the tree, returns the exit code. */
 export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const given = [opts.trace, opts.auditId, opts.objset, opts.object].filter((x) => x !== undefined).length;
   if (given !== 1) throw new CliError('give exactly one of --trace <id>, --audit-id <id>, --objset <id> or --object <kind>/<namespace>/<name>');
+  if (opts.jaeger !== undefined && opts.data !== undefined) throw new CliError('give --jaeger <url> or --data <dir>, not both');
   let tree: (RequestTree & { objectSetId?: string }) | undefined;
   let what: string;
+  const jaeger = opts.jaeger !== undefined ? jaegerSource(opts.jaeger, opts.lookback) : undefined;
   if (opts.objset !== undefined) {
     const id = opts.objset;
     if (id.length === 0 || id.length > 253) throw new CliError('invalid object set id: want 1 to 253 characters');
     what = `object set ${id}`;
-    tree = opts.data ? withStore(opts.data, (s) => s.getObjectSet(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objsets/${encodeURIComponent(id)}`);
+    tree = jaeger ? await fromJaeger(() => jaeger.getObjectSet(id)) : opts.data ? withStore(opts.data, (s) => s.getObjectSet(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objsets/${encodeURIComponent(id)}`);
   } else if (opts.object !== undefined) {
     const parts = opts.object.split('/');
     if (parts.length < 2 || parts.length > 3 || parts.some((p, i) => p === '' && !(parts.length === 3 && i === 1))) {
@@ -37,19 +50,21 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
     }
     const [kind, namespace, name] = parts.length === 3 ? (parts as [string, string, string]) : [parts[0]!, '', parts[1]!];
     what = `object ${opts.object}`;
-    tree = opts.data
+    tree = jaeger
+      ? await fromJaeger(() => jaeger.getObjectSetOf(kind, namespace, name))
+      : opts.data
       ? withStore(opts.data, (s) => s.getObjectSetOf(kind, namespace, name))
       : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objects/${[kind, ...(namespace ? [namespace] : []), name].map(encodeURIComponent).join('/')}`);
   } else if (opts.trace) {
     const id = opts.trace.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(id)) throw new CliError(`invalid trace id "${opts.trace}": want 32 hex characters`);
     what = `trace ${id}`;
-    tree = opts.data ? withStore(opts.data, (s) => s.getTrace(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/traces/${id}`);
+    tree = jaeger ? await fromJaeger(() => jaeger.getTrace(id)) : opts.data ? withStore(opts.data, (s) => s.getTrace(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/traces/${id}`);
   } else {
     const id = opts.auditId!;
     if (id.length === 0 || id.length > 1024) throw new CliError('invalid audit id: want 1 to 1024 characters');
     what = `audit id ${id}`;
-    tree = opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
+    tree = jaeger ? await fromJaeger(() => jaeger.getByAuditId(id)) : opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
   }
   if (!tree) throw new CliError(`${what} not found`, EXIT.NOT_FOUND);
   const json = tree.objectSetId !== undefined ? { traceId: tree.traceId, objectSetId: tree.objectSetId, root: tree.root } : { traceId: tree.traceId, root: tree.root };
@@ -83,5 +98,23 @@ function withStore<T>(dir: string, fn: (s: TraceStore) => T): T {
     return fn(store);
   } finally {
     store.close();
+  }
+}
+
+function jaegerSource(url: string, lookback: string | undefined): JaegerSource {
+  try {
+    return new JaegerSource({ url, ...(lookback ? { lookbackMs: parseLookback(lookback) } : {}) });
+  } catch (err) {
+    if (err instanceof JaegerSourceError) throw new CliError(err.message);
+    throw err;
+  }
+}
+
+async function fromJaeger<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof JaegerSourceError) throw new CliError(err.message);
+    throw err;
   }
 }

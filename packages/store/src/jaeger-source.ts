@@ -1,0 +1,198 @@
+import { auditIDForSpans } from '@kube-correlate/audit';
+import { objectSetTraceId, OBJSET_SCOPE, unjoinedTraceId, type RequestTree } from '@kube-correlate/correlator';
+import { attrString, decodeTraceRequestJson, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
+import { correlatedToOutput } from './kafka-store.js';
+import type { ObjectSetTree } from './object-set-tree.js';
+import { TraceStore } from './trace-store.js';
+
+/** Jaeger could not be asked (unreachable, an error status, a body that is not a trace). */
+export class JaegerSourceError extends Error {
+  override readonly name = 'JaegerSourceError';
+}
+
+export interface JaegerSourceOptions {
+  /** Jaeger query base URL, e.g. http://jaeger-query:16686. */
+  url: string;
+  /** How far back a search looks (the object's first request must be in it). Default 7 days. */
+  lookbackMs?: number;
+  /** Per-request timeout. Default 10 s. */
+  timeoutMs?: number;
+  /** Traces a search may return (Jaeger's memory storage refuses more than its max_traces). Default 100. */
+  searchLimit?: number;
+}
+
+/** Service and operation names of object-set spans (see objectSetSpans). */
+const OBJSET_SERVICE = 'kube-correlate';
+/** Service name of derived audit spans (see correlated-format.ts). */
+const AUDIT_SERVICE = 'kube-apiserver-audit';
+const FETCH_CONCURRENCY = 8;
+
+/**
+ * Trees read from Jaeger through its HTTP API v3, the same trees the store gives: the traces
+ * (raw, without Jaeger's adjusters) are loaded into an in-memory store and the tree is built by the
+ * same code. A request trace brings its audit with it (the audit span holds each stage's Event);
+ * an object set is found by its trace id (from the set id) or by searching object spans by name,
+ * and rebuilt from the request traces its spans link to.
+ */
+export class JaegerSource {
+  private readonly base: string;
+  private readonly lookbackMs: number;
+  private readonly timeoutMs: number;
+  private readonly searchLimit: number;
+
+  constructor(opts: JaegerSourceOptions) {
+    let u: URL;
+    try {
+      u = new URL(opts.url);
+    } catch {
+      throw new JaegerSourceError(`invalid Jaeger URL "${opts.url}": want e.g. http://127.0.0.1:16686`);
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new JaegerSourceError(`invalid Jaeger URL "${opts.url}": want http:// or https://`);
+    this.base = u.href.replace(/\/+$/, '');
+    this.lookbackMs = opts.lookbackMs ?? 7 * 24 * 3600_000;
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
+    this.searchLimit = opts.searchLimit ?? 100;
+  }
+
+  async getTrace(traceId: string): Promise<RequestTree | undefined> {
+    const spans = await this.fetchTrace(traceId);
+    if (!spans) return undefined;
+    // Links to callers' traces are followed one level, as the store does with what it holds.
+    const linked = new Set(spans.flatMap((s) => s.links.map((l) => l.traceId)).filter((t) => t !== traceId));
+    const all = [...spans, ...(await this.fetchTraces([...linked]))];
+    return this.withLoaded(all, (store) => {
+      const tree = store.getTrace(traceId);
+      if (tree) return tree;
+      // A trace of audit alone (a request whose spans never came).
+      const auditId = spans.map((s) => attrString(s.attributes, 'k8s.audit.id')).find(Boolean);
+      return auditId ? store.getByAuditId(auditId) : undefined;
+    });
+  }
+
+  /**
+   * The request of an auditID. Jaeger 2.13's HTTP API v3 search has no attribute filter, so: the
+   * trace derived from the auditID (a request whose spans never came), else a scan of the newest
+   * `searchLimit` traces with audit spans in the lookback window.
+   */
+  async getByAuditId(auditId: string): Promise<RequestTree | undefined> {
+    const id = auditIDForSpans(auditId);
+    const own = await this.fetchTrace(unjoinedTraceId(id));
+    if (own) return this.withLoaded(own, (store) => store.getByAuditId(auditId));
+    const now = Date.now();
+    const q = new URLSearchParams({
+      'query.service_name': AUDIT_SERVICE,
+      'query.start_time_min': new Date(now - this.lookbackMs).toISOString(),
+      'query.start_time_max': new Date(now + 3600_000).toISOString(),
+      'query.num_traces': String(this.searchLimit),
+      'query.raw_traces': 'true',
+    });
+    const found = await this.getJson<unknown>(`/api/v3/traces?${q}`, true);
+    const hit = (found ? decodeResult(found, 'search') : []).find((s) => s.scope.name !== OBJSET_SCOPE && attrString(s.attributes, 'k8s.audit.id') !== undefined && auditIDForSpans(attrString(s.attributes, 'k8s.audit.id')!) === id);
+    return hit ? this.getTrace(hit.traceId) : undefined;
+  }
+
+  async getObjectSet(setId: string): Promise<ObjectSetTree | undefined> {
+    const spans = await this.fetchTrace(objectSetTraceId(setId));
+    if (!spans) return undefined;
+    const linked = new Set(spans.filter((s) => s.scope.name === OBJSET_SCOPE).flatMap((s) => s.links.map((l) => l.traceId)));
+    const requests = await this.fetchTraces([...linked]);
+    return this.withLoaded(requests, (store) => store.getObjectSet(setId));
+  }
+
+  /** The set of the newest object with this kind (Kind, kind or plural resource), namespace and name. */
+  async getObjectSetOf(kind: string, namespace: string, name: string): Promise<ObjectSetTree | undefined> {
+    const label = `${namespace ? `${namespace}/` : ''}${name}`;
+    const ops = await this.getJson<{ operations?: Array<{ name: string }> }>(`/api/v3/operations?service=${encodeURIComponent(OBJSET_SERVICE)}`, true);
+    const wanted = kind.toLowerCase();
+    const names = (ops?.operations ?? []).map((o) => o.name).filter((n) => {
+      const space = n.indexOf(' ');
+      return space > 0 && n.slice(space + 1) === label && kindMatches(n.slice(0, space), wanted);
+    });
+    let best: { start: bigint; setId: string } | undefined;
+    const now = Date.now();
+    for (const op of new Set(names)) {
+      const q = new URLSearchParams({
+        'query.service_name': OBJSET_SERVICE,
+        'query.operation_name': op,
+        'query.start_time_min': new Date(now - this.lookbackMs).toISOString(),
+        'query.start_time_max': new Date(now + 3600_000).toISOString(),
+        'query.num_traces': String(this.searchLimit),
+        'query.raw_traces': 'true',
+      });
+      const found = await this.getJson<unknown>(`/api/v3/traces?${q}`, true);
+      for (const s of found ? decodeResult(found, 'search') : []) {
+        const setId = attrString(s.attributes, 'k8s.objset.id');
+        if (s.scope.name !== OBJSET_SCOPE || s.name !== op || !setId) continue;
+        const start = BigInt(s.startTimeUnixNano);
+        if (!best || start > best.start) best = { start, setId };
+      }
+    }
+    return best ? this.getObjectSet(best.setId) : undefined;
+  }
+
+  private withLoaded<T>(spans: Span[], fn: (store: TraceStore) => T): T {
+    const store = new TraceStore({ dir: '', memory: true });
+    try {
+      store.writeSync(correlatedToOutput(spans));
+      return fn(store);
+    } finally {
+      store.close();
+    }
+  }
+
+  /** Spans of one trace, as stored (raw_traces: no adjusters, no deduplication); undefined when Jaeger has none. */
+  private async fetchTrace(traceId: string): Promise<Span[] | undefined> {
+    const body = await this.getJson<unknown>(`/api/v3/traces/${traceId}?raw_traces=true`, true);
+    if (body === undefined) return undefined;
+    const spans = decodeResult(body, `trace ${traceId}`);
+    return spans.length ? spans : undefined;
+  }
+
+  private async fetchTraces(ids: string[]): Promise<Span[]> {
+    const out: Span[] = [];
+    for (let i = 0; i < ids.length; i += FETCH_CONCURRENCY) {
+      const got = await Promise.all(ids.slice(i, i + FETCH_CONCURRENCY).map((t) => this.fetchTrace(t)));
+      for (const spans of got) if (spans) out.push(...spans);
+    }
+    return out;
+  }
+
+  /** GET a JSON document; undefined on 404 when `notFoundOk`. */
+  private async getJson<T>(path: string, notFoundOk: boolean): Promise<T | undefined> {
+    const url = `${this.base}${path}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(this.timeoutMs), headers: { accept: 'application/json' } });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new JaegerSourceError(`cannot reach Jaeger at ${this.base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+    }
+    const text = await res.text();
+    if (res.status === 404 && notFoundOk) return undefined;
+    if (!res.ok) throw new JaegerSourceError(`Jaeger answered ${res.status} for ${path.split('?')[0]}: ${text.slice(0, 200).trim()}`);
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new JaegerSourceError(`Jaeger's answer for ${path.split('?')[0]} is not JSON: ${text.slice(0, 100)}`);
+    }
+  }
+}
+
+/** `{ result: { resourceSpans } }` (API v3's TracesData) as spans. */
+function decodeResult(body: unknown, what: string): Span[] {
+  const result = (body as { result?: unknown }).result;
+  if (!result || typeof result !== 'object') throw new JaegerSourceError(`Jaeger's answer for ${what} has no "result"`);
+  try {
+    return decodeTraceRequestJson(result).spans;
+  } catch (err) {
+    if (err instanceof OtlpDecodeError) throw new JaegerSourceError(`Jaeger's answer for ${what} is not OTLP: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Kind as written in a span name (Deployment) against what a user typed (deployment, deployments). */
+function kindMatches(kind: string, wanted: string): boolean {
+  const k = kind.toLowerCase();
+  const plural = /(s|x|z|ch|sh)$/.test(k) ? `${k}es` : /[^aeiou]y$/.test(k) ? `${k.slice(0, -1)}ies` : `${k}s`;
+  return wanted === k || wanted === plural;
+}

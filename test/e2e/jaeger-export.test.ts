@@ -1,0 +1,212 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { auditIDForSpans } from '@kube-correlate/audit';
+import { objectSetTraceId, unjoinedTraceId } from '@kube-correlate/correlator';
+import { auditEvent, generateDeploymentScenario } from '@kube-correlate/fixtures';
+import { attrString, decodeTraceRequestJson, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
+import { eventList, metricValue, postJson, reported, runCli, startPipeline, tempDir, waitFor, waitForTree, type TestPipeline } from '../harness/index.js';
+import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
+
+/**
+ * Issue 4's acceptance against the real Jaeger v2 binary (in-memory storage, loopback): the
+ * embedded pipeline exports request traces (audit attributes + audit span) and object-set traces
+ * (Deployment -> ReplicaSet -> Pods, one span link per request) over OTLP/gRPC; replays export no
+ * span twice; late activity adds spans; `correlate --object/--objset/--trace --json` read the same
+ * tree from the store and from Jaeger.
+ */
+let jaeger: JaegerProcess;
+let p: TestPipeline;
+const data = tempDir('kc-jaeger-export-');
+const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
+const withAnnotations = generateDeploymentScenario({ seed: 401, annotations: true, start: minutesAgo(10) });
+const ownersOnly = generateDeploymentScenario({ seed: 402, annotations: false, start: minutesAgo(5), name: 'api' });
+
+test.before(reported('start Jaeger and the pipeline', async () => {
+  jaeger = await startJaeger();
+  p = await startPipeline({ dataDir: data.dir, settleAfter: '150ms', pendingAuditTtl: '400ms', otlp: { endpoint: jaeger.otlpGrpc } });
+}));
+test.after(reported('stop', async () => {
+  await p?.stop();
+  await jaeger?.stop();
+  data.cleanup();
+}));
+
+/** Spans of a trace as Jaeger stores them (raw_traces: no adjusters, so duplicates would show). */
+async function jaegerSpans(traceId: string): Promise<Span[]> {
+  const res = await fetch(`${jaeger.queryHttp}/api/v3/traces/${traceId}?raw_traces=true`, { signal: AbortSignal.timeout(10_000) });
+  if (res.status === 404) return [];
+  const body = (await res.json()) as { result: unknown };
+  return decodeTraceRequestJson(body.result).spans;
+}
+
+async function replay(pipeline: TestPipeline, s: ReturnType<typeof generateDeploymentScenario>): Promise<void> {
+  const res = await fetch(`${pipeline.http}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: encodeTraceRequest(s.spans) });
+  assert.is(res.status, 200);
+  assert.is((await postJson(pipeline.audit, eventList(s.auditEvents))).status, 200);
+}
+
+/** Waits until the export queue is empty and Jaeger has the object-set trace with `spanCount` spans. */
+async function exported(pipeline: TestPipeline, setId: string, spanCount: number): Promise<Span[]> {
+  await waitFor('export queue drained', () => (pipeline.pipeline.store!.exportQueueSize() === 0 ? true : undefined), 30_000);
+  return waitFor(`object-set trace of ${setId} in Jaeger with ${spanCount} spans`, async () => {
+    const spans = await jaegerSpans(objectSetTraceId(setId));
+    return spans.length >= spanCount ? spans : undefined;
+  }, 30_000).catch((err: Error) => {
+    throw new Error(`${err.message}\njaeger log tail:\n${readFileSync(jaeger.logPath, 'utf8').slice(-2000)}`);
+  });
+}
+
+const attr = (s: Span, key: string) => attrString(s.attributes, key);
+
+/** Deployment -> ReplicaSet -> 3 Pods under the set's root span; every request span has one link, to a request trace. */
+function assertObjectSet(spans: Span[], s: ReturnType<typeof generateDeploymentScenario>): void {
+  const ids = spans.map((x) => x.spanId);
+  assert.is(new Set(ids).size, ids.length, 'every span id once');
+  const roots = spans.filter((x) => !x.parentSpanId);
+  assert.is(roots.length, 1, 'one root span');
+  assert.is(attr(roots[0]!, 'k8s.objset.id'), s.deploymentUid);
+  const objects = spans.filter((x) => attr(x, 'k8s.object.kind') && !attr(x, 'k8s.audit.id'));
+  const byKind = (k: string) => objects.filter((x) => attr(x, 'k8s.object.kind') === k);
+  assert.is(byKind('Deployment').length, 1);
+  assert.is(byKind('ReplicaSet').length, 1);
+  assert.is(byKind('Pod').length, 3);
+  const deployment = byKind('Deployment')[0]!;
+  const rs = byKind('ReplicaSet')[0]!;
+  assert.is(deployment.parentSpanId, roots[0]!.spanId, 'Deployment under the set');
+  assert.is(rs.parentSpanId, deployment.spanId, 'ReplicaSet under the Deployment');
+  for (const pod of byKind('Pod')) assert.is(pod.parentSpanId, rs.spanId, 'Pod under the ReplicaSet');
+  const requests = spans.filter((x) => attr(x, 'k8s.audit.id'));
+  const requestTraces = new Set(s.requests.map((r) => r.traceId));
+  for (const r of requests) {
+    assert.is(r.links.length, 1, `request span ${r.name} has one link`);
+    assert.ok(requestTraces.has(r.links[0]!.traceId), `${r.name} links to a request trace of the scenario`);
+    assert.is(attr(r, 'k8s.audit.trace_id'), r.links[0]!.traceId);
+  }
+  // Every scenario request that touched an object of the set is there.
+  const linked = new Set(requests.map((r) => r.links[0]!.traceId));
+  const apply = s.applyRequest.traceId;
+  assert.ok(linked.has(apply), 'the kubectl apply request is linked');
+}
+
+test('the kubectl apply trace in Jaeger carries its audit: k8s.audit.* on the server span, an audit span with one event per stage', async () => {
+  await replay(p, withAnnotations);
+  for (const r of withAnnotations.requests) await waitForTree(p.query, r.traceId, r.spans.length, true);
+  const setSpans = await exported(p, withAnnotations.deploymentUid, 1);
+  assert.ok(setSpans.length > 0);
+  const apply = withAnnotations.applyRequest;
+  const spans = await jaegerSpans(apply.traceId);
+  const server = spans.find((s) => s.spanId === apply.serverSpanId)!;
+  assert.ok(server, 'the server span is in Jaeger');
+  assert.is(attr(server, 'k8s.audit.id'), auditIDForSpans(apply.auditID));
+  assert.is(attr(server, 'k8s.audit.verb'), 'create');
+  assert.is(attr(server, 'k8s.object.name'), 'web');
+  const audit = spans.filter((s) => s.scope.name === 'kube-correlate');
+  assert.is(audit.length, 1, 'one audit span');
+  assert.is(audit[0]!.parentSpanId, apply.serverSpanId);
+  assert.equal(audit[0]!.events.map((e) => e.name).sort(), ['RequestReceived', 'ResponseComplete']);
+  for (const e of audit[0]!.events) assert.is((JSON.parse(attr({ attributes: e.attributes } as Span, 'k8s.audit.event')!) as { auditID: string }).auditID, apply.auditID);
+  assert.is(attr(audit[0]!, 'k8s.objset.id'), withAnnotations.deploymentUid, 'the audit span names its object set');
+  assert.is(attr(audit[0]!, 'k8s.objset.trace_id'), objectSetTraceId(withAnnotations.deploymentUid));
+  assert.is(new Set(spans.map((s) => s.spanId)).size, spans.length, 'every span id once');
+  assert.is(spans.length, apply.spans.length + 1, 'the received spans and the audit span');
+});
+
+test('the object-set trace (annotations): Deployment -> ReplicaSet -> Pods, one link per request, as many spans as the store tree', async () => {
+  const tree = p.pipeline.store!.getObjectSet(withAnnotations.deploymentUid)!;
+  assert.ok(tree, 'the store has the set');
+  const spans = await exported(p, withAnnotations.deploymentUid, tree.spanCount);
+  assert.is(spans.length, tree.spanCount);
+  assertObjectSet(spans, withAnnotations);
+});
+
+test('correlate --object/--objset/--trace --json: the same tree from the store and from Jaeger', async () => {
+  const compare = async (args: string[]) => {
+    const fromStore = await runCli([...args, '--json', '--data', data.dir]);
+    assert.is(fromStore.code, 0, fromStore.stderr);
+    const fromJaeger = await runCli([...args, '--json', '--jaeger', jaeger.queryHttp]);
+    assert.is(fromJaeger.code, 0, fromJaeger.stderr);
+    assert.equal(JSON.parse(fromJaeger.stdout), JSON.parse(fromStore.stdout), `${args.join(' ')}: same JSON`);
+    assert.is(fromJaeger.stdout, fromStore.stdout, `${args.join(' ')}: same bytes`);
+    const text = await runCli([...args, '--jaeger', jaeger.queryHttp]);
+    const storeText = await runCli([...args, '--data', data.dir]);
+    assert.is(text.stdout, storeText.stdout, `${args.join(' ')}: same text`);
+    return JSON.parse(fromStore.stdout) as { objectSetId?: string };
+  };
+  const byObject = await compare(['--object', 'deployment/default/web']);
+  assert.is(byObject.objectSetId, withAnnotations.deploymentUid);
+  await compare(['--objset', withAnnotations.deploymentUid]);
+  await compare(['--trace', withAnnotations.applyRequest.traceId]);
+  const missing = await runCli(['--object', 'deployment/default/nope', '--jaeger', jaeger.queryHttp]);
+  assert.is(missing.code, 1);
+  const down = await runCli(['--trace', withAnnotations.applyRequest.traceId, '--jaeger', 'http://127.0.0.1:1']);
+  assert.is(down.code, 2);
+  assert.match(down.stderr, /cannot reach Jaeger at http:\/\/127\.0\.0\.1:1/);
+});
+
+test('without trace.kubernetes.io annotations the same object set comes from ownerReferences', async () => {
+  await replay(p, ownersOnly);
+  for (const r of ownersOnly.requests) await waitForTree(p.query, r.traceId, r.spans.length, true);
+  const tree = p.pipeline.store!.getObjectSet(ownersOnly.deploymentUid)!;
+  assert.ok(tree);
+  const spans = await exported(p, ownersOnly.deploymentUid, tree.spanCount);
+  assert.is(spans.length, tree.spanCount);
+  assertObjectSet(spans, ownersOnly);
+  const fromStore = await runCli(['--object', 'deployments/default/api', '--json', '--data', data.dir]);
+  const fromJaeger = await runCli(['--object', 'deployments/default/api', '--json', '--jaeger', jaeger.queryHttp]);
+  assert.is(fromJaeger.code, 0, fromJaeger.stderr);
+  assert.is(fromJaeger.stdout, fromStore.stdout);
+  assert.is((JSON.parse(fromJaeger.stdout) as { objectSetId: string }).objectSetId, ownersOnly.deploymentUid);
+});
+
+test('replaying twice, and again after a restart, leaves every span id once in Jaeger; late activity adds spans', async () => {
+  const traces = [...new Set([...withAnnotations.traces, ...ownersOnly.traces].map((t) => t.traceId)), objectSetTraceId(withAnnotations.deploymentUid), objectSetTraceId(ownersOnly.deploymentUid)];
+  const all = async () => (await Promise.all(traces.map(jaegerSpans))).flat();
+  const beforeSpans = await all();
+  const before = beforeSpans.length;
+  const sentBefore = await metricValue(p.metrics, 'kube_correlate_exporter_sent_items_total', { exporter: 'otlp/jaeger', signal: 'spans' });
+  assert.ok(sentBefore >= before, `${sentBefore} spans sent for ${before} in Jaeger`);
+
+  const dups = () => metricValue(p.metrics, 'kube_correlate_store_rows_total', { table: 'spans', outcome: 'duplicate' });
+  await replay(p, withAnnotations);
+  await waitFor('the replay settled', async () => ((await dups()) >= withAnnotations.spans.length ? true : undefined));
+  await p.stop();
+  p = await startPipeline({ dataDir: data.dir, settleAfter: '150ms', pendingAuditTtl: '400ms', otlp: { endpoint: jaeger.otlpGrpc } });
+  await replay(p, withAnnotations);
+  await replay(p, ownersOnly);
+  await waitFor('the replays settled', async () => ((await dups()) >= withAnnotations.spans.length + ownersOnly.spans.length ? true : undefined));
+
+  // Late activity: an unsampled `kubectl get deployment web` (audit only, no spans) an hour later.
+  const auditID = randomUUID();
+  const now = new Date();
+  const ref = { resource: 'deployments', namespace: 'default', name: 'web', apiGroup: 'apps', apiVersion: 'v1', uid: withAnnotations.deploymentUid };
+  const common = { auditID, verb: 'get', requestURI: '/apis/apps/v1/namespaces/default/deployments/web', objectRef: ref, requestReceivedTimestamp: now.toISOString() };
+  const late = [
+    auditEvent({ ...common, stage: 'RequestReceived', stageTimestamp: now.toISOString() }),
+    auditEvent({ ...common, stage: 'ResponseComplete', stageTimestamp: new Date(now.getTime() + 3).toISOString(), responseStatus: { metadata: {}, code: 200 } }),
+  ];
+  assert.is((await postJson(p.audit, eventList(late))).status, 200);
+  const tree = await waitFor('the late request in the store tree', () => {
+    const t = p.pipeline.store!.getObjectSet(withAnnotations.deploymentUid);
+    return t && t.auditIds.includes(auditIDForSpans(auditID)) ? t : undefined;
+  }, 15_000);
+  const setSpans = await exported(p, withAnnotations.deploymentUid, tree.spanCount);
+  const lateSpan = setSpans.filter((s) => attr(s, 'k8s.audit.id') === auditID);
+  assert.is(lateSpan.length, 1, 'one new request span');
+  assert.is(lateSpan[0]!.links[0]!.traceId, unjoinedTraceId(auditID), 'linked to the audit-only trace of the request');
+  assert.ok((await jaegerSpans(unjoinedTraceId(auditID))).length === 1, 'the audit-only trace is in Jaeger');
+
+  const added = (await all()).filter((s) => !beforeSpans.some((b) => b.traceId === s.traceId && b.spanId === s.spanId));
+  assert.equal(added.map((s) => s.name), [lateSpan[0]!.name], 'only the late request span was added to these traces');
+  for (const t of traces) {
+    const ids = (await jaegerSpans(t)).map((s) => s.spanId);
+    assert.is(new Set(ids).size, ids.length, `trace ${t}: every span id once`);
+  }
+  const late2 = await runCli(['--audit-id', auditID, '--json', '--jaeger', jaeger.queryHttp]);
+  assert.is(late2.code, 0, late2.stderr);
+  const fromStore = await runCli(['--audit-id', auditID, '--json', '--endpoint', p.query]);
+  assert.is(late2.stdout, fromStore.stdout, 'an audit-only request reads the same from Jaeger');
+});
+
+test.run();
