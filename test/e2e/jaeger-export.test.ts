@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { auditIDForSpans } from '@kube-correlate/audit';
 import { objectSetTraceId, unjoinedTraceId } from '@kube-correlate/correlator';
 import { auditEvent, generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { attrString, decodeTraceRequestJson, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
-import { eventList, metricValue, postJson, reported, runCli, startPipeline, tempDir, waitFor, waitForTree, type TestPipeline } from '../harness/index.js';
+import { eventList, metricValue, postJson, reported, ROOT, runCli, startPipeline, tempDir, waitFor, waitForTree, type TestPipeline } from '../harness/index.js';
 import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
 
 /**
@@ -16,6 +17,7 @@ import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
  * span twice; late activity adds spans; `correlate --object/--objset/--trace --json` read the same
  * tree from the store and from Jaeger.
  */
+const UI_CONFIG = join(ROOT, 'deploy/jaeger/ui-config.json');
 let jaeger: JaegerProcess;
 let p: TestPipeline;
 const data = tempDir('kc-jaeger-export-');
@@ -24,7 +26,7 @@ const withAnnotations = generateDeploymentScenario({ seed: 401, annotations: tru
 const ownersOnly = generateDeploymentScenario({ seed: 402, annotations: false, start: minutesAgo(5), name: 'api' });
 
 test.before(reported('start Jaeger and the pipeline', async () => {
-  jaeger = await startJaeger();
+  jaeger = await startJaeger({ uiConfigFile: UI_CONFIG });
   p = await startPipeline({ dataDir: data.dir, settleAfter: '150ms', pendingAuditTtl: '400ms', otlp: { endpoint: jaeger.otlpGrpc } });
 }));
 test.after(reported('stop', async () => {
@@ -207,6 +209,48 @@ test('replaying twice, and again after a restart, leaves every span id once in J
   assert.is(late2.code, 0, late2.stderr);
   const fromStore = await runCli(['--audit-id', auditID, '--json', '--endpoint', p.query]);
   assert.is(late2.stdout, fromStore.stdout, 'an audit-only request reads the same from Jaeger');
+});
+
+test('deploy/jaeger/ui-config.json: Jaeger serves its link patterns, and each one resolves on the exported spans to a trace Jaeger has', async () => {
+  type Pattern = { type: string; key: string; url: string; text: string };
+  const config = JSON.parse(readFileSync(UI_CONFIG, 'utf8')) as { linkPatterns: Pattern[] };
+  const index = await (await fetch(`${jaeger.queryHttp}/`)).text();
+  const injected = /JAEGER_CONFIG = (\{.*\});/.exec(index);
+  assert.ok(injected, 'the query service injected the UI config into index.html');
+  assert.equal((JSON.parse(injected[1]!) as { linkPatterns: Pattern[] }).linkPatterns, config.linkPatterns);
+
+  const apply = withAnnotations.applyRequest;
+  const spans = [...(await jaegerSpans(apply.traceId)), ...(await jaegerSpans(objectSetTraceId(withAnnotations.deploymentUid)))];
+  const byId = new Map(spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
+  // As the Jaeger UI does: a parameter comes from the span's tags, else from its ancestors'.
+  const param = (s: Span, name: string): string | undefined => {
+    for (let cur: Span | undefined = s; cur; cur = byId.get(`${cur.traceId}/${cur.parentSpanId}`)) {
+      const v = attr(cur, name);
+      if (v !== undefined) return v;
+    }
+    return undefined;
+  };
+  const resolve = (p: Pattern, s: Span) => {
+    let ok = true;
+    const url = p.url.replace(/#\{([^}]+)\}/g, (_m, name: string) => encodeURIComponent(param(s, name) ?? ((ok = false), '')));
+    return ok ? url : undefined;
+  };
+  const [toSet, toRequest, search] = config.linkPatterns as [Pattern, Pattern, Pattern];
+  // From the apply request's audit span to its object set.
+  const auditSpan = spans.find((s) => s.traceId === apply.traceId && s.scope.name === 'kube-correlate')!;
+  const setUrl = resolve(toSet, auditSpan);
+  assert.is(setUrl, `/trace/${objectSetTraceId(withAnnotations.deploymentUid)}`);
+  // Every span carrying k8s.objset.id links to a trace Jaeger has.
+  for (const s of spans.filter((x) => attr(x, toSet.key))) assert.is(resolve(toSet, s), setUrl);
+  // From each request of the set to the request's own trace.
+  const requests = spans.filter((s) => s.traceId !== apply.traceId && attr(s, toRequest.key));
+  assert.ok(requests.length >= withAnnotations.requests.length - 1);
+  for (const r of requests) {
+    const url = resolve(toRequest, r);
+    assert.ok(url, `${r.name}: the request-trace link resolves`);
+    assert.ok((await jaegerSpans(url.slice('/trace/'.length))).length > 0, `${url} is a trace in Jaeger`);
+  }
+  assert.match(resolve(search, auditSpan)!, `tags=%7B%22k8s.audit.id%22%3A%22${encodeURIComponent(auditIDForSpans(apply.auditID))}%22%7D`);
 });
 
 test.run();

@@ -190,6 +190,8 @@ export interface StartJaegerOptions {
   maxTraces?: number;
   /** `service.telemetry.logs.level`; default `info`. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** `jaeger_query.ui.config_file`: the UI configuration (deploy/jaeger/ui-config.json), injected into GET /. */
+  uiConfigFile?: string;
 }
 
 export interface JaegerProcess {
@@ -218,7 +220,7 @@ const STORE = 'kc_memstore';
 /** The Jaeger v2 config (OpenTelemetry Collector format). JSON-quoted scalars are valid YAML. */
 export function jaegerConfigYaml(o: {
   otlpGrpcPort: number; otlpHttpPort: number; queryHttpPort: number; queryGrpcPort: number;
-  maxTraces?: number; logLevel?: string; kafka?: JaegerKafkaOptions; kafkaGroupId?: string; kafkaExporter?: JaegerKafkaExporterOptions;
+  maxTraces?: number; logLevel?: string; kafka?: JaegerKafkaOptions; kafkaGroupId?: string; kafkaExporter?: JaegerKafkaExporterOptions; uiConfigFile?: string;
 }): string {
   const ke = o.kafkaExporter;
   const q = (s: string) => JSON.stringify(s);
@@ -240,7 +242,9 @@ extensions:
       endpoint: ${q(`127.0.0.1:${o.queryHttpPort}`)}
     grpc:
       endpoint: ${q(`127.0.0.1:${o.queryGrpcPort}`)}
-
+${o.uiConfigFile ? `    ui:
+      config_file: ${q(o.uiConfigFile)}
+` : ''}
 receivers:
   otlp:
     protocols:
@@ -320,7 +324,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
   const spawnJaeger = async (): Promise<void> => {
     const taken = new Set<number>();
     ports = { otlpGrpcPort: await freePort(taken), otlpHttpPort: await freePort(taken), queryHttpPort: await freePort(taken), queryGrpcPort: await freePort(taken) };
-    writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter }));
+    writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter, uiConfigFile: opts.uiConfigFile }));
     // The log is appended to across attempts: readiness looks only at what this attempt wrote.
     const logStart = existsSync(logPath) ? statSync(logPath).size : 0;
     const thisLog = () => readFileSync(logPath).subarray(logStart).toString('utf8');

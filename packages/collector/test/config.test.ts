@@ -26,7 +26,37 @@ ${extra}`;
 test('every shipped config in collector-config/ loads', () => {
   const files = readdirSync(configDir).filter((f) => f.endsWith('.yaml'));
   assert.ok(files.includes('embedded.yaml'));
-  for (const f of files) loadConfigFile(configDir + f, { KAFKA_BROKERS: '127.0.0.1:9092,127.0.0.2:9092' });
+  assert.ok(files.includes('embedded-jaeger.yaml') && files.includes('kafka-jaeger.yaml'));
+  for (const f of files) loadConfigFile(configDir + f, { KAFKA_BROKERS: '127.0.0.1:9092,127.0.0.2:9092', JAEGER_OTLP_ENDPOINT: 'jaeger-collector:4317' });
+});
+
+test('embedded-jaeger.yaml and kafka-jaeger.yaml export to ${env:JAEGER_OTLP_ENDPOINT}, which they require', () => {
+  const env = { JAEGER_OTLP_ENDPOINT: 'jaeger-collector:4317', KAFKA_BROKERS: 'k:9092' };
+  const embedded = loadConfigFile(configDir + 'embedded-jaeger.yaml', env);
+  const e = embedded.exporters.find((x) => x.type === 'otlp');
+  assert.ok(e && e.type === 'otlp');
+  assert.is(e.name, 'otlp/jaeger');
+  assert.is(e.config.endpoint, 'jaeger-collector:4317');
+  assert.is(e.config.tls.insecure, true);
+  assert.is(e.config.retry_on_failure.max_elapsed_time, '300s');
+  assert.ok(embedded.correlator, 'with the embedded correlator');
+  assert.equal(embedded.receivers.map((r) => r.exporters), [['correlator', 'otlp/jaeger'], ['correlator', 'otlp/jaeger']]);
+  const kafka = loadConfigFile(configDir + 'kafka-jaeger.yaml', env);
+  assert.equal(kafka.exporters.map((x) => x.type).sort(), ['otlp', 'store']);
+  assert.is(kafka.receivers[0]!.type, 'kafka');
+  assert.throws(() => loadConfigFile(configDir + 'embedded-jaeger.yaml', {}), /environment variable JAEGER_OTLP_ENDPOINT is not set/);
+});
+
+test('otlp exporter: endpoint checked; needs the correlator or store exporter; at most one', () => {
+  const withOtlp = (exporter: string, list = 'correlator, otlp/j') => minimal().replace('exporters:\n', `exporters:\n  ${exporter}\n`).replace(/exporters: \[correlator\]/g, `exporters: [${list}]`);
+  const ok = parseConfig(withOtlp('otlphttp/j: { endpoint: "http://jaeger:4318" }', 'correlator, otlphttp/j'), 'm.yaml', {});
+  assert.is(ok.exporters.find((x) => x.type === 'otlphttp')?.config.endpoint, 'http://jaeger:4318');
+  assert.throws(() => parseConfig(withOtlp('otlp/j: { endpoint: "jaeger" }'), 'm.yaml', {}), /m\.yaml: exporters\.otlp\/j\.endpoint: expected host:port/);
+  assert.throws(() => parseConfig(withOtlp('otlphttp/j: { endpoint: "jaeger:4318" }', 'correlator, otlphttp/j'), 'm.yaml', {}), /expected a URL/);
+  assert.throws(() => parseConfig(withOtlp('otlp/j: { endpoint: "j:4317", retry_on_failure: { max_elapsed: 1s } }'), 'm.yaml', {}), /retry_on_failure\.max_elapsed: unknown key/);
+  assert.throws(() => parseConfig(withOtlp('otlp/j: { endpoint: "j:4317" }\n  otlp/k: { endpoint: "k:4317" }', 'correlator, otlp/j, otlp/k'), 'm.yaml', {}), /only one otlp\/otlphttp exporter/);
+  const alone = minimal().replace('  correlator:\n', '  otlp/j: { endpoint: "j:4317" }\n').replace(/exporters: \[correlator\]/g, 'exporters: [otlp/j]');
+  assert.throws(() => parseConfig(alone, 'm.yaml', {}), /exporters\.otlp\/j: the otlp exporter sends correlated trees: list it in a pipeline with the correlator exporter/);
 });
 
 test('embedded.yaml gives the default ports and store', () => {
