@@ -7,11 +7,15 @@ import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { silentLogger, PipelineMetrics } from '@kube-correlate/telemetry';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
-import { eventList, postJson, reported, tempDir, waitForTree } from '../harness/index.js';
+import { eventList, postJson, reported, runCli, tempDir, waitFor, waitForTree } from '../harness/index.js';
+import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
+import { objectSetTraceId } from '@kube-correlate/correlator';
+import { decodeTraceRequestJson, attrString } from '@kube-correlate/otlp';
 
 /**
  * Kafka mode against a real broker (each supported Kafka version): collector -> otlp_spans and
- * k8s_audit -> two correlator instances -> otlp_correlated -> store, read back with the query API.
+ * k8s_audit -> two correlator instances -> otlp_correlated -> store, read back with the query API;
+ * and otlp_correlated -> kafka-jaeger.yaml -> a real Jaeger, read back with `correlate --jaeger`.
  */
 function pipelineFrom(file: string, env: NodeJS.ProcessEnv): Pipeline {
   const config = loadConfigFile(COLLECTOR_CONFIG_DIR + file, env);
@@ -25,6 +29,9 @@ for (const version of KAFKA_VERSIONS) {
   const running: Pipeline[] = [];
   let collector: Pipeline;
   let store: Pipeline;
+  let toJaeger: Pipeline;
+  let jaeger: JaegerProcess;
+  const jaegerData = tempDir();
 
   t.before(reported('setup', async () => {
     broker = await startKafka({ version, partitions: 4 });
@@ -44,16 +51,22 @@ for (const version of KAFKA_VERSIONS) {
     store = pipelineFrom('kafka-store.yaml', env);
     await store.start();
     running.push(store);
+    jaeger = await startJaeger();
+    toJaeger = pipelineFrom('kafka-jaeger.yaml', { ...env, KC_DATA_DIR: jaegerData.dir, JAEGER_OTLP_ENDPOINT: jaeger.otlpGrpc });
+    await toJaeger.start();
+    running.push(toJaeger);
   }));
 
   t.after(async () => {
     for (const p of running.reverse()) await p.shutdown();
     await broker?.stop();
+    await jaeger?.stop();
     tmp.cleanup();
+    jaegerData.cleanup();
   });
 
   t('the Deployment scenario gives the same trees as embedded mode', async () => {
-    const scenario = generateDeploymentScenario({ seed: 21 });
+    const scenario = generateDeploymentScenario({ seed: 21, start: new Date(Date.now() - 60_000) });
     const http = `http://${collector.addresses.otlpHttp}`;
     for (const tr of scenario.traces) {
       const res = await fetch(`${http}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: encodeTraceRequest(tr.spans) });
@@ -72,6 +85,22 @@ for (const version of KAFKA_VERSIONS) {
       const want = buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (tr, sp) => all.get(`${tr}/${sp}`) });
       assert.equal(got, JSON.parse(JSON.stringify(want)), r.label);
     }
+
+    // kafka-jaeger.yaml: the same traces and the object set in Jaeger, read back as the store has them.
+    const setTrace = objectSetTraceId(scenario.deploymentUid);
+    const tree = await waitFor('the object set in the kafka-jaeger store', () => toJaeger.store!.getObjectSet(scenario.deploymentUid), 30_000);
+    const setSpans = await waitFor(`object-set trace in Jaeger with ${tree.spanCount} spans`, async () => {
+      const res = await fetch(`${jaeger.queryHttp}/api/v3/traces/${setTrace}?raw_traces=true`);
+      if (!res.ok) return undefined;
+      const spans = decodeTraceRequestJson(((await res.json()) as { result: unknown }).result).spans;
+      return spans.length >= tree.spanCount && toJaeger.store!.exportQueueSize() === 0 ? spans : undefined;
+    }, 30_000);
+    assert.is(setSpans.length, tree.spanCount, 'each span once');
+    assert.equal(setSpans.filter((x) => attrString(x.attributes, 'k8s.object.kind') && !attrString(x.attributes, 'k8s.audit.id')).map((x) => attrString(x.attributes, 'k8s.object.kind')).sort(), ['Deployment', 'Pod', 'Pod', 'Pod', 'ReplicaSet']);
+    const fromJaeger = await runCli(['--object', 'deployment/default/web', '--json', '--jaeger', jaeger.queryHttp]);
+    assert.is(fromJaeger.code, 0, fromJaeger.stderr);
+    const fromStore = await runCli(['--object', 'deployment/default/web', '--json', '--endpoint', query]);
+    assert.is(fromJaeger.stdout, fromStore.stdout, 'the Kafka-mode store and Jaeger give the same object-set tree');
   });
 
   t.run();
