@@ -2,7 +2,7 @@ import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { planExport, type ExportQueueEntry, type TraceStore } from '@kube-correlate/store';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { Component } from '../consumer.js';
-import { OtlpClient, OtlpExportError } from './otlp-client.js';
+import { OtlpExportError, type OtlpClient } from './otlp-client.js';
 
 export interface OtlpTraceExporterOptions {
   name: string;
