@@ -211,6 +211,24 @@ test('replaying twice, and again after a restart, leaves every span id once in J
   assert.is(late2.stdout, fromStore.stdout, 'an audit-only request reads the same from Jaeger');
 });
 
+test('otlphttp: the same export over OTLP/HTTP (protobuf) to Jaeger\'s :4318 receiver', async () => {
+  const viaHttp = generateDeploymentScenario({ seed: 403, start: minutesAgo(3), name: 'db' });
+  const other = tempDir('kc-jaeger-http-');
+  const h = await startPipeline({ dataDir: other.dir, settleAfter: '150ms', otlp: { endpoint: jaeger.otlpHttp, protocol: 'http' } });
+  try {
+    await replay(h, viaHttp);
+    for (const r of viaHttp.requests) await waitForTree(h.query, r.traceId, r.spans.length, true);
+    const tree = h.pipeline.store!.getObjectSet(viaHttp.deploymentUid)!;
+    const spans = await exported(h, viaHttp.deploymentUid, tree.spanCount);
+    assert.is(spans.length, tree.spanCount);
+    assertObjectSet(spans, viaHttp);
+    assert.ok((await metricValue(h.metrics, 'kube_correlate_exporter_sent_items_total', { exporter: 'otlphttp/jaeger', signal: 'spans' })) > tree.spanCount);
+  } finally {
+    await h.stop();
+    other.cleanup();
+  }
+});
+
 test('deploy/jaeger/ui-config.json: Jaeger serves its link patterns, and each one resolves on the exported spans to a trace Jaeger has', async () => {
   type Pattern = { type: string; key: string; url: string; text: string };
   const config = JSON.parse(readFileSync(UI_CONFIG, 'utf8')) as { linkPatterns: Pattern[] };

@@ -78,16 +78,7 @@ export class JaegerSource {
     const id = auditIDForSpans(auditId);
     const own = await this.fetchTrace(unjoinedTraceId(id));
     if (own) return this.withLoaded(own, (store) => store.getByAuditId(auditId));
-    const now = Date.now();
-    const q = new URLSearchParams({
-      'query.service_name': AUDIT_SERVICE,
-      'query.start_time_min': new Date(now - this.lookbackMs).toISOString(),
-      'query.start_time_max': new Date(now + 3600_000).toISOString(),
-      'query.num_traces': String(this.searchLimit),
-      'query.raw_traces': 'true',
-    });
-    const found = await this.getJson<unknown>(`/api/v3/traces?${q}`, true);
-    const hit = (found ? decodeResult(found, 'search') : []).find((s) => s.scope.name !== OBJSET_SCOPE && attrString(s.attributes, 'k8s.audit.id') !== undefined && auditIDForSpans(attrString(s.attributes, 'k8s.audit.id')!) === id);
+    const hit = (await this.search(AUDIT_SERVICE)).find((s) => s.scope.name !== OBJSET_SCOPE && attrString(s.attributes, 'k8s.audit.id') !== undefined && auditIDForSpans(attrString(s.attributes, 'k8s.audit.id')!) === id);
     return hit ? this.getTrace(hit.traceId) : undefined;
   }
 
@@ -109,18 +100,8 @@ export class JaegerSource {
       return space > 0 && n.slice(space + 1) === label && kindMatches(n.slice(0, space), wanted);
     });
     let best: { start: bigint; setId: string } | undefined;
-    const now = Date.now();
     for (const op of new Set(names)) {
-      const q = new URLSearchParams({
-        'query.service_name': OBJSET_SERVICE,
-        'query.operation_name': op,
-        'query.start_time_min': new Date(now - this.lookbackMs).toISOString(),
-        'query.start_time_max': new Date(now + 3600_000).toISOString(),
-        'query.num_traces': String(this.searchLimit),
-        'query.raw_traces': 'true',
-      });
-      const found = await this.getJson<unknown>(`/api/v3/traces?${q}`, true);
-      for (const s of found ? decodeResult(found, 'search') : []) {
+      for (const s of await this.search(OBJSET_SERVICE, op)) {
         const setId = attrString(s.attributes, 'k8s.objset.id');
         if (s.scope.name !== OBJSET_SCOPE || s.name !== op || !setId) continue;
         const start = BigInt(s.startTimeUnixNano);
@@ -128,6 +109,21 @@ export class JaegerSource {
       }
     }
     return best ? this.getObjectSet(best.setId) : undefined;
+  }
+
+  /** Spans of the newest `searchLimit` traces of a service (and operation) in the lookback window, raw. */
+  private async search(service: string, operation?: string): Promise<Span[]> {
+    const now = Date.now();
+    const q = new URLSearchParams({
+      'query.service_name': service,
+      ...(operation ? { 'query.operation_name': operation } : {}),
+      'query.start_time_min': new Date(now - this.lookbackMs).toISOString(),
+      'query.start_time_max': new Date(now + 3600_000).toISOString(),
+      'query.num_traces': String(this.searchLimit),
+      'query.raw_traces': 'true',
+    });
+    const found = await this.getJson<unknown>(`/api/v3/traces?${q}`, true);
+    return found ? decodeResult(found, 'search') : [];
   }
 
   private withLoaded<T>(spans: Span[], fn: (store: TraceStore) => T): T {
