@@ -151,15 +151,24 @@ for (const version of KAFKA_VERSIONS) {
   /** Waits until every request of `run` is a complete tree in the store, then checks none is there twice. */
   async function expectComplete(run: number, n: number): Promise<void> {
     const s = store.store!;
+    const started = Date.now();
+    let complete = 0;
+    let reported = started;
+    // Progress goes to stderr as it happens: if the run is cut off (run.mjs's per-file limit), the
+    // log still says how far the stores got, which uvu's end-of-suite report would not.
     await waitFor(`${n} complete trees of run ${run}`, () => {
-      let complete = 0;
+      complete = 0;
       for (let i = 0; i < n; i++) {
         const tree = s.getTrace(traceIdOf(run, i));
         if (tree && tree.spanCount === SPANS_PER_REQUEST && tree.root.audit?.code === 201 && Object.keys(tree.root.audit.stages).length === 2) complete++;
       }
+      if (Date.now() - reported > 30_000) {
+        reported = Date.now();
+        process.stderr.write(`  [Kafka ${version}] run ${run}: ${complete}/${n} complete after ${Math.round((reported - started) / 1000)} s; store counts ${JSON.stringify(s.counts())}\n`);
+      }
       return complete === n ? true : undefined;
-    }, 240_000).catch((e: Error) => {
-      throw new Error(`${e.message}\ncorrelator logs:\n${correlators.map((c) => c.stderr().slice(-3000)).join('\n---\n')}`);
+    }, 150_000).catch((e: Error) => {
+      throw new Error(`${e.message} (${complete}/${n} complete)\ncorrelator logs:\n${correlators.map((c) => c.stderr().slice(-3000)).join('\n---\n')}`);
     });
   }
 
