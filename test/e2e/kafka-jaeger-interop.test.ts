@@ -1,21 +1,23 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
-import { loadConfigFile, Pipeline } from '@kube-correlate/collector';
+import { loadConfigFile, OtlpClient, Pipeline } from '@kube-correlate/collector';
 import { buildRequestTree } from '@kube-correlate/correlator';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { getTraceV3, startJaeger, type JaegerProcess } from '../harness/jaeger.js';
 import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
-import { eventList, postJson, reported, tempDir, waitFor, waitForTree } from '../harness/index.js';
+import { eventList, postJson, reported, ROOT, tempDir, waitFor, waitForTree } from '../harness/index.js';
+import { join } from 'node:path';
 
 /**
  * Our topics interoperate with the OpenTelemetry Collector's kafka exporter and receiver, using the
  * Jaeger v2 binary (an OpenTelemetry Collector distribution) on both sides:
  *  - Jaeger's kafka exporter (otlp_proto, partition_traces_by_id) writes otlp_spans; our
  *    correlators build the same trees from it as in embedded mode;
- *  - Jaeger's kafka receiver reads the otlp_spans our collector writes.
+ *  - Jaeger's kafka receiver reads the otlp_spans our collector writes;
+ *  - the OpenTelemetry Collector config we ship (collector-config/otelcol/) runs as is.
  */
 const version = KAFKA_VERSIONS[KAFKA_VERSIONS.length - 1]!;
 const t = suite(`Jaeger v2 as collector, Kafka ${version}`);
@@ -62,6 +64,30 @@ t('spans written to otlp_spans by Jaeger\'s kafka exporter give the same trees a
       const got = await waitForTree(query, r.traceId, r.spans.length, true, 30_000);
       const want = buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (a, b) => all.get(`${a}/${b}`) });
       assert.equal(got, JSON.parse(JSON.stringify(want)), r.label);
+    }
+  } finally {
+    await jaeger.stop();
+  }
+});
+
+t('collector-config/otelcol/apiserver-to-kafka.yaml, as shipped, runs in the Jaeger binary and feeds our correlators over OTLP/gRPC', async () => {
+  const jaeger = await startJaeger({ configFile: join(ROOT, 'collector-config/otelcol/apiserver-to-kafka.yaml'), env: { KAFKA_BROKERS: broker.brokers } });
+  try {
+    const scenario = generateDeploymentScenario({ seed: 35 });
+    // As kube-apiserver sends them: OTLP/gRPC, one export per trace.
+    const client = new OtlpClient({ protocol: 'grpc', endpoint: jaeger.otlpGrpc, timeoutMs: 5000, retry: { enabled: true, initialIntervalMs: 100, maxIntervalMs: 1000, maxElapsedMs: 10_000 } });
+    try {
+      for (const tr of scenario.traces) assert.is((await client.export(tr.spans)).rejectedSpans, 0);
+    } finally {
+      client.close();
+    }
+    assert.is((await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(scenario.auditEvents))).status, 200);
+    const query = `http://${store.addresses.query}`;
+    const all = new Map<string, Span>(scenario.spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
+    for (const tr of scenario.traces) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
+    for (const r of scenario.requests) {
+      const got = await waitForTree(query, r.traceId, r.spans.length, true, 30_000);
+      assert.equal(got, JSON.parse(JSON.stringify(buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (a, b) => all.get(`${a}/${b}`) }))), r.label);
     }
   } finally {
     await jaeger.stop();

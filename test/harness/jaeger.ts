@@ -190,8 +190,16 @@ export interface StartJaegerOptions {
   maxTraces?: number;
   /** `service.telemetry.logs.level`; default `info`. */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
-  /** `jaeger_query.ui.config_file`: the UI configuration (deploy/jaeger/ui-config.json), injected into GET /. */
+  /** `jaeger_query.ui.config_file`: the UI configuration (deploy/components/jaeger/ui-config.json), injected into GET /. */
   uiConfigFile?: string;
+  /**
+   * Run this config file instead of the generated one (a plain OpenTelemetry Collector config, e.g.
+   * collector-config/otelcol/apiserver-to-kafka.yaml). It gets the free OTLP ports as
+   * `OTLP_GRPC_ENDPOINT` / `OTLP_HTTP_ENDPOINT` and `env`; readiness is the collector's ready log
+   * line and open OTLP ports (there may be no query service: queryHttp/queryGrpc are then unusable).
+   */
+  configFile?: string;
+  env?: Record<string, string>;
 }
 
 export interface JaegerProcess {
@@ -324,13 +332,14 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
   const spawnJaeger = async (): Promise<void> => {
     const taken = new Set<number>();
     ports = { otlpGrpcPort: await freePort(taken), otlpHttpPort: await freePort(taken), queryHttpPort: await freePort(taken), queryGrpcPort: await freePort(taken) };
-    writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter, uiConfigFile: opts.uiConfigFile }));
+    if (!opts.configFile) writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter, uiConfigFile: opts.uiConfigFile }));
+    const env = { ...process.env, KC_JAEGER_DIR: dir, OTLP_GRPC_ENDPOINT: `127.0.0.1:${ports.otlpGrpcPort}`, OTLP_HTTP_ENDPOINT: `127.0.0.1:${ports.otlpHttpPort}`, ...opts.env };
     // The log is appended to across attempts: readiness looks only at what this attempt wrote.
     const logStart = existsSync(logPath) ? statSync(logPath).size : 0;
     const thisLog = () => readFileSync(logPath).subarray(logStart).toString('utf8');
     const out = openSync(logPath, 'a');
     const started = Date.now();
-    const child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_JAEGER_DIR'), 'jaeger', bin, '--config', configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out], env: { ...process.env, KC_JAEGER_DIR: dir } });
+    const child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_JAEGER_DIR'), 'jaeger', bin, '--config', opts.configFile ?? configPath], { cwd: dir, detached: true, stdio: ['pipe', out, out], env });
     closeSync(out);
     tracked.child = child;
     exitInfo = undefined;
@@ -354,9 +363,9 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
       const failed = /\tFailed to start component\t.*/.exec(thisLog());
       if (failed) { await stopProcess(); throw failWith('Jaeger did not start', failed[0].slice(0, 1000)); }
       try {
-        const res = await fetch(`${queryHttp}/api/v3/services`, { signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
-        if (!res.ok) last = `GET /api/v3/services: HTTP ${res.status}`;
+        const res = opts.configFile ? undefined : await fetch(`${queryHttp}/api/v3/services`, { signal: AbortSignal.timeout(2000) });
+        await res?.arrayBuffer();
+        if (res && !res.ok) last = `GET /api/v3/services: HTTP ${res.status}`;
         // The collector logs this once every component started (the receivers start after the
         // extensions, so the query API alone does not prove the kafka receiver is up).
         else if (!thisLog().includes(READY_LOG_LINE)) last = `no "${READY_LOG_LINE}" in the log yet`;
@@ -399,7 +408,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     otlpHttp: `http://127.0.0.1:${ports.otlpHttpPort}`,
     queryHttp: `http://127.0.0.1:${ports.queryHttpPort}`,
     queryGrpc: `127.0.0.1:${ports.queryGrpcPort}`,
-    configPath,
+    configPath: opts.configFile ?? configPath,
     logPath,
     dir,
     readyMs,

@@ -8,3 +8,6 @@ export { OtlpGrpcReceiver, EXPORT_PATH } from './receivers/otlp-grpc.js';
 export { OtlpHttpReceiver } from './receivers/otlp-http.js';
 export { K8sAuditReceiver } from './receivers/k8saudit.js';
 export { AuditLogReceiver } from './receivers/auditlog.js';
+export { OtlpClient, OtlpExportError } from './exporters/otlp-client.js';
+export type { OtlpClientOptions, ExportResult } from './exporters/otlp-client.js';
+export { OtlpTraceExporter } from './exporters/otlp.js';
