@@ -17,7 +17,7 @@ import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
  * span twice; late activity adds spans; `correlate --object/--objset/--trace --json` read the same
  * tree from the store and from Jaeger.
  */
-const UI_CONFIG = join(ROOT, 'deploy/jaeger/ui-config.json');
+const UI_CONFIG = join(ROOT, 'deploy/components/jaeger/ui-config.json');
 let jaeger: JaegerProcess;
 let p: TestPipeline;
 const data = tempDir('kc-jaeger-export-');
@@ -26,7 +26,8 @@ const withAnnotations = generateDeploymentScenario({ seed: 401, annotations: tru
 const ownersOnly = generateDeploymentScenario({ seed: 402, annotations: false, start: minutesAgo(5), name: 'api' });
 
 test.before(reported('start Jaeger and the pipeline', async () => {
-  jaeger = await startJaeger({ uiConfigFile: UI_CONFIG });
+  // Jaeger runs deploy/components/jaeger/config.yaml as shipped, on loopback ports.
+  jaeger = await startJaeger({ configFile: join(ROOT, 'deploy/components/jaeger/config.yaml'), env: { JAEGER_UI_CONFIG: UI_CONFIG } });
   p = await startPipeline({ dataDir: data.dir, settleAfter: '150ms', pendingAuditTtl: '400ms', otlp: { endpoint: jaeger.otlpGrpc } });
 }));
 test.after(reported('stop', async () => {
@@ -229,7 +230,7 @@ test('otlphttp: the same export over OTLP/HTTP (protobuf) to Jaeger\'s :4318 rec
   }
 });
 
-test('deploy/jaeger/ui-config.json: Jaeger serves its link patterns, and each one resolves on the exported spans to a trace Jaeger has', async () => {
+test('deploy/components/jaeger/ui-config.json: Jaeger serves its link patterns, and each one resolves on the exported spans to a trace Jaeger has', async () => {
   type Pattern = { type: string; key: string; url: string; text: string };
   const config = JSON.parse(readFileSync(UI_CONFIG, 'utf8')) as { linkPatterns: Pattern[] };
   const index = await (await fetch(`${jaeger.queryHttp}/`)).text();

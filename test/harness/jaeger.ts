@@ -194,9 +194,10 @@ export interface StartJaegerOptions {
   uiConfigFile?: string;
   /**
    * Run this config file instead of the generated one (a plain OpenTelemetry Collector config, e.g.
-   * collector-config/otelcol/apiserver-to-kafka.yaml). It gets the free OTLP ports as
-   * `OTLP_GRPC_ENDPOINT` / `OTLP_HTTP_ENDPOINT` and `env`; readiness is the collector's ready log
-   * line and open OTLP ports (there may be no query service: queryHttp/queryGrpc are then unusable).
+   * collector-config/otelcol/apiserver-to-kafka.yaml, or deploy/components/jaeger/config.yaml). It
+   * gets the free ports as `OTLP_GRPC_ENDPOINT`, `OTLP_HTTP_ENDPOINT`, `QUERY_HTTP_ENDPOINT`,
+   * `QUERY_GRPC_ENDPOINT`, plus `env`; readiness is the collector's ready log line and open OTLP
+   * ports (a plain collector config has no query service: queryHttp/queryGrpc are then unusable).
    */
   configFile?: string;
   env?: Record<string, string>;
@@ -333,7 +334,12 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     const taken = new Set<number>();
     ports = { otlpGrpcPort: await freePort(taken), otlpHttpPort: await freePort(taken), queryHttpPort: await freePort(taken), queryGrpcPort: await freePort(taken) };
     if (!opts.configFile) writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter, uiConfigFile: opts.uiConfigFile }));
-    const env = { ...process.env, KC_JAEGER_DIR: dir, OTLP_GRPC_ENDPOINT: `127.0.0.1:${ports.otlpGrpcPort}`, OTLP_HTTP_ENDPOINT: `127.0.0.1:${ports.otlpHttpPort}`, ...opts.env };
+    const env = {
+      ...process.env, KC_JAEGER_DIR: dir,
+      OTLP_GRPC_ENDPOINT: `127.0.0.1:${ports.otlpGrpcPort}`, OTLP_HTTP_ENDPOINT: `127.0.0.1:${ports.otlpHttpPort}`,
+      QUERY_HTTP_ENDPOINT: `127.0.0.1:${ports.queryHttpPort}`, QUERY_GRPC_ENDPOINT: `127.0.0.1:${ports.queryGrpcPort}`,
+      ...opts.env,
+    };
     // The log is appended to across attempts: readiness looks only at what this attempt wrote.
     const logStart = existsSync(logPath) ? statSync(logPath).size : 0;
     const thisLog = () => readFileSync(logPath).subarray(logStart).toString('utf8');

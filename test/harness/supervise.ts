@@ -154,7 +154,10 @@ export async function stopTracked(tracked: Tracked, exited: Promise<void>, grace
   clearTimeout(timer);
   if (how === 'timeout') {
     killGroup(child.pid, 'SIGKILL');
+    // The child is unref'd: without a ref'd timer the event loop could end before its exit event.
+    const keepAlive = setInterval(() => undefined, 1000);
     await exited;
+    clearInterval(keepAlive);
   }
   killGroup(child.pid, 'SIGKILL'); // the watchdog
   child.stdin?.destroy();

@@ -153,7 +153,7 @@ const STATUS = { UNSET: 0, OK: 1, ERROR: 2 } as const;
  * The object-set tree as OTLP spans, for Jaeger: trace id from the set id, a root span, a span per
  * object and a span per request, each request span linked to its request trace. Every span carries
  * `k8s.objset.id` and `k8s.objset.trace_id`; request spans carry `k8s.audit.*` and
- * `k8s.audit.trace_id` (the linked trace), which the Jaeger UI link patterns in deploy/jaeger use.
+ * `k8s.audit.trace_id` (the linked trace), which the Jaeger UI link patterns in deploy/components/jaeger use.
  * Nodes without a time yet (an object no stored request has touched) are left out until they have one.
  */
 export function objectSetSpans(tree: ObjectSetTree): Span[] {
