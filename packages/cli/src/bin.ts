@@ -4,6 +4,7 @@ import { runDemo } from './commands/demo.js';
 import { runQuery } from './commands/query.js';
 import { runReplay } from './commands/replay.js';
 import { runStart } from './commands/start.js';
+import { parsePort, runWebhook } from './commands/webhook.js';
 import { CliError, EXIT } from './errors.js';
 
 const program = new Command('correlate')
@@ -83,6 +84,17 @@ program
   .option('--json', 'print JSON')
   .action(async (opts: { endpoint: string; json?: boolean }) => {
     process.exitCode = await runDemo(opts);
+  });
+
+program
+  .command('webhook')
+  .description('serve the mutating admission webhook (trace.kubernetes.io/span and objsetid annotations) over HTTPS')
+  .requiredOption('--cert <file>', 'serving certificate (PEM; reloaded when the file changes)')
+  .requiredOption('--key <file>', 'private key (PEM)')
+  .addOption(new Option('--port <n>', 'HTTPS port').default(8443).argParser(parsePort))
+  .option('--host <addr>', 'listen address', '0.0.0.0')
+  .action(async (opts: { cert: string; key: string; port: number; host: string }) => {
+    process.exitCode = await runWebhook(opts);
   });
 
 function parsePositive(v: string, flag: string): number {

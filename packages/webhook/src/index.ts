@@ -1,0 +1,16 @@
+export { parseBaggage, baggageValue } from './baggage.js';
+export type { BaggageMember } from './baggage.js';
+export {
+  mutate, parseAdmissionReview, parseAdmissionReviewJson, allowResponse, validTraceparent, validObjsetId, escapeJsonPointer, BadReviewError,
+  ADMISSION_API_VERSION, ANNOTATION_SPAN, ANNOTATION_OBJSETID, BAGGAGE_OBJSETID, AUDIT_TRACEPARENT, AUDIT_OBJSETID,
+} from './mutate.js';
+export type {
+  AdmissionRequest, AdmissionResponse, AdmissionReviewRequest, AdmissionReviewResponse, JsonPatchOp, TraceHeaders, ReviewOutcome,
+  HeaderState, MutateOptions, MutateResult, Operation,
+} from './mutate.js';
+export { WebhookMetrics } from './metrics.js';
+export type { ReviewMetricOutcome } from './metrics.js';
+export {
+  WebhookServer, WebhookStartError, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_CERT_POLL_INTERVAL_MS,
+} from './server.js';
+export type { WebhookServerOptions, WebhookStartErrorCode } from './server.js';

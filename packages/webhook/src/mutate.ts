@@ -1,0 +1,277 @@
+import { randomUUID } from 'node:crypto';
+import { baggageValue } from './baggage.js';
+
+/**
+ * The admission decision, as a pure function of the AdmissionReview and the HTTP headers of the
+ * webhook call (no I/O; the only non-determinism is the new objsetid, injectable).
+ *
+ * Rules (README.md, "Annotations"), for CREATE and UPDATE of a main resource:
+ *  - `trace.kubernetes.io/span` = the call's `traceparent` when it is valid; a different existing
+ *    value is replaced (the annotation names the latest writer's context); invalid/missing: untouched.
+ *  - `trace.kubernetes.io/objsetid` = baggage `objectSetID` (wins over an existing value); else the
+ *    existing annotation (kept); else, on UPDATE, the old object's annotation (restored when a client
+ *    dropped it); else, for a root object only (no ownerReference with `controller: true`), a new id:
+ *    the stored uid on UPDATE, a random UUID on CREATE (a new object has no uid before admission).
+ * DELETE, CONNECT and subresources are allowed with no patch. Audit annotations `traceparent` and
+ * `objectSetID` record the values that apply; kube-apiserver stores them as `<webhook name>/<key>`.
+ */
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+export const ANNOTATION_SPAN = 'trace.kubernetes.io/span';
+export const ANNOTATION_OBJSETID = 'trace.kubernetes.io/objsetid';
+/** The baggage member carrying the object-set id (log-tracking KEP). */
+export const BAGGAGE_OBJSETID = 'objectSetID';
+/** Audit annotation keys (qualified names; kube-apiserver prefixes `<webhook name>/`). */
+export const AUDIT_TRACEPARENT = 'traceparent';
+/** `<webhook name>/objectSetID` is what the correlator reads as a request's object-set id. */
+export const AUDIT_OBJSETID = 'objectSetID';
+
+export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
+const OPERATIONS: ReadonlySet<string> = new Set<Operation>(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
+
+/** The fields of `admission.k8s.io/v1` AdmissionRequest this webhook reads; the rest pass through unread. */
+export interface AdmissionRequest {
+  uid: string;
+  operation?: string;
+  subResource?: string;
+  dryRun?: boolean;
+  name?: string;
+  namespace?: string;
+  kind?: { group?: string; version?: string; kind?: string };
+  object?: unknown;
+  oldObject?: unknown;
+  [field: string]: unknown;
+}
+
+export interface AdmissionResponse {
+  uid: string;
+  allowed: true;
+  patchType?: 'JSONPatch';
+  /** base64 of the JSON-encoded RFC 6902 patch. */
+  patch?: string;
+  auditAnnotations?: Record<string, string>;
+}
+
+export interface AdmissionReviewRequest {
+  apiVersion: typeof ADMISSION_API_VERSION;
+  kind: 'AdmissionReview';
+  request: AdmissionRequest;
+}
+
+export interface AdmissionReviewResponse {
+  apiVersion: typeof ADMISSION_API_VERSION;
+  kind: 'AdmissionReview';
+  response: AdmissionResponse;
+}
+
+/** One RFC 6902 operation; this webhook only ever adds or replaces. */
+export interface JsonPatchOp {
+  op: 'add' | 'replace';
+  path: string;
+  value: unknown;
+}
+
+/** The headers of the webhook call that carry trace context (as Node gives them). */
+export interface TraceHeaders {
+  traceparent?: string | readonly string[];
+  baggage?: string | readonly string[];
+}
+
+export type ReviewOutcome = 'patched' | 'unchanged' | 'skipped' | 'error';
+/** What a trace-context header held: for metrics. */
+export type HeaderState = 'valid' | 'invalid' | 'missing';
+
+export interface MutateOptions {
+  /** New object-set id for a root object on CREATE. Default: crypto.randomUUID. */
+  newObjsetId?: () => string;
+}
+
+export interface MutateResult {
+  review: AdmissionReviewResponse;
+  outcome: ReviewOutcome;
+  /** The request's operation, or 'unknown' (a bounded metric label). */
+  operation: Operation | 'unknown';
+  dryRun: boolean;
+  /** The patch sent (empty unless outcome is 'patched'). */
+  patch: JsonPatchOp[];
+  traceparent: HeaderState;
+  /** State of the baggage's objectSetID member. */
+  baggage: HeaderState;
+  /** Set when outcome is 'error': the request was allowed unchanged (exception: set by the server when mutate threw). */
+  error?: { reason: 'bad_object' | 'exception'; message: string };
+}
+
+/** The body is not an admission.k8s.io/v1 AdmissionReview with a request: answered with HTTP 400. */
+export class BadReviewError extends Error {
+  override readonly name = 'BadReviewError';
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Checks the envelope only; the object inside is looked at by mutate(). Throws BadReviewError. */
+export function parseAdmissionReview(body: unknown): AdmissionReviewRequest {
+  if (!isRecord(body)) throw new BadReviewError('body is not a JSON object');
+  if (body.kind !== 'AdmissionReview') throw new BadReviewError(`kind must be "AdmissionReview", got ${JSON.stringify(body.kind ?? null)}`);
+  if (body.apiVersion !== ADMISSION_API_VERSION) {
+    throw new BadReviewError(`apiVersion must be "${ADMISSION_API_VERSION}" (set admissionReviewVersions: [v1]), got ${JSON.stringify(body.apiVersion ?? null)}`);
+  }
+  const req = body.request;
+  if (!isRecord(req)) throw new BadReviewError('request is missing or not an object');
+  if (typeof req.uid !== 'string' || req.uid === '') throw new BadReviewError('request.uid is missing or empty');
+  return body as unknown as AdmissionReviewRequest;
+}
+
+/** parseAdmissionReview over the raw body; invalid JSON is a BadReviewError too. */
+export function parseAdmissionReviewJson(text: string): AdmissionReviewRequest {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new BadReviewError(`body is not valid JSON: ${(err as Error).message}`);
+  }
+  return parseAdmissionReview(body);
+}
+
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/;
+
+/** A W3C traceparent of version 00 with non-zero ids (lowercase hex, as the spec requires), else undefined. */
+export function validTraceparent(header: string | readonly string[] | undefined): string | undefined {
+  const v = typeof header === 'string' ? header : header?.length === 1 ? header[0] : undefined;
+  const m = v === undefined ? null : TRACEPARENT.exec(v.trim());
+  if (!m || /^0+$/.test(m[1]!) || /^0+$/.test(m[2]!)) return undefined;
+  return m[0];
+}
+
+/** An object-set id we are willing to store: 1–256 characters, no control characters. */
+export function validObjsetId(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= 256 && !/[\x00-\x1f\x7f]/.test(v);
+}
+
+/** RFC 6901 reference token: `~` → `~0`, `/` → `~1` (in that order). */
+export function escapeJsonPointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/** The response for a request allowed as it is (no patch). */
+export function allowResponse(uid: string, auditAnnotations: Record<string, string> = {}): AdmissionReviewResponse {
+  const response: AdmissionResponse = { uid, allowed: true };
+  if (Object.keys(auditAnnotations).length) response.auditAnnotations = auditAnnotations;
+  return { apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response };
+}
+
+class ObjectShapeError extends Error {}
+
+interface Meta {
+  annotations: Record<string, unknown> | undefined;
+  ownerReferences: unknown[];
+  uid: string | undefined;
+}
+
+/** metadata of a Kubernetes object; throws ObjectShapeError when it is not shaped like one. */
+function metaOf(obj: unknown, what: string): Meta {
+  if (!isRecord(obj)) throw new ObjectShapeError(`${what} is not an object`);
+  const m = obj.metadata;
+  if (!isRecord(m)) throw new ObjectShapeError(`${what}.metadata is missing or not an object`);
+  const ann = m.annotations;
+  if (ann !== undefined && ann !== null && !isRecord(ann)) throw new ObjectShapeError(`${what}.metadata.annotations is not an object`);
+  const owners = m.ownerReferences;
+  if (owners !== undefined && owners !== null && !Array.isArray(owners)) throw new ObjectShapeError(`${what}.metadata.ownerReferences is not an array`);
+  for (const key of [ANNOTATION_SPAN, ANNOTATION_OBJSETID]) {
+    if (isRecord(ann) && key in ann && typeof ann[key] !== 'string') throw new ObjectShapeError(`${what}.metadata.annotations["${key}"] is not a string`);
+  }
+  return {
+    annotations: isRecord(ann) ? ann : undefined,
+    ownerReferences: Array.isArray(owners) ? owners : [],
+    uid: typeof m.uid === 'string' && m.uid !== '' ? m.uid : undefined,
+  };
+}
+
+const own = (rec: Record<string, unknown> | undefined, key: string): string | undefined =>
+  rec && Object.hasOwn(rec, key) && typeof rec[key] === 'string' ? rec[key] : undefined;
+
+/** The annotation of an object that may not be shaped like one (never throws). */
+function annotationOf(obj: unknown, key: string): string | undefined {
+  if (!isRecord(obj) || !isRecord(obj.metadata)) return undefined;
+  const ann = obj.metadata.annotations;
+  return isRecord(ann) ? own(ann, key) : undefined;
+}
+
+/** Decides the patch and audit annotations for one review. Throws only on a bug; a malformed object is outcome 'error'. */
+export function mutate(review: AdmissionReviewRequest, headers: TraceHeaders, opts: MutateOptions = {}): MutateResult {
+  const req = review.request;
+  const operation: Operation | 'unknown' = typeof req.operation === 'string' && OPERATIONS.has(req.operation) ? (req.operation as Operation) : 'unknown';
+  const dryRun = req.dryRun === true;
+
+  const traceparent = validTraceparent(headers.traceparent);
+  const rawBaggage = baggageValue(headers.baggage, BAGGAGE_OBJSETID);
+  const baggageId = validObjsetId(rawBaggage) ? rawBaggage : undefined;
+  const base = {
+    operation,
+    dryRun,
+    traceparent: (traceparent ? 'valid' : headers.traceparent === undefined ? 'missing' : 'invalid') as HeaderState,
+    baggage: (baggageId ? 'valid' : rawBaggage === undefined ? 'missing' : 'invalid') as HeaderState,
+  };
+
+  const audit: Record<string, string> = {};
+  if (traceparent) audit[AUDIT_TRACEPARENT] = traceparent;
+
+  const subresource = typeof req.subResource === 'string' && req.subResource !== '';
+  if ((operation !== 'CREATE' && operation !== 'UPDATE') || subresource) {
+    // Record the set the request belongs to, if known, so a Metadata-level audit event still says it.
+    const id = baggageId ?? [annotationOf(req.object, ANNOTATION_OBJSETID), annotationOf(req.oldObject, ANNOTATION_OBJSETID)].find(validObjsetId);
+    if (id) audit[AUDIT_OBJSETID] = id;
+    return { ...base, review: allowResponse(req.uid, audit), outcome: 'skipped', patch: [] };
+  }
+
+  let meta: Meta;
+  let oldObjsetId: string | undefined;
+  let oldUid: string | undefined;
+  try {
+    meta = metaOf(req.object, 'request.object');
+    if (operation === 'UPDATE' && req.oldObject !== undefined && req.oldObject !== null) {
+      const old = metaOf(req.oldObject, 'request.oldObject');
+      oldObjsetId = own(old.annotations, ANNOTATION_OBJSETID);
+      oldUid = old.uid;
+    }
+  } catch (err) {
+    if (!(err instanceof ObjectShapeError)) throw err;
+    return { ...base, review: allowResponse(req.uid), outcome: 'error', patch: [], error: { reason: 'bad_object', message: err.message } };
+  }
+
+  const existingSpan = own(meta.annotations, ANNOTATION_SPAN);
+  const existingId = own(meta.annotations, ANNOTATION_OBJSETID);
+  const desired: Record<string, string> = {};
+  if (traceparent) desired[ANNOTATION_SPAN] = traceparent;
+
+  let objsetId: string | undefined;
+  if (baggageId) objsetId = baggageId;
+  else if (validObjsetId(existingId)) objsetId = existingId;
+  else if (validObjsetId(oldObjsetId)) objsetId = oldObjsetId;
+  else if (!meta.ownerReferences.some((o) => isRecord(o) && o.controller === true)) {
+    objsetId = operation === 'UPDATE' ? (oldUid ?? meta.uid) : undefined;
+    objsetId ??= (opts.newObjsetId ?? randomUUID)();
+  }
+  if (objsetId !== undefined) {
+    desired[ANNOTATION_OBJSETID] = objsetId;
+    audit[AUDIT_OBJSETID] = objsetId;
+  }
+
+  const patch: JsonPatchOp[] = [];
+  if (meta.annotations === undefined) {
+    // Absent (or null): add the whole map; `add` also replaces a null member.
+    if (Object.keys(desired).length) patch.push({ op: 'add', path: '/metadata/annotations', value: desired });
+  } else {
+    for (const [key, value] of Object.entries(desired)) {
+      const current = key === ANNOTATION_SPAN ? existingSpan : key === ANNOTATION_OBJSETID ? existingId : undefined;
+      if (current === value) continue;
+      const op = Object.hasOwn(meta.annotations, key) ? 'replace' : 'add';
+      patch.push({ op, path: `/metadata/annotations/${escapeJsonPointer(key)}`, value });
+    }
+  }
+
+  const out = allowResponse(req.uid, audit);
+  if (!patch.length) return { ...base, review: out, outcome: 'unchanged', patch };
+  out.response.patchType = 'JSONPatch';
+  out.response.patch = Buffer.from(JSON.stringify(patch)).toString('base64');
+  return { ...base, review: out, outcome: 'patched', patch };
+}
