@@ -1,0 +1,1 @@
+export type { Endpoint, EndpointMatch, Identity, Level } from './types.js';
