@@ -27,7 +27,9 @@ import { requestAnchor } from './request-tree.js';
 export const DERIVED_SCOPE = 'kube-correlate';
 /** Scope of object-set trace spans (exported to Jaeger; rebuilt from audit events when read back). */
 export const OBJSET_SCOPE = 'kube-correlate/objset';
-const ADDED_PREFIXES = ['k8s.audit.', 'k8s.object.', 'k8s.objset.', 'k8s.api.'];
+// k8s.api.* (operation id, stability) is not here: the correlator adds it to the route span
+// itself (api-attributes.ts), so it is part of the stored span in both modes.
+const ADDED_PREFIXES = ['k8s.audit.', 'k8s.object.', 'k8s.objset.'];
 
 const derivedResource: Resource = { attributes: [{ key: 'service.name', value: { stringValue: 'kube-apiserver-audit' } }], droppedAttributesCount: 0, schemaUrl: '' };
 const derivedScope: Scope = { name: DERIVED_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };

@@ -1,3 +1,4 @@
+import { withApiAttributes, type DescribeRequest } from './api-attributes.js';
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
@@ -60,6 +61,8 @@ export interface CorrelatorOptions {
   logger?: Logger;
   /** Clock, for tests. */
   now?: () => number;
+  /** Names each audit request's API operation: adds k8s.api.operation_id / k8s.api.stability to its route span. */
+  describeRequest?: DescribeRequest;
 }
 
 interface TraceBuffer {
@@ -81,7 +84,8 @@ const OUTBOX_FLUSH_AT = 1000;
 const auditKey = (e: AuditEvent) => `${e.auditID}/${e.stage}`;
 
 export class Correlator {
-  private readonly opts: Required<Omit<CorrelatorOptions, 'metrics' | 'logger' | 'now' | 'sink'>>;
+  private readonly opts: Required<Omit<CorrelatorOptions, 'metrics' | 'logger' | 'now' | 'sink' | 'describeRequest'>>;
+  private readonly describeRequest: DescribeRequest | undefined;
   private readonly sink: CorrelatorSink;
   private readonly metrics: PipelineMetrics;
   private readonly logger: Logger;
@@ -114,6 +118,7 @@ export class Correlator {
     this.metrics = options.metrics ?? new PipelineMetrics();
     this.logger = options.logger ?? silentLogger();
     this.now = options.now ?? Date.now;
+    this.describeRequest = options.describeRequest;
   }
 
   /** Starts the settle timer. */
@@ -272,10 +277,11 @@ export class Correlator {
     this.traces.delete(trace.traceId);
     this.spansBuffered -= trace.spans.size;
     this.metrics.settled.inc({ reason });
+    const auditEvents = [...trace.audit.values()];
     this.outbox.traces.push({
       traceId: trace.traceId,
-      spans: [...trace.spans.values()],
-      auditEvents: [...trace.audit.values()],
+      spans: withApiAttributes([...trace.spans.values()], auditEvents, this.describeRequest),
+      auditEvents,
       auditIds: [...trace.auditIds],
       reason,
     });

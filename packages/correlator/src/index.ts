@@ -8,3 +8,5 @@ export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS } from './kafka-correl
 export type { KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';
 export { objectsOfAudit, objectSetTraceId, objectSetSpanId, ANNOTATION_OBJSETID, ANNOTATION_SPAN } from './object-sets.js';
 export type { ObjectRecord, ObjectRef } from './object-sets.js';
+export { withApiAttributes, API_OPERATION_ID, API_STABILITY } from './api-attributes.js';
+export type { DescribeRequest } from './api-attributes.js';

@@ -1,3 +1,4 @@
+import { withApiAttributes, type DescribeRequest } from './api-attributes.js';
 import { auditIDForSpans, validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
@@ -60,6 +61,8 @@ export interface KafkaCorrelatorOptions {
   internalRetentionMs?: number;
   metrics?: PipelineMetrics;
   logger?: Logger;
+  /** Names each audit request's API operation: adds k8s.api.operation_id / k8s.api.stability to its route span. */
+  describeRequest?: DescribeRequest;
 }
 
 type Held = [topic: string, partition: number, offset: number];
@@ -323,7 +326,7 @@ export class KafkaCorrelator {
     const out: OutgoingMessage[] = done.map(([traceId, t]) => ({
       topic: this.topics.correlated,
       key: traceId,
-      value: encodeTraceRequest(encodeCorrelatedTrace(traceId, [...t.spans.values()], [...t.audit.values()], t.anchors)),
+      value: encodeTraceRequest(encodeCorrelatedTrace(traceId, withApiAttributes([...t.spans.values()], [...t.audit.values()], this.opts.describeRequest), [...t.audit.values()], t.anchors)),
     }));
     if (expired.length) {
       for (const s of encodeUnjoinedAudit(expired.flatMap(([, p]) => [...p.events.values()]))) {
