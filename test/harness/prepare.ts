@@ -1,14 +1,39 @@
 /**
  * Fetches and builds the real components the end-to-end suites run (Kafka jars from Maven Central,
- * the Jaeger v2 and kustomize binaries built with Go), once, into ~/.cache/kube-correlate. test/run.mjs runs this
+ * the Jaeger v2 and kustomize binaries built with Go), once, into ~/.cache/kube-correlate, and Debian's
+ * chromium package for the HTML report test (apt-get, as root). test/run.mjs runs this
  * before the test files, so a first build (Jaeger: about ten minutes on two cores) does not count
  * against one test file's time limit. A missing tool fails here with a message naming it.
  *
- *   node test/dist/harness/prepare.js [kafka] [jaeger] [kustomize]
+ *   node test/dist/harness/prepare.js [kafka] [jaeger] [kustomize] [chromium]
  */
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { ensureJaeger } from './jaeger.js';
 import { ensureKafka, KAFKA_VERSIONS } from './kafka.js';
 import { ensureKustomize, KUSTOMIZE_VERSION } from './kustomize.js';
+
+/** Where Debian's chromium package puts the browser (test/e2e/coverage-html.test.ts launches it). */
+const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Debian's chromium, installed with apt-get when missing (`apt-get update` first: a fresh machine
+ * has no package lists). Throws with what failed, under CI=true as anywhere else: never a skip.
+ */
+function ensureChromium(): string {
+  if (existsSync(CHROMIUM)) return CHROMIUM;
+  const apt = (args: string[]) => {
+    const r = spawnSync('apt-get', args, { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (r.error || r.status !== 0) {
+      const why = r.error ? r.error.message : `exit ${r.status ?? r.signal}`;
+      throw new Error(`chromium: \`apt-get ${args.join(' ')}\` failed (${why}); install Debian's chromium package (as root: apt-get update && apt-get install -y chromium) so that ${CHROMIUM} exists${process.env['CI'] === 'true' ? ' (CI: this is an error, not a skip)' : ''}`);
+    }
+  };
+  apt(['update']);
+  apt(['install', '-y', 'chromium']);
+  if (!existsSync(CHROMIUM)) throw new Error(`chromium: apt-get installed the chromium package but ${CHROMIUM} is missing`);
+  return CHROMIUM;
+}
 
 const want = new Set(process.argv.slice(2));
 const all = want.size === 0;
@@ -29,6 +54,12 @@ try {
     const t0 = Date.now();
     const bin = await ensureKustomize();
     process.stdout.write(`prepare: kustomize ${KUSTOMIZE_VERSION} ready at ${bin} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  }
+  if (all || want.has('chromium')) {
+    const t0 = Date.now();
+    const bin = ensureChromium();
+    const version = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim();
+    process.stdout.write(`prepare: ${version || 'chromium'} ready at ${bin} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
   }
 } catch (err) {
   process.stderr.write(`prepare: ${(err as Error).message}\n`);

@@ -432,6 +432,15 @@ export class TraceStore implements CorrelatorSink {
     return (this.stmt.auditOf.all(auditIDForSpans(auditID)) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as AuditEvent);
   }
 
+  /**
+   * Every stored audit event, each stage of a request as its own row, ordered by audit ID (the
+   * stages of one request come together). Read lazily: stores hold millions of events.
+   */
+  *allAuditEvents(): Generator<AuditEvent> {
+    const rows = this.db.prepare('SELECT data FROM audit_events ORDER BY audit_id, stage').iterate() as IterableIterator<{ data: string }>;
+    for (const r of rows) yield JSON.parse(r.data) as AuditEvent;
+  }
+
   /** Most recently updated traces first. */
   recentTraces(limit = 20): TraceSummary[] {
     const rows = this.stmt.recent.all(limit) as Array<{ trace_id: string; updated_at: string }>;
