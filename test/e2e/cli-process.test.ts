@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -89,6 +90,15 @@ test('start, replay, SIGTERM drains in-flight traces into the store, restart kee
   } finally {
     assert.is(await stop(second), 0);
   }
+});
+
+test('`correlate start --data <dir>` puts the store in <dir> (an option after the command is the command\'s)', async () => {
+  const envDir = join(tmp.dir, 'from-env');
+  const flagDir = join(tmp.dir, 'from-flag');
+  const r = await start([process.execPath, CLI, 'start', '--data', flagDir], envDir);
+  assert.is(await stop(r), 0);
+  assert.ok(existsSync(join(flagDir, 'kube-correlate.db')), '--data wins over KC_DATA_DIR');
+  assert.not.ok(existsSync(join(envDir, 'kube-correlate.db')));
 });
 
 test('the README quickstart command `npm start` runs the embedded pipeline', async () => {

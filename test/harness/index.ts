@@ -31,7 +31,7 @@ export interface TestPipeline {
 }
 
 /** The embedded pipeline in this process, on OS-chosen loopback ports, with a fresh store. */
-export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string; otlp?: { endpoint: string; protocol?: 'grpc' | 'http'; flushInterval?: string; retryInterval?: string; maxElapsed?: string } } = {}): Promise<TestPipeline> {
+export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string; apiSpec?: string; otlp?: { endpoint: string; protocol?: 'grpc' | 'http'; flushInterval?: string; retryInterval?: string; maxElapsed?: string } } = {}): Promise<TestPipeline> {
   const tmp = opts.dataDir ? undefined : tempDir();
   const dataDir = opts.dataDir ?? tmp!.dir;
   const o = opts.otlp;
@@ -48,7 +48,7 @@ receivers:
   k8saudit: { endpoint: "127.0.0.1:0", max_request_body_size: ${opts.auditMaxBytes ?? 64 * 1024 * 1024} }
 ${opts.auditLog ? `  auditlog: { include: ${JSON.stringify(opts.auditLog)}, follow: ${opts.followAuditLog ?? false}, poll_interval: 50ms }` : ''}
 exporters:
-  correlator: { settle_after: "${opts.settleAfter ?? '200ms'}", pending_audit_ttl: "${opts.pendingAuditTtl ?? '30s'}" }
+  correlator: { settle_after: "${opts.settleAfter ?? '200ms'}", pending_audit_ttl: "${opts.pendingAuditTtl ?? '30s'}"${opts.apiSpec ? `, api_spec: ${JSON.stringify(opts.apiSpec)}` : ''} }
 ${otlpExporter ? `  ${otlpExporter}` : ''}
 extensions:
   store: { directory: "${dataDir}", endpoint: "127.0.0.1:0" }

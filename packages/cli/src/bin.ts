@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
+import { runCoverage } from './commands/coverage.js';
 import { runDemo } from './commands/demo.js';
 import { runQuery } from './commands/query.js';
 import { runReplay } from './commands/replay.js';
@@ -9,6 +10,9 @@ import { CliError, EXIT } from './errors.js';
 
 const program = new Command('correlate')
   .description('kube-correlate: join kube-apiserver spans and audit events into request trees')
+  // Options after a command name belong to that command (`correlate start --data X`), not to the
+  // query options of the same name (`correlate --trace <id> --data X`).
+  .enablePositionalOptions()
   .option('--trace <id>', 'print the request tree of a trace (32 hex characters)')
   .option('--audit-id <id>', 'print the request tree of an audit ID')
   .option('--objset <id>', 'print an object-set tree (root object, owned objects, the requests that touched each)')
@@ -95,6 +99,25 @@ program
   .option('--host <addr>', 'listen address', '0.0.0.0')
   .action(async (opts: { cert: string; key: string; port: number; host: string }) => {
     process.exitCode = await runWebhook(opts);
+  });
+
+program
+  .command('coverage')
+  .description('API usage and conformance coverage (APISnoop) of audit events against an OpenAPI spec: per endpoint, per client identity')
+  .option('--spec <file>', 'OpenAPI v2 document (api/openapi-spec/swagger.json)')
+  .option('--kubeconfig <file>', "fetch the spec from the cluster's /openapi/v2 instead")
+  .option('--context <name>', 'with --kubeconfig: the context (default: current-context)')
+  .option('--audit <file...>', 'audit log files (one Event per line, as --audit-log-path writes)')
+  .option('--data <dir>', "read the audit events of the pipeline's store directory")
+  .addOption(new Option('--format <format>', 'output format').choices(['table', 'csv', 'json', 'html']).default('table'))
+  .option('--out <file>', 'write the report to a file instead of stdout')
+  .option('--release <x.y.z>', "release to report (default: the spec's info.version)")
+  .option('--ineligible <file>', "APISnoop's ineligible_endpoints.json (default: the list built in)")
+  .option('--previous-spec <file>', 'OpenAPI v2 document of the previous release, for the "new conformance eligible endpoints" counts')
+  .option('--progress', 'show a progress bar on stderr even when it is not a terminal')
+  .option('--no-progress', 'no progress bar')
+  .action(async (opts: { spec?: string; kubeconfig?: string; context?: string; audit?: string[]; data?: string; format: string; out?: string; release?: string; ineligible?: string; previousSpec?: string; progress?: boolean }) => {
+    process.exitCode = await runCoverage(opts);
   });
 
 function parsePositive(v: string, flag: string): number {

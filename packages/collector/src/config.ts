@@ -74,7 +74,15 @@ const auditlogReceiver = z.strictObject({
   poll_interval: duration.default(DEFAULTS.auditLogPollInterval),
 });
 
+/**
+ * A Kubernetes OpenAPI v2 document (the cluster's /openapi/v2): when set, each request's route span
+ * gets k8s.api.operation_id and k8s.api.stability. '' (the default) leaves them out.
+ */
+// `api_spec: ${env:KC_API_SPEC:-}` with the variable unset is YAML null: the same as not set.
+const apiSpec = z.preprocess((v) => v ?? '', z.string());
+
 const correlatorExporter = z.strictObject({
+  api_spec: apiSpec,
   settle_after: duration.default(DEFAULTS.settleAfter),
   pending_audit_ttl: duration.default(DEFAULTS.pendingAuditTtl),
   max_traces_in_flight: positiveInt.default(DEFAULTS.maxTracesInFlight),
@@ -142,6 +150,7 @@ const kafkaReceiver = z.strictObject({
 
 /** The correlator as a stage between Kafka topics (Kafka mode). */
 const correlatorProcessor = z.strictObject({
+  api_spec: apiSpec,
   settle_after: duration.default(DEFAULTS.settleAfter),
   pending_audit_ttl: duration.default(DEFAULTS.pendingAuditTtl),
   max_traces_in_flight: positiveInt.default(DEFAULTS.maxTracesInFlight),

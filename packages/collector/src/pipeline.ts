@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
-import { Correlator, KafkaCorrelator } from '@kube-correlate/correlator';
+import { loadCatalogueFile, mapAuditEvent } from '@kube-correlate/apicoverage';
+import { Correlator, KafkaCorrelator, type DescribeRequest } from '@kube-correlate/correlator';
 import { createKafkaClient } from '@kube-correlate/kafka';
 import { createQueryApi, KafkaStoreLoader, TraceStore } from '@kube-correlate/store';
 import { createLogger, PipelineMetrics, type Logger } from '@kube-correlate/telemetry';
-import { parseDuration, type CollectorConfig, type KafkaReceiverConfig } from './config.js';
+import { ConfigError, parseDuration, type CollectorConfig, type KafkaReceiverConfig } from './config.js';
 import type { AuditConsumer, Component, SpanConsumer } from './consumer.js';
 import { KafkaExporter } from './exporters/kafka.js';
 import { OtlpTraceExporter } from './exporters/otlp.js';
@@ -108,6 +109,7 @@ export class Pipeline {
         const c = config.correlator;
         this.correlator = new Correlator({
           sink: this.store!,
+          describeRequest: describeFromSpec(c.api_spec, config.source, logger),
           settleAfterMs: parseDuration(c.settle_after),
           pendingAuditTtlMs: parseDuration(c.pending_audit_ttl),
           maxTracesInFlight: c.max_traces_in_flight,
@@ -196,6 +198,7 @@ export class Pipeline {
         topics: { spans: rc.traces.topic, audit: rc.logs.topic, auditTrace: p.internal_topics.audit_trace, auditByTrace: p.internal_topics.audit_by_trace, correlated: out.config.traces.topic },
         settleAfterMs: parseDuration(p.settle_after), pendingAuditTtlMs: parseDuration(p.pending_audit_ttl),
         maxTracesInFlight: p.max_traces_in_flight, pairCacheSize: p.pair_cache_size, internalRetentionMs: parseDuration(p.internal_topics.retention),
+        describeRequest: describeFromSpec(p.api_spec, config.source, logger),
       });
       this.kafkaCorrelator = kc;
       return { start: () => kc.start(), shutdown: () => kc.stop() };
@@ -238,6 +241,23 @@ export class Pipeline {
     })();
     return this.stopping;
   }
+}
+
+/** The `api_spec` option: audit request -> its API operation, from the OpenAPI document's catalogue. */
+function describeFromSpec(path: string, source: string, logger: Logger): DescribeRequest | undefined {
+  if (!path) return undefined;
+  let catalogue;
+  try {
+    catalogue = loadCatalogueFile(resolve(path));
+  } catch (err) {
+    throw new ConfigError(`${source}: api_spec: ${(err as Error).message}`);
+  }
+  logger.info({ apiSpec: path, endpoints: catalogue.endpoints.length }, 'naming API operations from the OpenAPI spec');
+  return (events) => {
+    const e = events.find((x) => x.stage === 'ResponseComplete') ?? events[0];
+    const m = e ? mapAuditEvent(catalogue, e) : undefined;
+    return m?.type === 'endpoint' ? { operationId: m.endpoint.operationId, stability: m.endpoint.level } : undefined;
+  };
 }
 
 /** /metrics and /healthz for processes without a query API (collector, correlator). */

@@ -71,6 +71,8 @@ test('embedded.yaml gives the default ports and store', () => {
   assert.is(audit?.type === 'k8saudit' && audit.config.endpoint, '127.0.0.1:4319');
   assert.equal(c.store, { directory: './data', endpoint: '127.0.0.1:4320' });
   assert.is(c.correlator?.settle_after, '5s');
+  assert.is(c.correlator?.api_spec, '', 'KC_API_SPEC unset: no API operation names');
+  assert.is(loadConfigFile(configDir + 'embedded.yaml', { KC_API_SPEC: '/x/swagger.json' }).correlator?.api_spec, '/x/swagger.json');
 });
 
 test('defaults fill what a minimal config leaves out; http is off unless listed', () => {
