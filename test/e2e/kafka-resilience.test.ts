@@ -121,6 +121,8 @@ for (const version of KAFKA_VERSIONS) {
   let collector: Pipeline;
   let store: Pipeline;
   let storeMetrics: PipelineMetrics;
+  let collectorMetrics: PipelineMetrics;
+  let stalled: string | undefined;
   const correlators: Array<ReturnType<typeof correlatorProcess>> = [];
 
   t.before(reported('setup', async () => {
@@ -130,7 +132,8 @@ for (const version of KAFKA_VERSIONS) {
       KC_OTLP_GRPC_ENDPOINT: '127.0.0.1:0', KC_OTLP_HTTP_ENDPOINT: '127.0.0.1:0', KC_AUDIT_WEBHOOK_ENDPOINT: '127.0.0.1:0',
       KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '1s', LOG_LEVEL: 'warn',
     };
-    collector = new Pipeline({ config: loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-collector.yaml`, env), metrics: new PipelineMetrics(), logger: silentLogger() });
+    collectorMetrics = new PipelineMetrics();
+    collector = new Pipeline({ config: loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-collector.yaml`, env), metrics: collectorMetrics, logger: silentLogger() });
     await collector.start();
     for (let i = 0; i < 2; i++) correlators.push(correlatorProcess(env));
     storeMetrics = new PipelineMetrics();
@@ -150,6 +153,9 @@ for (const version of KAFKA_VERSIONS) {
 
   /** Waits until every request of `run` is a complete tree in the store, then checks none is there twice. */
   async function expectComplete(run: number, n: number): Promise<void> {
+    // Once a run stalled, later runs of the suite would only wait out their deadlines too (and the
+    // file would hit run.mjs's limit, losing the report): fail them at once, saying why.
+    if (stalled) throw new Error(`not waiting for run ${run}: ${stalled}`);
     const s = store.store!;
     const started = Date.now();
     let complete = 0;
@@ -165,9 +171,17 @@ for (const version of KAFKA_VERSIONS) {
       if (Date.now() - reported > 30_000) {
         reported = Date.now();
         process.stderr.write(`  [Kafka ${version}] run ${run}: ${complete}/${n} complete after ${Math.round((reported - started) / 1000)} s; store counts ${JSON.stringify(s.counts())}\n`);
+        if (complete === 0) {
+          // Nothing arrives: say where it stops (collector -> Kafka, correlators, store loader).
+          void Promise.all([
+            metricValue(collectorMetrics, 'kube_correlate_exporter_sent_items_total'),
+            metricValue(storeMetrics, 'kube_correlate_receiver_accepted_items_total'),
+          ]).then(([sent, loaded]) => process.stderr.write(`    collector sent ${sent} items to Kafka; store loader accepted ${loaded}; correlators alive: ${correlators.map((c) => c.child.exitCode === null).join(',')}\n${correlators.map((c, i) => `    correlator ${i} stderr tail:\n${c.stderr().slice(-1500)}`).join('\n')}\n`));
+        }
       }
       return complete === n ? true : undefined;
     }, 150_000).catch((e: Error) => {
+      stalled = `run ${run} stalled at ${complete}/${n}`;
       throw new Error(`${e.message} (${complete}/${n} complete)\ncorrelator logs:\n${correlators.map((c) => c.stderr().slice(-3000)).join('\n---\n')}`);
     });
   }
