@@ -9,6 +9,7 @@ import { encodeTraceRequest, SpanKind, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { CLI, eventList, reported, metricValue, ROOT, tempDir, waitFor } from '../harness/index.js';
+import { killGroup, watchdogLauncher } from '../harness/supervise.js';
 
 /**
  * The issue's acceptance runs against a real broker: 10,000 requests through the collector and two
@@ -107,8 +108,16 @@ function exportOverGrpc(target: string, body: Uint8Array): Promise<number> {
   });
 }
 
+/**
+ * A correlator process, behind the harness's watchdog: if this test process is killed (run.mjs's
+ * per-file limit), the correlator goes too, instead of living on and joining the consumer group of
+ * a later test's broker that happens to get the same port.
+ */
 function correlatorProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
-  const child = spawn(process.execPath, [CLI, 'correlator', '--config', `${COLLECTOR_CONFIG_DIR}kafka-correlator.yaml`], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_CORRELATOR_DIR'), 'correlator', process.execPath, CLI, 'correlator', '--config', `${COLLECTOR_CONFIG_DIR}kafka-correlator.yaml`], {
+    cwd: ROOT, env: { ...process.env, ...env, KC_CORRELATOR_DIR: '' }, stdio: ['pipe', 'ignore', 'pipe'], detached: true,
+  });
+  child.stdin!.on('error', () => undefined);
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d).slice(-20_000)));
   return { child, exited: new Promise((r) => child.on('close', (c) => r(c))), stderr: () => err };
@@ -144,7 +153,7 @@ for (const version of KAFKA_VERSIONS) {
   t.after(async () => {
     for (const c of correlators) c.child.kill('SIGTERM');
     await Promise.all(correlators.map((c) => Promise.race([c.exited, new Promise((r) => setTimeout(r, 15_000))])));
-    for (const c of correlators) c.child.kill('SIGKILL');
+    for (const c of correlators) killGroup(c.child.pid, 'SIGKILL'); // and their watchdogs
     await store?.shutdown();
     await collector?.shutdown();
     await broker?.stop();
