@@ -29,15 +29,6 @@ export async function runStart(opts: StartOptions): Promise<number> {
   await pipeline.start();
   const a = pipeline.addresses;
   logger.info({ config: config.source, ...a }, 'kube-correlate pipeline started');
-  process.stderr.write(
-    `kube-correlate is running (config ${config.source})\n` +
-      (a.otlpGrpc ? `  OTLP/gRPC      ${a.otlpGrpc}\n` : '') +
-      (a.otlpHttp ? `  OTLP/HTTP      http://${a.otlpHttp}/v1/traces\n` : '') +
-      (a.auditWebhook ? `  audit webhook  http://${a.auditWebhook}/\n` : '') +
-      (a.query ? `  query API      http://${a.query}  (metrics: /metrics)\n` : '') +
-      (a.metrics ? `  metrics        http://${a.metrics}/metrics\n` : '') +
-      `Press Ctrl-C to stop.\n`,
-  );
   return new Promise((resolve) => {
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
@@ -56,5 +47,15 @@ export async function runStart(opts: StartOptions): Promise<number> {
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    // Announced only once the handlers are in place: a SIGTERM right after it must drain, not kill.
+    process.stderr.write(
+      `kube-correlate is running (config ${config.source})\n` +
+        (a.otlpGrpc ? `  OTLP/gRPC      ${a.otlpGrpc}\n` : '') +
+        (a.otlpHttp ? `  OTLP/HTTP      http://${a.otlpHttp}/v1/traces\n` : '') +
+        (a.auditWebhook ? `  audit webhook  http://${a.auditWebhook}/\n` : '') +
+        (a.query ? `  query API      http://${a.query}  (metrics: /metrics)\n` : '') +
+        (a.metrics ? `  metrics        http://${a.metrics}/metrics\n` : '') +
+        `Press Ctrl-C to stop.\n`,
+    );
   });
 }
