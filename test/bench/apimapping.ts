@@ -152,7 +152,7 @@ for (let p = 1; p <= PASSES; p++) {
   console.log(`pass ${p}: ${N.toLocaleString('en-US')} events in ${(s * 1000).toFixed(0)} ms = ${Math.round(N / s).toLocaleString('en-US')} events/s`);
 }
 rates.sort((a, b) => a - b);
-console.log(`median ${Math.round(rates[rates.length >> 1]!).toLocaleString('en-US')} events/s, best ${Math.round(rates[rates.length - 1]!).toLocaleString('en-US')} events/s (target >= 200,000)`);
+console.log(`\n| events | passes | median events/s | best events/s | target |\n|---:|---:|---:|---:|---:|\n| ${N.toLocaleString('en-US')} | ${PASSES} | ${Math.round(rates[rates.length >> 1]!).toLocaleString('en-US')} | ${Math.round(rates[rates.length - 1]!).toLocaleString('en-US')} | 200,000 |\n`);
 console.log(`mix: ${counts.endpoint} endpoint, ${counts['non-resource']} non-resource, ${counts.unmatched} unmatched`);
 const reasons = new Map<string, number>();
 const kinds = new Map<string, number>();

@@ -1,0 +1,99 @@
+/**
+ * `npm run bench`: runs every benchmark, each in its own process and each side by side with its
+ * reference in that process, and writes their tables with the machine's description to
+ * test/bench/RESULTS.md. Benchmarks print markdown on stdout and progress on stderr; none asserts
+ * a time. `--tiny` runs each on a tiny input (what the test suite does, to check the harness).
+ *
+ *   node test/dist/bench/run.js [--tiny] [--out <file>] [--only <name>[,<name>...]]
+ */
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+interface Bench {
+  name: string;
+  title: string;
+  /** Script relative to the repository root, run with node. */
+  script: string;
+  args?: string[];
+  /** Environment for the full run and for --tiny. */
+  env: Record<string, string>;
+  tinyEnv: Record<string, string>;
+  tinyArgs?: string[];
+  /** The run is stopped after this long (it prints what it measured before that, or fails). */
+  timeoutMs: number;
+}
+
+const BENCHES: Bench[] = [
+  {
+    name: 'otlp-decode', title: 'OTLP decode: our decoder vs protobufjs', script: 'packages/otlp/dist/bench/decode.js',
+    env: {}, tinyEnv: {}, tinyArgs: ['--rounds', '1', '--ms', '20'], timeoutMs: 5 * 60_000,
+  },
+  {
+    name: 'kafka-clients', title: 'Kafka clients: kafkajs vs @platformatic/kafka (produce and consume paths)', script: 'test/dist/bench/kafka-clients.js',
+    env: {}, tinyEnv: { BENCH_N: '300', BENCH_WARMUP: '50', BENCH_ROUNDS: '1', BENCH_VERSIONS: '4.2.0' }, timeoutMs: 6 * 60_000,
+  },
+  {
+    name: 'webhook', title: 'Admission webhook: latency per review', script: 'test/dist/bench/webhook.js',
+    env: {}, tinyEnv: { BENCH_N: '200', BENCH_WARMUP: '20' }, timeoutMs: 3 * 60_000,
+  },
+  {
+    name: 'apimapping', title: 'Audit event -> API operation mapping', script: 'test/dist/bench/apimapping.js',
+    env: {}, tinyEnv: { BENCH_N: '2000', BENCH_PASSES: '1' }, timeoutMs: 3 * 60_000,
+  },
+];
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : undefined;
+}
+
+interface Outcome { bench: Bench; code: number | null; stdout: string; seconds: number }
+
+function runOne(b: Bench, tiny: boolean): Promise<Outcome> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [b.script, ...(b.args ?? []), ...(tiny ? (b.tinyArgs ?? []) : [])], {
+      cwd: ROOT, env: { ...process.env, ...(tiny ? b.tinyEnv : b.env) }, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), b.timeoutMs);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ bench: b, code, stdout, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+function machine(): string {
+  const c = cpus();
+  return `${c.length} cores, ${c[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`;
+}
+
+async function main(): Promise<void> {
+  const tiny = process.argv.includes('--tiny');
+  const out = arg('--out') ?? fileURLToPath(new URL('../../bench/RESULTS.md', import.meta.url));
+  const only = arg('--only')?.split(',');
+  const selected = BENCHES.filter((b) => !only || only.includes(b.name));
+  if (selected.length === 0) throw new Error(`--only ${only?.join(',')}: no such benchmark (have ${BENCHES.map((b) => b.name).join(', ')})`);
+  const started = new Date();
+  const head = `# Benchmark results\n\n${tiny ? '**Tiny inputs (`--tiny`): checks the harness, the figures mean nothing.**\n\n' : ''}Machine: ${machine()}.\nRun: ${started.toISOString()}, \`npm run bench\` (test/bench/run.ts).\n`;
+  const sections: string[] = [];
+  let failed = 0;
+  for (const b of selected) {
+    process.stderr.write(`\n=== bench ${b.name}\n`);
+    const r = await runOne(b, tiny);
+    if (r.code !== 0) failed++;
+    sections.push(`## ${b.title}\n\n\`node ${b.script}\`, ${r.seconds.toFixed(0)} s${r.code === 0 ? '' : `, **exited ${r.code ?? 'on timeout'}**`}\n\n${r.stdout.trim()}\n`);
+    // Written after each one, so a stopped run keeps what it measured.
+    writeFileSync(out, `${head}\n${sections.join('\n')}`);
+  }
+  process.stderr.write(`\nwrote ${out} (${selected.length} benchmarks, ${failed} failed) in ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s\n`);
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();
