@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { objectSetTraceId, type CorrelatorOutput } from '@kube-correlate/correlator';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import type { Span } from '@kube-correlate/otlp';
-import { TraceStore } from '@kube-correlate/store';
+import { planExport, TraceStore } from '@kube-correlate/store';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { OtlpClient } from '../src/exporters/otlp-client.js';
 import { OtlpTraceExporter } from '../src/exporters/otlp.js';
@@ -114,6 +114,40 @@ test('backend down, then up: queued data goes out once; a restart and a redelive
     await exporter.shutdown();
     await backend.shutdown();
     store.close();
+  }
+});
+
+test('entries that cannot be planned are dropped and counted, and the entries after them still go out', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'kc-otlp-plan-'));
+  const port = await freePort();
+  const metrics = new PipelineMetrics();
+  const store = new TraceStore({ dir: d, metrics, exportQueue: true });
+  const received: Span[] = [];
+  const backend = new OtlpGrpcReceiver({ name: 'backend', endpoint: `127.0.0.1:${port}`, maxRecvMsgSizeMiB: 4, metrics: new PipelineMetrics(), logger: silentLogger(), consumer: { consumeSpans: async (s) => void received.push(...s) } });
+  await backend.start();
+  let calls = 0;
+  const exporter = new OtlpTraceExporter({
+    name: 'otlp/plan', store, metrics, logger: silentLogger(),
+    client: new OtlpClient({ protocol: 'grpc', endpoint: `127.0.0.1:${port}`, timeoutMs: 1000, retry: { enabled: false, initialIntervalMs: 10, maxIntervalMs: 10, maxElapsedMs: 10 } }),
+    flushIntervalMs: 10, batchSize: 2, maxSpansPerRequest: 100, queueSize: 10_000, shutdownTimeoutMs: 500, retryPauseMs: 10,
+    plan: (s, entries) => {
+      if (calls++ === 0) throw new Error('corrupt row');
+      return planExport(s, entries);
+    },
+  });
+  try {
+    store.writeSync(output());
+    const queued = store.exportQueueSize();
+    assert.is(await exporter.drain(), true);
+    assert.is(store.exportQueueSize(), 0, 'the queue is not stuck behind the bad entries');
+    assert.ok(received.length > 0, 'the other entries were exported');
+    assert.is((await metrics.exporterFailed.get()).values.find((v) => v.labels.reason === 'internal')?.value, 1);
+    assert.ok(queued > 2);
+  } finally {
+    await exporter.shutdown();
+    await backend.shutdown();
+    store.close();
+    rmSync(d, { recursive: true, force: true });
   }
 });
 

@@ -19,6 +19,8 @@ export interface OtlpTraceExporterOptions {
   retryPauseMs: number;
   /** Requests are split to stay under this many bytes (receivers' default limit is 4 MiB). */
   maxRequestBytes?: number;
+  /** What to send for queue entries (tests inject faults here). Default planExport. */
+  plan?: typeof planExport;
 }
 
 /**
@@ -61,7 +63,12 @@ export class OtlpTraceExporter implements Component {
       if (this.stopped) break;
       await this.wait(flushIntervalMs, false);
       this.pending = false;
-      const ok = await this.drain();
+      const ok = await this.drain().catch((err: unknown) => {
+        // The store failed (disk, lock): keep the loop alive and try again after the pause.
+        this.opts.metrics.exporterFailed.inc({ exporter: this.opts.name, reason: 'internal' });
+        this.opts.logger.error({ err }, 'export round failed');
+        return false;
+      });
       if (!ok && !this.stopped) {
         this.pending = true;
         await this.wait(retryPauseMs, false);
@@ -97,7 +104,17 @@ export class OtlpTraceExporter implements Component {
       metrics.exporterQueue.set({ exporter: name }, store.exportQueueSize());
       const entries = store.nextExports(batchSize);
       if (entries.length === 0) return true;
-      const plan = planExport(store, entries);
+      let plan;
+      try {
+        plan = (this.opts.plan ?? planExport)(store, entries);
+      } catch (err) {
+        // A bug or a stored row we cannot read: these entries would fail every time, so they go
+        // (counted and logged) rather than block the queue behind them.
+        metrics.exporterFailed.inc({ exporter: name, reason: 'internal' });
+        logger.error({ err, entries: entries.slice(0, 5) }, 'cannot plan the export of these queue entries; dropping them');
+        store.removeExports(entries);
+        continue;
+      }
       try {
         for (const chunk of this.chunks(plan.spans)) {
           const r = await this.opts.client.exportBytes(chunk.bytes);
