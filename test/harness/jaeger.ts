@@ -13,7 +13,7 @@
  *
  * Nothing here mocks Jaeger. See test/jaeger/README.md for the version, build and config keys.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync,
@@ -22,7 +22,8 @@ import { connect } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { freePort, killGroup, sleep, stopTracked, tail, track, trackHelper, untrack, untrackHelper, watchdogLauncher, withLock, type Tracked } from './supervise.js';
+import { requireGo, runGo, shellLine } from './go-build.js';
+import { freePort, sleep, stopTracked, tail, track, untrack, watchdogLauncher, withLock, type Tracked } from './supervise.js';
 
 /** The Jaeger release (v2 line). */
 export const JAEGER_VERSION = 'v2.13.0';
@@ -86,39 +87,6 @@ function stampIsCurrent(stampPath: string, binPath: string): boolean {
   }
 }
 
-/** Throws an Error naming the missing tool. Under CI as anywhere else: this fails, it never skips. */
-function requireGo(): string {
-  const r = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new Error(
-      `Jaeger ${JAEGER_VERSION} is not in the cache (${jaegerCacheDir()}) and building it needs the Go toolchain (go 1.24.6 or newer), ` +
-      `but \`go\` could not be run${r.error ? ` (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})` : ` (exit ${r.status}: ${r.stderr.trim()})`}. ` +
-      'Install Go (https://go.dev/dl/, or Debian/Ubuntu `apt-get install -y golang-go` if recent enough), put `go` on PATH, ' +
-      'and make sure the Go module proxy (GOPROXY, default https://proxy.golang.org) is reachable.',
-    );
-  }
-  return r.stdout.trim();
-}
-
-
-/** Runs `go build`, its output appended to `logPath`; resolves with the exit code. */
-/** For logs and error messages: the command as one could paste it into a POSIX shell. */
-const shellLine = (args: string[]): string => args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-
-function runBuild(args: string[], logPath: string): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    const log = openSync(logPath, 'a');
-    // Its own process group, so that the exit hooks can stop go and the compilers it runs.
-    const child = spawn('go', args, { cwd: JAEGER_MODULE_DIR, env: buildEnv(), stdio: ['ignore', log, log], detached: true });
-    closeSync(log);
-    trackHelper(child);
-    const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), BUILD_TIMEOUT_MS);
-    const done = () => { clearTimeout(timer); untrackHelper(child); };
-    child.on('error', (e) => { done(); reject(e); });
-    child.on('close', (code) => { done(); resolve(code); });
-  });
-}
-
 /**
  * The path of the Jaeger binary, built on first use (several minutes: see test/jaeger/README.md).
  * Builds only when the binary or its stamp is missing or the stamp does not match test/jaeger's
@@ -130,7 +98,7 @@ export async function ensureJaeger(): Promise<string> {
   const bin = join(base, 'jaeger');
   const stamp = join(base, 'complete');
   if (stampIsCurrent(stamp, bin)) return bin;
-  const goVersion = requireGo();
+  const goVersion = requireGo(`Jaeger ${JAEGER_VERSION}`, jaegerCacheDir(), '1.24.6');
   mkdirSync(base, { recursive: true });
   return withLock(join(base, 'lock'), `the build of Jaeger ${JAEGER_VERSION}`, LOCK_WAIT_MS, async () => {
     if (stampIsCurrent(stamp, bin)) return bin; // another process finished it meanwhile
@@ -143,7 +111,7 @@ export async function ensureJaeger(): Promise<string> {
     const line = `cd ${shellLine([JAEGER_MODULE_DIR])} && CGO_ENABLED=0 go ${shellLine(args)}`;
     writeFileSync(logPath, `# ${new Date().toISOString()} ${goVersion}\n# ${line}\n`);
     const started = Date.now();
-    const code = await runBuild(args, logPath);
+    const code = await runGo(args, { cwd: JAEGER_MODULE_DIR, env: buildEnv(), logPath, timeoutMs: BUILD_TIMEOUT_MS });
     if (code !== 0 || !existsSync(tmp)) {
       rmSync(tmp, { force: true });
       throw new Error(`building Jaeger ${JAEGER_VERSION} failed (go exited ${code}; ${line}):\n${tail(logPath, 60)}`);

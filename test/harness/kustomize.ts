@@ -18,11 +18,12 @@
  * `go install` below and nothing patched.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { requireGo, runGo, shellLine } from './go-build.js';
 import { killGroup, tail, trackHelper, untrackHelper, withLock } from './supervise.js';
 
 /** The kustomize release that is built (see the file comment for why not v5.8.3). */
@@ -73,38 +74,6 @@ function stampIsCurrent(stampPath: string, binPath: string): boolean {
   }
 }
 
-/** The `go version` line; throws an Error naming the missing tool. Under CI as anywhere else: this fails, it never skips. */
-function requireGo(): string {
-  const r = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) {
-    throw new Error(
-      `kustomize ${KUSTOMIZE_VERSION} is not in the cache (${kustomizeCacheDir()}) and building it needs the Go toolchain (go 1.26.0 or newer), ` +
-      `but \`go\` could not be run${r.error ? ` (${(r.error as NodeJS.ErrnoException).code ?? r.error.message})` : ` (exit ${r.status}: ${r.stderr.trim()})`}. ` +
-      'Install Go (https://go.dev/dl/), put `go` on PATH, ' +
-      'and make sure the Go module proxy (GOPROXY, default https://proxy.golang.org) is reachable.',
-    );
-  }
-  return r.stdout.trim();
-}
-
-/** For logs and error messages: the command as one could paste it into a POSIX shell. */
-const shellLine = (args: string[]): string => args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
-
-/** Runs `go install`, its output appended to `logPath`; resolves with the exit code. */
-function runBuild(args: string[], gobin: string, cwd: string, logPath: string): Promise<number | null> {
-  return new Promise((resolve, reject) => {
-    const log = openSync(logPath, 'a');
-    // Its own process group, so that the exit hooks can stop go and the compilers it runs.
-    const child = spawn('go', args, { cwd, env: buildEnv(gobin), stdio: ['ignore', log, log], detached: true });
-    closeSync(log);
-    trackHelper(child);
-    const timer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), BUILD_TIMEOUT_MS);
-    const done = () => { clearTimeout(timer); untrackHelper(child); };
-    child.on('error', (e) => { done(); reject(e); });
-    child.on('close', (code) => { done(); resolve(code); });
-  });
-}
-
 /**
  * The path of the kustomize binary, built on first use (about half a minute with a cold Go build
  * cache). Builds only when the binary or its stamp is missing or names another version; a lock keeps
@@ -116,7 +85,7 @@ export async function ensureKustomize(): Promise<string> {
   const bin = join(base, 'kustomize');
   const stamp = join(base, 'complete');
   if (stampIsCurrent(stamp, bin)) return bin;
-  const goVersion = requireGo();
+  const goVersion = requireGo(`kustomize ${KUSTOMIZE_VERSION}`, kustomizeCacheDir(), '1.26.0');
   mkdirSync(base, { recursive: true });
   return withLock(join(base, 'lock'), `the build of kustomize ${KUSTOMIZE_VERSION}`, LOCK_WAIT_MS, async () => {
     if (stampIsCurrent(stamp, bin)) return bin; // another process finished it meanwhile
@@ -134,7 +103,7 @@ export async function ensureKustomize(): Promise<string> {
     const started = Date.now();
     let code: number | null;
     try {
-      code = await runBuild(args, gobin, base, logPath);
+      code = await runGo(args, { cwd: base, env: buildEnv(gobin), logPath, timeoutMs: BUILD_TIMEOUT_MS });
     } catch (e) {
       rmSync(gobin, { recursive: true, force: true });
       throw new Error(`building kustomize ${KUSTOMIZE_VERSION} failed: could not run go (${(e as Error).message}; ${line})`);

@@ -1,5 +1,6 @@
-import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
+import type { AuditEvent } from '@kube-correlate/audit';
 import type { Span } from '@kube-correlate/otlp';
+import { groupByAuditId } from './correlated-format.js';
 import { requestAnchor } from './request-tree.js';
 
 /** The API operation of one audit request (its stages): from the OpenAPI spec, see @kube-correlate/apicoverage. */
@@ -15,13 +16,7 @@ export const API_STABILITY = 'k8s.api.stability';
  */
 export function withApiAttributes(spans: Span[], auditEvents: readonly AuditEvent[], describe: DescribeRequest | undefined): Span[] {
   if (!describe || auditEvents.length === 0 || spans.length === 0) return spans;
-  const byAudit = new Map<string, AuditEvent[]>();
-  for (const e of auditEvents) {
-    const id = auditIDForSpans(e.auditID);
-    const list = byAudit.get(id);
-    if (list) list.push(e);
-    else byAudit.set(id, [e]);
-  }
+  const byAudit = groupByAuditId(auditEvents);
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const extra = new Map<string, Span>();
   for (const [id, events] of byAudit) {

@@ -98,19 +98,25 @@ export function auditSpan(traceId: string, parentSpanId: string, events: readonl
   };
 }
 
+/** Audit events by request: the 64-byte auditID spans carry, in arrival order. */
+export function groupByAuditId(events: readonly AuditEvent[]): Map<string, AuditEvent[]> {
+  const byAudit = new Map<string, AuditEvent[]>();
+  for (const e of events) {
+    const id = auditIDForSpans(e.auditID);
+    const list = byAudit.get(id);
+    if (list) list.push(e);
+    else byAudit.set(id, [e]);
+  }
+  return byAudit;
+}
+
 /**
  * One settled trace as `otlp_correlated` spans. `auditEvents` are the events of auditIDs carried by
  * the spans, or, for an update without spans (late audit events), of the auditIDs in `anchors`,
  * which name the span each audit request hangs under.
  */
 export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string> = new Map()): Span[] {
-  const byAudit = new Map<string, AuditEvent[]>();
-  for (const e of auditEvents) {
-    const id = auditIDForSpans(e.auditID);
-    const list = byAudit.get(id);
-    if (list) list.push(e);
-    else byAudit.set(id, [e]);
-  }
+  const byAudit = groupByAuditId(auditEvents);
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const out: Span[] = [];
   const anchorOf = new Map<string, string>();
@@ -130,12 +136,7 @@ export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], a
 
 /** Spans for audit events whose trace never came: one trace per auditID. */
 export function encodeUnjoinedAudit(events: readonly AuditEvent[]): Span[] {
-  const byAudit = new Map<string, AuditEvent[]>();
-  for (const e of events) {
-    const id = auditIDForSpans(e.auditID);
-    byAudit.set(id, [...(byAudit.get(id) ?? []), e]);
-  }
-  return [...byAudit].map(([id, list]) => auditSpan(unjoinedTraceId(id), '', list, true));
+  return [...groupByAuditId(events)].map(([id, list]) => auditSpan(unjoinedTraceId(id), '', list, true));
 }
 
 export interface DecodedCorrelated {
