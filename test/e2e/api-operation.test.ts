@@ -1,16 +1,16 @@
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { TreeNode } from '@kube-correlate/correlator';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest } from '@kube-correlate/otlp';
+import { sharedDataFile } from '../harness/coverage.js';
 import { eventList, postJson, reported, runCli, startPipeline, tempDir, waitForTree, type TestPipeline } from '../harness/index.js';
 
 /**
  * `api_spec`: with the cluster's OpenAPI document, every request tree names its API operation on
  * the route span (k8s.api.operation_id, k8s.api.stability), through the real pipeline and CLI.
  */
-const SPEC = process.env['KC_SHARED_DATA'] ? `${process.env['KC_SHARED_DATA']}/openapi/swagger-v1.34.json` : fileURLToPath(new URL('../../../../shared/data/openapi/swagger-v1.34.json', import.meta.url));
+const SPEC = sharedDataFile('openapi/swagger-v1.34.json');
 const scenario = generateDeploymentScenario({ seed: 61, k8sVersion: '1.34' });
 let p: TestPipeline;
 test.before(reported('start', async () => {

@@ -1,21 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { buildCatalogue, groupVersionOfPath, isCoverageEndpoint, levelOf, loadCatalogueFile } from '../src/index.js';
+import { dataFile } from './shared-data.js';
 
-/** /work/shared/data from packages/apicoverage/dist/test/catalogue.test.js, or $KC_SHARED_DATA. */
-const DATA_DIR = process.env['KC_SHARED_DATA'] ?? fileURLToPath(new URL('../../../../../shared/data/', import.meta.url));
-
-function dataFile(rel: string): string {
-  const p = join(DATA_DIR, rel);
-  if (!existsSync(p)) {
-    throw new Error(`shared data file ${p} is missing (data dir ${DATA_DIR}; set KC_SHARED_DATA to the directory holding openapi/ and apisnoop/)`);
-  }
-  return p;
-}
 
 /** An endpoint of APISnoop's published coverage-<release>.json. */
 interface SnoopEndpoint {

@@ -1,6 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
@@ -25,14 +23,8 @@ import {
   renderTable,
   type CoverageReport,
 } from '../src/index.js';
+import { dataFile } from './shared-data.js';
 
-/** /work/shared/data from packages/apicoverage/dist/test/report.test.js, or $KC_SHARED_DATA. */
-const DATA_DIR = process.env['KC_SHARED_DATA'] ?? fileURLToPath(new URL('../../../../../shared/data/', import.meta.url));
-function dataFile(rel: string): string {
-  const p = join(DATA_DIR, rel);
-  if (!existsSync(p)) throw new Error(`shared data file ${p} is missing (set KC_SHARED_DATA to the directory holding openapi/ and apisnoop/)`);
-  return p;
-}
 
 // -------------------------------------------------------------------------------------------------
 // A small handmade spec: stable core and apps, a beta and an alpha endpoint, a watch operation,

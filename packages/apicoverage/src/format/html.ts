@@ -13,6 +13,7 @@
  *   `data-status`, `data-weight`), present whether or not it is visible.
  */
 import { LEVELS, type CoverageReport } from '../report.js';
+import { IDENTITY_COLUMNS, identityRows, UNTESTED_COLUMNS, untestedRows, type Cell } from './rows.js';
 
 /** `&`, `<`, `>`, `"`, `'` escaped for text and attribute values. */
 export function escapeHtml(s: string): string {
@@ -57,7 +58,6 @@ function pct(n: number, d: number): string {
   return d === 0 ? '-' : `${((100 * n) / d).toFixed(1)}%`;
 }
 
-type Cell = string | number;
 
 function htmlTable(head: readonly string[], rows: ReadonlyArray<readonly Cell[]>, numeric: ReadonlySet<number> = new Set()): string {
   const th = head.map((h, i) => `<th${numeric.has(i) ? ' class="num"' : ''}>${escapeHtml(h)}</th>`).join('');
@@ -349,33 +349,16 @@ export function formatHtml(report: CoverageReport, options: HtmlOptions = {}): s
   sections.push(
     `<h2>Stable endpoints without a conformance test, by use</h2><p class="muted">Requests from clients other than e2e.test; ${report.untestedStableByUsage.length} endpoints.</p>` +
       (report.untestedStableByUsage.length === 0 ? '' : htmlTable(
-        ['#', 'endpoint', 'requests', 'tested', 'eligible', 'top identities'],
-        report.untestedStableByUsage.slice(0, top).map((e, i) => [
-          i + 1,
-          e.endpoint.operationId,
-          e.usageHits,
-          e.tested ? 'e2e' : 'no',
-          e.eligible ? 'yes' : 'no',
-          e.identities.slice(0, 3).map((x) => `${x.key} (${x.hits})`).join(', '),
-        ]),
+        UNTESTED_COLUMNS,
+        untestedRows(report, top),
         new Set([0, 2]),
       )),
   );
   sections.push(
     `<h2>Identities</h2><p class="muted">${report.identities.length} clients, grouped by user agent and service account (KEP-16).</p>` +
       htmlTable(
-        ['identity', 'requests', 'endpoints', 'stable', 'beta', 'alpha', 'non-resource', 'unmatched', 'top categories'],
-        report.identities.slice(0, top).map((i) => [
-          i.key,
-          i.requests,
-          i.endpoints.length,
-          i.levels.stable.endpoints,
-          i.levels.beta.endpoints,
-          i.levels.alpha.endpoints,
-          i.nonResource,
-          i.unmatched,
-          i.categories.slice(0, 3).map((c) => `${c.category} (${c.hits})`).join(', '),
-        ]),
+        IDENTITY_COLUMNS,
+        identityRows(report, top),
         num4,
       ),
   );

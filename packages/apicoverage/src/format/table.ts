@@ -1,5 +1,6 @@
 /** The report as aligned plain-text tables for a terminal. */
 import { LEVELS, type CoverageReport } from '../report.js';
+import { identityRows, untestedRows } from './rows.js';
 
 export type Align = 'left' | 'right';
 
@@ -71,14 +72,7 @@ export function formatTable(report: CoverageReport, options: TableOptions = {}):
   if (report.untestedStableByUsage.length) {
     out += renderTable(
       [{ title: '#', ...r }, { title: 'endpoint' }, { title: 'requests', ...r }, { title: 'tested' }, { title: 'eligible' }, { title: 'top identities', max: 70 }],
-      report.untestedStableByUsage.slice(0, top).map((e, i) => [
-        i + 1,
-        e.endpoint.operationId,
-        e.usageHits,
-        e.tested ? 'e2e' : 'no',
-        e.eligible ? 'yes' : 'no',
-        e.identities.slice(0, 3).map((x) => `${x.key} (${x.hits})`).join(', '),
-      ]),
+      untestedRows(report, top),
     );
   }
 
@@ -96,17 +90,7 @@ export function formatTable(report: CoverageReport, options: TableOptions = {}):
         { title: 'unmatched', ...r },
         { title: 'top categories', max: 50 },
       ],
-      report.identities.slice(0, top).map((id) => [
-        id.key,
-        id.requests,
-        id.endpoints.length,
-        id.levels.stable.endpoints,
-        id.levels.beta.endpoints,
-        id.levels.alpha.endpoints,
-        id.nonResource,
-        id.unmatched,
-        id.categories.slice(0, 3).map((c) => `${c.category} (${c.hits})`).join(', '),
-      ]),
+      identityRows(report, top),
     );
   }
 
