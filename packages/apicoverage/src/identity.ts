@@ -25,20 +25,8 @@
 import type { AuditEvent, AuditUser } from '@kube-correlate/audit';
 import type { Identity } from './types.js';
 
-/** What a user agent says, before the user is looked at. */
-export interface ParsedUserAgent {
-  /** Program (`kubectl`), the product of a free-form user agent (`curl`), a browser's name, or ''. */
-  program: string;
-  version: string;
-  os: string;
-  arch: string;
-  /** `project/commit` of a KEP-16 user agent, e.g. `kubernetes/abc1234`, else ''. */
-  commit: string;
-  /** What follows `project/commit/`: a controller (`deployment-controller`), or a service account user name. */
-  component: string;
-  /** The text after ` -- ` (e2e.test: the test name). */
-  test: string;
-  conformance: boolean;
+/** What a user agent says, before the user is looked at: the identity's user-agent fields, and its form. */
+export interface ParsedUserAgent extends Pick<Identity, 'program' | 'version' | 'os' | 'arch' | 'commit' | 'component' | 'test' | 'conformance'> {
   /** The user agent follows KEP-16's `program/version (os/arch) project/commit`. */
   kep16: boolean;
   /** A web browser (`Mozilla/5.0 (...) ...`). */
