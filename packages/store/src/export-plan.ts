@@ -41,30 +41,40 @@ export function planExport(store: TraceStore, entries: readonly ExportQueueEntry
     }
   }
 
-  const add = (s: Span, stages: Array<{ auditId: string; stage: string }> = []) => {
-    if (planned.has(key(s)) || store.isExported(s.traceId, s.spanId)) return;
+  /** Plans a span known not to be exported yet (once per plan). */
+  const push = (s: Span, stages: Array<{ auditId: string; stage: string }> = []) => {
+    if (planned.has(key(s))) return;
     planned.add(key(s));
     plan.spans.push(s);
     if (stages.length) plan.stages.set(key(s), stages);
+  };
+  const add = (s: Span) => {
+    if (!store.isExported(s.traceId, s.spanId)) push(s);
+  };
+  /** The request's object set on its audit span, looked up only for spans that go out. */
+  const withObjectSet = (s: Span, auditId: string): Span => {
+    const setId = store.objectSetOfAudit(auditId);
+    return setId
+      ? { ...s, attributes: [...s.attributes, { key: 'k8s.objset.id', value: { stringValue: setId } }, { key: 'k8s.objset.trace_id', value: { stringValue: objectSetTraceId(setId) } }] }
+      : s;
   };
 
   const consider = (s: Span) => {
     if (s.scope.name !== DERIVED_SCOPE) return add(s);
     const auditId = auditIDForSpans(attrString(s.attributes, 'k8s.audit.id') ?? '');
-    const setId = store.objectSetOfAudit(auditId);
-    const span: Span = setId
-      ? { ...s, attributes: [...s.attributes, { key: 'k8s.objset.id', value: { stringValue: setId } }, { key: 'k8s.objset.trace_id', value: { stringValue: objectSetTraceId(setId) } }] }
-      : s;
-    if (!store.isExported(s.traceId, s.spanId)) return add(span, span.events.map((e) => ({ auditId, stage: e.name })));
+    if (!store.isExported(s.traceId, s.spanId)) return push(withObjectSet(s, auditId), s.events.map((e) => ({ auditId, stage: e.name })));
     const done = store.exportedStages(auditId);
-    const late = span.events.filter((e) => !done.has(e.name));
+    const late = s.events.filter((e) => !done.has(e.name));
     if (late.length === 0) return;
     const names = late.map((e) => e.name);
     const times = late.map((e) => BigInt(e.timeUnixNano));
     const min = times.reduce((a, b) => (b < a ? b : a)).toString();
     const max = times.reduce((a, b) => (b > a ? b : a)).toString();
-    add(
-      { ...span, spanId: lateAuditSpanId(auditId, names), name: `${s.name} (late: ${names.join(', ')})`, startTimeUnixNano: min, endTimeUnixNano: max, events: late },
+    // The late span's id comes from the auditID and the stages it carries: new stages, new id.
+    const spanId = lateAuditSpanId(auditId, names);
+    if (store.isExported(s.traceId, spanId)) return;
+    push(
+      withObjectSet({ ...s, spanId, name: `${s.name} (late: ${names.join(', ')})`, startTimeUnixNano: min, endTimeUnixNano: max, events: late }, auditId),
       names.map((stage) => ({ auditId, stage })),
     );
   };
