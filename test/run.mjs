@@ -45,7 +45,7 @@ function runFile(file, args = [], timeoutMs = FILE_TIMEOUT_MS) {
 const started = Date.now();
 // Real components first (Kafka jars, the Jaeger binary), outside any one file's time limit.
 // Tools built once and cached, before the per-file limit starts: which test files need which.
-const TOOLS = { kafka: ['kafka', 'bench-harness'], jaeger: ['jaeger'], kustomize: ['deploy-manifests', 'openapi-validator'], chromium: ['coverage-html'] };
+const TOOLS = { kafka: ['kafka', 'bench-harness'], jaeger: ['jaeger', 'bench-harness'], kustomize: ['deploy-manifests', 'openapi-validator'], chromium: ['coverage-html'] };
 const needs = Object.keys(TOOLS).filter((tool) => files.some((f) => TOOLS[tool].some((w) => f.includes(w))));
 if (needs.length) {
   process.stdout.write(`\n=== prepare: ${needs.join(', ')}\n`);

@@ -37,6 +37,10 @@ const BENCHES: Bench[] = [
     env: {}, tinyEnv: { BENCH_N: '300', BENCH_WARMUP: '50', BENCH_ROUNDS: '1', BENCH_VERSIONS: '4.2.0' }, timeoutMs: 6 * 60_000,
   },
   {
+    name: 'ingest', title: 'Collector ingest: OTLP/gRPC -> Kafka, ours vs the OpenTelemetry Collector', script: 'test/dist/bench/ingest.js',
+    env: {}, tinyEnv: { BENCH_SECONDS: '2', BENCH_WARMUP_SECONDS: '1', BENCH_RATE: '2000' }, timeoutMs: 12 * 60_000,
+  },
+  {
     name: 'webhook', title: 'Admission webhook: latency per review', script: 'test/dist/bench/webhook.js',
     env: {}, tinyEnv: { BENCH_N: '200', BENCH_WARMUP: '20' }, timeoutMs: 3 * 60_000,
   },

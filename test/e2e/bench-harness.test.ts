@@ -22,6 +22,7 @@ test('test/bench/run.js --tiny runs every benchmark and writes the results with 
     assert.equal(titles, [
       'OTLP decode: our decoder vs protobufjs',
       'Kafka clients: kafkajs vs @platformatic/kafka (produce and consume paths)',
+      'Collector ingest: OTLP/gRPC -> Kafka, ours vs the OpenTelemetry Collector',
       'Admission webhook: latency per review',
       'Audit event -> API operation mapping',
     ]);

@@ -188,6 +188,8 @@ export interface JaegerProcess {
   dir: string;
   /** Milliseconds from spawn to ready. */
   readyMs: number;
+  /** The Jaeger process's pid (the launcher execs it), for CPU and memory figures in benchmarks. */
+  pid: number;
   /** SIGTERM to the process group, SIGKILL after 10 s; removes the temp dir. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -386,6 +388,7 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
     logPath,
     dir,
     readyMs,
+    pid: tracked.child!.pid!,
     stop() {
       stopping ??= (async () => {
         await stopProcess();

@@ -273,6 +273,8 @@ export interface KafkaBroker {
   readyMs: number;
   /** True while the broker process is alive. */
   readonly running: boolean;
+  /** The broker JVM's pid while it runs (for CPU and memory figures in benchmarks). */
+  readonly pid: number | undefined;
   /** stopBroker() then startBroker(): same ports, same data, for broker-outage tests. */
   restart(): Promise<void>;
   /** SIGTERM (controlled shutdown), SIGKILL after 10 s; keeps the data. No-op when not running. */
@@ -471,6 +473,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     logPath,
     get readyMs() { return readyMs; },
     get running() { return tracked.child !== undefined && exitInfo === undefined; },
+    get pid() { return exitInfo === undefined ? tracked.child?.pid : undefined; },
     async stopBroker() { await stopProcess(); },
     async startBroker() {
       if (stopped) throw new Error(`Kafka ${version} broker in ${dir} was stopped for good`);
