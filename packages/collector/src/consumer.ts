@@ -9,6 +9,13 @@ import type { Span } from '@kube-correlate/otlp';
 export interface SpanConsumer {
   consumeSpans(spans: Span[]): void | Promise<void>;
 }
+/**
+ * The OTLP protobuf request a span array was decoded from, when the array is all of it (no span was
+ * rejected): the Kafka exporter then splits these bytes by trace (splitTraceRequest) instead of
+ * re-encoding the spans. Receivers set it; the array is passed unchanged to every exporter.
+ */
+export const RAW_OTLP_REQUEST = new WeakMap<readonly Span[], Uint8Array>();
+
 export interface AuditConsumer {
   consumeAuditEvents(events: AuditEvent[]): void | Promise<void>;
 }

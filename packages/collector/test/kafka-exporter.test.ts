@@ -2,9 +2,10 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSpan } from '@kube-correlate/fixtures';
 import type { KafkaClient, OutgoingMessage } from '@kube-correlate/kafka';
+import * as grpc from '@grpc/grpc-js';
 import { decodeTraceRequest } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
-import { parseConfig, RetryableError } from '../src/index.js';
+import { EXPORT_PATH, OtlpGrpcReceiver, OtlpHttpReceiver, parseConfig, RetryableError } from '../src/index.js';
 import { KafkaExporter } from '../src/exporters/kafka.js';
 
 /** An in-process fake client (unit test only; the real broker is in test/e2e/kafka-*.test.ts). */
@@ -83,6 +84,73 @@ test('Kafka failing or slow: retryable errors, counted; a full queue refuses at 
   assert.is(v('slow', 'queue_full'), 1);
   assert.is(v('slow', 'timeout'), 1);
   await new Promise((r) => setTimeout(r, 200));
+});
+
+/** Protobuf by hand: a length-delimited field (field numbers below 16). */
+const ld = (field: number, ...parts: Buffer[]): Buffer => {
+  const body = Buffer.concat(parts);
+  const len: number[] = [];
+  for (let n = body.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      len.push(n);
+      break;
+    }
+    len.push((n & 0x7f) | 0x80);
+  }
+  return Buffer.concat([Buffer.of((field << 3) | 2, ...len), body]);
+};
+const hexField = (field: number, hex: string) => ld(field, Buffer.from(hex, 'hex'));
+const str = (field: number, s: string) => ld(field, Buffer.from(s));
+/** An unknown Span field (number 99, varint 7): a newer OTLP than ours. */
+const UNKNOWN = Buffer.of(0x98, 0x06, 0x07);
+const TRACE_A = '0af7651916cd43dd8448eb211c80319c';
+const TRACE_B = '4bf92f3577b34da6a3ce929d0e0e4736';
+const span = (trace: string, id: string, name: string, extra: Buffer = Buffer.alloc(0)) =>
+  ld(2, hexField(1, trace), hexField(2, id), str(5, name), Buffer.of(0x39), Buffer.alloc(8, 1), Buffer.of(0x41), Buffer.alloc(8, 2), extra);
+const request = (...spans: Buffer[]) => ld(1, ld(1, ld(1, str(1, 'service.name'), ld(2, str(1, 'apiserver')))), ld(2, ld(1, str(1, 'k8s.io/apiserver')), ...spans));
+
+test('OTLP/protobuf from the receivers goes to Kafka as the sender wrote it, split by trace: fields we do not know survive', async () => {
+  const { client, sends } = fakeClient();
+  const metrics = new PipelineMetrics();
+  const e = new KafkaExporter({ name: 'kafka', config: exporterConfig(''), metrics, logger: silentLogger(), client });
+  await e.start();
+  const common = { metrics, logger: silentLogger(), consumer: e };
+  const g = new OtlpGrpcReceiver({ ...common, name: 'otlp', endpoint: '127.0.0.1:0', maxRecvMsgSizeMiB: 4 });
+  const h = new OtlpHttpReceiver({ ...common, name: 'otlp', endpoint: '127.0.0.1:0', maxRequestBodySize: 1 << 20 });
+  await g.start();
+  await h.start();
+  const grpcClient = new grpc.Client(g.address, grpc.credentials.createInsecure());
+  try {
+    const body = request(span(TRACE_A, '00000000000000a1', 'a1', UNKNOWN), span(TRACE_B, '00000000000000b1', 'b1'), span(TRACE_A, '00000000000000a2', 'a2', UNKNOWN));
+    await new Promise<void>((resolve, reject) => grpcClient.makeUnaryRequest(EXPORT_PATH, (b: Buffer) => b, (b: Buffer) => b, body, (err) => (err ? reject(err) : resolve())));
+    const res = await fetch(`http://${h.address}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body });
+    assert.is(res.status, 200);
+    assert.is(sends.length, 2, 'one produce per request');
+    for (const messages of sends) {
+      assert.equal(messages.map((m) => m.key), [TRACE_A, TRACE_B]);
+      const [a, b] = messages.map((m) => Buffer.from(m.value as Uint8Array));
+      assert.equal(decodeTraceRequest(a!).spans.map((s) => s.name), ['a1', 'a2']);
+      assert.equal(decodeTraceRequest(b!).spans.map((s) => s.name), ['b1']);
+      assert.ok(a!.includes(UNKNOWN), 'the unknown span field reaches Kafka (a re-encode would drop it)');
+      assert.ok(a!.includes(span(TRACE_A, '00000000000000a1', 'a1', UNKNOWN)), 'the span bytes as sent');
+      assert.ok(!b!.includes(UNKNOWN));
+    }
+
+    // A request with an invalid span: partial success, and Kafka gets only the valid spans (re-encoded).
+    sends.length = 0;
+    const bad = request(span(TRACE_A, '00000000000000a3', 'a3', UNKNOWN), span('abcd', '00000000000000c1', 'bad trace id'));
+    const partial = await fetch(`http://${h.address}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: bad });
+    assert.is(partial.status, 200);
+    assert.equal(sends[0]!.map((m) => m.key), [TRACE_A]);
+    const value = Buffer.from(sends[0]![0]!.value as Uint8Array);
+    assert.equal(decodeTraceRequest(value).spans.map((s) => s.name), ['a3']);
+    assert.ok(!value.includes(Buffer.from('bad trace id')), 'the rejected span is not forwarded');
+  } finally {
+    grpcClient.close();
+    await g.shutdown();
+    await h.shutdown();
+    await e.shutdown();
+  }
 });
 
 test.run();

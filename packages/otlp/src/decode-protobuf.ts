@@ -782,3 +782,6 @@ function decodeKeyValueList(r: Reader, end: number, values: KeyValue[]): void {
     } else skipField(r, end, tag >>> 3, wt, tagAt);
   }
 }
+
+/** The reader primitives, for split-protobuf.ts (not part of the package's API). */
+export { Reader, varint32, lengthEnd, skipField, hex, fail, wrongWireType };

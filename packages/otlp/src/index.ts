@@ -6,5 +6,7 @@ export type {
 export { encodeTracesJson } from './encode-json.js';
 export type { ExportTraceServiceRequestJson } from './encode-json.js';
 export { decodeTraceRequest } from './decode-protobuf.js';
+export { splitTraceRequest } from './split-protobuf.js';
+export type { TraceRequest } from './split-protobuf.js';
 export { decodeTraceRequestJson } from './decode-json.js';
 export { encodeTraceRequest, encodeTraceResponse, encodeRpcStatus } from './encode-protobuf.js';

@@ -87,7 +87,7 @@ export class OtlpGrpcReceiver implements Component {
       throw err;
     }
     try {
-      const partial = await ingestDecoded(name, decoded, consumer, metrics);
+      const partial = await ingestDecoded(name, decoded, consumer, metrics, request);
       return Buffer.from(encodeTraceResponse(partial));
     } catch (err) {
       metrics.receiverRequests.inc({ receiver: name, outcome: 'refused' });

@@ -63,6 +63,7 @@ export class OtlpHttpReceiver implements Component {
     }
 
     let decoded: DecodedTraces;
+    let raw: Uint8Array | undefined;
     try {
       const body = await readBody(req, this.opts.maxRequestBodySize);
       if (json) {
@@ -75,6 +76,7 @@ export class OtlpHttpReceiver implements Component {
         decoded = decodeTraceRequestJson(parsed);
       } else {
         decoded = decodeTraceRequest(body);
+        raw = body;
       }
     } catch (err) {
       if (err instanceof BodyError) return refuse(err.status, err.status === 413 ? RPC.RESOURCE_EXHAUSTED : RPC.INVALID_ARGUMENT, err.reason, err.message);
@@ -86,7 +88,7 @@ export class OtlpHttpReceiver implements Component {
     }
 
     try {
-      const partial = await ingestDecoded(name, decoded, consumer, metrics);
+      const partial = await ingestDecoded(name, decoded, consumer, metrics, raw);
       const body = json
         ? Buffer.from(JSON.stringify(partial ? { partialSuccess: { rejectedSpans: String(partial.rejectedSpans), errorMessage: partial.errorMessage } } : {}) + '\n')
         : Buffer.from(encodeTraceResponse(partial));
