@@ -7,7 +7,7 @@
  * each side for about M milliseconds, sides interleaved so machine noise hits both; the median
  * round is reported.
  */
-import { decodeTraceRequest, encodeTraceRequest } from '../src/index.js';
+import { decodeTraceRequest, encodeTraceRequest, splitTraceRequest } from '../src/index.js';
 import type { KeyValue, Resource, Scope, Span } from '../src/index.js';
 import { RequestType, TO_OBJECT, referenceDecode } from '../test/reference-proto.js';
 
@@ -196,6 +196,48 @@ function main(): void {
     const target = medians[sides.findIndex((s) => s.name === 'protobufjs decode')]!;
     process.stdout.write(`\nTarget: at least 3x protobufjs decode of the same bytes; measured ${(ours / target).toFixed(2)}x (3x is met against decode+toObject and against decode to our model, not against raw decode).\n`);
   }
+  if (only) return;
+  splitBench(requests);
+}
+
+/**
+ * The collector's Kafka exporter writes one message per trace per request: the received bytes
+ * split by trace (splitTraceRequest) against the former path, decoded spans grouped by trace and
+ * re-encoded (the decode itself is common to both and not counted).
+ */
+function splitBench(requests: Uint8Array[]): void {
+  const decoded = new Map(requests.map((r) => [r, decodeTraceRequest(r).spans]));
+  for (const r of requests) {
+    const parts = splitTraceRequest(r);
+    const spans = decoded.get(r)!;
+    if (parts.length !== new Set(spans.map((s) => s.traceId)).size) throw new Error('split disagrees with the decoder on the trace count');
+    for (const p of parts) {
+      if (JSON.stringify(decodeTraceRequest(p.request).spans) !== JSON.stringify(spans.filter((s) => s.traceId === p.traceId))) throw new Error('split part decodes to other spans');
+    }
+  }
+  const sides: Side[] = [
+    { name: 'splitTraceRequest (bytes as received)', run: (b) => splitTraceRequest(b).length },
+    {
+      name: 'group decoded spans + encodeTraceRequest per trace',
+      run: (b) => {
+        const byTrace = new Map<string, Span[]>();
+        for (const s of decoded.get(b)!) {
+          const list = byTrace.get(s.traceId);
+          if (list) list.push(s);
+          else byTrace.set(s.traceId, [s]);
+        }
+        let n = 0;
+        for (const list of byTrace.values()) n += encodeTraceRequest(list).length;
+        return n;
+      },
+    },
+  ];
+  for (const side of sides) timeSide(side, requests, Math.max(300, ROUND_MS));
+  const perSide = sides.map(() => [] as number[]);
+  for (let round = 0; round < ROUNDS; round++) sides.forEach((side, i) => perSide[i]!.push(timeSide(side, requests, ROUND_MS)));
+  const medians = perSide.map(median);
+  process.stdout.write(`\nPer-trace Kafka messages from one request (the collector's Kafka exporter; ${Math.round(SPANS_PER_REQUEST / (requests.reduce((n, r) => n + splitTraceRequest(r).length, 0) / requests.length))} spans per trace message on average):\n\n`);
+  process.stdout.write(['| path | spans/s | ours is |', '|---|---:|---:|', ...sides.map((side, i) => `| ${side.name} | ${Math.round(medians[i]! * SPANS_PER_REQUEST).toLocaleString('en-US')} | ${i ? `${(medians[0]! / medians[i]!).toFixed(2)}x` : ''} |`)].join('\n') + '\n');
 }
 
 main();
