@@ -92,6 +92,20 @@ interface Pair {
 }
 
 const MAX_MESSAGES_PER_SEND = 500;
+/**
+ * Bytes of message values per produce call. kafkajs makes one record batch per partition of a call,
+ * and the broker refuses a batch over the topic's max.message.bytes (1 MiB by default) whole, with
+ * a non-retriable MESSAGE_TOO_LARGE: a catch-up that settles hundreds of trees at once must not
+ * gather them into one call.
+ */
+const MAX_BYTES_PER_SEND = 512 * 1024;
+
+const valueBytes = (m: OutgoingMessage): number => (typeof m.value === 'string' ? Buffer.byteLength(m.value) : m.value.byteLength);
+
+function isTooLarge(err: unknown): boolean {
+  const e = err as { type?: string; cause?: { type?: string }; message?: string } | undefined;
+  return e?.type === 'MESSAGE_TOO_LARGE' || e?.cause?.type === 'MESSAGE_TOO_LARGE' || /larger than the max message size/.test(e?.message ?? '');
+}
 
 export class KafkaCorrelator {
   readonly topics: KafkaCorrelatorTopics;
@@ -347,9 +361,41 @@ export class KafkaCorrelator {
     this.updateGauges();
   }
 
+  /** Produces in calls of at most MAX_MESSAGES_PER_SEND messages and MAX_BYTES_PER_SEND bytes. */
   private async send(messages: OutgoingMessage[]): Promise<void> {
-    for (let i = 0; i < messages.length; i += MAX_MESSAGES_PER_SEND) {
-      await this.producer!.send(messages.slice(i, i + MAX_MESSAGES_PER_SEND));
+    let chunk: OutgoingMessage[] = [];
+    let bytes = 0;
+    for (const m of messages) {
+      const size = valueBytes(m);
+      if (chunk.length && (chunk.length >= MAX_MESSAGES_PER_SEND || bytes + size > MAX_BYTES_PER_SEND)) {
+        await this.sendChunk(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(m);
+      bytes += size;
+    }
+    if (chunk.length) await this.sendChunk(chunk);
+  }
+
+  /**
+   * One produce call. A MESSAGE_TOO_LARGE is retried message by message (the topic's limit may be
+   * below our chunk size); a single message the broker will never take is dropped, logged and
+   * counted (exporter_failed_total{reason="message_too_large"}): retrying it would stall the
+   * partition's commits for good, and every other trace with them.
+   */
+  private async sendChunk(chunk: OutgoingMessage[]): Promise<void> {
+    try {
+      await this.producer!.send(chunk);
+    } catch (err) {
+      if (!isTooLarge(err)) throw err;
+      if (chunk.length > 1) {
+        for (const m of chunk) await this.sendChunk([m]);
+        return;
+      }
+      const m = chunk[0]!;
+      this.metrics.exporterFailed.inc({ exporter: `kafka/${m.topic}`, reason: 'message_too_large' });
+      this.logger.error({ topic: m.topic, key: m.key, bytes: valueBytes(m) }, 'Kafka refused a message as too large (the topic\'s max.message.bytes); dropped it');
     }
   }
 
