@@ -44,6 +44,11 @@ const BENCHES: Bench[] = [
     env: {}, tinyEnv: { BENCH_SECONDS: '2', BENCH_WARMUP_SECONDS: '1', BENCH_RATE: '2000' }, timeoutMs: 12 * 60_000, tools: ['kafka', 'jaeger'],
   },
   {
+    name: 'correlator', title: 'Correlator (one instance) and scale (1 vs 2 instances, 8 and 16 partitions)', script: 'test/dist/bench/correlator.js',
+    env: {}, tinyEnv: { BENCH_SPANS: '2000', BENCH_PARTITIONS_RAISED: '0', BENCH_LATENCY_SECONDS: '2', BENCH_TEMPLATE_SEEDS: '5', BENCH_JOIN_DELAY_MS: '1500' },
+    timeoutMs: 7 * 60_000, tools: ['kafka'],
+  },
+  {
     name: 'webhook', title: 'Admission webhook: latency per review', script: 'test/dist/bench/webhook.js',
     env: {}, tinyEnv: { BENCH_N: '200', BENCH_WARMUP: '20' }, timeoutMs: 3 * 60_000,
   },

@@ -23,6 +23,7 @@ test('test/bench/run.js --tiny runs every benchmark and writes the results with 
       'OTLP decode: our decoder vs protobufjs',
       'Kafka clients: kafkajs vs @platformatic/kafka (produce and consume paths)',
       'Collector ingest: OTLP/gRPC -> Kafka, ours vs the OpenTelemetry Collector',
+      'Correlator (one instance) and scale (1 vs 2 instances, 8 and 16 partitions)',
       'Admission webhook: latency per review',
       'Audit event -> API operation mapping',
     ]);
