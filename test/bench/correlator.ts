@@ -43,11 +43,10 @@
  *   BENCH_TEMPLATE_SEEDS [100]      scenario seeds used as templates
  *   BENCH_TIME_LIMIT_S [330]        the script stops itself after this (prints what it measured);
  *                                   optional runs are skipped when the budget runs short
- *   BENCH_MAX_MESSAGE_BYTES [16 MiB] max.message.bytes of the runs' otlp_correlated topics (0: the
- *                                   broker's default, 1 MiB, with which the correlator's settle
- *                                   batches fail with MESSAGE_TOO_LARGE during a catch-up and it
- *                                   stalls: up to 500 trees in one produce, one record batch per
- *                                   partition)
+ *   BENCH_MAX_MESSAGE_BYTES [0]     max.message.bytes of the runs' otlp_correlated topics (0: the
+ *                                   broker's default, 1 MiB, as in production; before the
+ *                                   correlator bounded its produce calls to 512 KiB, a catch-up
+ *                                   stalled on MESSAGE_TOO_LARGE there: test/e2e/kafka-message-size)
  *   BENCH_CPU_PROF [unset]          a directory: correlators run with --cpu-prof there, and the
  *                                   profile of the bench-3 instance is summarized on stdout
  * Tiny (every phase, about 45 s): BENCH_SPANS=2000 BENCH_PARTITIONS_RAISED=0 BENCH_LATENCY_SECONDS=2
@@ -87,7 +86,7 @@ const LAT_SECONDS = num('BENCH_LATENCY_SECONDS', 10);
 const MEM_SPANS = num('BENCH_MEM_SPANS', Math.min(SPANS, 100_000));
 const JOIN_DELAY_MS = num('BENCH_JOIN_DELAY_MS', 3000);
 const TEMPLATE_SEEDS = Math.max(1, num('BENCH_TEMPLATE_SEEDS', 100));
-const MAX_MESSAGE_BYTES = num('BENCH_MAX_MESSAGE_BYTES', 16 * 2 ** 20);
+const MAX_MESSAGE_BYTES = num('BENCH_MAX_MESSAGE_BYTES', 0);
 const TIME_LIMIT_MS = num('BENCH_TIME_LIMIT_S', 330) * 1000;
 const CPU_PROF = process.env['BENCH_CPU_PROF'] ? resolve(process.env['BENCH_CPU_PROF']) : undefined;
 const KAFKA_VERSION = '4.2.0';
@@ -390,7 +389,7 @@ const inputTopics = (partitions: number) => ({ spans: `otlp_spans-p${partitions}
 const runTopicSpecs = (t: RunTopics, partitions: number) => [
   { name: t.auditTrace, partitions, appendTime: true },
   { name: t.auditByTrace, partitions, appendTime: true },
-  // See BENCH_MAX_MESSAGE_BYTES: the correlator's settle batches outgrow the broker's default limit.
+  // See BENCH_MAX_MESSAGE_BYTES.
   { name: t.correlated, partitions, appendTime: true, ...(MAX_MESSAGE_BYTES ? { maxMessageBytes: MAX_MESSAGE_BYTES } : {}) },
 ];
 
