@@ -17,7 +17,8 @@ export interface KafkaExporterOptions {
 
 /**
  * Spans to `otlp_spans` (OTLP ExportTraceServiceRequest protobuf, one trace per message, key =
- * trace id, as the OpenTelemetry Collector's kafka exporter writes with `partition_traces_by_id`)
+ * trace id; the OpenTelemetry Collector's kafka exporter with `partition_traces_by_id` writes the
+ * same key, in one message per trace per resource and scope, which the correlator reads alike)
  * and audit events to `k8s_audit` (one Event as JSON, key = auditID), acks=all.
  *
  * `consume*` resolves only when Kafka acknowledged every message, so receivers answer their
