@@ -65,6 +65,7 @@ import { summarizeCpuProfile } from './cpu-profile.js';
 import { CorrelatorProcess, killAllCorrelators, writeCorrelatorConfig, type CorrelatorMetrics, type RunTopics } from './correlator-process.js';
 import { OutputCheck, WorkloadFactory, checkNotes, checkProblems, type CheckReport, type WorkItem, type Workload } from './correlator-workload.js';
 import { cpuSeconds, machineBusySeconds, mib, peakRssBytes } from './proc.js';
+import { stats, type Stats } from './stats.js';
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -299,14 +300,6 @@ function cpuWindow(a: PollSample, b: PollSample): CpuWindow {
 /** The last sample at or before `t`, and the first at or after it. */
 const sampleBefore = (s: PollSample[], t: number) => [...s].reverse().find((x) => x.t <= t) ?? s[0]!;
 const sampleAfter = (s: PollSample[], t: number) => s.find((x) => x.t >= t) ?? s[s.length - 1]!;
-
-interface Stats { n: number; p50: number; p99: number; max: number; min: number; mean: number }
-function stats(xs: number[]): Stats | undefined {
-  if (!xs.length) return undefined;
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-  return { n: s.length, p50: at(0.5), p99: at(0.99), max: s[s.length - 1]!, min: s[0]!, mean: s.reduce((a, b) => a + b, 0) / s.length };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Runs

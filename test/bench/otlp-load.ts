@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EXPORT_PATH } from '@kube-correlate/collector';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
+import { stats } from './stats.js';
 
 export interface LoadSpec {
   /** "host:port" of an OTLP/gRPC receiver. */
@@ -86,11 +87,6 @@ export function buildTemplates(count: number, spansPerRequest: number): Template
     }
   }
   return out;
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 /**
@@ -177,8 +173,8 @@ export async function runLoad(spec: LoadSpec, ready: () => Promise<void> = async
   result.elapsedS = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpu0);
   result.cpuS = (cpu.user + cpu.system) / 1e6;
-  latencies.sort((a, b) => a - b);
-  result.latencyMs = { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? 0 };
+  const l = stats(latencies);
+  result.latencyMs = { p50: l?.p50 ?? 0, p99: l?.p99 ?? 0, max: l?.max ?? 0 };
   client.close();
   return result;
 }

@@ -23,6 +23,7 @@ import { Agent, request } from 'node:https';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebhookServer, mutate, parseAdmissionReviewJson } from '@kube-correlate/webhook';
+import { stats, type Stats } from './stats.js';
 
 const N = Number(process.env['BENCH_N'] ?? 20_000);
 const WARMUP = Number(process.env['BENCH_WARMUP'] ?? 2_000);
@@ -98,12 +99,6 @@ const newTraceparent = (): string => `00-${randomBytes(16).toString('hex')}-${ra
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
-interface Stats { p50: number; p99: number; max: number }
-function stats(samples: Float64Array): Stats {
-  const s = Float64Array.from(samples).sort();
-  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1]! };
-}
 
 function post(agent: Agent, port: number): Promise<{ ok: boolean }> {
   const body = bodyHead + randomUUID() + bodyTail;
@@ -158,7 +153,7 @@ function inProcess(n: number): { mutateUs: Stats; fullUs: Stats } {
     JSON.stringify(mutate(parseAdmissionReviewJson(text), headers[i % 1024]!).review);
     f[i] = Number(process.hrtime.bigint() - t) / 1e3;
   }
-  return { mutateUs: stats(m), fullUs: stats(f) };
+  return { mutateUs: stats(m)!, fullUs: stats(f)! };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -181,7 +176,7 @@ try {
   for (const c of CONCURRENCY) {
     await run(port, ca, c, WARMUP);
     const res = await run(port, ca, c, N);
-    const s = stats(res.latencyMs);
+    const s = stats(res.latencyMs)!;
     rows.push(`| HTTPS keep-alive, concurrency ${c} | ${s.p50.toFixed(3)} ms | ${s.p99.toFixed(3)} ms | ${s.max.toFixed(2)} ms | ${Math.round(N / res.seconds).toLocaleString('en-US')} |${res.bad ? ` ${res.bad} unexpected responses` : ''}`);
     console.error(`bench: concurrency ${c} done in ${res.seconds.toFixed(1)} s`);
   }
