@@ -3,13 +3,13 @@
  * (the shipped collector-config/kafka-correlator.yaml with the run's topics and limits), the
  * process behind the harness's watchdog (`correlate correlator --config <file>`), its /metrics.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
-import { CLI, ROOT } from '../harness/index.js';
-import { freePort, killGroup, watchdogLauncher } from '../harness/supervise.js';
+import { spawnCorrelate } from '../harness/index.js';
+import { freePort, killGroup } from '../harness/supervise.js';
 import { cpuSeconds, rssBytes } from './proc.js';
 
 export interface RunTopics {
@@ -159,20 +159,14 @@ export class CorrelatorProcess {
     this.label = o.label;
     this.metricsUrl = `http://127.0.0.1:${port}/metrics`;
     const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
-    // Behind the harness watchdog: if this process dies, the correlator goes too. `exec` makes
-    // child.pid the node process itself (for /proc figures and signals).
-    this.child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_CORRELATOR_DIR'), 'correlator', process.execPath, ...nodeArgs, CLI, 'correlator', '--config', o.config], {
-      cwd: ROOT,
-      env: {
-        ...process.env, KAFKA_BROKERS: o.brokers, KC_CORRELATOR_GROUP: o.group, KC_METRICS_ENDPOINT: `127.0.0.1:${port}`,
-        // info: the 'partitions assigned' line tells how many rebalances a member went through.
-        LOG_LEVEL: 'info', KC_CORRELATOR_DIR: '', NODE_OPTIONS: '',
-      },
-      stdio: ['pipe', 'ignore', 'pipe'], detached: true,
+    const { child, exited } = spawnCorrelate(['correlator', '--config', o.config], {
+      nodeArgs,
+      // info: the 'partitions assigned' line tells how many rebalances a member went through.
+      env: { KAFKA_BROKERS: o.brokers, KC_CORRELATOR_GROUP: o.group, KC_METRICS_ENDPOINT: `127.0.0.1:${port}`, LOG_LEVEL: 'info', NODE_OPTIONS: '' },
     });
+    this.child = child;
     if (!this.child.pid) throw new Error(`could not start correlator ${o.label}`);
     this.pid = this.child.pid;
-    this.child.stdin!.on('error', () => undefined);
     let partial = '';
     this.child.stderr!.on('data', (d: Buffer) => {
       const text = partial + d.toString('utf8');
@@ -180,12 +174,11 @@ export class CorrelatorProcess {
       partial = parts.pop() ?? '';
       for (const line of parts) this.onLine(line);
     });
-    // 'exit', not 'close': the watchdog keeps the stderr pipe open until it is killed.
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => {
-      this.exitInfo = { code, signal };
+    this.exited = exited.then((info) => {
+      this.exitInfo = info;
       live.delete(this);
-      resolve({ code, signal });
-    }));
+      return info;
+    });
     live.add(this);
     hookExit();
   }

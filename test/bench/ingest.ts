@@ -22,16 +22,15 @@
  *   BENCH_SECONDS=60 BENCH_RATE=20000 BENCH_CONCURRENCY=16 BENCH_SIDES=ours,otelcol BENCH_MODES=fixed,saturation
  *   BENCH_CPU_PROF=<dir>: run our collector with --cpu-prof (profile written at its shutdown)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { startJaeger, type JaegerProcess, JAEGER_VERSION, JAEGER_COLLECTOR_VERSIONS } from '../harness/jaeger.js';
-import { CLI, ROOT } from '../harness/index.js';
-import { freePort, killGroup, watchdogLauncher } from '../harness/supervise.js';
+import { ROOT, spawnCorrelate } from '../harness/index.js';
+import { freePort, killGroup } from '../harness/supervise.js';
 import { cpuSeconds, peakRssBytes, machineBusySeconds, mib } from './proc.js';
 import type { LoadResult, LoadSpec } from './otlp-load.js';
 
@@ -61,20 +60,17 @@ interface Target { side: Side; label: string; endpoint: string; pid: number; sto
 
 async function startOurs(brokers: string): Promise<Target> {
   const [grpcPort, httpPort, auditPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const dir = mkdtempSync(join(tmpdir(), 'kc-bench-collector-'));
   const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
-  const child: ChildProcess = spawn('/bin/sh', ['-c', watchdogLauncher('KC_BENCH_DIR'), 'collector', process.execPath, ...nodeArgs, CLI, 'collector', '--config', `${COLLECTOR_CONFIG_DIR}kafka-collector.yaml`], {
-    cwd: ROOT, detached: true, stdio: ['pipe', 'ignore', 'pipe'],
+  const { child, exited } = spawnCorrelate(['collector', '--config', `${COLLECTOR_CONFIG_DIR}kafka-collector.yaml`], {
+    nodeArgs,
     env: {
-      ...process.env, KC_BENCH_DIR: dir, KAFKA_BROKERS: brokers, LOG_LEVEL: 'warn',
+      KAFKA_BROKERS: brokers, LOG_LEVEL: 'warn',
       KC_OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpcPort}`, KC_OTLP_HTTP_ENDPOINT: `127.0.0.1:${httpPort}`,
       KC_AUDIT_WEBHOOK_ENDPOINT: `127.0.0.1:${auditPort}`, KC_METRICS_ENDPOINT: `127.0.0.1:${metricsPort}`,
     },
   });
-  child.stdin!.on('error', () => undefined);
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d).slice(-10_000)));
-  const exited = new Promise<void>((r) => child.on('close', () => r()));
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`correlate collector exited at start:\n${stderr}`);
@@ -89,8 +85,7 @@ async function startOurs(brokers: string): Promise<Target> {
     async stop() {
       child.kill('SIGTERM'); // graceful, so --cpu-prof writes its profile
       await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-      killGroup(child.pid, 'SIGKILL');
-      rmSync(dir, { recursive: true, force: true });
+      killGroup(child.pid, 'SIGKILL'); // and its watchdog
     },
   };
 }

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
@@ -8,8 +8,8 @@ import { EXPORT_PATH, loadConfigFile, Pipeline } from '@kube-correlate/collector
 import { encodeTraceRequest, SpanKind, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
-import { CLI, eventList, reported, metricValue, ROOT, tempDir, waitFor } from '../harness/index.js';
-import { killGroup, watchdogLauncher } from '../harness/supervise.js';
+import { eventList, reported, metricValue, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
+import { killGroup } from '../harness/supervise.js';
 
 /**
  * The issue's acceptance runs against a real broker: 10,000 requests through the collector and two
@@ -113,14 +113,11 @@ function exportOverGrpc(target: string, body: Uint8Array): Promise<number> {
  * per-file limit), the correlator goes too, instead of living on and joining the consumer group of
  * a later test's broker that happens to get the same port.
  */
-function correlatorProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<number | null>; stderr: () => string } {
-  const child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_CORRELATOR_DIR'), 'correlator', process.execPath, CLI, 'correlator', '--config', `${COLLECTOR_CONFIG_DIR}kafka-correlator.yaml`], {
-    cwd: ROOT, env: { ...process.env, ...env, KC_CORRELATOR_DIR: '' }, stdio: ['pipe', 'ignore', 'pipe'], detached: true,
-  });
-  child.stdin!.on('error', () => undefined);
+function correlatorProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<unknown>; stderr: () => string } {
+  const { child, exited } = spawnCorrelate(['correlator', '--config', `${COLLECTOR_CONFIG_DIR}kafka-correlator.yaml`], { env });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err = (err + d).slice(-20_000)));
-  return { child, exited: new Promise((r) => child.on('close', (c) => r(c))), stderr: () => err };
+  return { child, exited, stderr: () => err };
 }
 
 for (const version of KAFKA_VERSIONS) {

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,9 +7,25 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig, Pipeline } from '@kube-correlate/collector';
 import type { RequestTree } from '@kube-correlate/correlator';
 import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
+import { watchdogLauncher } from './supervise.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const CLI = join(ROOT, 'packages/cli/dist/src/bin.js');
+
+/**
+ * `correlate <args>` in its own process group behind the harness watchdog (watchdogLauncher): if
+ * this process dies without its exit hooks, the program goes too. stdin is the watchdog's pipe,
+ * stdout is ignored, stderr is piped; child.pid is node's own (the launcher execs it), for signals
+ * and /proc figures. `exited` resolves on the program's 'exit', not 'close': the watchdog keeps the
+ * stderr pipe open until the group is killed (killGroup SIGKILL, which callers do after a stop).
+ */
+export function spawnCorrelate(args: string[], opts: { env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): { child: ChildProcess; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+  const child = spawn('/bin/sh', ['-c', watchdogLauncher('KC_WATCHDOG_DIR'), 'correlate', process.execPath, ...(opts.nodeArgs ?? []), CLI, ...args], {
+    cwd: ROOT, env: { ...process.env, ...opts.env, KC_WATCHDOG_DIR: '' }, stdio: ['pipe', 'ignore', 'pipe'], detached: true,
+  });
+  child.stdin!.on('error', () => undefined);
+  return { child, exited: new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal }))) };
+}
 
 /** A temporary directory removed by `cleanup()`. */
 export function tempDir(prefix = 'kc-e2e-'): { dir: string; cleanup: () => void } {
