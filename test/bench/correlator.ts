@@ -53,7 +53,7 @@
  * BENCH_TEMPLATE_SEEDS=5 BENCH_JOIN_DELAY_MS=1500.
  */
 import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -64,7 +64,7 @@ import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { summarizeCpuProfile } from './cpu-profile.js';
 import { CorrelatorProcess, killAllCorrelators, writeCorrelatorConfig, type CorrelatorMetrics, type RunTopics } from './correlator-process.js';
 import { OutputCheck, WorkloadFactory, checkNotes, checkProblems, type CheckReport, type WorkItem, type Workload } from './correlator-workload.js';
-import { cpuSeconds, machineBusySeconds, mib, peakRssBytes } from './proc.js';
+import { cpuSeconds, loadAverage, machineBusySeconds, machineDescription, mib, peakRssBytes } from './proc.js';
 import { stats, type Stats } from './stats.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -686,9 +686,6 @@ async function memoryPhase(ctx: Ctx): Promise<MemoryResult> {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-function machine(): string {
-  return `${cpus().length} cores, ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
-}
 
 const pct = (v: number | undefined) => (v === undefined || !Number.isFinite(v) ? '—' : `${(100 * v).toFixed(0)}%`);
 const cores = (cpuS: number | undefined, wallS: number | undefined) => (cpuS === undefined || !wallS ? '—' : (cpuS / wallS).toFixed(2));
@@ -708,7 +705,7 @@ function render(r: Report): { text: string; failed: boolean } {
   const W = workSummary;
   const lines: string[] = [];
   let failed = false;
-  lines.push(`Machine: ${machine()}; load average ${r.loadStart} at start, ${loadavg().map((l) => l.toFixed(1)).join(' ')} at end. Kafka ${KAFKA_VERSION}, one KRaft broker on loopback${r.brokerReadyMs ? ` (ready in ${(r.brokerReadyMs / 1000).toFixed(1)} s)` : ''}, group.initial.rebalance.delay.ms ${JOIN_DELAY_MS}.`);
+  lines.push(`Machine: ${machineDescription()}; load average ${r.loadStart} at start, ${loadAverage()} at end. Kafka ${KAFKA_VERSION}, one KRaft broker on loopback${r.brokerReadyMs ? ` (ready in ${(r.brokerReadyMs / 1000).toFixed(1)} s)` : ''}, group.initial.rebalance.delay.ms ${JOIN_DELAY_MS}.`);
   if (W) lines.push(`Workload: ${fmt(W.spans)} spans in ${fmt(W.traces)} traces (one otlp_spans message each, ${fmt(W.spanBytes / W.traces)} B on average) and ${fmt(W.auditEvents)} audit events (${fmt(W.auditIds)} requests, ${fmt(W.auditBytes / W.auditEvents)} B each), copies of generateDeploymentScenario seeds 1–${TEMPLATE_SEEDS} with fresh ids. Correlators: collector-config/kafka-correlator.yaml with settle_after ${SETTLE_MS} ms (settle timer every ${TICK_MS} ms), per-run internal and output topics.`);
   for (const p of r.prefill) lines.push(`Pre-fill at ${p.partitions} partitions: ${fmt(p.messages)} messages in ${(p.ms / 1000).toFixed(1)} s (kafkajs producer, acks=all).`);
   if (CPU_PROF) lines.push(`**Correlators ran with --cpu-prof (${CPU_PROF}): throughput and CPU include the profiler's overhead.**`);
@@ -908,7 +905,7 @@ function referenceHeap(items: WorkItem[]): { perSpan: number; perEvent: number; 
 // Main
 
 async function main(): Promise<number> {
-  const report: Report = { loadStart: loadavg().map((l) => l.toFixed(1)).join(' '), prefill: [], runs: [], skipped: [] };
+  const report: Report = { loadStart: loadAverage(), prefill: [], runs: [], skipped: [] };
   const dir = mkdtempSync(join(tmpdir(), 'kc-bench-correlator-'));
   const watchdog = setTimeout(() => {
     process.stderr.write(`[bench correlator] time limit of ${TIME_LIMIT_MS / 1000} s reached: printing what was measured\n`);

@@ -22,9 +22,8 @@
  * later rounds are skipped when the time budget runs short).
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { statSync, openSync, readSync, closeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { Kafka, Partitioners, logLevel, type LogEntry, type Producer as KjsProducer, type Admin as KjsAdmin } from 'kafkajs';
 import {
   Admin as PAdmin, Consumer as PConsumer, Producer as PProducer, CompressionAlgorithms, ListOffsetTimestamps, MessagesStreamFallbackModes, MessagesStreamModes, ProduceAcks,
@@ -33,6 +32,7 @@ import {
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest } from '@kube-correlate/otlp';
 import { KAFKA_VERSIONS, kafkaApiVersions, startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { loadAverage, machineDescription } from './proc.js';
 
 // ---------------------------------------------------------------------------------------------
 // Parameters
@@ -627,14 +627,6 @@ async function kafkajsApiReport(broker: KafkaBroker): Promise<string> {
 // ---------------------------------------------------------------------------------------------
 // Main
 
-function machine(): string {
-  let model = cpus()[0]?.model ?? 'unknown';
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) model = m[1]!.trim();
-  } catch { /* not Linux */ }
-  return `${cpus().length} cores, ${model}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}`;
-}
 
 const fmt = (v: number | undefined, digits = 0) => (v === undefined ? '—' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
 const minOf = (xs: (number | undefined)[]) => { const v = xs.filter((x): x is number => x !== undefined); return v.length ? Math.min(...v) : undefined; };
@@ -643,14 +635,14 @@ const cpuNote = (runs: RunResult[]) => {
   const c = minOf(runs.map((r) => r.consumeCpuUs));
   return p === undefined && c === undefined ? '' : `Node CPU/msg (lowest round): produce ${fmt(p)} µs, consume ${fmt(c)} µs`;
 };
-const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+const load = () => loadAverage();
 const best = <K extends 'produceMsgS' | 'consumeMsgS'>(runs: RunResult[], k: K) => runs.filter((r) => r[k] !== undefined).sort((a, b) => b[k]! - a[k]!)[0];
 
 function report(results: RunResult[], payloads: Buffer[], loadBefore: string, apiLines: string[]): string {
   const avg = payloads.reduce((s, b) => s + b.length, 0) / payloads.length;
   const rounds = Math.max(...results.map((r) => r.round));
   const lines: string[] = [];
-  lines.push(`Machine: ${machine()}; load average (1/5/15 min) ${loadBefore} at start, ${load()} at end`);
+  lines.push(`Machine: ${machineDescription()}; load average (1/5/15 min) ${loadBefore} at start, ${load()} at end`);
   lines.push(`Workload: N=${N} messages per run, OTLP protobuf values avg ${avg.toFixed(0)} B (${Math.min(...payloads.map((b) => b.length))}–${Math.max(...payloads.map((b) => b.length))} B), 32-hex keys, acks=all, no compression, ${BATCH} messages/send, ${IN_FLIGHT} sends in flight, ${PARTITIONS} partitions, warm-up ${WARMUP} messages. MB = 10^6 bytes of values. ${rounds} round(s) per client and version (client order alternates); the table shows the best round, the notes every round (produce/consume msg/s).`);
   lines.push('');
   lines.push('| client | kafka | produce msg/s | produce MB/s | consume msg/s | notes |');

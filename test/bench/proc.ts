@@ -4,6 +4,7 @@
  * on a small shared machine CPU per item is steadier than throughput.
  */
 import { readFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 
 const TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux x86-64 and arm64
 
@@ -38,3 +39,16 @@ export function machineBusySeconds(): { busy: number; total: number } {
 }
 
 export const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(0);
+
+/** The machine, as every benchmark's report names it: cores, CPU model, memory, Node, platform. */
+export function machineDescription(): string {
+  let model = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) model = m[1]!.trim();
+  } catch { /* not Linux */ }
+  return `${cpus().length} cores, ${model}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}`;
+}
+
+/** The 1, 5 and 15 minute load averages. */
+export const loadAverage = (digits = 1): string => loadavg().map((l) => l.toFixed(digits)).join(' ');

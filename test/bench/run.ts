@@ -8,9 +8,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadAverage, machineDescription } from './proc.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -81,10 +81,6 @@ function runOne(b: Bench, tiny: boolean): Promise<Outcome> {
   });
 }
 
-function machine(): string {
-  const c = cpus();
-  return `${c.length} cores, ${c[0]?.model.trim() ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}/${process.arch}; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`;
-}
 
 async function main(): Promise<void> {
   const tiny = process.argv.includes('--tiny');
@@ -103,7 +99,7 @@ async function main(): Promise<void> {
     prepared = `Tools (${tools.join(', ')}) ready in ${((Date.now() - t0) / 1000).toFixed(0)} s before the benchmarks (cached in ~/.cache/kube-correlate after the first run).\n`;
   }
   const started = new Date();
-  const head = `# Benchmark results\n\n${tiny ? '**Tiny inputs (`--tiny`): checks the harness, the figures mean nothing.**\n\n' : ''}Machine: ${machine()}.\nRun: ${started.toISOString()}, \`npm run bench\` (test/bench/run.ts).\n${prepared}`;
+  const head = `# Benchmark results\n\n${tiny ? '**Tiny inputs (`--tiny`): checks the harness, the figures mean nothing.**\n\n' : ''}Machine: ${machineDescription()}; load average ${loadAverage(2)} at start.\nRun: ${started.toISOString()}, \`npm run bench\` (test/bench/run.ts).\n${prepared}`;
   const sections: string[] = [];
   let failed = 0;
   for (const b of selected) {
