@@ -1,6 +1,7 @@
 import { loadConfigFile, Pipeline, type CollectorConfig } from '@kube-correlate/collector';
 import { createLogger } from '@kube-correlate/telemetry';
 import { DEFAULT_CONFIG } from '../paths.js';
+import { runUntilSignal } from './until-signal.js';
 
 export interface StartOptions {
   config?: string;
@@ -29,33 +30,20 @@ export async function runStart(opts: StartOptions): Promise<number> {
   await pipeline.start();
   const a = pipeline.addresses;
   logger.info({ config: config.source, ...a }, 'kube-correlate pipeline started');
-  return new Promise((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) {
-        logger.warn({ signal: sig }, 'second signal: exiting without draining');
-        process.exit(130);
-      }
-      logger.info({ signal: sig }, 'shutting down: draining in-flight traces into the store');
-      pipeline.shutdown().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
+  return runUntilSignal(logger, {
+    stopping: 'shutting down: draining in-flight traces into the store',
+    secondSignal: 'second signal: exiting without draining',
+    shutdown: () => pipeline.shutdown(),
+    ready: () => {
+      process.stderr.write(
+        `kube-correlate is running (config ${config.source})\n` +
+          (a.otlpGrpc ? `  OTLP/gRPC      ${a.otlpGrpc}\n` : '') +
+          (a.otlpHttp ? `  OTLP/HTTP      http://${a.otlpHttp}/v1/traces\n` : '') +
+          (a.auditWebhook ? `  audit webhook  http://${a.auditWebhook}/\n` : '') +
+          (a.query ? `  query API      http://${a.query}  (metrics: /metrics)\n` : '') +
+          (a.metrics ? `  metrics        http://${a.metrics}/metrics\n` : '') +
+          `Press Ctrl-C to stop.\n`,
       );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    // Announced only once the handlers are in place: a SIGTERM right after it must drain, not kill.
-    process.stderr.write(
-      `kube-correlate is running (config ${config.source})\n` +
-        (a.otlpGrpc ? `  OTLP/gRPC      ${a.otlpGrpc}\n` : '') +
-        (a.otlpHttp ? `  OTLP/HTTP      http://${a.otlpHttp}/v1/traces\n` : '') +
-        (a.auditWebhook ? `  audit webhook  http://${a.auditWebhook}/\n` : '') +
-        (a.query ? `  query API      http://${a.query}  (metrics: /metrics)\n` : '') +
-        (a.metrics ? `  metrics        http://${a.metrics}/metrics\n` : '') +
-        `Press Ctrl-C to stop.\n`,
-    );
+    },
   });
 }

@@ -1,6 +1,7 @@
 import { createLogger } from '@kube-correlate/telemetry';
 import { DEFAULT_HOST, DEFAULT_PORT, WebhookServer, WebhookStartError } from '@kube-correlate/webhook';
 import { CliError, EXIT } from '../errors.js';
+import { runUntilSignal } from './until-signal.js';
 
 export interface WebhookOptions {
   cert: string;
@@ -31,30 +32,18 @@ export async function runWebhook(opts: WebhookOptions): Promise<number> {
     if (err instanceof WebhookStartError) throw new CliError(err.message, EXIT.USAGE);
     throw err;
   }
-  process.stderr.write(
-    `kube-correlate admission webhook is running\n` +
-      `  mutate   https://${address.host}:${address.port}/mutate\n` +
-      `  health   https://${address.host}:${address.port}/healthz\n` +
-      `  metrics  https://${address.host}:${address.port}/metrics\n` +
-      `Press Ctrl-C to stop.\n`,
-  );
-  return new Promise((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) {
-        logger.warn({ signal: sig }, 'second signal: exiting at once');
-        process.exit(130);
-      }
-      logger.info({ signal: sig }, 'shutting down: closing the listener');
-      server.close().then(
-        () => resolve(EXIT.OK),
-        (err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          resolve(1);
-        },
+  return runUntilSignal(logger, {
+    stopping: 'shutting down: closing the listener',
+    secondSignal: 'second signal: exiting at once',
+    shutdown: () => server.close(),
+    ready: () => {
+      process.stderr.write(
+        `kube-correlate admission webhook is running\n` +
+          `  mutate   https://${address.host}:${address.port}/mutate\n` +
+          `  health   https://${address.host}:${address.port}/healthz\n` +
+          `  metrics  https://${address.host}:${address.port}/metrics\n` +
+          `Press Ctrl-C to stop.\n`,
       );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    },
   });
 }
