@@ -170,7 +170,12 @@ export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
         async ensureTopics(specs) {
           const existing = new Set(await admin.listTopics());
           const missing = specs.filter((s) => !existing.has(s.name));
-          if (missing.length === 0) return [];
+          if (missing.length === 0) {
+            // Another process may have just created them (the collector, a second correlator):
+            // a consumer that subscribes before they serve can stay without data (kafkajs #815).
+            await waitForLeaders(admin, specs.map((s) => s.name));
+            return [];
+          }
           await admin.createTopics({
             // kafkajs's own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which KRaft brokers answer
             // for a moment after creation; wait for the leaders here instead.
@@ -259,13 +264,20 @@ const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
   },
 });
 
-/** Polls topic metadata until every partition of every topic has a leader (30 s at most). */
+/**
+ * Polls until every partition of every topic has a leader that serves it (30 s at most): metadata
+ * names a leader a moment before the broker stops answering NOT_LEADER_OR_FOLLOWER for a new
+ * partition (KRaft), so readiness is a ListOffsets that succeeds on every partition.
+ */
 async function waitForLeaders(admin: KjsAdmin, topics: string[]): Promise<void> {
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
       const md = await admin.fetchTopicMetadata({ topics });
-      if (md.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+      if (md.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
+        for (const topic of topics) await admin.fetchTopicOffsets(topic);
+        return;
+      }
     } catch (err) {
       if (!(err as { retriable?: boolean }).retriable) throw err;
     }
