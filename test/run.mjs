@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { fileCounts } from './uvu-summary.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const filters = process.argv.slice(2);
@@ -26,7 +27,6 @@ const files = [
   ...find(join(root, 'test', 'dist')),
 ].filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
 
-const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, '');
 let passed = 0;
 let failed = 0;
 const failures = [];
@@ -38,7 +38,7 @@ function runFile(file, args = [], timeoutMs = FILE_TIMEOUT_MS) {
     child.stdout.on('data', (d) => { out += d; process.stdout.write(d); });
     child.stderr.on('data', (d) => { out += d; process.stderr.write(d); });
     const timer = setTimeout(() => { out += `\n[run] timed out after ${timeoutMs / 1000}s\n`; child.kill('SIGKILL'); }, timeoutMs);
-    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out: strip(out) }); });
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, out }); });
   });
 }
 
@@ -59,12 +59,8 @@ for (const file of files) {
   const name = relative(root, file);
   process.stdout.write(`\n=== ${name}\n`);
   const { code, signal, out } = await runFile(file);
-  const total = [...out.matchAll(/Total:\s+(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
-  const ok = [...out.matchAll(/Passed:\s+(\d+)/g)].reduce((s, m) => s + Number(m[1]), 0);
-  let bad = total - ok;
-  // A file that crashed or hung without uvu's summary counts as one failure, never as silence.
-  if ((code !== 0 || signal) && bad === 0) bad = 1;
-  if (total === 0 && bad === 0) { bad = 1; process.stdout.write(`[run] ${name} ran no test\n`); }
+  const { passed: ok, failed: bad, ranNothing } = fileCounts(out, { code, signal });
+  if (ranNothing && code === 0 && !signal) process.stdout.write(`[run] ${name} ran no test\n`);
   passed += ok;
   failed += bad;
   if (bad) failures.push(`${name} (${bad} failed${signal ? `, ${signal}` : ''})`);

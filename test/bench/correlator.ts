@@ -189,74 +189,82 @@ async function produceItems(producer: Producer, items: WorkItem[], topics: { spa
  * One consumer group in this process reading every run's otlp_correlated. Topics stay paused
  * while correlators run (so the check costs them no CPU) and are resumed to read a run back.
  */
+/**
+ * Reads output topics back, each from its beginning, with a consumer of its own created when the
+ * topic is first wanted (one group per topic, nothing committed). A consumer is never paused: a
+ * kafkajs consumer that is restarting (a broker still loading its group coordinator answers the
+ * join with COORDINATOR_LOAD_IN_PROGRESS, and kafkajs restarts the consumer) has no group to pause,
+ * and pause() then throws. Done with a topic, its consumer is disconnected.
+ */
 class OutputReader {
-  private readonly consumer: KjsConsumer;
-  private readonly checks = new Map<string, OutputCheck>();
-  private readonly taps = new Map<string, (key: string, timestamp: number) => void>();
-  private readonly counts = new Map<string, number>();
-  private crashed: Error | undefined;
+  private readonly readers = new Map<string, { consumer: KjsConsumer; count: number; crashed?: Error; joined: boolean }>();
+  private stopped = false;
 
-  constructor(kafka: Kafka, private readonly topics: string[]) {
-    // kafkajs heartbeats only while it handles batches: a member paused for minutes would be dropped
-    // from the group (and re-read everything on its return) with a usual session timeout.
-    this.consumer = kafka.consumer({
-      groupId: `kc-bench-reader-${process.pid}`, allowAutoTopicCreation: false, sessionTimeout: 20 * 60_000, rebalanceTimeout: 60_000, heartbeatInterval: 3000, maxWaitTimeInMs: 250,
-    });
-    this.consumer.on(this.consumer.events.CRASH, (e) => { this.crashed = e.payload.error; });
-    for (const t of topics) this.counts.set(t, 0);
-  }
-
-  async start(): Promise<void> {
-    await this.consumer.connect();
-    for (const topic of this.topics) await this.consumer.subscribe({ topic, fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch, heartbeat }) => {
-        const check = this.checks.get(batch.topic);
-        const tap = this.taps.get(batch.topic);
-        for (const m of batch.messages) {
-          if (check && m.value) check.add(m.key?.toString('utf8'), m.value, Number(m.timestamp));
-          if (tap) tap(m.key?.toString('utf8') ?? '', Number(m.timestamp));
-        }
-        this.counts.set(batch.topic, (this.counts.get(batch.topic) ?? 0) + batch.messages.length);
-        await heartbeat();
-      },
-    });
-    this.consumer.pause(this.topics.map((topic) => ({ topic })));
-  }
+  constructor(private readonly kafka: Kafka) {}
 
   /** Starts reading `topic` into `check`. */
   resume(topic: string, check: OutputCheck): void {
-    this.checks.set(topic, check);
-    this.consumer.resume([{ topic }]);
+    this.read(topic, (key, value, ts) => check.add(key, value, ts));
   }
 
   /** Starts reading `topic`, handing each record's key and timestamp to `tap`. */
   resumeTap(topic: string, tap: (key: string, timestamp: number) => void): void {
-    this.taps.set(topic, tap);
-    this.consumer.resume([{ topic }]);
+    this.read(topic, (key, _value, ts) => tap(key ?? '', ts));
   }
 
+  private read(topic: string, handle: (key: string | undefined, value: Buffer, timestamp: number) => void): void {
+    if (this.stopped) throw new Error('output reader stopped');
+    if (this.readers.has(topic)) throw new Error(`output reader: ${topic} is already being read`);
+    // kafkajs heartbeats only while it handles batches: a long session timeout keeps a quiet reader in its group.
+    const consumer = this.kafka.consumer({
+      groupId: `kc-bench-reader-${process.pid}-${topic}`, allowAutoTopicCreation: false, sessionTimeout: 20 * 60_000, rebalanceTimeout: 60_000, heartbeatInterval: 3000, maxWaitTimeInMs: 250,
+      retry: { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
+    });
+    const r: { consumer: KjsConsumer; count: number; crashed?: Error; joined: boolean } = { consumer, count: 0, joined: false };
+    this.readers.set(topic, r);
+    // A crash that kafkajs recovers from by restarting the consumer (retriable errors) is not the end.
+    consumer.on(consumer.events.CRASH, (e) => { if (!e.payload.restart) r.crashed = e.payload.error; });
+    consumer.on(consumer.events.GROUP_JOIN, () => { r.joined = true; });
+    const started = (async () => {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch, heartbeat }) => {
+          for (const m of batch.messages) if (m.value) handle(m.key?.toString('utf8'), m.value, Number(m.timestamp));
+          r.count += batch.messages.length;
+          await heartbeat();
+        },
+      });
+    })();
+    started.catch((e: unknown) => { r.crashed = e instanceof Error ? e : new Error(String(e)); });
+  }
+
+  /** Stops reading `topic` (what was read stays counted). */
   pause(topic: string): void {
-    this.consumer.pause([{ topic }]);
+    const r = this.readers.get(topic);
+    if (r) void r.consumer.disconnect().catch(() => undefined);
   }
 
   count(topic: string): number {
-    return this.counts.get(topic) ?? 0;
+    return this.readers.get(topic)?.count ?? 0;
   }
 
   /** Waits until `n` messages of `topic` were read. */
   async readUpTo(topic: string, n: number, timeoutMs: number): Promise<void> {
+    const r = this.readers.get(topic);
+    if (!r) throw new Error(`output reader: ${topic} is not being read`);
     const deadline = Date.now() + timeoutMs;
-    while (this.count(topic) < n) {
-      if (this.crashed) throw new Error(`output reader crashed: ${errText(this.crashed)}`);
-      if (Date.now() > deadline) throw new Error(`read ${this.count(topic)} of ${n} messages of ${topic} in ${timeoutMs} ms`);
+    while (r.count < n) {
+      if (r.crashed) throw new Error(`output reader of ${topic} crashed: ${errText(r.crashed)}`);
+      if (Date.now() > deadline) throw new Error(`read ${r.count} of ${n} messages of ${topic} in ${timeoutMs} ms${r.joined ? '' : ' (its consumer never joined its group)'}`);
       await sleep(50);
     }
   }
 
   async stop(): Promise<void> {
-    await Promise.race([this.consumer.disconnect().catch(() => undefined), sleep(10_000)]);
+    this.stopped = true;
+    await Promise.race([Promise.all([...this.readers.values()].map((r) => r.consumer.disconnect().catch(() => undefined))), sleep(10_000)]);
   }
 }
 
@@ -956,10 +964,7 @@ async function main(): Promise<number> {
       ...[PARTITIONS, ...(raised ? [raised] : [])].flatMap((p) => [{ name: inputTopics(p).spans, partitions: p, appendTime: true }, { name: inputTopics(p).audit, partitions: p, appendTime: true }]),
       ...plan.flatMap((p, i) => runTopicSpecs(allTopics[i]!, p.partitions)),
     ]);
-    const b3 = allTopics[plan.findIndex((p) => p.partitions === PARTITIONS && p.instances === 1)]!;
-    reader = new OutputReader(kafka, [...allTopics.map((t) => t.correlated), b3.auditTrace, b3.auditByTrace]);
-    const readerJoined = reader.start(); // joins its group (the broker's initial delay) while the inputs are filled
-    void readerJoined.catch(() => undefined); // awaited below; no unhandled rejection if the pre-fill fails first
+    reader = new OutputReader(kafka);
     const ctx: Ctx = { broker, kafka, admin, producer, reader, work, factory, dir };
 
     const prefilled = new Set<number>();
@@ -983,7 +988,6 @@ async function main(): Promise<number> {
         continue;
       }
       await prefill(p.partitions);
-      await readerJoined;
       const t = Date.now();
       const run = await throughputRun(ctx, p.partitions, p.instances, isBench3 && LAT_SECONDS > 0 && LAT_RATE > 0);
       lastRunMs = Date.now() - t;
