@@ -47,7 +47,9 @@ test('fresh clone: npm start serves, then npx correlate --trace <unknown id> pri
     await waitFor('`npm start` in the fresh clone to serve', () => {
       if (child.exitCode !== null) throw new Error(`npm start exited ${child.exitCode}:\n${out.slice(-3000)}`);
       return out.includes('kube-correlate is running') ? true : undefined;
-    }, 8 * 60_000);
+    }, 8 * 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}; its output so far:\n${out.slice(-3000)}`);
+    });
 
     const bin = join(clone, 'node_modules', '.bin', 'correlate');
     assert.ok(existsSync(bin), 'npm linked node_modules/.bin/correlate');

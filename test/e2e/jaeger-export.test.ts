@@ -9,6 +9,7 @@ import { auditEvent, generateDeploymentScenario } from '@kube-correlate/fixtures
 import { attrString, decodeTraceRequestJson, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { eventList, metricValue, postJson, reported, ROOT, runCli, startPipeline, tempDir, waitFor, waitForTree, type TestPipeline } from '../harness/index.js';
 import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
+import { assertJaegerHasStoreTree, childrenFirst } from '../harness/objset-order.js';
 
 /**
  * Issue 4's acceptance against the real Jaeger v2 binary (in-memory storage, loopback): the
@@ -211,6 +212,50 @@ test('replaying twice, and again after a restart, leaves every span id once in J
   const fromStore = await runCli(['--audit-id', auditID, '--json', '--endpoint', p.query]);
   assert.is(late2.stdout, fromStore.stdout, 'an audit-only request reads the same from Jaeger');
 });
+
+for (const annotations of [false, true]) {
+  test(`out of order (${annotations ? 'webhook annotations' : 'ownerReferences only'}): children first, stages shuffled, the Deployment last; Jaeger's object-set trace is the store's`, async () => {
+    const name = annotations ? 'late-a' : 'late-o';
+    const s = generateDeploymentScenario({ seed: annotations ? 411 : 412, annotations, start: minutesAgo(2), name });
+    const other = tempDir('kc-jaeger-order-');
+    // Held spans wait for a minute: only the hold, not its deadline, may put the tree right.
+    const o = await startPipeline({ dataDir: other.dir, settleAfter: '150ms', pendingAuditTtl: '300ms', otlp: { endpoint: jaeger.otlpGrpc, objsetSettle: '200ms', waitForOwners: '60s' } });
+    try {
+      const res = await fetch(`${o.http}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: encodeTraceRequest(s.spans) });
+      assert.is(res.status, 200);
+      const { children, owners } = childrenFirst(s, 5);
+      const store = o.pipeline.store!;
+      for (const batch of children) {
+        assert.is((await postJson(o.audit, eventList(batch))).status, 200);
+        // Each batch stored and its export round done (only held releases left) before the next.
+        const ids = new Set(batch.map((e) => auditIDForSpans(e.auditID)));
+        await waitFor('the batch stored and exported', () => ([...ids].every((id) => store.auditEvents(id).length > 0) && store.allExports().every((e) => e.kind === 'release') ? true : undefined), 30_000);
+      }
+      const setTrace = objectSetTraceId(s.deploymentUid);
+      const early = await jaegerSpans(setTrace);
+      assert.not.ok(early.some((x) => !x.parentSpanId), 'no root span before the Deployment was seen');
+      assert.is((await postJson(o.audit, eventList(owners))).status, 200);
+      const tree = await waitFor('the Deployment in the store', () => {
+        const t = store.getObjectSet(s.deploymentUid);
+        return t && store.findObjects('deployment', 'default', name).length ? t : undefined;
+      }, 30_000);
+      await waitFor('nothing left to export', () => (store.allExports().length === 0 ? true : undefined), 30_000);
+      const spans = await waitFor(`${tree.spanCount} object-set spans in Jaeger`, async () => {
+        const got = await jaegerSpans(setTrace);
+        return got.length >= tree.spanCount ? got : undefined;
+      }, 30_000);
+      assertJaegerHasStoreTree(spans, store.getObjectSet(s.deploymentUid)!);
+      assertObjectSet(spans, s);
+      const fromJaeger = await runCli(['--objset', s.deploymentUid, '--json', '--jaeger', jaeger.queryHttp]);
+      const fromStore = await runCli(['--objset', s.deploymentUid, '--json', '--endpoint', o.query]);
+      assert.is(fromJaeger.code, 0, fromJaeger.stderr);
+      assert.is(fromJaeger.stdout, fromStore.stdout, 'the CLI reads the same tree from both');
+    } finally {
+      await o.stop();
+      other.cleanup();
+    }
+  });
+}
 
 test('otlphttp: the same export over OTLP/HTTP (protobuf) to Jaeger\'s :4318 receiver', async () => {
   const viaHttp = generateDeploymentScenario({ seed: 403, start: minutesAgo(3), name: 'db' });

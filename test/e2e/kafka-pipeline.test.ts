@@ -11,6 +11,8 @@ import { eventList, postJson, reported, runCli, tempDir, waitFor, waitForTree } 
 import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
 import { objectSetTraceId } from '@kube-correlate/correlator';
 import { decodeTraceRequestJson, attrString } from '@kube-correlate/otlp';
+import { auditIDForSpans } from '@kube-correlate/audit';
+import { assertJaegerHasStoreTree, childrenFirst, jaegerTrace } from '../harness/objset-order.js';
 
 /**
  * Kafka mode against a real broker (each supported Kafka version): collector -> otlp_spans and
@@ -52,7 +54,8 @@ for (const version of KAFKA_VERSIONS) {
     await store.start();
     running.push(store);
     jaeger = await startJaeger();
-    toJaeger = pipelineFrom('kafka-jaeger.yaml', { ...env, KC_DATA_DIR: jaegerData.dir, JAEGER_OTLP_ENDPOINT: jaeger.otlpGrpc });
+    // Held object-set spans wait a minute: only the hold, not its deadline, may put an out-of-order set right.
+    toJaeger = pipelineFrom('kafka-jaeger.yaml', { ...env, KC_DATA_DIR: jaegerData.dir, JAEGER_OTLP_ENDPOINT: jaeger.otlpGrpc, KC_OBJSET_SETTLE_AFTER: '300ms', KC_OBJSET_WAIT_FOR_OWNERS: '60s' });
     await toJaeger.start();
     running.push(toJaeger);
   }));
@@ -101,6 +104,35 @@ for (const version of KAFKA_VERSIONS) {
     assert.is(fromJaeger.code, 0, fromJaeger.stderr);
     const fromStore = await runCli(['--object', 'deployment/default/web', '--json', '--endpoint', query]);
     assert.is(fromJaeger.stdout, fromStore.stdout, 'the Kafka-mode store and Jaeger give the same object-set tree');
+  });
+
+  t('out of order: children first, stages shuffled, the Deployment last; Jaeger\'s object-set trace is the store\'s', async () => {
+    const s = generateDeploymentScenario({ seed: 23, annotations: true, start: new Date(Date.now() - 30_000), name: 'late' });
+    const http = `http://${collector.addresses.otlpHttp}`;
+    const res = await fetch(`${http}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/x-protobuf' }, body: encodeTraceRequest(s.spans) });
+    assert.is(res.status, 200);
+    const store = toJaeger.store!;
+    const { children, owners } = childrenFirst(s, 9);
+    for (const batch of children) {
+      assert.is((await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(batch))).status, 200);
+      const ids = new Set(batch.map((e) => auditIDForSpans(e.auditID)));
+      await waitFor('the batch in the kafka-jaeger store, and its export round done', () => ([...ids].every((id) => store.auditEvents(id).length > 0) && store.allExports().every((e) => e.kind === 'release') ? true : undefined), 60_000);
+    }
+    const setTrace = objectSetTraceId(s.deploymentUid);
+    assert.not.ok((await jaegerTrace(jaeger.queryHttp, setTrace)).some((x) => !x.parentSpanId), 'no root span before the Deployment was seen');
+    assert.is((await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(owners))).status, 200);
+    await waitFor('the Deployment in the kafka-jaeger store', () => (store.findObjects('deployment', 'default', 'late').length ? true : undefined), 60_000);
+    await waitFor('nothing left to export', () => (store.allExports().length === 0 ? true : undefined), 30_000);
+    const tree = store.getObjectSet(s.deploymentUid)!;
+    const spans = await waitFor(`${tree.spanCount} object-set spans in Jaeger`, async () => {
+      const got = await jaegerTrace(jaeger.queryHttp, setTrace);
+      return got.length >= tree.spanCount ? got : undefined;
+    }, 30_000);
+    assertJaegerHasStoreTree(spans, tree);
+    const fromJaeger = await runCli(['--objset', s.deploymentUid, '--json', '--jaeger', jaeger.queryHttp]);
+    const fromStore = await runCli(['--objset', s.deploymentUid, '--json', '--endpoint', `http://${toJaeger.addresses.query}`]);
+    assert.is(fromJaeger.code, 0, fromJaeger.stderr);
+    assert.is(fromJaeger.stdout, fromStore.stdout, 'the CLI reads the same tree from Jaeger and from the store');
   });
 
   t.run();

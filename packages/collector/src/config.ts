@@ -190,6 +190,22 @@ const otlpCommon = {
   max_spans_per_request: positiveInt.default(2000),
   /** On shutdown, keep exporting for at most this long; what is left stays queued in the store. */
   shutdown_timeout: duration.default('5s'),
+  /**
+   * A span sent to Jaeger cannot be changed: a request's route span (which carries k8s.audit.*) and
+   * its audit span wait until its audit record is complete (ResponseComplete or Panic), at most this.
+   */
+  wait_for_audit: duration.default('1m'),
+  /**
+   * Object-set traces: a span sent to Jaeger cannot be changed, so a set goes out once it was quiet
+   * for `settle_after` (at the latest `max_delay` after its first new data); spans that may still
+   * change (the root until the root object was seen, owners known only from ownerReferences,
+   * requests whose audit is not complete) wait at most `wait_for_owners` more, then go as they are.
+   */
+  object_sets: z.strictObject({
+    settle_after: duration.default('5s'),
+    max_delay: duration.default('1m'),
+    wait_for_owners: duration.default('2m'),
+  }).default({ settle_after: '5s', max_delay: '1m', wait_for_owners: '2m' }),
 };
 const otlpExporter = z.strictObject({
   /** host:port, or http(s)://host:port (https: TLS). */

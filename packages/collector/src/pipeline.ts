@@ -70,7 +70,11 @@ export class Pipeline {
       const otlp = config.exporters.find((e) => e.type === 'otlp' || e.type === 'otlphttp');
       if (config.store) {
         const dir = resolve(config.store.directory);
-        this.store = new TraceStore({ dir, metrics, exportQueue: !!otlp, onExportQueued: () => this.otlpExporter?.notify() });
+        const objectSets = otlp && (otlp.type === 'otlp' || otlp.type === 'otlphttp') ? otlp.config.object_sets : undefined;
+        this.store = new TraceStore({
+          dir, metrics, exportQueue: !!otlp, onExportQueued: () => this.otlpExporter?.notify(),
+          ...(objectSets ? { objectSetDebounce: { settleAfterMs: parseDuration(objectSets.settle_after), maxDelayMs: parseDuration(objectSets.max_delay) } } : {}),
+        });
         logger.info({ path: this.store.path }, 'embedded store opened');
       }
       if (otlp && (otlp.type === 'otlp' || otlp.type === 'otlphttp')) {
@@ -101,6 +105,8 @@ export class Pipeline {
           flushIntervalMs: parseDuration(c.flush_interval), batchSize: c.batch_size, maxSpansPerRequest: c.max_spans_per_request,
           queueSize: c.sending_queue.queue_size, shutdownTimeoutMs: parseDuration(c.shutdown_timeout),
           retryPauseMs: parseDuration(c.retry_on_failure.initial_interval),
+          waitForOwnersMs: parseDuration(c.object_sets.wait_for_owners),
+          waitForAuditMs: parseDuration(c.wait_for_audit),
         });
         await this.otlpExporter.start();
         logger.info({ exporter: otlp.name, endpoint: c.endpoint }, 'exporting correlated traces over OTLP');

@@ -58,6 +58,9 @@ function exporterOn(store: TraceStore, port: number, metrics: PipelineMetrics): 
   return new OtlpTraceExporter({
     name: 'otlp/test', store, client, metrics, logger: silentLogger(),
     flushIntervalMs: 20, batchSize: 3, maxSpansPerRequest: 7, queueSize: 10_000, shutdownTimeoutMs: 2000, retryPauseMs: 50,
+    // The held-back request's object-set span waits this long for its ResponseComplete, then goes as it is.
+    waitForOwnersMs: 300,
+    waitForAuditMs: 300,
   });
 }
 

@@ -2,7 +2,7 @@ export { Correlator } from './correlator.js';
 export type { CorrelatorOptions, CorrelatorOutput, CorrelatorSink, TraceUpdate, SettleReason } from './correlator.js';
 export { buildRequestTree, durationNanos, requestAnchor, toTreeAudit } from './request-tree.js';
 export type { RequestTree, TreeNode, TreeLink, TreeAudit, BuildTreeOptions } from './request-tree.js';
-export { encodeCorrelatedTrace, encodeUnjoinedAudit, decodeCorrelated, auditSpan, auditAttributes, auditSpanId, lateAuditSpanId, unjoinedTraceId, DERIVED_SCOPE, OBJSET_SCOPE } from './correlated-format.js';
+export { encodeCorrelatedTrace, encodeUnjoinedAudit, decodeCorrelated, groupByAuditId, auditSpan, auditAttributes, auditSpanId, lateAuditSpanId, unjoinedTraceId, DERIVED_SCOPE, OBJSET_SCOPE } from './correlated-format.js';
 export type { DecodedCorrelated } from './correlated-format.js';
 export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS } from './kafka-correlator.js';
 export type { KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';

@@ -30,6 +30,10 @@ export interface ObjectRecord {
   name: string;
   /** uid of the controller owner, or ''. */
   ownerUid: string;
+  /** Kind, name and apiVersion of the controller owner, from the ownerReference ('' when none). */
+  ownerKind: string;
+  ownerName: string;
+  ownerApiVersion: string;
   /** From the object's trace.kubernetes.io/objsetid annotation, or ''. */
   objsetId: string;
   /** stageTimestamp of the first event that showed it. */
@@ -52,8 +56,45 @@ export interface ObjectRef {
   requestReceived: string;
 }
 
-type Meta = { uid?: string; name?: string; namespace?: string; annotations?: Record<string, string>; ownerReferences?: Array<{ uid?: string; controller?: boolean }> };
+type OwnerReference = { uid?: string; controller?: boolean; kind?: string; name?: string; apiVersion?: string };
+type Meta = { uid?: string; name?: string; namespace?: string; annotations?: Record<string, string>; ownerReferences?: OwnerReference[] };
 type K8sObject = { kind?: string; apiVersion?: string; metadata?: Meta };
+
+/**
+ * Kinds of a response that is not the object itself: a metadata-only read (the garbage collector's
+ * client asks for `PartialObjectMetadata`), a server-side table (kubectl get), a Status.
+ */
+const NOT_THE_OBJECT = new Set(['PartialObjectMetadata', 'PartialObjectMetadataList', 'Table', 'Status']);
+
+/** Built-in resources (group/resource) and their kinds, for responses that do not name the kind. */
+const BUILTIN_KINDS: Record<string, string> = {
+  '/pods': 'Pod', '/services': 'Service', '/configmaps': 'ConfigMap', '/secrets': 'Secret', '/namespaces': 'Namespace',
+  '/nodes': 'Node', '/serviceaccounts': 'ServiceAccount', '/endpoints': 'Endpoints', '/events': 'Event',
+  '/persistentvolumeclaims': 'PersistentVolumeClaim', '/persistentvolumes': 'PersistentVolume',
+  '/replicationcontrollers': 'ReplicationController', '/limitranges': 'LimitRange', '/resourcequotas': 'ResourceQuota',
+  '/podtemplates': 'PodTemplate',
+  'apps/deployments': 'Deployment', 'apps/replicasets': 'ReplicaSet', 'apps/statefulsets': 'StatefulSet',
+  'apps/daemonsets': 'DaemonSet', 'apps/controllerrevisions': 'ControllerRevision',
+  'batch/jobs': 'Job', 'batch/cronjobs': 'CronJob',
+  'autoscaling/horizontalpodautoscalers': 'HorizontalPodAutoscaler', 'policy/poddisruptionbudgets': 'PodDisruptionBudget',
+  'networking.k8s.io/ingresses': 'Ingress', 'networking.k8s.io/networkpolicies': 'NetworkPolicy',
+  'discovery.k8s.io/endpointslices': 'EndpointSlice', 'coordination.k8s.io/leases': 'Lease', 'events.k8s.io/events': 'Event',
+  'rbac.authorization.k8s.io/roles': 'Role', 'rbac.authorization.k8s.io/rolebindings': 'RoleBinding',
+  'rbac.authorization.k8s.io/clusterroles': 'ClusterRole', 'rbac.authorization.k8s.io/clusterrolebindings': 'ClusterRoleBinding',
+  'storage.k8s.io/storageclasses': 'StorageClass', 'apiextensions.k8s.io/customresourcedefinitions': 'CustomResourceDefinition',
+  'admissionregistration.k8s.io/mutatingwebhookconfigurations': 'MutatingWebhookConfiguration',
+  'admissionregistration.k8s.io/validatingwebhookconfigurations': 'ValidatingWebhookConfiguration',
+};
+
+/**
+ * The kind of the object a request addressed: the kind the object carries when it is the object
+ * itself, else the built-in kind of the addressed resource, else '' (unknown: a later event names
+ * it). Never `PartialObjectMetadata`: that is the shape of a metadata-only response, not a kind.
+ */
+export function objectKind(carriedKind: string | undefined, resource: string | undefined, apiGroup: string | undefined): string {
+  if (carriedKind && !NOT_THE_OBJECT.has(carriedKind)) return carriedKind;
+  return BUILTIN_KINDS[`${apiGroup ?? ''}/${resource ?? ''}`] ?? '';
+}
 
 function carried(e: AuditEvent): K8sObject | undefined {
   for (const o of [e.responseObject, e.requestObject] as unknown[]) {
@@ -89,14 +130,20 @@ export function objectsOfAudit(e: AuditEvent): { object?: ObjectRecord; ref: Obj
   };
   if (obj && !ref.subresource) {
     const m = obj.metadata!;
+    const owner = Array.isArray(m.ownerReferences) ? m.ownerReferences.find((o) => o?.controller === true && typeof o.uid === 'string') : undefined;
+    const kind = objectKind(obj.kind, ref.resource, ref.apiGroup);
     out.object = {
       uid: m.uid!,
-      kind: obj.kind ?? '',
-      apiVersion: obj.apiVersion ?? '',
+      kind,
+      // A metadata-only response's apiVersion is meta.k8s.io's, not the object's.
+      apiVersion: kind === obj.kind ? (obj.apiVersion ?? '') : ref.apiVersion ? `${ref.apiGroup ? `${ref.apiGroup}/` : ''}${ref.apiVersion}` : '',
       resource: ref.resource ?? '',
       namespace: m.namespace ?? ref.namespace ?? '',
       name: m.name ?? ref.name ?? '',
-      ownerUid: m.ownerReferences?.find((o) => o.controller === true)?.uid ?? '',
+      ownerUid: owner?.uid ?? '',
+      ownerKind: typeof owner?.kind === 'string' ? owner.kind : '',
+      ownerName: typeof owner?.name === 'string' ? owner.name : '',
+      ownerApiVersion: typeof owner?.apiVersion === 'string' ? owner.apiVersion : '',
       objsetId: m.annotations?.[ANNOTATION_OBJSETID] ?? '',
       firstSeen: e.stageTimestamp,
       deleted: e.verb === 'delete' && code >= 200 && code < 300,

@@ -82,7 +82,16 @@ export class JaegerSource {
     return hit ? this.getTrace(hit.traceId) : undefined;
   }
 
-  async getObjectSet(setId: string): Promise<ObjectSetTree | undefined> {
+  /** By set id, or by the uid of one of its objects (found among the newest object-set traces). */
+  async getObjectSet(id: string): Promise<ObjectSetTree | undefined> {
+    const bySet = await this.objectSetById(id);
+    if (bySet) return bySet;
+    const hit = (await this.search(OBJSET_SERVICE)).find((s) => s.scope.name === OBJSET_SCOPE && attrString(s.attributes, 'k8s.object.uid') === id);
+    const setId = hit ? attrString(hit.attributes, 'k8s.objset.id') : undefined;
+    return setId && setId !== id ? this.objectSetById(setId) : undefined;
+  }
+
+  private async objectSetById(setId: string): Promise<ObjectSetTree | undefined> {
     const spans = await this.fetchTrace(objectSetTraceId(setId));
     if (!spans) return undefined;
     const linked = new Set(spans.filter((s) => s.scope.name === OBJSET_SCOPE).flatMap((s) => s.links.map((l) => l.traceId)));
@@ -108,7 +117,7 @@ export class JaegerSource {
         if (!best || start > best.start) best = { start, setId };
       }
     }
-    return best ? this.getObjectSet(best.setId) : undefined;
+    return best ? this.objectSetById(best.setId) : undefined;
   }
 
   /** Spans of the newest `searchLimit` traces of a service (and operation) in the lookback window, raw. */

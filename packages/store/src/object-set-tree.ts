@@ -14,6 +14,9 @@ export interface ObjectRow {
   objset_id: string;
   first_seen: string;
   deleted: number;
+  owner_kind: string;
+  owner_name: string;
+  owner_api_version: string;
 }
 
 /** A row of the `object_refs` table: one audit request and what it touched. */
@@ -34,6 +37,8 @@ export interface ObjectSetTree extends RequestTree {
 
 /** What the tree needs from the store. */
 export interface ObjectSetSource {
+  /** Members known only from an ownerReference: no audit event showed them yet. */
+  referencedOnly?: ReadonlySet<string>;
   refsOf(o: ObjectRow): RefRow[];
   auditEvents(auditId: string): AuditEvent[];
   /** The trace(s) of an audit request, with their spans. */
@@ -44,10 +49,20 @@ const nanos = (ts: string | undefined): bigint | undefined => (ts ? parseAuditTi
 
 const objectLabel = (o: Pick<ObjectRow, 'kind' | 'namespace' | 'name'>) => `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
 
+/** Attribute of an object node known only from an ownerReference (no audit event showed it yet). */
+export const OBSERVED = 'k8s.object.observed';
+
 /**
  * The object-set tree: a root node for the set, a node per object nested by ownership, and under
  * each object the requests that touched it in time order, each linked to its request trace. Ids
- * are deterministic (the set's trace id is its UUID), so it is the trace exported to Jaeger too.
+ * are deterministic and depend on nothing but the data of the node itself: an object's span id on
+ * the set and its uid, its parent's on its controller ownerReference's uid (known from the object
+ * alone), a request's on the object and the auditID. So the tree exported to Jaeger has the same
+ * shape whatever order objects arrive in (children before owners is normal), and it is the tree the
+ * store and `correlate --objset` show.
+ *
+ * The set is named after its root object: the top of the ownership chain when an audit event showed
+ * it; else the top owner its children's ownerReferences name; else the set id.
  */
 export function buildObjectSetTree(setId: string, members: ObjectRow[], src: ObjectSetSource): ObjectSetTree {
   const traceId = objectSetTraceId(setId);
@@ -61,11 +76,14 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
     const node: TreeNode = {
       spanId: objectSetSpanId(setId, 'object', o.uid), parentSpanId: '', name: objectLabel(o), service: 'kube-correlate',
       kind: 'INTERNAL', startTimeUnixNano: '0', durationNanos: 0, status: { code: 'UNSET' },
-      attributes: { 'k8s.object.uid': o.uid, 'k8s.object.kind': o.kind, 'k8s.object.namespace': o.namespace, 'k8s.object.name': o.name, 'k8s.objset.id': setId, ...(o.deleted ? { 'k8s.object.deleted': true } : {}) },
+      attributes: {
+        'k8s.object.uid': o.uid, 'k8s.object.kind': o.kind, 'k8s.object.namespace': o.namespace, 'k8s.object.name': o.name, 'k8s.objset.id': setId,
+        ...(o.deleted ? { 'k8s.object.deleted': true } : {}), ...(src.referencedOnly?.has(o.uid) ? { [OBSERVED]: false } : {}),
+      },
       children: [],
     };
     count++;
-    for (const ref of src.refsOf(o)) {
+    for (const ref of src.referencedOnly?.has(o.uid) ? [] : src.refsOf(o)) {
       const events = src.auditEvents(ref.audit_id);
       if (events.length === 0) continue;
       const a = summarizeAudit(events);
@@ -106,10 +124,12 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
     node.parentSpanId = parent.spanId;
     parent.children.push(node);
   }
-  // The set is named after its root object; until that is seen (children first), after its id.
-  const rootObject = byUid.get(setId);
-  root.name = rootObject ? `object set of ${objectLabel(rootObject)}` : `object set ${setId}`;
   span(root);
+  // The top objects, the observed ones first, each group oldest first: the first is the set's root object.
+  const tops = root.children.filter((c) => c.attributes['k8s.object.uid'] !== undefined);
+  const observed = (n: TreeNode) => n.attributes[OBSERVED] !== false;
+  const top = [...tops.filter(observed), ...tops.filter((n) => !observed(n))][0];
+  root.name = top ? `object set of ${top.name}` : `object set ${setId}`;
   return { traceId, objectSetId: setId, root, spanCount: count, auditIds: [...auditIds].sort() };
 }
 
@@ -149,18 +169,44 @@ function toKeyValues(attrs: Record<string, unknown>): KeyValue[] {
 
 const STATUS = { UNSET: 0, OK: 1, ERROR: 2 } as const;
 
+/** Stages after which an audit request's record is complete. */
+const FINAL_STAGES = ['ResponseComplete', 'Panic'];
+
+export interface ObjectSetSpans {
+  spans: Span[];
+  /** Spans left out for now (release: false): the root, owners not seen yet, unfinished requests. */
+  held: number;
+}
+
 /**
  * The object-set tree as OTLP spans, for Jaeger: trace id from the set id, a root span, a span per
  * object and a span per request, each request span linked to its request trace. Every span carries
  * `k8s.objset.id` and `k8s.objset.trace_id`; request spans carry `k8s.audit.*` and
  * `k8s.audit.trace_id` (the linked trace), which the Jaeger UI link patterns in deploy/components/jaeger use.
  * Nodes without a time yet (an object no stored request has touched) are left out until they have one.
+ *
+ * A span in Jaeger cannot be changed once sent, so unless `release` is set, spans whose content
+ * may still change are held: the root span until the set's root object was seen (its name), the
+ * span of an owner known only from an ownerReference (its own owner and name), and a request span
+ * until its audit record is complete (ResponseComplete or Panic: its code and duration). With
+ * `tentative` (the set's id may still change: its root is an owner not seen yet) all of it is held.
  */
-export function objectSetSpans(tree: ObjectSetTree): Span[] {
+export function objectSetSpans(tree: ObjectSetTree, opts: { release?: boolean; tentative?: boolean } = {}): ObjectSetSpans {
   const out: Span[] = [];
+  let held = 0;
   const setAttrs: Record<string, unknown> = { 'k8s.objset.id': tree.objectSetId, 'k8s.objset.trace_id': tree.traceId };
+  const rootKnown = tree.root.children.some((c) => c.attributes['k8s.object.uid'] !== undefined && c.attributes[OBSERVED] !== false);
+  const ready = (n: TreeNode): boolean => {
+    if (opts.release) return true;
+    if (opts.tentative) return false;
+    if (n === tree.root) return rootKnown;
+    if (n.attributes[OBSERVED] === false) return false;
+    if (n.audit) return FINAL_STAGES.some((st) => (n.audit!.stages as Record<string, string | undefined>)[st] !== undefined);
+    return true;
+  };
   const visit = (n: TreeNode) => {
-    if (n.startTimeUnixNano !== '0') {
+    if (n.startTimeUnixNano !== '0' && !ready(n)) held++;
+    else if (n.startTimeUnixNano !== '0') {
       const a = n.audit;
       const extra: Record<string, unknown> = a
         ? { 'k8s.audit.verb': a.verb, 'k8s.audit.user': a.user, ...(a.userAgent ? { 'k8s.audit.user_agent': a.userAgent } : {}), ...(a.code !== undefined ? { 'k8s.audit.code': a.code } : {}), ...(n.links?.[0] ? { 'k8s.audit.trace_id': n.links[0].traceId } : {}) }
@@ -181,5 +227,5 @@ export function objectSetSpans(tree: ObjectSetTree): Span[] {
     n.children.forEach(visit);
   };
   visit(tree.root);
-  return out;
+  return { spans: out, held };
 }

@@ -24,15 +24,27 @@ export interface TraceStoreOptions {
   readonly?: boolean;
   /** Record what each write touched in the export queue, for the OTLP exporter (see export-plan.ts). */
   exportQueue?: boolean;
+  /**
+   * When an object set's queue entry comes due (see export-plan.ts): `settleAfterMs` after the
+   * latest data that touched one of its objects, and at most `maxDelayMs` after the first. Default
+   * 0 (at once).
+   */
+  objectSetDebounce?: { settleAfterMs: number; maxDelayMs: number };
+  /** Clock (ms), for tests. */
+  now?: () => number;
   /** Called after a write that queued something for export. */
   onExportQueued?: () => void;
   /** A throwaway in-memory database (the CLI's view of traces read from Jaeger); `dir` is ignored. */
   memory?: boolean;
 }
 
-/** What the OTLP exporter has still to look at: a trace, an unjoined audit request, or an object (its set). */
+/**
+ * What the OTLP exporter has still to look at: a trace, an unjoined audit request, an object (its
+ * set), or the release, at the entry's time, of spans held back (a trace's, an unjoined request's
+ * or an object set's: see export-plan.ts).
+ */
 export interface ExportQueueEntry {
-  kind: 'trace' | 'unjoined' | 'object';
+  kind: 'trace' | 'unjoined' | 'object' | 'release';
   key: string;
 }
 
@@ -46,7 +58,7 @@ export interface TraceSummary {
   updatedAt: string;
 }
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 /** uid of the object an audit event is about (objectRef, else the object it carries), or ''. */
 function objectUidOf(e: AuditEvent): string {
@@ -61,12 +73,14 @@ export class TraceStore implements CorrelatorSink {
   private readonly stmt;
   private obj!: ReturnType<TraceStore['objectStatements']>;
   private closed = false;
+  private readonly now: () => number;
 
   constructor(private readonly opts: TraceStoreOptions) {
     if (!opts.readonly && !opts.memory) mkdirSync(opts.dir, { recursive: true });
     this.path = opts.memory ? ':memory:' : join(opts.dir, 'kube-correlate.db');
     this.db = new Database(this.path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
     this.metrics = opts.metrics ?? new PipelineMetrics();
+    this.now = opts.now ?? Date.now;
     if (!opts.readonly) {
       if (!opts.memory) this.db.pragma('journal_mode = WAL');
       this.db.pragma('synchronous = NORMAL');
@@ -94,6 +108,8 @@ export class TraceStore implements CorrelatorSink {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`${this.path}: schema version ${version} is newer than this build (${SCHEMA_VERSION}); upgrade kube-correlate`);
     if (version === SCHEMA_VERSION) return;
+    // Tables a store of an older version lacks are created as they are now; columns added since
+    // are added below.
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS spans (
         trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
@@ -110,10 +126,12 @@ export class TraceStore implements CorrelatorSink {
         trace_id TEXT PRIMARY KEY NOT NULL, updated_at TEXT NOT NULL) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS traces_by_update ON traces (updated_at);
       -- v2: objects seen in audit events, and what each audit request touched (object sets).
+      -- v4: the controller owner's kind, name and apiVersion (from the ownerReference).
       CREATE TABLE IF NOT EXISTS objects (
         uid TEXT PRIMARY KEY NOT NULL, kind TEXT NOT NULL, api_version TEXT NOT NULL, resource TEXT NOT NULL,
         namespace TEXT NOT NULL, name TEXT NOT NULL, owner_uid TEXT NOT NULL, objset_id TEXT NOT NULL,
-        first_seen TEXT NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
+        first_seen TEXT NOT NULL, deleted INTEGER NOT NULL,
+        owner_kind TEXT NOT NULL DEFAULT '', owner_name TEXT NOT NULL DEFAULT '', owner_api_version TEXT NOT NULL DEFAULT '') WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS objects_by_owner ON objects (owner_uid);
       CREATE INDEX IF NOT EXISTS objects_by_objset ON objects (objset_id);
       CREATE INDEX IF NOT EXISTS objects_by_name ON objects (resource, namespace, name);
@@ -123,8 +141,10 @@ export class TraceStore implements CorrelatorSink {
       CREATE INDEX IF NOT EXISTS object_refs_by_uid ON object_refs (uid);
       CREATE INDEX IF NOT EXISTS object_refs_by_name ON object_refs (resource, namespace, name);
       -- v3: the OTLP exporter's durable queue and what it has exported (each span id once).
+      -- v4: an entry is due at not_before (ms); first_queued bounds how long updates may delay it.
       CREATE TABLE IF NOT EXISTS export_queue (
         kind TEXT NOT NULL, key TEXT NOT NULL, seq INTEGER NOT NULL,
+        not_before INTEGER NOT NULL DEFAULT 0, first_queued INTEGER NOT NULL DEFAULT 0,
         PRIMARY KEY (kind, key)) WITHOUT ROWID;
       CREATE INDEX IF NOT EXISTS export_queue_by_seq ON export_queue (seq);
       CREATE TABLE IF NOT EXISTS exported_spans (
@@ -134,11 +154,23 @@ export class TraceStore implements CorrelatorSink {
         audit_id TEXT NOT NULL, stage TEXT NOT NULL,
         PRIMARY KEY (audit_id, stage)) WITHOUT ROWID;
     `);
-    if (version !== 0 && version < 2) {
-      // Index the audit events a v1 store already holds.
+    const addColumns = (table: string, columns: string[]) => {
+      const have = new Set((this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name));
+      for (const c of columns) if (!have.has(c.split(' ')[0]!)) this.db.exec(`ALTER TABLE ${table} ADD COLUMN ${c}`);
+    };
+    addColumns('objects', ["owner_kind TEXT NOT NULL DEFAULT ''", "owner_name TEXT NOT NULL DEFAULT ''", "owner_api_version TEXT NOT NULL DEFAULT ''"]);
+    addColumns('export_queue', ['not_before INTEGER NOT NULL DEFAULT 0', 'first_queued INTEGER NOT NULL DEFAULT 0']);
+    if (version !== 0 && version < 4) {
+      // Index the audit events an older store holds again: objects before v2 were not indexed,
+      // before v4 without their owner's kind and name, and with the kind of metadata-only reads
+      // (PartialObjectMetadata) where the object's own kind belongs.
+      this.db.exec("UPDATE objects SET kind = '' WHERE kind IN ('PartialObjectMetadata', 'PartialObjectMetadataList', 'Table')");
+      // (One read, then the writes: a statement cannot write while another iterates.)
       const rows = this.db.prepare('SELECT data FROM audit_events').all() as Array<{ data: string }>;
       this.prepareObjectStatements();
-      this.db.transaction(() => rows.forEach((r) => this.indexObjects(JSON.parse(r.data) as AuditEvent)))();
+      this.db.transaction(() => {
+        for (const r of rows) this.indexObjects(JSON.parse(r.data) as AuditEvent);
+      })();
     }
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
@@ -153,9 +185,15 @@ export class TraceStore implements CorrelatorSink {
     const counts = { spanNew: 0, spanDup: 0, auditNew: 0, auditDup: 0 };
     const now = new Date().toISOString();
     const queue = this.opts.exportQueue ? this.exportStatements() : undefined;
+    const nowMs = this.now();
+    const debounce = this.opts.objectSetDebounce ?? { settleAfterMs: 0, maxDelayMs: 0 };
     let queued = 0;
     const enqueue = (kind: ExportQueueEntry['kind'], key: string) => {
-      if (queue && key) queued += queue.enqueue.run(kind, key, ++this.exportSeq).changes;
+      if (!queue || !key) return;
+      // An object's entry waits until its set has been quiet (settle_after), at most max_delay.
+      queued += kind === 'object'
+        ? queue.enqueueDebounced.run({ kind, key, seq: ++this.exportSeq, notBefore: nowMs + debounce.settleAfterMs, now: nowMs, maxDelay: debounce.maxDelayMs }).changes
+        : queue.enqueue.run(kind, key, ++this.exportSeq, 0, nowMs).changes;
     };
     const tx = this.db.transaction(() => {
       for (const t of output.traces) {
@@ -211,8 +249,12 @@ export class TraceStore implements CorrelatorSink {
 
   private prepareExportStatements() {
     return {
-      enqueue: this.db.prepare('INSERT OR IGNORE INTO export_queue (kind, key, seq) VALUES (?, ?, ?)'),
-      next: this.db.prepare('SELECT kind, key FROM export_queue ORDER BY seq LIMIT ?'),
+      enqueue: this.db.prepare('INSERT OR IGNORE INTO export_queue (kind, key, seq, not_before, first_queued) VALUES (?, ?, ?, ?, ?)'),
+      enqueueDebounced: this.db.prepare(`INSERT INTO export_queue (kind, key, seq, not_before, first_queued) VALUES (@kind, @key, @seq, @notBefore, @now)
+        ON CONFLICT(kind, key) DO UPDATE SET not_before = max(not_before, min(first_queued + @maxDelay, excluded.not_before))`),
+      next: this.db.prepare('SELECT kind, key FROM export_queue WHERE not_before <= ? ORDER BY seq LIMIT ?'),
+      nextDue: this.db.prepare('SELECT min(not_before) AS t FROM export_queue'),
+      all: this.db.prepare('SELECT kind, key FROM export_queue ORDER BY seq'),
       remove: this.db.prepare('DELETE FROM export_queue WHERE kind = ? AND key = ?'),
       size: this.db.prepare('SELECT count(*) AS n FROM export_queue'),
       trim: this.db.prepare('DELETE FROM export_queue WHERE seq IN (SELECT seq FROM export_queue ORDER BY seq LIMIT ?)'),
@@ -224,9 +266,33 @@ export class TraceStore implements CorrelatorSink {
     };
   }
 
-  /** The oldest export queue entries (they stay queued until removeExports). */
+  /** The oldest export queue entries that are due (they stay queued until removeExports). */
   nextExports(limit: number): ExportQueueEntry[] {
-    return this.exportStatements().next.all(limit) as ExportQueueEntry[];
+    return this.exportStatements().next.all(this.now(), limit) as ExportQueueEntry[];
+  }
+
+  /** Every queued entry, due or not, oldest first (tests, diagnostics). */
+  allExports(): ExportQueueEntry[] {
+    return this.exportStatements().all.all() as ExportQueueEntry[];
+  }
+
+  /** Milliseconds until the next queued entry is due (0: one is due now); undefined when the queue is empty. */
+  msUntilNextExport(): number | undefined {
+    const t = (this.exportStatements().nextDue.get() as { t: number | null }).t;
+    return t === null ? undefined : Math.max(0, t - this.now());
+  }
+
+  /**
+   * Queues the release of held spans at `atMs` (`key` from export-plan.ts's releaseKey). An earlier
+   * release already queued for the same key stays.
+   */
+  scheduleRelease(key: string, atMs: number): void {
+    this.exportStatements().enqueue.run('release', key, ++this.exportSeq, atMs, this.now());
+  }
+
+  /** Drops a queued release of what holds nothing any more. */
+  cancelRelease(key: string): void {
+    this.exportStatements().remove.run('release', key);
   }
 
   exportQueueSize(): number {
@@ -281,12 +347,15 @@ export class TraceStore implements CorrelatorSink {
 
   private objectStatements() {
     return {
-      upsertObject: this.db.prepare(`INSERT INTO objects (uid, kind, api_version, resource, namespace, name, owner_uid, objset_id, first_seen, deleted)
-        VALUES (@uid, @kind, @apiVersion, @resource, @namespace, @name, @ownerUid, @objsetId, @firstSeen, @deleted)
+      upsertObject: this.db.prepare(`INSERT INTO objects (uid, kind, api_version, resource, namespace, name, owner_uid, objset_id, first_seen, deleted, owner_kind, owner_name, owner_api_version)
+        VALUES (@uid, @kind, @apiVersion, @resource, @namespace, @name, @ownerUid, @objsetId, @firstSeen, @deleted, @ownerKind, @ownerName, @ownerApiVersion)
         ON CONFLICT(uid) DO UPDATE SET
           kind = CASE WHEN excluded.kind != '' THEN excluded.kind ELSE kind END,
           api_version = CASE WHEN excluded.api_version != '' THEN excluded.api_version ELSE api_version END,
           resource = CASE WHEN excluded.resource != '' THEN excluded.resource ELSE resource END,
+          owner_kind = CASE WHEN excluded.owner_uid != '' THEN excluded.owner_kind ELSE owner_kind END,
+          owner_name = CASE WHEN excluded.owner_uid != '' THEN excluded.owner_name ELSE owner_name END,
+          owner_api_version = CASE WHEN excluded.owner_uid != '' THEN excluded.owner_api_version ELSE owner_api_version END,
           owner_uid = CASE WHEN excluded.owner_uid != '' THEN excluded.owner_uid ELSE owner_uid END,
           objset_id = CASE WHEN excluded.objset_id != '' THEN excluded.objset_id ELSE objset_id END,
           first_seen = min(first_seen, excluded.first_seen),
@@ -301,6 +370,8 @@ export class TraceStore implements CorrelatorSink {
       object: this.db.prepare('SELECT * FROM objects WHERE uid = ?'),
       children: this.db.prepare('SELECT * FROM objects WHERE owner_uid = ?'),
       withObjset: this.db.prepare('SELECT * FROM objects WHERE objset_id = ?'),
+      anyWithObjset: this.db.prepare('SELECT 1 FROM objects WHERE objset_id = ? LIMIT 1'),
+      anyRefWithObjset: this.db.prepare('SELECT 1 FROM object_refs WHERE objset_id = ? LIMIT 1'),
       refsWithObjset: this.db.prepare('SELECT * FROM object_refs WHERE objset_id = ?'),
       refsOf: this.db.prepare(`SELECT * FROM object_refs WHERE uid = @uid
         OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name) ORDER BY request_received, audit_id`),
@@ -342,8 +413,30 @@ export class TraceStore implements CorrelatorSink {
     return cur;
   }
 
-  /** The object-set tree, or undefined when no stored object belongs to the set. */
-  getObjectSet(setId: string): ObjectSetTree | undefined {
+  /**
+   * Whether a set's id can no longer change: an object of it names it (annotation, or audit
+   * annotation of a request), or it is the uid of an object seen with no controller owner. Otherwise
+   * the id is the uid of an owner no audit event showed yet, which may turn out to have an owner or
+   * a set of its own (children arrive before owners).
+   */
+  objectSetIsFinal(setId: string): boolean {
+    const o = this.obj.object.get(setId) as ObjectRow | undefined;
+    if (o && !o.owner_uid) return true;
+    return this.obj.anyWithObjset.get(setId) !== undefined || this.obj.anyRefWithObjset.get(setId) !== undefined;
+  }
+
+  /**
+   * The object-set tree of a set id, or of an object uid (users know their Deployment's uid, not
+   * the id a webhook gave its set); undefined when no stored object belongs to it.
+   */
+  getObjectSet(id: string): ObjectSetTree | undefined {
+    const tree = this.objectSetById(id);
+    if (tree || !this.obj.object.get(id)) return tree;
+    const setId = this.objectSetOf(id);
+    return setId === id ? undefined : this.objectSetById(setId);
+  }
+
+  private objectSetById(setId: string): ObjectSetTree | undefined {
     const candidates = new Map<string, ObjectRow>();
     const add = (o: ObjectRow | undefined) => {
       if (!o || candidates.has(o.uid)) return;
@@ -356,7 +449,20 @@ export class TraceStore implements CorrelatorSink {
     for (const c of this.obj.children.all(setId) as ObjectRow[]) add(c); // children of an owner never seen
     const members = [...candidates.values()].filter((o) => this.objectSetOf(o.uid) === setId);
     if (members.length === 0) return undefined;
-    return buildObjectSetTree(setId, members, {
+    // Owners known only from their children's ownerReferences (not seen in any audit event yet)
+    // are in the tree too, named from the reference, so the tree has the same shape whichever
+    // arrives first (their spans wait for them: export-plan.ts).
+    const inSet = new Set(members.map((o) => o.uid));
+    const referenced = new Map<string, ObjectRow>();
+    for (const o of members) {
+      if (!o.owner_uid || inSet.has(o.owner_uid) || referenced.has(o.owner_uid) || this.obj.object.get(o.owner_uid)) continue;
+      referenced.set(o.owner_uid, {
+        uid: o.owner_uid, kind: o.owner_kind, api_version: o.owner_api_version, resource: '', namespace: o.namespace, name: o.owner_name,
+        owner_uid: '', objset_id: '', first_seen: o.first_seen, deleted: 0, owner_kind: '', owner_name: '', owner_api_version: '',
+      });
+    }
+    return buildObjectSetTree(setId, [...members, ...referenced.values()], {
+      referencedOnly: new Set(referenced.keys()),
       refsOf: (o) => this.obj.refsOf.all(o) as RefRow[],
       auditEvents: (id) => this.auditEvents(id),
       tracesOf: (id) =>

@@ -76,10 +76,24 @@ test('owner seen after its children: the same set once the owner arrives, and th
   const store = storeWith(s, early);
   const before = store.getObjectSet(s.deploymentUid);
   assert.ok(before, 'children of an owner never seen are grouped under its uid');
-  assert.is(before.root.name, `object set ${s.deploymentUid}`);
-  assert.is(before.root.children[0]!.name.startsWith('ReplicaSet'), true);
+  // The owner, known from its children's ownerReferences, is already in the tree and names the set.
+  assert.is(before.root.name, 'object set of Deployment default/web');
+  const owner = before.root.children[0]!;
+  assert.is(owner.name, 'Deployment default/web');
+  assert.is(owner.attributes['k8s.object.observed'], false, 'known only from an ownerReference');
+  assert.is(owner.children.filter((c) => !c.audit).map((c) => c.name.split(' ')[0]).join(), 'ReplicaSet');
   store.writeSync({ traces: [], unjoinedAuditEvents: late });
-  assert.equal(shape(store.getObjectSet(s.deploymentUid)!.root), want);
+  const after = store.getObjectSet(s.deploymentUid)!;
+  assert.equal(shape(after.root), want);
+  // Every span id and parent the children had before the owner came is the same after.
+  const ids = (n: TreeNode, out = new Map<string, string>()) => {
+    out.set(n.spanId, n.parentSpanId);
+    n.children.forEach((c) => ids(c, out));
+    return out;
+  };
+  const afterIds = ids(after.root);
+  for (const [id, parent] of ids(before.root)) assert.is(afterIds.get(id), parent, `span ${id} keeps its id and parent`);
+  assert.is(after.root.children[0]!.attributes['k8s.object.observed'], undefined, 'the Deployment is observed now');
   store.close();
 });
 

@@ -21,6 +21,10 @@ export interface OtlpTraceExporterOptions {
   maxRequestBytes?: number;
   /** What to send for queue entries (tests inject faults here). Default planExport. */
   plan?: typeof planExport;
+  /** How long a request's route and audit spans wait for its audit record to complete (see @kube-correlate/store export-plan.ts). */
+  waitForAuditMs?: number;
+  /** How long an object set's spans that may still change are held (see @kube-correlate/store export-plan.ts). */
+  waitForOwnersMs?: number;
 }
 
 /**
@@ -59,7 +63,8 @@ export class OtlpTraceExporter implements Component {
   private async run(): Promise<void> {
     const { flushIntervalMs, retryPauseMs } = this.opts;
     while (!this.stopped) {
-      if (!this.pending) await this.wait(60_000, true); // and look at the queue once a minute anyway
+      // Until new entries, or the next queued one comes due (object sets wait until quiet), or a minute.
+      if (!this.pending) await this.wait(Math.min(60_000, this.opts.store.msUntilNextExport() ?? 60_000), true);
       if (this.stopped) break;
       await this.wait(flushIntervalMs, false);
       this.pending = false;
@@ -106,7 +111,7 @@ export class OtlpTraceExporter implements Component {
       if (entries.length === 0) return true;
       let plan;
       try {
-        plan = (this.opts.plan ?? planExport)(store, entries);
+        plan = (this.opts.plan ?? planExport)(store, entries, { waitForOwnersMs: this.opts.waitForOwnersMs, waitForAuditMs: this.opts.waitForAuditMs });
       } catch (err) {
         // A bug or a stored row we cannot read: these entries would fail every time, so they go
         // (counted and logged) rather than block the queue behind them.
@@ -126,6 +131,8 @@ export class OtlpTraceExporter implements Component {
           }
         }
         store.removeExports(entries);
+        for (const r of plan.releases) store.scheduleRelease(r.key, r.atMs);
+        for (const k of plan.complete) store.cancelRelease(k);
       } catch (err) {
         if (!(err instanceof OtlpExportError)) throw err;
         metrics.exporterFailed.inc({ exporter: name, reason: err.reason });
@@ -180,8 +187,8 @@ export class OtlpTraceExporter implements Component {
     }
   }
 
-  /** For tests: what is left in the queue. */
+  /** For tests: what is left in the queue, due or not. */
   queued(): ExportQueueEntry[] {
-    return this.opts.store.nextExports(1_000_000);
+    return this.opts.store.allExports();
   }
 }
