@@ -298,8 +298,10 @@ export interface CoverageSummary {
 }
 
 export interface ReportMeta {
-  /** Release, e.g. `1.35.0`. */
+  /** Release, e.g. `1.35.0` (APISnoop's form). */
   release: string;
+  /** The Kubernetes version as its source says it: the server's `/version` (`v1.37.2`), or the spec's `info.version` (`1.37`); '' when unknown. */
+  version: string;
   /** Where the spec came from (file, URL, cluster). */
   spec: string;
   /** Where the audit events came from. */
@@ -330,6 +332,8 @@ export interface CoverageReport {
 
 export interface ReportOptions {
   release?: string;
+  /** See ReportMeta.version. Default: the release. */
+  version?: string;
   spec?: string;
   sources?: string[];
   releaseDate?: string;
@@ -605,6 +609,7 @@ export class CoverageCollector {
     return {
       meta: {
         release: options.release ?? '',
+        version: options.version ?? options.release ?? '',
         spec: options.spec ?? '',
         sources: options.sources ?? [],
         releaseDate: options.releaseDate ?? apisnoopDate(now),

@@ -8,6 +8,15 @@ import { runStart } from './commands/start.js';
 import { parsePort, runWebhook } from './commands/webhook.js';
 import { CliError, EXIT } from './errors.js';
 
+// `correlate ... | head -1`: a reader that closed the pipe is a normal end, not an error with a stack.
+// The process ends quietly with the exit code the command already has (EPIPE on stdout or stderr).
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 const program = new Command('correlate')
   .description('kube-correlate: join kube-apiserver spans and audit events into request trees')
   // Options after a command name belong to that command (`correlate start --data X`), not to the

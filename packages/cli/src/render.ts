@@ -23,12 +23,17 @@ function walk(node: TreeNode, firstPrefix: string, restPrefix: string, out: stri
   out.push(firstPrefix + spanLine(node));
   const detailPrefix = restPrefix + (node.children.length ? '│  ' : '   ');
   if (node.audit) out.push(detailPrefix + auditLine(node.audit));
+  // A request span without its audit (not audited, or not arrived): what its HTTP attributes say.
+  else if (node.http && node.kind === 'SERVER') out.push(detailPrefix + httpLine(node.http));
   for (const l of node.links ?? []) {
     out.push(
       detailPrefix +
         `link → trace ${l.traceId} span ${l.spanId}` +
         (l.target ? `: ${l.target.name} (${l.target.service}) ${formatDuration(l.target.durationNanos)}` : ' (not received)'),
     );
+  }
+  for (const l of node.linkedFrom ?? []) {
+    out.push(detailPrefix + `linked from ← trace ${l.traceId} span ${l.spanId}` + (l.target ? `: ${l.target.name} (${l.target.service}) ${formatDuration(l.target.durationNanos)}` : ''));
   }
   node.children.forEach((child, i) => {
     const last = i === node.children.length - 1;
@@ -57,6 +62,10 @@ export function auditLine(a: TreeAudit): string {
     `code=${a.code ?? '-'}`,
     `id=${a.auditID}`,
   ].join('  ');
+}
+
+export function httpLine(h: NonNullable<TreeNode['http']>): string {
+  return ['http', h.method ?? '-', h.target ?? '-', `code=${h.statusCode ?? '-'}`, ...(h.client ? [`client=${h.client}`] : []), ...(h.userAgent ? [`ua=${JSON.stringify(h.userAgent)}`] : [])].join('  ');
 }
 
 export function formatDuration(nanos: number): string {

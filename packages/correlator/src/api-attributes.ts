@@ -1,32 +1,39 @@
-import type { AuditEvent } from '@kube-correlate/audit';
-import type { Span } from '@kube-correlate/otlp';
-import { groupByAuditId } from './correlated-format.js';
-import { requestAnchor } from './request-tree.js';
+import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
+import type { KeyValue } from '@kube-correlate/otlp';
 
 /** The API operation of one audit request (its stages): from the OpenAPI spec, see @kube-correlate/apicoverage. */
-export type DescribeRequest = (events: readonly AuditEvent[]) => { operationId: string; stability: string } | undefined;
+export type DescribeRequest = (events: readonly AuditEvent[]) => ApiOperation | undefined;
+
+export interface ApiOperation {
+  operationId: string;
+  stability: string;
+}
 
 export const API_OPERATION_ID = 'k8s.api.operation_id';
 export const API_STABILITY = 'k8s.api.stability';
 
 /**
- * Adds `k8s.api.operation_id` and `k8s.api.stability` to the span each audit request hangs under
- * (its route span, the server span that stands for the request), when `describe` knows the
- * request's operation. Spans that already carry them are left as they are; others are copied.
+ * The API operation of each audit request among `events` (by the 64-character auditID spans
+ * carry), when `describe` knows it. It is data of the audit request, like `k8s.audit.*`: it goes
+ * wherever the audit goes (the route span in trees and in Jaeger, the audit span in
+ * otlp_correlated), whenever the audit arrives, before or after the request's spans.
  */
-export function withApiAttributes(spans: Span[], auditEvents: readonly AuditEvent[], describe: DescribeRequest | undefined): Span[] {
-  if (!describe || auditEvents.length === 0 || spans.length === 0) return spans;
-  const byAudit = groupByAuditId(auditEvents);
-  const byId = new Map(spans.map((s) => [s.spanId, s]));
-  const extra = new Map<string, Span>();
-  for (const [id, events] of byAudit) {
-    const anchor = requestAnchor(id, byId);
-    if (!anchor || anchor.attributes.some((kv) => kv.key === API_OPERATION_ID)) continue;
-    const op = describe(events);
-    if (!op) continue;
-    const updated: Span = { ...anchor, attributes: [...anchor.attributes, { key: API_OPERATION_ID, value: { stringValue: op.operationId } }, { key: API_STABILITY, value: { stringValue: op.stability } }] };
-    byId.set(anchor.spanId, updated);
-    extra.set(anchor.spanId, updated);
+export function describeRequests(events: readonly AuditEvent[], describe: DescribeRequest | undefined): Map<string, ApiOperation> {
+  const out = new Map<string, ApiOperation>();
+  if (!describe || events.length === 0) return out;
+  const byAudit = new Map<string, AuditEvent[]>();
+  for (const e of events) {
+    const id = auditIDForSpans(e.auditID);
+    byAudit.set(id, [...(byAudit.get(id) ?? []), e]);
   }
-  return extra.size ? spans.map((s) => extra.get(s.spanId) ?? s) : spans;
+  for (const [id, list] of byAudit) {
+    const op = describe(list);
+    if (op) out.set(id, op);
+  }
+  return out;
+}
+
+/** `k8s.api.operation_id` and `k8s.api.stability` as span attributes. */
+export function apiAttributes(op: ApiOperation | undefined): KeyValue[] {
+  return op ? [{ key: API_OPERATION_ID, value: { stringValue: op.operationId } }, { key: API_STABILITY, value: { stringValue: op.stability } }] : [];
 }

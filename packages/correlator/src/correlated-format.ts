@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, SpanKind, type KeyValue, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
 import { requestAnchor } from './request-tree.js';
+import { API_OPERATION_ID, API_STABILITY, apiAttributes, type ApiOperation } from './api-attributes.js';
 
 /**
  * The `otlp_correlated` format: a settled trace as OTLP spans, readable by any OTLP consumer
@@ -27,9 +28,9 @@ import { requestAnchor } from './request-tree.js';
 export const DERIVED_SCOPE = 'kube-correlate';
 /** Scope of object-set trace spans (exported to Jaeger; rebuilt from audit events when read back). */
 export const OBJSET_SCOPE = 'kube-correlate/objset';
-// k8s.api.* (operation id, stability) is not here: the correlator adds it to the route span
-// itself (api-attributes.ts), so it is part of the stored span in both modes.
-const ADDED_PREFIXES = ['k8s.audit.', 'k8s.object.', 'k8s.objset.'];
+// k8s.api.* (operation id, stability) is data of the audit request too (api-attributes.ts): it is
+// on the route span and the audit span, and read back from the audit span.
+const ADDED_PREFIXES = ['k8s.audit.', 'k8s.object.', 'k8s.objset.', 'k8s.api.'];
 
 const derivedResource: Resource = { attributes: [{ key: 'service.name', value: { stringValue: 'kube-apiserver-audit' } }], droppedAttributesCount: 0, schemaUrl: '' };
 const derivedScope: Scope = { name: DERIVED_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
@@ -76,7 +77,7 @@ export function auditAttributes(events: readonly AuditEvent[]): KeyValue[] {
 }
 
 /** The derived audit span of one audit request. */
-export function auditSpan(traceId: string, parentSpanId: string, events: readonly AuditEvent[], unjoined = false): Span {
+export function auditSpan(traceId: string, parentSpanId: string, events: readonly AuditEvent[], unjoined = false, api?: ApiOperation): Span {
   const a = summarizeAudit(events);
   const sorted = [...events].sort((x, y) => (x.stageTimestamp < y.stageTimestamp ? -1 : x.stageTimestamp > y.stageTimestamp ? 1 : x.stage < y.stage ? -1 : 1));
   const start = toNanos(a.requestReceivedTimestamp) ?? toNanos(sorted[0]?.stageTimestamp) ?? '0';
@@ -89,7 +90,7 @@ export function auditSpan(traceId: string, parentSpanId: string, events: readonl
     traceId, spanId: auditSpanId(a.auditID), parentSpanId, traceState: '', flags: 0,
     name: `audit ${a.verb} ${resource}`, kind: SpanKind.INTERNAL,
     startTimeUnixNano: start, endTimeUnixNano: end,
-    attributes: [...auditAttributes(events), ...(unjoined ? [{ key: 'k8s.audit.unjoined', value: { boolValue: true } }] : [])],
+    attributes: [...auditAttributes(events), ...apiAttributes(api), ...(unjoined ? [{ key: 'k8s.audit.unjoined', value: { boolValue: true } }] : [])],
     droppedAttributesCount: 0,
     events: sorted.map((e) => ({ timeUnixNano: toNanos(e.stageTimestamp) ?? start, name: e.stage, attributes: [{ key: 'k8s.audit.event', value: { stringValue: JSON.stringify(e) } }], droppedAttributesCount: 0 })),
     droppedEventsCount: 0, links: [], droppedLinksCount: 0,
@@ -115,7 +116,7 @@ export function groupByAuditId(events: readonly AuditEvent[]): Map<string, Audit
  * the spans, or, for an update without spans (late audit events), of the auditIDs in `anchors`,
  * which name the span each audit request hangs under.
  */
-export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string> = new Map()): Span[] {
+export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string> = new Map(), api: ReadonlyMap<string, ApiOperation> = new Map()): Span[] {
   const byAudit = groupByAuditId(auditEvents);
   const byId = new Map(spans.map((s) => [s.spanId, s]));
   const out: Span[] = [];
@@ -125,18 +126,18 @@ export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], a
     if (anchor) anchorOf.set(id, anchor);
   }
   const extra = new Map<string, KeyValue[]>();
-  for (const [id, spanId] of anchorOf) if (byId.has(spanId)) extra.set(spanId, [...(extra.get(spanId) ?? []), ...auditAttributes(byAudit.get(id)!)]);
+  for (const [id, spanId] of anchorOf) if (byId.has(spanId)) extra.set(spanId, [...(extra.get(spanId) ?? []), ...auditAttributes(byAudit.get(id)!), ...apiAttributes(api.get(id))]);
   for (const s of spans) {
     const add = extra.get(s.spanId);
     out.push(add ? { ...s, attributes: [...s.attributes, ...add] } : s);
   }
-  for (const [id, events] of byAudit) out.push(auditSpan(traceId, anchorOf.get(id) ?? '', events));
+  for (const [id, events] of byAudit) out.push(auditSpan(traceId, anchorOf.get(id) ?? '', events, false, api.get(id)));
   return out;
 }
 
 /** Spans for audit events whose trace never came: one trace per auditID. */
-export function encodeUnjoinedAudit(events: readonly AuditEvent[]): Span[] {
-  return [...groupByAuditId(events)].map(([id, list]) => auditSpan(unjoinedTraceId(id), '', list, true));
+export function encodeUnjoinedAudit(events: readonly AuditEvent[], api: ReadonlyMap<string, ApiOperation> = new Map()): Span[] {
+  return [...groupByAuditId(events)].map(([id, list]) => auditSpan(unjoinedTraceId(id), '', list, true, api.get(id)));
 }
 
 export interface DecodedCorrelated {
@@ -148,11 +149,13 @@ export interface DecodedCorrelated {
   unjoined: AuditEvent[];
   /** Spans of object-set traces, as exported to Jaeger. */
   objectSetSpans: Span[];
+  /** API operations the audit spans name, by auditID (64-character form). */
+  apiOperations: Map<string, ApiOperation>;
 }
 
 /** The inverse of encodeCorrelatedTrace / encodeUnjoinedAudit, for `correlate store`. */
 export function decodeCorrelated(spans: readonly Span[]): DecodedCorrelated {
-  const out: DecodedCorrelated = { spans: [], joined: new Map(), unjoined: [], objectSetSpans: [] };
+  const out: DecodedCorrelated = { spans: [], joined: new Map(), unjoined: [], objectSetSpans: [], apiOperations: new Map() };
   for (const s of spans) {
     if (s.scope.name === OBJSET_SCOPE) {
       out.objectSetSpans.push(s);
@@ -168,6 +171,9 @@ export function decodeCorrelated(spans: readonly Span[]): DecodedCorrelated {
       const json = attrString(e.attributes, 'k8s.audit.event');
       if (json) events.push(JSON.parse(json) as AuditEvent);
     }
+    const operationId = attrString(s.attributes, API_OPERATION_ID);
+    const auditId = attrString(s.attributes, 'k8s.audit.id');
+    if (operationId && auditId) out.apiOperations.set(auditIDForSpans(auditId), { operationId, stability: attrString(s.attributes, API_STABILITY) ?? '' });
     const unjoined = s.attributes.some((kv) => kv.key === 'k8s.audit.unjoined');
     if (unjoined) out.unjoined.push(...events);
     else out.joined.set(s.traceId, [...(out.joined.get(s.traceId) ?? []), ...events]);

@@ -1,7 +1,8 @@
-import { withApiAttributes, type DescribeRequest } from './api-attributes.js';
+import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
+import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
 
 /**
  * The join rules, in one place:
@@ -12,6 +13,8 @@ import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/tele
  *  - audit events are identified by (auditID, stage); all stages of one auditID join the trace.
  *    Spans carry the auditID's first 64 bytes (kube-apiserver truncates it), so events are joined
  *    on that form;
+ *  - a trace that is nothing but kube-apiserver's lone `authentication` filter span is dropped
+ *    and counted (lone-spans.ts): it names no request;
  *  - a trace settles when nothing arrived for it during `settleAfterMs`; later spans or events
  *    reopen it as a new update, and the sink merges updates by the same keys, so settling early
  *    (caps, shutdown) never loses data, it only splits it.
@@ -34,6 +37,8 @@ export interface CorrelatorOutput {
   traces: TraceUpdate[];
   /** Audit events whose trace was not seen within `pendingAuditTtlMs`: stored on their own, so a late trace still finds them. */
   unjoinedAuditEvents: AuditEvent[];
+  /** The API operation of the audit requests in this output (auditID's 64-character form -> operation), when an OpenAPI spec names them. */
+  apiOperations?: Map<string, ApiOperation>;
 }
 
 /** Where settled data goes. `write` resolves once the data is durable. */
@@ -95,6 +100,8 @@ export class Correlator {
   private readonly pending = new Map<string, PendingAudit>();
   /** auditID -> trace id, LRU by insertion order. */
   private readonly auditIndex = new Map<string, string>();
+  /** Trace ids settled lately: a late span of one of them is never a lone authentication span. */
+  private readonly recent: RecentTraces;
   private spansBuffered = 0;
   private outbox: CorrelatorOutput = { traces: [], unjoinedAuditEvents: [] };
   private flushing: Promise<void> = Promise.resolve();
@@ -119,6 +126,7 @@ export class Correlator {
     this.logger = options.logger ?? silentLogger();
     this.now = options.now ?? Date.now;
     this.describeRequest = options.describeRequest;
+    this.recent = new RecentTraces(this.opts.auditIndexSize);
   }
 
   /** Starts the settle timer. */
@@ -221,6 +229,7 @@ export class Correlator {
       const out = this.outbox;
       if (out.traces.length === 0 && out.unjoinedAuditEvents.length === 0) return;
       this.outbox = { traces: [], unjoinedAuditEvents: [] };
+      if (this.describeRequest) out.apiOperations = describeRequests([...out.traces.flatMap((t) => t.auditEvents), ...out.unjoinedAuditEvents], this.describeRequest);
       try {
         await this.sink.write(out);
       } catch (err) {
@@ -276,11 +285,16 @@ export class Correlator {
   private settle(trace: TraceBuffer, reason: SettleReason): void {
     this.traces.delete(trace.traceId);
     this.spansBuffered -= trace.spans.size;
+    if (trace.audit.size === 0 && !this.recent.has(trace.traceId) && isLoneAuthentication([...trace.spans.values()])) {
+      this.metrics.dropped.inc({ reason: 'lone_authentication' });
+      return;
+    }
+    this.recent.add(trace.traceId);
     this.metrics.settled.inc({ reason });
     const auditEvents = [...trace.audit.values()];
     this.outbox.traces.push({
       traceId: trace.traceId,
-      spans: withApiAttributes([...trace.spans.values()], auditEvents, this.describeRequest),
+      spans: [...trace.spans.values()],
       auditEvents,
       auditIds: [...trace.auditIds],
       reason,

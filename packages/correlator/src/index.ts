@@ -8,5 +8,8 @@ export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS } from './kafka-correl
 export type { KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';
 export { objectsOfAudit, objectSetTraceId, objectSetSpanId, ANNOTATION_OBJSETID, ANNOTATION_SPAN } from './object-sets.js';
 export type { ObjectRecord, ObjectRef } from './object-sets.js';
-export { withApiAttributes, API_OPERATION_ID, API_STABILITY } from './api-attributes.js';
-export type { DescribeRequest } from './api-attributes.js';
+export { describeRequests, apiAttributes, API_OPERATION_ID, API_STABILITY } from './api-attributes.js';
+export type { DescribeRequest, ApiOperation } from './api-attributes.js';
+export { isLoneAuthentication, isAuthenticationOnly, RecentTraces, AUTHENTICATION_SPAN, FILTER_LATENCY_SCOPE } from './lone-spans.js';
+export { httpRequestInfo, rpcInfo, SEMCONV } from './semconv.js';
+export type { HttpRequestInfo } from './semconv.js';

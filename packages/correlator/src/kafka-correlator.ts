@@ -1,9 +1,10 @@
-import { withApiAttributes, type DescribeRequest } from './api-attributes.js';
+import { describeRequests, type DescribeRequest } from './api-attributes.js';
 import { auditIDForSpans, validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { encodeCorrelatedTrace, encodeUnjoinedAudit } from './correlated-format.js';
+import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
 
 /**
  * The correlator in Kafka mode: a consumer group of any number of instances.
@@ -119,6 +120,8 @@ export class KafkaCorrelator {
   private readonly traces = new Map<string, TraceState>();
   private readonly pending = new Map<string, PendingAudit>();
   private readonly pairs = new Map<string, Pair & { sourcePartition: number }>();
+  /** Trace ids settled lately: a late span of one of them is never a lone authentication span. */
+  private readonly recent: RecentTraces;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -134,6 +137,7 @@ export class KafkaCorrelator {
     this.pendingTtlMs = opts.pendingAuditTtlMs ?? 30000;
     this.maxTraces = opts.maxTracesInFlight ?? 50000;
     this.pairCacheSize = opts.pairCacheSize ?? 200000;
+    this.recent = new RecentTraces(this.pairCacheSize);
   }
 
   /** Creates the internal and output topics when missing, joins the group and starts consuming. */
@@ -337,13 +341,23 @@ export class KafkaCorrelator {
       if (!all && now - p.lastUpdate < this.pendingTtlMs) break;
       expired.push([id, p]);
     }
-    const out: OutgoingMessage[] = done.map(([traceId, t]) => ({
-      topic: this.topics.correlated,
-      key: traceId,
-      value: encodeTraceRequest(encodeCorrelatedTrace(traceId, withApiAttributes([...t.spans.values()], [...t.audit.values()], this.opts.describeRequest), [...t.audit.values()], t.anchors)),
-    }));
+    const out: OutgoingMessage[] = [];
+    for (const [traceId, t] of done) {
+      // kube-apiserver's lone authentication span names no request (lone-spans.ts): dropped, counted.
+      if (t.audit.size === 0 && !this.recent.has(traceId) && isLoneAuthentication([...t.spans.values()])) {
+        this.metrics.dropped.inc({ reason: 'lone_authentication' });
+        continue;
+      }
+      this.recent.add(traceId);
+      out.push({
+        topic: this.topics.correlated,
+        key: traceId,
+        value: encodeTraceRequest(encodeCorrelatedTrace(traceId, [...t.spans.values()], [...t.audit.values()], t.anchors, describeRequests([...t.audit.values()], this.opts.describeRequest))),
+      });
+    }
     if (expired.length) {
-      for (const s of encodeUnjoinedAudit(expired.flatMap(([, p]) => [...p.events.values()]))) {
+      const events = expired.flatMap(([, p]) => [...p.events.values()]);
+      for (const s of encodeUnjoinedAudit(events, describeRequests(events, this.opts.describeRequest))) {
         out.push({ topic: this.topics.correlated, key: s.traceId, value: encodeTraceRequest([s]) });
       }
     }

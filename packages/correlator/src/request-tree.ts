@@ -1,5 +1,6 @@
 import { auditIDForSpans, summarizeAudit, type AuditEvent, type AuditSummary } from '@kube-correlate/audit';
 import { attrString, plainAttributes, serviceName, SpanKind, type Span } from '@kube-correlate/otlp';
+import { httpRequestInfo, type HttpRequestInfo } from './semconv.js';
 
 /**
  * The per-request tree, in the JSON shape `correlate --trace <id> --json` prints (DESIGN.md,
@@ -18,7 +19,11 @@ export interface TreeNode {
   attributes: Record<string, unknown>;
   events?: Array<{ name: string; timeUnixNano: string; attributes: Record<string, unknown> }>;
   links?: TreeLink[];
+  /** Spans of other traces that link to this one (a request whose caller this span is), each with the linking span as `target`. */
+  linkedFrom?: TreeLink[];
   audit?: TreeAudit;
+  /** What an HTTP span (a route span, a webhook call) says of its request, old or new semantic conventions (semconv.ts). */
+  http?: HttpRequestInfo;
   /** The span names a parent that never arrived: kept, shown under the root. */
   missingParent?: true;
   /** A node made up to hold a trace whose root span did not arrive (or that has several roots). */
@@ -59,6 +64,10 @@ const STATUS_NAMES = ['UNSET', 'OK', 'ERROR'] as const;
 export interface BuildTreeOptions {
   /** Looks up a linked span (the caller's trace) to follow a link. */
   resolveLink?: (traceId: string, spanId: string) => Span | undefined;
+  /** The spans of other traces whose links name (traceId, spanId): followed backwards ("linked from"). */
+  linkedFrom?: (traceId: string, spanId: string) => Span[];
+  /** The API operation of an audit request (auditID's 64-character form), added to its node as k8s.api.*. */
+  apiOperation?: (auditId: string) => { operationId: string; stability: string } | undefined;
 }
 
 /**
@@ -106,7 +115,14 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
     const events = eventsById.get(id);
     if (!events) continue;
     const anchor = requestAnchor(id, byId);
-    if (anchor) nodes.get(anchor.spanId)!.audit = toTreeAudit(summarizeAudit(events));
+    if (!anchor) continue;
+    const node = nodes.get(anchor.spanId)!;
+    node.audit = toTreeAudit(summarizeAudit(events));
+    const op = opts.apiOperation?.(id);
+    if (op && node.attributes['k8s.api.operation_id'] === undefined) {
+      node.attributes['k8s.api.operation_id'] = op.operationId;
+      node.attributes['k8s.api.stability'] = op.stability;
+    }
   }
 
   for (const n of nodes.values()) n.children.sort(compareNodes);
@@ -186,6 +202,8 @@ function toNode(s: Span, opts: BuildTreeOptions): TreeNode {
     attributes: plainAttributes(s.attributes),
     children: [],
   };
+  const http = httpRequestInfo(node.attributes);
+  if (http) node.http = http;
   if (s.events.length) {
     node.events = s.events.map((e) => ({ name: e.name, timeUnixNano: e.timeUnixNano, attributes: plainAttributes(e.attributes) }));
   }
@@ -198,6 +216,16 @@ function toNode(s: Span, opts: BuildTreeOptions): TreeNode {
       }
       return link;
     });
+  }
+  const from = opts.linkedFrom?.(s.traceId, s.spanId).filter((x) => x.traceId !== s.traceId) ?? [];
+  if (from.length) {
+    node.linkedFrom = from
+      .map((x) => ({
+        traceId: x.traceId, spanId: x.spanId,
+        attributes: plainAttributes(x.links.find((l) => l.traceId === s.traceId && l.spanId === s.spanId)?.attributes ?? []),
+        target: { name: x.name, service: serviceName(x), startTimeUnixNano: x.startTimeUnixNano, durationNanos: durationNanos(x.startTimeUnixNano, x.endTimeUnixNano) },
+      }))
+      .sort((a, b) => (BigInt(a.target.startTimeUnixNano) < BigInt(b.target.startTimeUnixNano) ? -1 : BigInt(a.target.startTimeUnixNano) > BigInt(b.target.startTimeUnixNano) ? 1 : a.traceId < b.traceId ? -1 : 1));
   }
   return node;
 }

@@ -153,7 +153,8 @@ export function planExport(store: TraceStore, entries: readonly ExportQueueEntry
       }
     }
     let held = 0;
-    for (const s of encodeCorrelatedTrace(t, spans, auditEvents)) {
+    const api = store.apiOperationsOf(new Set(auditEvents.map((e) => e.auditID)));
+    for (const s of encodeCorrelatedTrace(t, spans, auditEvents, undefined, api)) {
       if (hold.has(s.spanId) && !store.isExported(s.traceId, s.spanId)) held++;
       else consider(s);
     }
@@ -162,7 +163,7 @@ export function planExport(store: TraceStore, entries: readonly ExportQueueEntry
   for (const id of unjoined) {
     const events = store.auditEvents(id);
     const wait = !complete(events) && !released.has(releaseKey.unjoined(id));
-    if (!wait) encodeUnjoinedAudit(events).forEach(consider);
+    if (!wait) encodeUnjoinedAudit(events, store.apiOperationsOf([id])).forEach(consider);
     settle(releaseKey.unjoined(id), wait ? 1 : 0, waitForAudit);
   }
   for (const setId of sets) {

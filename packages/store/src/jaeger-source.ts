@@ -23,6 +23,8 @@ export interface JaegerSourceOptions {
 
 /** Service and operation names of object-set spans (see objectSetSpans). */
 const OBJSET_SERVICE = 'kube-correlate';
+/** kube-apiserver's service.name. */
+const APISERVER_SERVICE = 'apiserver';
 /** Service name of derived audit spans (see correlated-format.ts). */
 const AUDIT_SERVICE = 'kube-apiserver-audit';
 const FETCH_CONCURRENCY = 8;
@@ -59,7 +61,7 @@ export class JaegerSource {
     if (!spans) return undefined;
     // Links to callers' traces are followed one level, as the store does with what it holds.
     const linked = new Set(spans.flatMap((s) => s.links.map((l) => l.traceId)).filter((t) => t !== traceId));
-    const all = [...spans, ...(await this.fetchTraces([...linked]))];
+    const all = [...spans, ...(await this.fetchTraces([...linked])), ...(await this.linkingTo(traceId, spans))];
     return this.withLoaded(all, (store) => {
       const tree = store.getTrace(traceId);
       if (tree) return tree;
@@ -120,14 +122,29 @@ export class JaegerSource {
     return best ? this.objectSetById(best.setId) : undefined;
   }
 
-  /** Spans of the newest `searchLimit` traces of a service (and operation) in the lookback window, raw. */
-  private async search(service: string, operation?: string): Promise<Span[]> {
+  /**
+   * Spans of kube-apiserver requests that link to this trace (a caller's), for "linked from".
+   * Jaeger 2.13's search has no attribute filter: the requests of service `apiserver` that started
+   * while the caller's trace ran (plus a minute either side) are scanned, the newest `searchLimit`.
+   */
+  private async linkingTo(traceId: string, spans: Span[]): Promise<Span[]> {
+    const starts = spans.map((s) => BigInt(s.startTimeUnixNano));
+    const ends = spans.map((s) => BigInt(s.endTimeUnixNano));
+    const min = Number(starts.reduce((a, b) => (b < a ? b : a)) / 1_000_000n) - 60_000;
+    const max = Number(ends.reduce((a, b) => (b > a ? b : a)) / 1_000_000n) + 60_000;
+    const found = await this.search(APISERVER_SERVICE, undefined, { min, max });
+    const linking = new Set(found.filter((s) => s.links.some((l) => l.traceId === traceId)).map((s) => s.traceId));
+    return found.filter((s) => linking.has(s.traceId) && s.traceId !== traceId);
+  }
+
+  /** Spans of the newest `searchLimit` traces of a service (and operation) in the lookback window (or `window`, ms), raw. */
+  private async search(service: string, operation?: string, window?: { min: number; max: number }): Promise<Span[]> {
     const now = Date.now();
     const q = new URLSearchParams({
       'query.service_name': service,
       ...(operation ? { 'query.operation_name': operation } : {}),
-      'query.start_time_min': new Date(now - this.lookbackMs).toISOString(),
-      'query.start_time_max': new Date(now + 3600_000).toISOString(),
+      'query.start_time_min': new Date(window?.min ?? now - this.lookbackMs).toISOString(),
+      'query.start_time_max': new Date(window?.max ?? now + 3600_000).toISOString(),
       'query.num_traces': String(this.searchLimit),
       'query.raw_traces': 'true',
     });

@@ -98,5 +98,5 @@ export function correlatedToOutput(spans: readonly Span[]): CorrelatorOutput {
       if (!t.auditIds.includes(id)) t.auditIds.push(id);
     }
   }
-  return { traces: [...traces.values()], unjoinedAuditEvents: d.unjoined };
+  return { traces: [...traces.values()], unjoinedAuditEvents: d.unjoined, apiOperations: d.apiOperations };
 }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { buildRequestTree, objectsOfAudit, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { AUTHENTICATION_SPAN, buildRequestTree, objectsOfAudit, type ApiOperation, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
 import { buildObjectSetTree, type ObjectRow, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
@@ -87,9 +87,20 @@ export class TraceStore implements CorrelatorSink {
       this.migrate();
     }
     this.db.pragma('busy_timeout = 5000');
+    if (opts.readonly) {
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version !== SCHEMA_VERSION) {
+        this.db.close();
+        throw new Error(`${this.path}: schema version ${version}, this build reads ${SCHEMA_VERSION}: ${version < SCHEMA_VERSION ? 'start the pipeline (correlate start) with this build on it once to upgrade it' : 'upgrade kube-correlate'}`);
+      }
+    }
     this.prepareObjectStatements();
     this.stmt = {
       insertSpan: this.db.prepare('INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, start_ns, data) VALUES (?, ?, ?, ?, ?)'),
+      insertOperation: this.db.prepare('INSERT OR IGNORE INTO audit_operations (audit_id, operation_id, stability) VALUES (?, ?, ?)'),
+      operationOf: this.db.prepare('SELECT operation_id, stability FROM audit_operations WHERE audit_id = ?'),
+      insertLink: this.db.prepare('INSERT OR IGNORE INTO span_links (target_trace_id, target_span_id, trace_id, span_id) VALUES (?, ?, ?, ?)'),
+      linkedFrom: this.db.prepare('SELECT s.data FROM span_links l JOIN spans s ON s.trace_id = l.trace_id AND s.span_id = l.span_id WHERE l.target_trace_id = ? AND l.target_span_id = ?'),
       insertAudit: this.db.prepare('INSERT OR IGNORE INTO audit_events (audit_id, stage, data) VALUES (?, ?, ?)'),
       insertPair: this.db.prepare('INSERT OR IGNORE INTO audit_traces (audit_id, trace_id) VALUES (?, ?)'),
       touchTrace: this.db.prepare('INSERT INTO traces (trace_id, updated_at) VALUES (?, ?) ON CONFLICT(trace_id) DO UPDATE SET updated_at = excluded.updated_at'),
@@ -150,6 +161,13 @@ export class TraceStore implements CorrelatorSink {
       CREATE TABLE IF NOT EXISTS exported_spans (
         trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
         PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+      -- v4: the API operation of each audit request (from the OpenAPI spec, when one is configured).
+      CREATE TABLE IF NOT EXISTS audit_operations (
+        audit_id TEXT PRIMARY KEY NOT NULL, operation_id TEXT NOT NULL, stability TEXT NOT NULL) WITHOUT ROWID;
+      -- v4: span links, by the span they name, so a caller's trace shows the requests that link to it.
+      CREATE TABLE IF NOT EXISTS span_links (
+        target_trace_id TEXT NOT NULL, target_span_id TEXT NOT NULL, trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
+        PRIMARY KEY (target_trace_id, target_span_id, trace_id, span_id)) WITHOUT ROWID;
       CREATE TABLE IF NOT EXISTS exported_stages (
         audit_id TEXT NOT NULL, stage TEXT NOT NULL,
         PRIMARY KEY (audit_id, stage)) WITHOUT ROWID;
@@ -161,6 +179,15 @@ export class TraceStore implements CorrelatorSink {
     addColumns('objects', ["owner_kind TEXT NOT NULL DEFAULT ''", "owner_name TEXT NOT NULL DEFAULT ''", "owner_api_version TEXT NOT NULL DEFAULT ''"]);
     addColumns('export_queue', ['not_before INTEGER NOT NULL DEFAULT 0', 'first_queued INTEGER NOT NULL DEFAULT 0']);
     if (version !== 0 && version < 4) {
+      // Index the links of the spans an older store holds (only rows whose JSON has a link).
+      const linked = this.db.prepare(`SELECT data FROM spans WHERE data LIKE '%"links":[{%'`).all() as Array<{ data: string }>;
+      const insertLink = this.db.prepare('INSERT OR IGNORE INTO span_links (target_trace_id, target_span_id, trace_id, span_id) VALUES (?, ?, ?, ?)');
+      this.db.transaction(() => {
+        for (const r of linked) {
+          const sp = JSON.parse(r.data) as Span;
+          for (const l of sp.links ?? []) insertLink.run(l.traceId, l.spanId, sp.traceId, sp.spanId);
+        }
+      })();
       // Index the audit events an older store holds again: objects before v2 were not indexed,
       // before v4 without their owner's kind and name, and with the kind of metadata-only reads
       // (PartialObjectMetadata) where the object's own kind belongs.
@@ -200,14 +227,17 @@ export class TraceStore implements CorrelatorSink {
         const before = counts.spanNew + counts.auditNew;
         for (const s of t.spans) {
           const r = this.stmt.insertSpan.run(s.traceId, s.spanId, s.parentSpanId, s.startTimeUnixNano, JSON.stringify(s));
-          if (r.changes) counts.spanNew++;
-          else counts.spanDup++;
+          if (r.changes) {
+            counts.spanNew++;
+            for (const l of s.links) this.stmt.insertLink.run(l.traceId, l.spanId, s.traceId, s.spanId);
+          } else counts.spanDup++;
         }
         for (const id of t.auditIds) this.stmt.insertPair.run(id, t.traceId);
         for (const e of t.auditEvents) if (this.insertAudit(e, counts)) enqueue('object', objectUidOf(e));
         this.stmt.touchTrace.run(t.traceId, now);
         if (counts.spanNew + counts.auditNew > before) enqueue('trace', t.traceId);
       }
+      for (const [id, op] of output.apiOperations ?? []) this.stmt.insertOperation.run(id, op.operationId, op.stability);
       for (const e of output.unjoinedAuditEvents) {
         if (!this.insertAudit(e, counts)) continue;
         enqueue('unjoined', auditIDForSpans(e.auditID));
@@ -495,6 +525,8 @@ export class TraceStore implements CorrelatorSink {
         const row = this.stmt.span.get(t, s) as { data: string } | undefined;
         return row ? (JSON.parse(row.data) as Span) : undefined;
       },
+      linkedFrom: (t, s) => (this.stmt.linkedFrom.all(t, s) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as Span),
+      apiOperation: (id) => this.apiOperation(id),
     });
   }
 
@@ -534,6 +566,22 @@ export class TraceStore implements CorrelatorSink {
     return { traceId: '', root, spanCount: 0, auditIds: [auditID] };
   }
 
+  /** The API operation of an audit request, when the correlator named it (an OpenAPI spec is configured). */
+  apiOperation(auditID: string): ApiOperation | undefined {
+    const r = this.stmt.operationOf.get(auditIDForSpans(auditID)) as { operation_id: string; stability: string } | undefined;
+    return r ? { operationId: r.operation_id, stability: r.stability } : undefined;
+  }
+
+  /** The API operations of the audit requests of a trace, by auditID. */
+  apiOperationsOf(auditIds: Iterable<string>): Map<string, ApiOperation> {
+    const out = new Map<string, ApiOperation>();
+    for (const id of auditIds) {
+      const op = this.apiOperation(id);
+      if (op) out.set(auditIDForSpans(id), op);
+    }
+    return out;
+  }
+
   auditEvents(auditID: string): AuditEvent[] {
     return (this.stmt.auditOf.all(auditIDForSpans(auditID)) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as AuditEvent);
   }
@@ -553,7 +601,9 @@ export class TraceStore implements CorrelatorSink {
     const out: TraceSummary[] = [];
     for (const r of rows) {
       const tree = this.getTrace(r.trace_id);
-      if (!tree) continue;
+      // kube-apiserver's lone authentication span names no request (the correlator drops them; a
+      // store written before it did may hold some).
+      if (!tree || (tree.spanCount === 1 && tree.root.name === AUTHENTICATION_SPAN && Object.keys(tree.root.attributes).length === 0)) continue;
       out.push({
         traceId: r.trace_id,
         rootName: tree.root.name,

@@ -22,6 +22,8 @@ export class PipelineMetrics {
   readonly evicted: Counter<'reason'>;
   /** Items seen twice while buffered (later duplicates are dropped by the store's keys). */
   readonly duplicates: Counter<'kind'>;
+  /** Traces the correlator drops on purpose (lone authentication filter spans), by reason. */
+  readonly dropped: Counter<'reason'>;
   readonly tracesInFlight: Gauge;
   readonly spansInFlight: Gauge;
   readonly pendingAudits: Gauge;
@@ -48,6 +50,7 @@ export class PipelineMetrics {
     this.settled = new Counter({ name: `${p}correlator_settled_total`, help: 'Trace updates settled and handed to the store, by reason.', labelNames: ['reason'], registers });
     this.evicted = new Counter({ name: `${p}correlator_evicted_total`, help: 'Buffers flushed early because a memory cap was reached, by cap.', labelNames: ['reason'], registers });
     this.duplicates = new Counter({ name: `${p}correlator_duplicates_total`, help: 'Redelivered spans and audit events dropped while buffered.', labelNames: ['kind'], registers });
+    this.dropped = new Counter({ name: `${p}correlator_dropped_total`, help: 'Traces dropped on purpose, by reason (lone_authentication: kube-apiserver\'s authentication filter span alone in its trace, with nothing to join it by).', labelNames: ['reason'], registers });
     this.tracesInFlight = new Gauge({ name: `${p}correlator_traces_in_flight`, help: 'Traces buffered, waiting to settle.', registers });
     this.spansInFlight = new Gauge({ name: `${p}correlator_spans_in_flight`, help: 'Spans buffered, waiting to settle.', registers });
     this.pendingAudits = new Gauge({ name: `${p}correlator_pending_audits`, help: 'Audit requests whose trace has not been seen yet.', registers });

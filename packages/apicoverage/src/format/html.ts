@@ -326,7 +326,7 @@ export interface HtmlOptions {
 export function formatHtml(report: CoverageReport, options: HtmlOptions = {}): string {
   const { meta, summary: s } = report;
   const top = options.top ?? 50;
-  const title = options.title ?? `API coverage${meta.release ? ` of Kubernetes ${meta.release}` : ''}`;
+  const title = options.title ?? `API coverage${meta.version || meta.release ? ` of Kubernetes ${meta.version || meta.release}` : ''}`;
   const num4 = new Set([1, 2, 3, 4, 5, 6, 7]);
   const levelRows: Cell[][] = LEVELS.map((l) => {
     const c = s.byLevel[l];

@@ -48,7 +48,7 @@ export function formatTable(report: CoverageReport, options: TableOptions = {}):
   const top = options.top ?? 20;
   const { meta, summary: s } = report;
   let out = '';
-  out += `API coverage${meta.release ? ` of Kubernetes ${meta.release}` : ''}${meta.spec ? ` (spec ${meta.spec})` : ''}\n`;
+  out += `API coverage${meta.version || meta.release ? ` of Kubernetes ${meta.version || meta.release}` : ''}${meta.spec ? ` (spec ${meta.spec})` : ''}\n`;
   if (meta.sources.length) out += `audit events from ${meta.sources.join(', ')}\n`;
   out +=
     `requests: ${s.requests} (endpoint ${s.endpointRequests}, non-resource ${s.nonResourceRequests}, unmatched ${s.unmatchedRequests}, ` +

@@ -101,24 +101,28 @@ async function loadSpec(opts: CoverageOptions): Promise<{ spec: unknown; where: 
 }
 
 /**
- * The release when --release is not given: the spec's `info.version` (a cluster's /openapi/v2 says
- * `v1.35.0`; the published swagger.json says `unversioned`), else the cluster's /version, else a
- * version in the spec file's name (`swagger-v1.35.json`), else ''.
+ * The Kubernetes version the report is of, as its source says it, and the release in APISnoop's
+ * form (`1.37.2`, `1.37.0`): `--release` when given; else, with --kubeconfig, the server's
+ * `/version` (`v1.37.2`: a spec says only its minor release); else the spec's `info.version`
+ * (a cluster's /openapi/v2 or the published swagger.json: `1.37`, `v1.37.2`, or `unversioned`);
+ * else a version in the spec file's name (`swagger-v1.35.json`); else ''.
  */
-async function releaseOfSpec(spec: unknown, opts: CoverageOptions): Promise<string> {
-  const fromInfo = releaseOf(infoVersion(spec));
-  if (fromInfo) return fromInfo;
+async function versionOfSpec(spec: unknown, opts: CoverageOptions): Promise<{ release: string; version: string }> {
+  const of = (version: string) => ({ release: releaseOf(version), version: version.trim() });
+  if (opts.release !== undefined) return { release: releaseOf(opts.release) || opts.release, version: opts.release };
   if (opts.kubeconfig !== undefined) {
     try {
       const v = (await fetchJson(loadKubeconfig(opts.kubeconfig, opts.context === undefined ? {} : { context: opts.context }), '/version', 10_000)) as { gitVersion?: unknown };
-      if (typeof v?.gitVersion === 'string' && releaseOf(v.gitVersion)) return releaseOf(v.gitVersion);
+      if (typeof v?.gitVersion === 'string' && releaseOf(v.gitVersion)) return of(v.gitVersion);
     } catch {
-      // No /version: the report says no release.
+      // No /version: what the spec says.
     }
-    return '';
   }
+  const info = infoVersion(spec);
+  if (releaseOf(info)) return of(info);
+  if (opts.kubeconfig !== undefined) return { release: '', version: '' };
   const m = /v?(\d+\.\d+(?:\.\d+)?)(?!\d|\.\d)/.exec(basename(opts.spec ?? ''));
-  return m ? releaseOf(m[1]!) : '';
+  return m ? of(m[1]!) : { release: '', version: '' };
 }
 
 /** Bytes an event's line took, near enough (kube-apiserver writes compact JSON): for the progress bar only. */
@@ -163,7 +167,7 @@ export async function runCoverage(opts: CoverageOptions, out: NodeJS.WritableStr
   const previous = opts.previousSpec !== undefined ? catalogueOf(readJsonFile(opts.previousSpec, 'previous spec'), opts.previousSpec) : undefined;
   const { spec, where } = await loadSpec(opts);
   const catalogue = catalogueOf(spec, where);
-  const release = opts.release !== undefined ? releaseOf(opts.release) || opts.release : await releaseOfSpec(spec, opts);
+  const { release, version } = await versionOfSpec(spec, opts);
 
   const collector = new CoverageCollector(catalogue);
   const total = sizes.reduce((s, n) => s + n, 0);
@@ -230,6 +234,7 @@ export async function runCoverage(opts: CoverageOptions, out: NodeJS.WritableStr
 
   const report: CoverageReport = collector.report({
     release,
+    version,
     spec: where,
     sources: [...audits, ...(opts.data !== undefined ? [`store ${opts.data}`] : [])],
     ...(ineligible ? { ineligible } : {}),
