@@ -1,7 +1,7 @@
 export { parseBaggage, baggageValue } from './baggage.js';
 export type { BaggageMember } from './baggage.js';
 export {
-  mutate, parseAdmissionReview, parseAdmissionReviewJson, allowResponse, validTraceparent, validObjsetId, escapeJsonPointer, BadReviewError,
+  mutate, sameDesiredState, parseAdmissionReview, parseAdmissionReviewJson, allowResponse, validTraceparent, validObjsetId, escapeJsonPointer, BadReviewError,
   ADMISSION_API_VERSION, ANNOTATION_SPAN, ANNOTATION_OBJSETID, BAGGAGE_OBJSETID, AUDIT_TRACEPARENT, AUDIT_OBJSETID,
 } from './mutate.js';
 export type {

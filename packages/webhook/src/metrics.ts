@@ -1,7 +1,7 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Outcomes of one POST /mutate (label `outcome`). */
-export type ReviewMetricOutcome = 'patched' | 'unchanged' | 'skipped' | 'error' | 'bad_request' | 'too_large';
+export type ReviewMetricOutcome = 'patched' | 'unchanged' | 'owned' | 'skipped' | 'error' | 'bad_request' | 'too_large';
 
 /**
  * Every metric of the admission webhook (README.md, "Metrics"), bound to one registry. Labels are
