@@ -120,6 +120,41 @@ test('the webhook never blocks, skips kube-system, its namespace and opted-out o
   }
 });
 
+type WebhookRule = { apiGroups: string[]; apiVersions: string[]; operations: string[]; resources: string[]; scope?: string };
+/** Rules as a sorted list of `group/version/resource operations scope` lines, for comparison. */
+const ruleLines = (rules: WebhookRule[]): string[] =>
+  rules.flatMap((r) => r.apiGroups.flatMap((g) => r.apiVersions.flatMap((v) => r.resources.map((res) => `${g || 'core'}/${v}/${res} ${[...r.operations].sort().join(',')} ${r.scope ?? '*'}`)))).sort();
+
+test('the webhook is registered only for resources that can be roots of object sets, CREATE and UPDATE, as packages/webhook/README.md shows', () => {
+  const want = [
+    'apps/v1/daemonsets CREATE,UPDATE Namespaced', 'apps/v1/deployments CREATE,UPDATE Namespaced', 'apps/v1/statefulsets CREATE,UPDATE Namespaced',
+    'batch/v1/cronjobs CREATE,UPDATE Namespaced', 'batch/v1/jobs CREATE,UPDATE Namespaced', 'core/v1/services CREATE,UPDATE Namespaced',
+  ];
+  for (const [overlay, objs] of rendered) {
+    const mwc = one(objs, 'MutatingWebhookConfiguration', 'kube-correlate') as K8sObject & { webhooks: Array<{ rules: WebhookRule[] }> };
+    assert.is(mwc.webhooks.length, 1, overlay);
+    const rules = mwc.webhooks[0]!.rules;
+    assert.equal(ruleLines(rules), want, overlay);
+    // Never every resource, a subresource, or what is almost always controller-owned or high-rate.
+    for (const r of rules) {
+      for (const res of r.resources) {
+        assert.ok(!res.includes('*') && !res.includes('/'), `${overlay}: ${res}`);
+        assert.not.ok(['pods', 'replicasets', 'leases', 'events', 'controllerrevisions', 'endpointslices'].includes(res), `${overlay}: ${res}`);
+      }
+      assert.ok(!r.apiGroups.includes('*') && !r.apiVersions.includes('*'), overlay);
+    }
+  }
+  // The registration example in the webhook's README ships the same rules.
+  const readme = readFileSync(join(ROOT, 'packages', 'webhook', 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('kind: MutatingWebhookConfiguration'));
+  assert.ok(block, 'the README has a MutatingWebhookConfiguration example');
+  const example = parseYaml(block.replace(/<base64 CA>/g, 'Q0E=')) as { webhooks: Array<{ rules: WebhookRule[]; failurePolicy: string; timeoutSeconds: number; sideEffects: string }> };
+  assert.equal(ruleLines(example.webhooks[0]!.rules), want, 'README example');
+  assert.is(example.webhooks[0]!.failurePolicy, 'Ignore');
+  assert.is(example.webhooks[0]!.timeoutSeconds, 2);
+  assert.is(example.webhooks[0]!.sideEffects, 'None');
+});
+
 /** `${env:X}` values a container would see: its env, and the ConfigMaps of its envFrom. */
 function containerEnv(objs: K8sObject[], c: Container): Record<string, string> {
   const env: Record<string, string> = {};
