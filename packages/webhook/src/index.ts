@@ -11,6 +11,7 @@ export type {
 export { WebhookMetrics } from './metrics.js';
 export type { ReviewMetricOutcome } from './metrics.js';
 export {
-  WebhookServer, WebhookStartError, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_CERT_POLL_INTERVAL_MS,
+  WebhookServer, WebhookStartError, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_CERT_POLL_INTERVAL_MS, TLS_MIN_VERSION, TLS_CIPHERS,
+  tlsErrorReason,
 } from './server.js';
-export type { WebhookServerOptions, WebhookStartErrorCode } from './server.js';
+export type { WebhookServerOptions, WebhookStartErrorCode, TlsErrorReason } from './server.js';
