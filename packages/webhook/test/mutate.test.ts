@@ -222,7 +222,7 @@ test('update that changes only metadata or status (a finalizer, a label, an anno
   const edits: Array<[string, (o: Obj) => void]> = [
     ['finalizer added (a controller)', (o) => { (o.metadata as Obj).finalizers = ['example.com/cleanup']; }],
     ['label added', (o) => { ((o.metadata as Obj).labels as Obj).tier = 'web'; }],
-    ['annotation added (the deployment controller\'s revision)', (o) => { ((o.metadata as Obj).annotations as Obj)['deployment.kubernetes.io/revision'] = '2'; }],
+    ['annotation added (kubectl annotate)', (o) => { ((o.metadata as Obj).annotations as Obj)['example.com/owner'] = 'team-a'; }],
     ['ownerReference added without controller (the garbage collector\'s orphan handling)', (o) => { (o.metadata as Obj).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', uid: 'cm-uid' }]; }],
     ['status written through the main resource', (o) => { o.status = { replicas: 3, readyReplicas: 2 }; }],
     ['nothing at all (a no-op update)', () => undefined],
