@@ -1,5 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse as parseYaml } from 'yaml';
@@ -118,6 +119,93 @@ test('the webhook never blocks, skips kube-system, its namespace and opted-out o
       assert.equal(keys, ['cert', 'key']);
     }
   }
+});
+
+type WebhookRule = { apiGroups: string[]; apiVersions: string[]; operations: string[]; resources: string[]; scope?: string };
+/** Rules as a sorted list of `group/version/resource operations scope` lines, for comparison. */
+const ruleLines = (rules: WebhookRule[]): string[] =>
+  rules.flatMap((r) => r.apiGroups.flatMap((g) => r.apiVersions.flatMap((v) => r.resources.map((res) => `${g || 'core'}/${v}/${res} ${[...r.operations].sort().join(',')} ${r.scope ?? '*'}`)))).sort();
+
+test('the webhook is registered only for resources that can be roots of object sets, CREATE and UPDATE, as packages/webhook/README.md shows', () => {
+  const want = [
+    'apps/v1/daemonsets CREATE,UPDATE Namespaced', 'apps/v1/deployments CREATE,UPDATE Namespaced', 'apps/v1/statefulsets CREATE,UPDATE Namespaced',
+    'batch/v1/cronjobs CREATE,UPDATE Namespaced', 'batch/v1/jobs CREATE,UPDATE Namespaced', 'core/v1/services CREATE,UPDATE Namespaced',
+  ];
+  for (const [overlay, objs] of rendered) {
+    const mwc = one(objs, 'MutatingWebhookConfiguration', 'kube-correlate') as K8sObject & { webhooks: Array<{ rules: WebhookRule[] }> };
+    assert.is(mwc.webhooks.length, 1, overlay);
+    const rules = mwc.webhooks[0]!.rules;
+    assert.equal(ruleLines(rules), want, overlay);
+    // Never every resource, a subresource, or what is almost always controller-owned or high-rate.
+    for (const r of rules) {
+      for (const res of r.resources) {
+        assert.ok(!res.includes('*') && !res.includes('/'), `${overlay}: ${res}`);
+        assert.not.ok(['pods', 'replicasets', 'leases', 'events', 'controllerrevisions', 'endpointslices'].includes(res), `${overlay}: ${res}`);
+      }
+      assert.ok(!r.apiGroups.includes('*') && !r.apiVersions.includes('*'), overlay);
+    }
+  }
+  // The registration example in the webhook's README ships the same rules.
+  const readme = readFileSync(join(ROOT, 'packages', 'webhook', 'README.md'), 'utf8');
+  const block = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes('kind: MutatingWebhookConfiguration'));
+  assert.ok(block, 'the README has a MutatingWebhookConfiguration example');
+  const example = parseYaml(block.replace(/<base64 CA>/g, 'Q0E=')) as { webhooks: Array<{ rules: WebhookRule[]; failurePolicy: string; timeoutSeconds: number; sideEffects: string }> };
+  assert.equal(ruleLines(example.webhooks[0]!.rules), want, 'README example');
+  assert.is(example.webhooks[0]!.failurePolicy, 'Ignore');
+  assert.is(example.webhooks[0]!.timeoutSeconds, 2);
+  assert.is(example.webhooks[0]!.sideEffects, 'None');
+});
+
+test('components/webhook-client-auth: the webhook requires a client certificate from the CA ConfigMap; kube-apiserver\'s admission kubeconfig names the webhook Service', async () => {
+  // An overlay of our own: embedded plus the component (kustomize wants relative paths).
+  const dir = mkdtempSync(join(tmpdir(), 'kc-kustomize-'));
+  let objs: K8sObject[];
+  try {
+    writeFileSync(join(dir, 'kustomization.yaml'), [
+      'apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization',
+      `resources: [${relative(dir, join(DEPLOY, 'overlays', 'embedded'))}]`,
+      `components: [${relative(dir, join(DEPLOY, 'components', 'webhook-client-auth'))}]`, '',
+    ].join('\n'));
+    objs = (await kustomizeBuild(dir)) as K8sObject[];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const v of VERSIONS) {
+    const api = loadOpenApi(openApiSpecPath(v));
+    for (const o of objs) {
+      const r = api.validate(o);
+      if (r.known) assert.equal(r.errors, [], `${o.kind} ${o.metadata.name} against ${v}`);
+    }
+  }
+  const spec = podSpec(one(objs, 'Deployment', 'kube-correlate-webhook'));
+  const c = spec.containers[0]!;
+  const args = c.args!;
+  assert.is(args[0], 'webhook');
+  const caPath = args[args.indexOf('--client-ca') + 1]!;
+  assert.ok(args.includes('--client-ca') && caPath.startsWith('/'), args.join(' '));
+  const mount = c.volumeMounts!.find((m) => caPath.startsWith(`${m.mountPath}/`))!;
+  assert.ok(mount, 'the client CA file is on a mounted volume');
+  const volume = spec.volumes!.find((x) => x.name === mount.name)!;
+  assert.is(volume.configMap?.name, 'kube-correlate-webhook-client-ca');
+  assert.is(caPath.slice(mount.mountPath.length + 1), 'ca.crt');
+  // The serving certificate is still mounted as before.
+  assert.ok(args.includes('--cert') && args.includes('--key'));
+
+  // kube-apiserver's side: the admission config points at the kubeconfig, whose user is the Service's DNS name.
+  const yamlOf = (f: string) => parseYaml(readFileSync(join(DEPLOY, 'apiserver', f), 'utf8')) as Record<string, unknown>;
+  const admission = yamlOf('admission-config.yaml') as { apiVersion: string; kind: string; plugins: Array<{ name: string; configuration: { apiVersion: string; kind: string; kubeConfigFile: string } }> };
+  assert.is(admission.apiVersion, 'apiserver.config.k8s.io/v1');
+  assert.is(admission.kind, 'AdmissionConfiguration');
+  const plugin = admission.plugins.find((p) => p.name === 'MutatingAdmissionWebhook')!;
+  assert.equal([plugin.configuration.apiVersion, plugin.configuration.kind], ['apiserver.config.k8s.io/v1', 'WebhookAdmissionConfiguration']);
+  assert.is(plugin.configuration.kubeConfigFile, '/etc/kubernetes/kube-correlate/admission-webhook-kubeconfig.yaml', 'where deploy/README.md copies apiserver/');
+  const kc = yamlOf('admission-webhook-kubeconfig.yaml') as { kind: string; users: Array<{ name: string; user: Record<string, string> }> };
+  assert.is(kc.kind, 'Config');
+  const mwc = one(objs, 'MutatingWebhookConfiguration', 'kube-correlate') as K8sObject & { webhooks: Array<{ clientConfig: { service: { name: string; namespace: string; port: number } } }> };
+  const svc = mwc.webhooks[0]!.clientConfig.service;
+  assert.is(svc.port, 443, 'on 443 the user name carries no :port');
+  assert.equal(kc.users.map((u) => u.name), [`${svc.name}.${svc.namespace}.svc`], 'one user, named after the webhook Service (never \'*\')');
+  assert.ok(kc.users[0]!.user['client-certificate'] && kc.users[0]!.user['client-key']);
 });
 
 /** `${env:X}` values a container would see: its env, and the ConfigMaps of its envFrom. */

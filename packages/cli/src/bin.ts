@@ -104,9 +104,10 @@ program
   .description('serve the mutating admission webhook (trace.kubernetes.io/span and objsetid annotations) over HTTPS')
   .requiredOption('--cert <file>', 'serving certificate (PEM; reloaded when the file changes)')
   .requiredOption('--key <file>', 'private key (PEM)')
+  .option('--client-ca <file>', "require a client certificate from these CAs (PEM; kube-apiserver's, see deploy/README.md); reloaded when the file changes")
   .addOption(new Option('--port <n>', 'HTTPS port').default(8443).argParser(parsePort))
   .option('--host <addr>', 'listen address', '0.0.0.0')
-  .action(async (opts: { cert: string; key: string; port: number; host: string }) => {
+  .action(async (opts: { cert: string; key: string; clientCa?: string; port: number; host: string }) => {
     process.exitCode = await runWebhook(opts);
   });
 

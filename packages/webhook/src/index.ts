@@ -1,7 +1,7 @@
 export { parseBaggage, baggageValue } from './baggage.js';
 export type { BaggageMember } from './baggage.js';
 export {
-  mutate, parseAdmissionReview, parseAdmissionReviewJson, allowResponse, validTraceparent, validObjsetId, escapeJsonPointer, BadReviewError,
+  mutate, sameDesiredState, parseAdmissionReview, parseAdmissionReviewJson, allowResponse, validTraceparent, validObjsetId, escapeJsonPointer, BadReviewError,
   ADMISSION_API_VERSION, ANNOTATION_SPAN, ANNOTATION_OBJSETID, BAGGAGE_OBJSETID, AUDIT_TRACEPARENT, AUDIT_OBJSETID,
 } from './mutate.js';
 export type {
@@ -11,6 +11,7 @@ export type {
 export { WebhookMetrics } from './metrics.js';
 export type { ReviewMetricOutcome } from './metrics.js';
 export {
-  WebhookServer, WebhookStartError, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_CERT_POLL_INTERVAL_MS,
+  WebhookServer, WebhookStartError, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, DEFAULT_HOST, DEFAULT_CERT_POLL_INTERVAL_MS, TLS_MIN_VERSION, TLS_CIPHERS,
+  tlsErrorReason,
 } from './server.js';
-export type { WebhookServerOptions, WebhookStartErrorCode } from './server.js';
+export type { WebhookServerOptions, WebhookStartErrorCode, TlsErrorReason } from './server.js';

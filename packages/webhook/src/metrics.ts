@@ -1,7 +1,7 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Outcomes of one POST /mutate (label `outcome`). */
-export type ReviewMetricOutcome = 'patched' | 'unchanged' | 'skipped' | 'error' | 'bad_request' | 'too_large';
+export type ReviewMetricOutcome = 'patched' | 'unchanged' | 'owned' | 'skipped' | 'error' | 'bad_request' | 'too_large';
 
 /**
  * Every metric of the admission webhook (README.md, "Metrics"), bound to one registry. Labels are
@@ -17,10 +17,10 @@ export class WebhookMetrics {
   readonly errors: Counter<'reason'>;
   /** What the trace-context headers of reviews held: header = traceparent | baggage_objectsetid. */
   readonly traceContext: Counter<'header' | 'state'>;
-  /** Certificate reload attempts after the files changed, by outcome (ok | error). */
+  /** Reload attempts of the serving pair and client CAs after the files changed, by outcome (ok | error). */
   readonly certReloads: Counter<'outcome'>;
-  /** TLS handshakes that failed (plaintext HTTP, untrusted client, protocol mismatch). */
-  readonly tlsErrors: Counter;
+  /** TLS handshakes refused or failed, by reason (TlsErrorReason in server.ts). */
+  readonly tlsErrors: Counter<'reason'>;
 
   constructor(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -35,8 +35,13 @@ export class WebhookMetrics {
     });
     this.errors = new Counter({ name: `${p}errors_total`, help: 'Reviews allowed without a patch because of an internal error, by reason.', labelNames: ['reason'], registers });
     this.traceContext = new Counter({ name: `${p}trace_context_total`, help: 'Trace-context headers of reviews, by header and state (valid, invalid, missing).', labelNames: ['header', 'state'], registers });
-    this.certReloads = new Counter({ name: `${p}cert_reloads_total`, help: 'Serving certificate reloads after the files changed, by outcome.', labelNames: ['outcome'], registers });
-    this.tlsErrors = new Counter({ name: `${p}tls_handshake_errors_total`, help: 'TLS handshakes that failed (for example plaintext HTTP to the HTTPS port).', registers });
+    this.certReloads = new Counter({ name: `${p}cert_reloads_total`, help: 'Serving certificate (and client CA) reloads after the files changed, by outcome.', labelNames: ['outcome'], registers });
+    this.tlsErrors = new Counter({
+      name: `${p}tls_handshake_errors_total`,
+      help: 'TLS handshakes refused or failed, by reason (protocol_version, no_shared_cipher, no_client_certificate, untrusted_client_certificate, not_tls, timeout, aborted, other).',
+      labelNames: ['reason'],
+      registers,
+    });
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'kube_correlate_' });
   }
 }

@@ -5,13 +5,20 @@ import { baggageValue } from './baggage.js';
  * The admission decision, as a pure function of the AdmissionReview and the HTTP headers of the
  * webhook call (no I/O; the only non-determinism is the new objsetid, injectable).
  *
- * Rules (README.md, "Annotations"), for CREATE and UPDATE of a main resource:
- *  - `trace.kubernetes.io/span` = the call's `traceparent` when it is valid; a different existing
- *    value is replaced (the annotation names the latest writer's context); invalid/missing: untouched.
- *  - `trace.kubernetes.io/objsetid` = baggage `objectSetID` (wins over an existing value); else the
- *    existing annotation (kept); else, on UPDATE, the old object's annotation (restored when a client
- *    dropped it); else, for a root object only (no ownerReference with `controller: true`), a new id:
- *    the stored uid on UPDATE, a random UUID on CREATE (a new object has no uid before admission).
+ * Rules (README.md, "Annotations"), for CREATE and UPDATE of a main resource. They are built so that
+ * the webhook never makes a controller loop: a second pass over what it produced, or over what a
+ * controller copied, yields no patch.
+ *  - An object with a controller owner (an ownerReference with `controller: true`) is never patched:
+ *    its controller owns and copies its annotations (the deployment controller copies a Deployment's
+ *    onto its ReplicaSets on every sync), so any change of ours is a difference it writes back.
+ *    Outcome 'owned'; the audit annotations still record the call's context.
+ *  - A root object on CREATE: `trace.kubernetes.io/span` = the call's `traceparent` when valid;
+ *    `trace.kubernetes.io/objsetid` = baggage `objectSetID`, else the existing annotation, else a
+ *    new random UUID.
+ *  - A root object on UPDATE: the span annotation is re-stamped only when the request changes the
+ *    object's desired state (object and oldObject differ outside `metadata` and `status`); a
+ *    metadata-only or status-only write leaves it as it is. objsetid: baggage, else existing, else
+ *    the old object's (restored when a client dropped it), else the stored uid.
  * DELETE, CONNECT and subresources are allowed with no patch. Audit annotations `traceparent` and
  * `objectSetID` record the values that apply; kube-apiserver stores them as `<webhook name>/<key>`.
  */
@@ -77,7 +84,12 @@ export interface TraceHeaders {
   baggage?: string | readonly string[];
 }
 
-export type ReviewOutcome = 'patched' | 'unchanged' | 'skipped' | 'error';
+/**
+ * patched: a JSONPatch was sent. unchanged: nothing to change. owned: the object has a controller
+ * owner, so it is never patched. skipped: not a CREATE/UPDATE of a main resource. error: allowed
+ * unchanged because the object is malformed (or mutate threw).
+ */
+export type ReviewOutcome = 'patched' | 'unchanged' | 'owned' | 'skipped' | 'error';
 /** What a trace-context header held: for metrics. */
 export type HeaderState = 'valid' | 'invalid' | 'missing';
 
@@ -196,6 +208,42 @@ function annotationOf(obj: unknown, key: string): string | undefined {
   return isRecord(ann) ? own(ann, key) : undefined;
 }
 
+/** An ownerReference with `controller: true`: the object's controller writes (and copies) its annotations. */
+const hasController = (owners: readonly unknown[]): boolean => owners.some((o) => isRecord(o) && o.controller === true);
+
+/**
+ * Deep JSON equality of two objects, ignoring their top-level `metadata` and `status`: does the
+ * request change the object's desired state? Iterative (an explicit stack), so a deeply nested
+ * object cannot overflow the call stack; arrays compare in order, object members in any order.
+ */
+export function sameDesiredState(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const stack: Array<[unknown, unknown]> = [];
+  const pushMembers = (x: Record<string, unknown>, y: Record<string, unknown>, skip: boolean): boolean => {
+    let n = 0;
+    for (const k in x) {
+      if (!Object.hasOwn(x, k) || (skip && (k === 'metadata' || k === 'status'))) continue;
+      if (!Object.hasOwn(y, k)) return false;
+      stack.push([x[k], y[k]]);
+      n++;
+    }
+    for (const k in y) if (Object.hasOwn(y, k) && !(skip && (k === 'metadata' || k === 'status'))) n--;
+    return n === 0;
+  };
+  if (!pushMembers(a, b, true)) return false;
+  while (stack.length) {
+    const [x, y] = stack.pop()!;
+    if (x === y) continue;
+    if (typeof x !== 'object' || typeof y !== 'object' || x === null || y === null) return false;
+    if (Array.isArray(x)) {
+      if (!Array.isArray(y) || x.length !== y.length) return false;
+      for (let i = 0; i < x.length; i++) stack.push([x[i], y[i]]);
+    } else {
+      if (Array.isArray(y) || !pushMembers(x as Record<string, unknown>, y as Record<string, unknown>, false)) return false;
+    }
+  }
+  return true;
+}
+
 /** Decides the patch and audit annotations for one review. Throws only on a bug; a malformed object is outcome 'error'. */
 export function mutate(review: AdmissionReviewRequest, headers: TraceHeaders, opts: MutateOptions = {}): MutateResult {
   const req = review.request;
@@ -224,45 +272,46 @@ export function mutate(review: AdmissionReviewRequest, headers: TraceHeaders, op
   }
 
   let meta: Meta;
-  let oldObjsetId: string | undefined;
-  let oldUid: string | undefined;
+  let old: Meta | undefined;
   try {
     meta = metaOf(req.object, 'request.object');
-    if (operation === 'UPDATE' && req.oldObject !== undefined && req.oldObject !== null) {
-      const old = metaOf(req.oldObject, 'request.oldObject');
-      oldObjsetId = own(old.annotations, ANNOTATION_OBJSETID);
-      oldUid = old.uid;
-    }
+    if (operation === 'UPDATE' && req.oldObject !== undefined && req.oldObject !== null) old = metaOf(req.oldObject, 'request.oldObject');
   } catch (err) {
     if (!(err instanceof ObjectShapeError)) throw err;
     return { ...base, review: allowResponse(req.uid), outcome: 'error', patch: [], error: { reason: 'bad_object', message: err.message } };
   }
-
   const existingSpan = own(meta.annotations, ANNOTATION_SPAN);
   const existingId = own(meta.annotations, ANNOTATION_OBJSETID);
+  const oldObjsetId = own(old?.annotations, ANNOTATION_OBJSETID);
+
+  if (hasController(meta.ownerReferences)) {
+    // Never patched: record the context and the set for the audit event only (they change nothing on the object).
+    const id = baggageId ?? [existingId, oldObjsetId].find(validObjsetId);
+    if (id) audit[AUDIT_OBJSETID] = id;
+    return { ...base, review: allowResponse(req.uid, audit), outcome: 'owned', patch: [] };
+  }
+
   const desired: Record<string, string> = {};
-  if (traceparent) desired[ANNOTATION_SPAN] = traceparent;
+  // On UPDATE only a change of desired state re-stamps the span. A missing oldObject (kube-apiserver
+  // always sends it) counts as no change: leaving the annotation alone can never start a loop.
+  const restamp = operation === 'CREATE' || (old !== undefined && !sameDesiredState(req.object as Record<string, unknown>, req.oldObject as Record<string, unknown>));
+  if (traceparent && restamp) desired[ANNOTATION_SPAN] = traceparent;
 
   let objsetId: string | undefined;
   if (baggageId) objsetId = baggageId;
   else if (validObjsetId(existingId)) objsetId = existingId;
   else if (validObjsetId(oldObjsetId)) objsetId = oldObjsetId;
-  else if (!meta.ownerReferences.some((o) => isRecord(o) && o.controller === true)) {
-    objsetId = operation === 'UPDATE' ? (oldUid ?? meta.uid) : undefined;
-    objsetId ??= (opts.newObjsetId ?? randomUUID)();
-  }
-  if (objsetId !== undefined) {
-    desired[ANNOTATION_OBJSETID] = objsetId;
-    audit[AUDIT_OBJSETID] = objsetId;
-  }
+  else objsetId = (operation === 'UPDATE' ? (old?.uid ?? meta.uid) : undefined) ?? (opts.newObjsetId ?? randomUUID)();
+  desired[ANNOTATION_OBJSETID] = objsetId;
+  audit[AUDIT_OBJSETID] = objsetId;
 
   const patch: JsonPatchOp[] = [];
   if (meta.annotations === undefined) {
     // Absent (or null): add the whole map; `add` also replaces a null member.
-    if (Object.keys(desired).length) patch.push({ op: 'add', path: '/metadata/annotations', value: desired });
+    patch.push({ op: 'add', path: '/metadata/annotations', value: desired });
   } else {
     for (const [key, value] of Object.entries(desired)) {
-      const current = key === ANNOTATION_SPAN ? existingSpan : key === ANNOTATION_OBJSETID ? existingId : undefined;
+      const current = key === ANNOTATION_SPAN ? existingSpan : existingId;
       if (current === value) continue;
       const op = Object.hasOwn(meta.annotations, key) ? 'replace' : 'add';
       patch.push({ op, path: `/metadata/annotations/${escapeJsonPointer(key)}`, value });

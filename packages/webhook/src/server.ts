@@ -4,7 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { WebhookMetrics, type ReviewMetricOutcome } from './metrics.js';
@@ -18,12 +18,61 @@ export const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
 export const DEFAULT_PORT = 8443;
 export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_CERT_POLL_INTERVAL_MS = 2000;
+/** The oldest protocol served. TLS 1.0 and 1.1 are refused. */
+export const TLS_MIN_VERSION = 'TLSv1.2';
+/**
+ * Cipher suites offered: the TLS 1.3 suites (all AEAD, all forward-secret), and for TLS 1.2 only
+ * ECDHE key exchange (forward secrecy) with AES-GCM or ChaCha20-Poly1305 (AEAD). No RSA key
+ * exchange, no DHE, no CBC, no SHA-1 MACs. Every client kube-apiserver is built with (Go's
+ * crypto/tls) offers these.
+ */
+export const TLS_CIPHERS = [
+  'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** Why a TLS handshake was refused (label `reason` of kube_correlate_webhook_tls_handshake_errors_total). */
+export type TlsErrorReason =
+  | 'protocol_version' | 'no_shared_cipher' | 'no_client_certificate' | 'untrusted_client_certificate' | 'not_tls' | 'timeout' | 'aborted' | 'other';
+
+/** Classifies a `tlsClientError`: the OpenSSL error code, or the verification result Node left on the socket. */
+export function tlsErrorReason(err: NodeJS.ErrnoException, socket?: Pick<TLSSocket, 'authorizationError'>): TlsErrorReason {
+  // Node verifies the client certificate after the handshake and closes the socket: the error is then
+  // a plain ECONNRESET and the verification result is on the socket.
+  if (socket?.authorizationError) return 'untrusted_client_certificate';
+  switch (err.code) {
+    case 'ERR_SSL_UNSUPPORTED_PROTOCOL':
+    case 'ERR_SSL_VERSION_TOO_LOW':
+    case 'ERR_SSL_WRONG_VERSION_NUMBER':
+      return 'protocol_version';
+    case 'ERR_SSL_NO_SHARED_CIPHER':
+      return 'no_shared_cipher';
+    case 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE':
+      return 'no_client_certificate';
+    case 'ERR_SSL_HTTP_REQUEST':
+      return 'not_tls';
+    case 'ERR_TLS_HANDSHAKE_TIMEOUT':
+      return 'timeout';
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return 'aborted';
+    default:
+      return 'other';
+  }
+}
 
 export interface WebhookServerOptions {
   /** PEM certificate (chain) file, served to kube-apiserver. */
   certFile: string;
   /** PEM private key file. */
   keyFile: string;
+  /**
+   * PEM bundle of the CAs whose client certificates are accepted. When set, every connection must
+   * present a certificate signed by one of them (kube-apiserver's, configured through its
+   * --admission-control-config-file); the file is reloaded when it changes, like the serving pair.
+   */
+  clientCaFile?: string;
   /** Default 8443; 0 picks a free port. */
   port?: number;
   /** Default 0.0.0.0. */
@@ -57,10 +106,37 @@ export class WebhookStartError extends Error {
   }
 }
 
-interface KeyPair {
+/** What the secure context is built from: the serving pair and, with clientCaFile, the client CAs. */
+interface TlsFiles {
   cert: Buffer;
   key: Buffer;
+  ca?: Buffer;
 }
+
+/**
+ * The secure context's options: the files plus the protocol floor and the suites. Always given
+ * whole, also on reload: server.setSecureContext() builds a new context from what it is given, so a
+ * reload without minVersion and ciphers would quietly serve Node's defaults.
+ */
+function contextOptions(files: TlsFiles): SecureContextOptions {
+  return { cert: files.cert, key: files.key, ...(files.ca ? { ca: files.ca } : {}), minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS, honorCipherOrder: true };
+}
+
+/** The certificates of a PEM bundle; throws when there is none or one does not parse. */
+function parseCaBundle(pem: Buffer): X509Certificate[] {
+  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (!blocks.length) throw new Error('no PEM certificate in it');
+  return blocks.map((b, i) => {
+    try {
+      return new X509Certificate(b);
+    } catch (err) {
+      throw new Error(`certificate ${i + 1} does not parse: ${(err as Error).message}`);
+    }
+  });
+}
+
+/** A minute between warnings about refused client certificates (each one is counted). */
+const CLIENT_CERT_WARN_INTERVAL_MS = 60_000;
 
 function positive(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -79,8 +155,10 @@ function describeCert(cert: Buffer): { fingerprint256?: string; notAfter?: strin
 
 /**
  * The admission webhook's HTTPS server: POST /mutate (AdmissionReview), GET /healthz, GET /metrics.
- * The serving certificate is reloaded when its files change (polled: Kubernetes Secret volumes swap a
- * symlink, which directory watches miss); a pair that does not load is reported and the old one kept.
+ * TLS 1.2 and 1.3 only, forward-secret AEAD suites only (TLS_CIPHERS); with clientCaFile, a client
+ * certificate from those CAs is required. The serving certificate and the client CAs are reloaded
+ * when their files change (polled: Kubernetes Secret volumes swap a symlink, which directory watches
+ * miss); files that do not load are reported and the previous ones kept.
  */
 export class WebhookServer {
   readonly metrics: WebhookMetrics;
@@ -96,8 +174,9 @@ export class WebhookServer {
   private server: Server | undefined;
   private poll: NodeJS.Timeout | undefined;
   private polling = false;
-  private pair: KeyPair | undefined;
-  /** stat signature of (cert, key) last loaded or tried. */
+  private files: TlsFiles | undefined;
+  private lastClientCertWarning = 0;
+  /** stat signature of (cert, key, client CA) last loaded or tried. */
   private signature = '';
   private closing: Promise<void> | undefined;
 
@@ -124,16 +203,17 @@ export class WebhookServer {
   /** Loads the key pair and listens. Throws WebhookStartError. */
   async start(): Promise<{ host: string; port: number }> {
     if (this.server) throw new Error('WebhookServer already started');
-    const pair = this.readPairSync();
+    const files = this.readFilesSync();
     this.signature = await this.statSignature();
+    const requireClientCert = files.ca !== undefined;
     const server = createServer(
-      { cert: pair.cert, key: pair.key, requestTimeout: this.requestTimeoutMs, headersTimeout: Math.min(10_000, this.requestTimeoutMs) },
+      {
+        ...contextOptions(files), requestCert: requireClientCert, rejectUnauthorized: requireClientCert,
+        requestTimeout: this.requestTimeoutMs, headersTimeout: Math.min(10_000, this.requestTimeoutMs),
+      },
       (req, res) => this.onRequest(req, res),
     );
-    server.on('tlsClientError', (err) => {
-      this.metrics.tlsErrors.inc();
-      this.logger.debug({ err: err.message }, 'TLS handshake failed');
-    });
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => this.onTlsError(err, socket));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const where = `${this.host}:${this.port}`;
@@ -149,11 +229,11 @@ export class WebhookServer {
     });
     server.on('error', (err) => this.logger.error({ err }, 'webhook server error'));
     this.server = server;
-    this.pair = pair;
+    this.files = files;
     this.poll = setInterval(() => void this.checkCertificate(), this.pollMs);
     this.poll.unref();
     const address = this.address!;
-    this.logger.info({ ...address, certFile: this.opts.certFile, ...describeCert(pair.cert) }, 'admission webhook listening');
+    this.logger.info({ ...address, certFile: this.opts.certFile, ...describeCert(files.cert), clientCaFile: this.opts.clientCaFile, minVersion: TLS_MIN_VERSION }, 'admission webhook listening');
     return address;
   }
 
@@ -176,9 +256,9 @@ export class WebhookServer {
   }
 
   /**
-   * Reloads the pair if the files changed since the last load or attempt. Returns 'ok' when a new
-   * certificate is now served, 'error' when the new files did not load (the old pair stays), or
-   * 'unchanged'. Called by the poller; callable directly.
+   * Reloads the serving pair and the client CAs if their files changed since the last load or
+   * attempt. Returns 'ok' when the new files are now served, 'error' when they did not load (the
+   * previous ones stay), or 'unchanged'. Called by the poller; callable directly.
    */
   async checkCertificate(): Promise<'ok' | 'error' | 'unchanged'> {
     if (this.polling || !this.server || this.closing) return 'unchanged';
@@ -187,28 +267,47 @@ export class WebhookServer {
       const sig = await this.statSignature();
       if (sig === this.signature) return 'unchanged';
       this.signature = sig;
-      let next: KeyPair;
+      const caFile = this.opts.clientCaFile;
+      let next: TlsFiles;
       try {
-        const [cert, key] = await Promise.all([readFile(this.opts.certFile), readFile(this.opts.keyFile)]);
-        next = { cert, key };
-        if (this.pair && cert.equals(this.pair.cert) && key.equals(this.pair.key)) return 'unchanged';
-        createSecureContext(next); // throws on unparseable PEM or a key that does not match
-        this.server.setSecureContext(next);
+        const [cert, key, ca] = await Promise.all([readFile(this.opts.certFile), readFile(this.opts.keyFile), caFile === undefined ? undefined : readFile(caFile)]);
+        next = { cert, key, ...(ca ? { ca } : {}) };
+        if (this.files && cert.equals(this.files.cert) && key.equals(this.files.key) && (ca === undefined || (this.files.ca !== undefined && ca.equals(this.files.ca)))) return 'unchanged';
+        if (ca) parseCaBundle(ca);
+        const options = contextOptions(next);
+        createSecureContext(options); // throws on unparseable PEM or a key that does not match
+        this.server.setSecureContext(options);
       } catch (err) {
         this.metrics.certReloads.inc({ outcome: 'error' });
-        this.logger.warn({ err: (err as Error).message, certFile: this.opts.certFile, keyFile: this.opts.keyFile }, 'new certificate/key did not load; still serving the previous pair');
+        this.logger.warn({ err: (err as Error).message, certFile: this.opts.certFile, keyFile: this.opts.keyFile, clientCaFile: caFile }, 'new certificate, key or client CA did not load; still serving the previous ones');
         return 'error';
       }
-      this.pair = next;
+      this.files = next;
       this.metrics.certReloads.inc({ outcome: 'ok' });
-      this.logger.info({ certFile: this.opts.certFile, ...describeCert(next.cert) }, 'serving certificate reloaded');
+      this.logger.info({ certFile: this.opts.certFile, ...describeCert(next.cert), clientCaFile: caFile }, 'serving certificate and client CAs reloaded');
       return 'ok';
     } finally {
       this.polling = false;
     }
   }
 
-  private readPairSync(): KeyPair {
+  private onTlsError(err: NodeJS.ErrnoException, socket: TLSSocket | undefined): void {
+    const reason = tlsErrorReason(err, socket);
+    this.metrics.tlsErrors.inc({ reason });
+    const fields = { reason, err: err.message, code: err.code, authorizationError: socket?.authorizationError, remoteAddress: socket?.remoteAddress };
+    // A refused client certificate usually means kube-apiserver is not configured to present the
+    // right one: every review is then lost (failurePolicy Ignore), so say it, at most once a minute.
+    const certProblem = reason === 'no_client_certificate' || reason === 'untrusted_client_certificate';
+    const now = Date.now();
+    if (certProblem && now - this.lastClientCertWarning >= CLIENT_CERT_WARN_INTERVAL_MS) {
+      this.lastClientCertWarning = now;
+      this.logger.warn(fields, 'client certificate refused (check kube-apiserver\'s admission kubeconfig and --client-ca; further refusals are counted in kube_correlate_webhook_tls_handshake_errors_total)');
+    } else {
+      this.logger.debug(fields, 'TLS handshake failed');
+    }
+  }
+
+  private readFilesSync(): TlsFiles {
     const read = (flag: string, file: string): Buffer => {
       try {
         return readFileSync(file);
@@ -216,18 +315,28 @@ export class WebhookServer {
         throw new WebhookStartError('cert_unreadable', `cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
       }
     };
-    const pair = { cert: read('--cert', this.opts.certFile), key: read('--key', this.opts.keyFile) };
+    const files: TlsFiles = { cert: read('--cert', this.opts.certFile), key: read('--key', this.opts.keyFile) };
+    const caFile = this.opts.clientCaFile;
+    if (caFile !== undefined) {
+      files.ca = read('--client-ca', caFile);
+      try {
+        parseCaBundle(files.ca);
+      } catch (err) {
+        throw new WebhookStartError('cert_invalid', `--client-ca ${caFile} does not load: ${(err as Error).message}`, { cause: err });
+      }
+    }
     try {
-      createSecureContext(pair);
+      createSecureContext(contextOptions(files));
     } catch (err) {
       throw new WebhookStartError('cert_invalid', `--cert ${this.opts.certFile} / --key ${this.opts.keyFile} do not load: ${(err as Error).message}`, { cause: err });
     }
-    return pair;
+    return files;
   }
 
-  /** dev:ino:size:mtime of both files (following symlinks), or the error code of a missing one. */
+  /** dev:ino:size:mtime of the cert, key and client CA files (following symlinks), or the error code of a missing one. */
   private async statSignature(): Promise<string> {
-    const one = async (file: string): Promise<string> => {
+    const one = async (file: string | undefined): Promise<string> => {
+      if (file === undefined) return '';
       try {
         const s = await stat(file, { bigint: true });
         return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
@@ -235,7 +344,7 @@ export class WebhookServer {
         return `error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`;
       }
     };
-    return `${await one(this.opts.certFile)}|${await one(this.opts.keyFile)}`;
+    return `${await one(this.opts.certFile)}|${await one(this.opts.keyFile)}|${await one(this.opts.clientCaFile)}`;
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {

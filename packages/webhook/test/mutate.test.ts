@@ -2,8 +2,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   ANNOTATION_OBJSETID, ANNOTATION_SPAN, BadReviewError, baggageValue, escapeJsonPointer, mutate, parseAdmissionReview, parseAdmissionReviewJson,
-  parseBaggage, validTraceparent, type AdmissionReviewRequest, type JsonPatchOp, type MutateResult, type TraceHeaders,
+  parseBaggage, sameDesiredState, validTraceparent, type AdmissionReviewRequest, type JsonPatchOp, type MutateResult, type TraceHeaders,
 } from '../src/index.js';
+import { applyPatch } from './json-patch.js';
 
 type Obj = Record<string, unknown>;
 
@@ -12,31 +13,6 @@ const TP2 = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
 const SET = '04bc5995-0147-4db8-9f06-fdbcb2e1a087';
 const NEW_ID = '11111111-2222-4333-8444-555555555555';
 const OPTS = { newObjsetId: () => NEW_ID };
-
-// ---------------------------------------------------------------------------------------------
-// A tiny RFC 6902 applier (add and replace, the only ops the webhook emits), strict like
-// kube-apiserver's: replace needs an existing member, add needs an existing parent.
-
-function unescapePointer(token: string): string {
-  return token.replace(/~1/g, '/').replace(/~0/g, '~');
-}
-
-function applyPatch<T>(doc: T, ops: readonly JsonPatchOp[]): T {
-  const out = structuredClone(doc) as unknown;
-  for (const op of ops) {
-    const tokens = op.path.split('/').slice(1).map(unescapePointer);
-    const last = tokens.pop()!;
-    let parent = out as Obj;
-    for (const t of tokens) {
-      const next = parent[t];
-      if (typeof next !== 'object' || next === null) throw new Error(`${op.op} ${op.path}: no parent at "${t}"`);
-      parent = next as Obj;
-    }
-    if (op.op === 'replace' && !Object.hasOwn(parent, last)) throw new Error(`replace ${op.path}: no such member`);
-    parent[last] = structuredClone(op.value);
-  }
-  return out as T;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -101,7 +77,7 @@ function check(rv: AdmissionReviewRequest, headers: TraceHeaders, expected: Json
     assert.is(r.review.response.patchType, 'JSONPatch');
     assert.equal(decodePatch(r), expected);
   } else {
-    assert.ok(r.outcome === 'unchanged' || r.outcome === 'skipped', r.outcome);
+    assert.ok(r.outcome === 'unchanged' || r.outcome === 'owned' || r.outcome === 'skipped', r.outcome);
     assert.not.ok('patch' in r.review.response);
     assert.not.ok('patchType' in r.review.response);
   }
@@ -109,7 +85,7 @@ function check(rv: AdmissionReviewRequest, headers: TraceHeaders, expected: Json
   if (annotations !== undefined) assert.equal(annotationsOf(patched), annotations);
   if (rv.request.object && r.outcome !== 'skipped') {
     const again = mutate({ ...rv, request: { ...rv.request, object: patched } }, headers, { newObjsetId: () => 'a-different-id' });
-    assert.is(again.outcome, 'unchanged', 'second invocation patches nothing');
+    assert.is(again.outcome, r.outcome === 'owned' ? 'owned' : 'unchanged', 'second invocation patches nothing');
     assert.not.ok('patch' in again.review.response);
     assert.equal(again.review.response.auditAnnotations, r.review.response.auditAnnotations);
   }
@@ -159,10 +135,9 @@ test('create: the default new objsetid is a random UUID (a client-set metadata.u
   assert.is.not(id(a), id(b));
 });
 
-test('create, controller-owned object, no baggage: span only, no objsetid (the owner defines the set)', () => {
-  const r = check(review('CREATE', pod({ controller: true })), { traceparent: TP }, [
-    { op: 'add', path: '/metadata/annotations', value: { [ANNOTATION_SPAN]: TP } },
-  ], { [ANNOTATION_SPAN]: TP });
+test('create, controller-owned object: never patched; the audit event records the traceparent (the owner defines the set)', () => {
+  const r = check(review('CREATE', pod({ controller: true })), { traceparent: TP }, [], undefined);
+  assert.is(r.outcome, 'owned');
   assert.equal(r.review.response.auditAnnotations, { traceparent: TP });
 });
 
@@ -174,13 +149,16 @@ test('create, owner reference with controller: false (or absent) is still a root
   }
 });
 
-test('create, controller-owned object with baggage objectSetID: objsetid from baggage', () => {
-  const r = check(review('CREATE', pod({ controller: true }, { 'kubernetes.io/psp': 'x' })), { traceparent: TP, baggage: `objectSetID=${SET}` }, [
-    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1span', value: TP },
-    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1objsetid', value: SET },
-  ], { 'kubernetes.io/psp': 'x', [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
+test('create, controller-owned object with baggage objectSetID: not patched; the set is recorded as an audit annotation only', () => {
+  const r = check(review('CREATE', pod({ controller: true }, { 'kubernetes.io/psp': 'x' })), { traceparent: TP, baggage: `objectSetID=${SET}` }, [], { 'kubernetes.io/psp': 'x' });
+  assert.is(r.outcome, 'owned');
   assert.equal(r.review.response.auditAnnotations, { traceparent: TP, objectSetID: SET });
   assert.is(r.baggage, 'valid');
+});
+
+test('create, controller-owned object carrying the owner\'s annotations (copied by its controller): not patched, its objsetid recorded', () => {
+  const r = check(review('CREATE', pod({ controller: true }, { [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET })), { traceparent: TP }, [], { [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET });
+  assert.equal(r.review.response.auditAnnotations, { traceparent: TP, objectSetID: SET });
 });
 
 test('create, root with baggage objectSetID: baggage wins over a new id', () => {
@@ -204,9 +182,9 @@ test('create without a traceparent (tracing off): objsetid only, no span, no tra
   assert.is(r.traceparent, 'missing');
 });
 
-test('create, controller-owned, no traceparent, no baggage: nothing to do (unchanged, no audit annotations)', () => {
+test('create, controller-owned, no traceparent, no baggage: nothing to do (owned, no audit annotations)', () => {
   const r = check(review('CREATE', pod({ controller: true })), {}, [], undefined);
-  assert.is(r.outcome, 'unchanged');
+  assert.is(r.outcome, 'owned');
   assert.not.ok('auditAnnotations' in r.review.response);
 });
 
@@ -224,50 +202,138 @@ test('dry run: the same patch as a real create, flagged dryRun', () => {
 // ---------------------------------------------------------------------------------------------
 // UPDATE
 
-test('update in a new trace: span replaced, existing objsetid kept', () => {
-  const obj = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
-  const r = check(review('UPDATE', obj, { oldObject: obj }), { traceparent: TP }, [
+/** The object with spec.replicas changed: a change of desired state. */
+function scaled(obj: Obj, replicas: number): Obj {
+  const out = structuredClone(obj);
+  (out.spec as Obj).replicas = replicas;
+  return out;
+}
+
+test('update that changes the spec, in a new trace: span replaced, existing objsetid kept', () => {
+  const old = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
+  const r = check(review('UPDATE', scaled(old, 5), { oldObject: old }), { traceparent: TP }, [
     { op: 'replace', path: '/metadata/annotations/trace.kubernetes.io~1span', value: TP },
   ], { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
   assert.equal(r.review.response.auditAnnotations, { traceparent: TP, objectSetID: SET });
 });
 
+test('update that changes only metadata or status (a finalizer, a label, an annotation, the status): the span is left as it is', () => {
+  const old = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid', resourceVersion: '41', generation: 1 });
+  const edits: Array<[string, (o: Obj) => void]> = [
+    ['finalizer added (a controller)', (o) => { (o.metadata as Obj).finalizers = ['example.com/cleanup']; }],
+    ['label added', (o) => { ((o.metadata as Obj).labels as Obj).tier = 'web'; }],
+    ['annotation added (kubectl annotate)', (o) => { ((o.metadata as Obj).annotations as Obj)['example.com/owner'] = 'team-a'; }],
+    ['ownerReference added without controller (the garbage collector\'s orphan handling)', (o) => { (o.metadata as Obj).ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: 'c', uid: 'cm-uid' }]; }],
+    ['status written through the main resource', (o) => { o.status = { replicas: 3, readyReplicas: 2 }; }],
+    ['nothing at all (a no-op update)', () => undefined],
+  ];
+  for (const [what, edit] of edits) {
+    const obj = structuredClone(old);
+    edit(obj);
+    const r = check(review('UPDATE', obj, { oldObject: old }), { traceparent: TP }, [], undefined);
+    assert.is(r.outcome, 'unchanged', what);
+    assert.is(annotationsOf(obj)![ANNOTATION_SPAN], TP2, what);
+    assert.equal(r.review.response.auditAnnotations, { traceparent: TP, objectSetID: SET }, `${what}: the audit event still has this request's context`);
+  }
+});
+
+test('desired state is compared deeply: nested spec changes re-stamp, member order does not', () => {
+  const old = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
+  const image = structuredClone(old);
+  ((((image.spec as Obj).template as Obj).spec as Obj).containers as Obj[])[0]!.image = 'nginx:1.28';
+  check(review('UPDATE', image, { oldObject: old }), { traceparent: TP }, [
+    { op: 'replace', path: '/metadata/annotations/trace.kubernetes.io~1span', value: TP },
+  ], undefined);
+  const reordered = { spec: structuredClone(old.spec), metadata: structuredClone(old.metadata), kind: old.kind, apiVersion: old.apiVersion };
+  check(review('UPDATE', reordered, { oldObject: old }), { traceparent: TP }, [], undefined);
+});
+
+test('sameDesiredState: ignores top-level metadata and status only; arrays in order; deep nesting does not overflow', () => {
+  assert.ok(sameDesiredState({ a: 1, metadata: { x: 1 }, status: { y: 1 } }, { a: 1, metadata: { x: 2 } }));
+  assert.ok(sameDesiredState({ a: { b: [1, { c: null }] } }, { a: { b: [1, { c: null }] } }));
+  assert.not.ok(sameDesiredState({ a: { b: [1, 2] } }, { a: { b: [2, 1] } }));
+  assert.not.ok(sameDesiredState({ a: { metadata: 1 } }, { a: { metadata: 2 } }), 'only the top-level metadata is ignored');
+  assert.not.ok(sameDesiredState({ a: 1 }, { a: 1, b: null }));
+  assert.not.ok(sameDesiredState({ a: 1, b: null }, { a: 1 }));
+  assert.not.ok(sameDesiredState({ a: [] }, { a: {} }));
+  assert.not.ok(sameDesiredState({ a: '1' }, { a: 1 }));
+  let x: unknown = 'leaf';
+  let y: unknown = 'leaf';
+  for (let i = 0; i < 200_000; i++) {
+    x = { n: x };
+    y = { n: y };
+  }
+  assert.ok(sameDesiredState({ spec: x }, { spec: y }));
+});
+
+test('update of a root that predates the webhook: objsetid = its stored uid (from oldObject); a metadata-only change adds no span', () => {
+  const old = deployment({ team: 'a' }, { uid: 'dep-uid' });
+  const obj = deployment({ team: 'b' }); // the client sent no uid
+  check(review('UPDATE', obj, { oldObject: old }), { traceparent: TP }, [
+    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1objsetid', value: 'dep-uid' },
+  ], { team: 'b', [ANNOTATION_OBJSETID]: 'dep-uid' });
+  check(review('UPDATE', scaled(obj, 1), { oldObject: old }), { traceparent: TP }, [
+    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1span', value: TP },
+    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1objsetid', value: 'dep-uid' },
+  ], { team: 'b', [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: 'dep-uid' });
+});
+
+test('update that drops the annotations (kubectl replace): objsetid restored from oldObject; the span only with a spec change', () => {
+  const old = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
+  check(review('UPDATE', deployment(undefined, { uid: 'dep-uid' }), { oldObject: old }), { traceparent: TP }, [
+    { op: 'add', path: '/metadata/annotations', value: { [ANNOTATION_OBJSETID]: SET } },
+  ], { [ANNOTATION_OBJSETID]: SET });
+  check(review('UPDATE', scaled(deployment(undefined, { uid: 'dep-uid' }), 4), { oldObject: old }), { traceparent: TP }, [
+    { op: 'add', path: '/metadata/annotations', value: { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET } },
+  ], { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
+});
+
+test('update without an oldObject (kube-apiserver always sends one): the span is left alone, objsetid still kept or set', () => {
+  const obj = deployment({ [ANNOTATION_SPAN]: TP2 }, { uid: 'dep-uid' });
+  check(review('UPDATE', obj), { traceparent: TP }, [
+    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1objsetid', value: 'dep-uid' },
+  ], { [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: 'dep-uid' });
+});
+
 test('update carrying exactly the values: no patch (idempotent), audit annotations still recorded', () => {
-  const obj = deployment({ [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
-  const r = check(review('UPDATE', obj, { oldObject: obj }), { traceparent: TP, baggage: `objectSetID=${SET}` }, [], { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
+  const old = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
+  const obj = scaled(deployment({ [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' }), 7);
+  const r = check(review('UPDATE', obj, { oldObject: old }), { traceparent: TP, baggage: `objectSetID=${SET}` }, [], { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
   assert.is(r.outcome, 'unchanged');
   assert.equal(r.review.response.auditAnnotations, { traceparent: TP, objectSetID: SET });
 });
 
-test('update with baggage naming a different set: baggage wins (replace)', () => {
+test('update with baggage naming a different set: baggage wins (replace), also on a metadata-only update', () => {
   const obj = deployment({ [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: 'old-set' }, { uid: 'dep-uid' });
   check(review('UPDATE', obj, { oldObject: obj }), { traceparent: TP, baggage: `objectSetID=${SET}` }, [
     { op: 'replace', path: '/metadata/annotations/trace.kubernetes.io~1objsetid', value: SET },
   ], { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
 });
 
-test('update of a root that predates the webhook: objsetid = its stored uid (from oldObject)', () => {
-  const old = deployment({ team: 'a' }, { uid: 'dep-uid' });
-  const obj = deployment({ team: 'b' }); // the client sent no uid
-  check(review('UPDATE', obj, { oldObject: old }), { traceparent: TP }, [
-    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1span', value: TP },
-    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1objsetid', value: 'dep-uid' },
-  ], { team: 'b', [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: 'dep-uid' });
+test('update of a controller-owned object (the recorded loop): the ReplicaSet the deployment controller writes with the Deployment\'s span is not patched', () => {
+  // The stored ReplicaSet carries the span our webhook wrote before; the controller writes back the
+  // Deployment's (copied) annotations. Patching it would be a difference the controller undoes.
+  const stored = pod({ controller: true }, { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
+  const written = pod({ controller: true }, { [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET });
+  const r = check(review('UPDATE', scaled({ ...written, spec: { replicas: 3 } }, 5), { oldObject: { ...stored, spec: { replicas: 3 } } }), { traceparent: TP }, [], { [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET });
+  assert.is(r.outcome, 'owned');
+  assert.equal(r.review.response.auditAnnotations, { traceparent: TP, objectSetID: SET });
 });
 
-test('update that drops the objsetid annotation (kubectl replace): restored from oldObject', () => {
-  const old = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
-  const obj = deployment(undefined, { uid: 'dep-uid' });
-  check(review('UPDATE', obj, { oldObject: old }), { traceparent: TP }, [
-    { op: 'add', path: '/metadata/annotations', value: { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET } },
-  ], { [ANNOTATION_SPAN]: TP, [ANNOTATION_OBJSETID]: SET });
-});
-
-test('update of a controller-owned object without objsetid: span only', () => {
-  const obj = pod({ controller: true }, { a: 'b' });
-  check(review('UPDATE', obj, { oldObject: obj }), { traceparent: TP }, [
-    { op: 'add', path: '/metadata/annotations/trace.kubernetes.io~1span', value: TP },
-  ], { a: 'b', [ANNOTATION_SPAN]: TP });
+test('update of a controller-owned object: objectSetID for the audit event from baggage, else its annotation, else the old object\'s', () => {
+  const old = pod({ controller: true }, { [ANNOTATION_OBJSETID]: 'old-set' });
+  const cases: Array<[Obj, TraceHeaders, string | undefined]> = [
+    [pod({ controller: true }, { [ANNOTATION_OBJSETID]: 'own-set' }), { baggage: `objectSetID=${SET}` }, SET],
+    [pod({ controller: true }, { [ANNOTATION_OBJSETID]: 'own-set' }), {}, 'own-set'],
+    [pod({ controller: true }, { [ANNOTATION_OBJSETID]: '' }), {}, 'old-set'],
+    [pod({ controller: true }), {}, 'old-set'],
+  ];
+  for (const [obj, headers, want] of cases) {
+    const r = check(review('UPDATE', obj, { oldObject: old }), headers, [], annotationsOf(obj));
+    assert.is(r.review.response.auditAnnotations?.['objectSetID'], want);
+  }
+  const none = check(review('UPDATE', pod({ controller: true }), { oldObject: pod({ controller: true }) }), { traceparent: TP }, [], undefined);
+  assert.equal(none.review.response.auditAnnotations, { traceparent: TP });
 });
 
 test('update with an empty objsetid annotation: replaced by a valid id', () => {
@@ -277,9 +343,9 @@ test('update with an empty objsetid annotation: replaced by a valid id', () => {
   ], { [ANNOTATION_OBJSETID]: 'dep-uid' });
 });
 
-test('update with an invalid traceparent keeps the existing span annotation', () => {
-  const obj = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
-  const r = check(review('UPDATE', obj, { oldObject: obj }), { traceparent: 'garbage' }, [], { [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET });
+test('update with an invalid traceparent keeps the existing span annotation, also when the spec changes', () => {
+  const old = deployment({ [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET }, { uid: 'dep-uid' });
+  const r = check(review('UPDATE', scaled(old, 9), { oldObject: old }), { traceparent: 'garbage' }, [], { [ANNOTATION_SPAN]: TP2, [ANNOTATION_OBJSETID]: SET });
   assert.is(r.traceparent, 'invalid');
   assert.equal(r.review.response.auditAnnotations, { objectSetID: SET });
 });
@@ -411,7 +477,7 @@ test('baggageValue: case-sensitive key, last occurrence wins, several headers', 
 });
 
 test('baggage objectSetID percent-encoded and padded: decoded value stored', () => {
-  check(review('CREATE', pod({ controller: true })), { baggage: '  objectSetID = set%2F1 ; ttl=5 ' }, [
+  check(review('CREATE', deployment()), { baggage: '  objectSetID = set%2F1 ; ttl=5 ' }, [
     { op: 'add', path: '/metadata/annotations', value: { [ANNOTATION_OBJSETID]: 'set/1' } },
   ], { [ANNOTATION_OBJSETID]: 'set/1' });
 });

@@ -170,7 +170,7 @@ test('POST /mutate: root without baggage gets the injected new id; delete is all
 });
 
 test('plaintext HTTP to the TLS port gets no HTTP answer', async () => {
-  const before = sample(await metricsText(), 'kube_correlate_webhook_tls_handshake_errors_total');
+  const before = sample(await metricsText(), 'kube_correlate_webhook_tls_handshake_errors_total{reason="not_tls"}');
   const outcome = await new Promise<string>((resolve) => {
     const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/mutate', agent: false, headers: { 'content-type': 'application/json' } }, (res) => {
       resolve(`response ${res.statusCode}`);
@@ -182,7 +182,7 @@ test('plaintext HTTP to the TLS port gets no HTTP answer', async () => {
   });
   assert.match(outcome, /^error /, outcome);
   assert.not.match(outcome, /timeout/);
-  await until('the handshake error to be counted', async () => sample(await metricsText(), 'kube_correlate_webhook_tls_handshake_errors_total') > before);
+  await until('the handshake error to be counted', async () => sample(await metricsText(), 'kube_correlate_webhook_tls_handshake_errors_total{reason="not_tls"}') > before);
 });
 
 test('not an AdmissionReview: 400 with a JSON error message, counted as bad_request', async () => {
