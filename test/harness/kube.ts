@@ -437,13 +437,13 @@ export interface ControlPlane {
   tools: KubeTools;
   /** With `admissionWebhook`: the running `correlate webhook` and the MutatingWebhookConfiguration applied. */
   webhook?: { url: string; port: number; configurationPath: string; configuration: Record<string, unknown>; pid: number };
-  /** Milliseconds from the first spawn to ready (controllers working, webhook registered). */
+  /** Milliseconds from the call (PKI included) to ready: controllers working, webhook registered. */
   readyMs: number;
   /** Runs the built kubectl as `as` (default admin). Resolves with the exit code and output; never throws on a non-zero exit. */
   kubectl(args: string[], opts?: { as?: KubeUser; input?: string; timeoutMs?: number }): Promise<KubectlResult>;
   /** An HTTPS request to kube-apiserver with `as`'s client certificate (default admin). */
   request(path: string, opts?: { as?: KubeUser; method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number }): Promise<HttpsResult>;
-  /** Stops controller-manager, webhook, kube-apiserver, etcd (SIGTERM, SIGKILL after 15 s each); removes the temp dir. Safe to call twice. */
+  /** Stops the webhook, controller-manager, kube-apiserver, etcd in that order (SIGTERM, SIGKILL after 15 s each); removes the temp dir. Safe to call twice. */
   stop(): Promise<void>;
 }
 
