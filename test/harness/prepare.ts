@@ -1,16 +1,18 @@
 /**
  * Fetches and builds the real components the end-to-end suites run (Kafka jars from Maven Central,
- * the Jaeger v2 and kustomize binaries built with Go), once, into ~/.cache/kube-correlate, and Debian's
- * chromium package for the HTML report test (apt-get, as root). test/run.mjs runs this
- * before the test files, so a first build (Jaeger: about ten minutes on two cores) does not count
- * against one test file's time limit. A missing tool fails here with a message naming it.
+ * the Jaeger v2 and kustomize binaries, etcd, kube-apiserver, kube-controller-manager and kubectl
+ * built with Go), once, into ~/.cache/kube-correlate, and Debian's chromium package for the HTML
+ * report test (apt-get, as root). test/run.mjs runs this before the test files, so a first build
+ * (Jaeger: about ten minutes on two cores; Kubernetes: 15-25) does not count against one test
+ * file's time limit. A missing tool fails here with a message naming it.
  *
- *   node test/dist/harness/prepare.js [kafka] [jaeger] [kustomize] [chromium]
+ *   node test/dist/harness/prepare.js [kafka] [jaeger] [kustomize] [chromium] [kubernetes]
  */
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { ensureJaeger } from './jaeger.js';
 import { ensureKafka, KAFKA_VERSIONS } from './kafka.js';
+import { ensureKubeTools, ETCD_VERSION, KUBERNETES_VERSION } from './kube.js';
 import { ensureKustomize, KUSTOMIZE_VERSION } from './kustomize.js';
 
 /** Where Debian's chromium package puts the browser (test/e2e/coverage-html.test.ts launches it). */
@@ -60,6 +62,11 @@ try {
     const bin = ensureChromium();
     const version = spawnSync(bin, ['--version'], { encoding: 'utf8' }).stdout.trim();
     process.stdout.write(`prepare: ${version || 'chromium'} ready at ${bin} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  }
+  if (all || want.has('kubernetes')) {
+    const t0 = Date.now();
+    const tools = await ensureKubeTools((line) => process.stdout.write(`prepare: ${line}\n`));
+    process.stdout.write(`prepare: etcd ${ETCD_VERSION} and Kubernetes ${KUBERNETES_VERSION} ready (${Object.values(tools).join(', ')}) (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
   }
 } catch (err) {
   process.stderr.write(`prepare: ${(err as Error).message}\n`);
