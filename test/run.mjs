@@ -46,7 +46,7 @@ const started = Date.now();
 // Real components first (Kafka jars, the Jaeger, kustomize and Kubernetes binaries), outside any
 // one file's time limit. Tools built once and cached, before the per-file limit starts: which test
 // files need which. Each tool is prepared by its own run with its own limit (a cold Kubernetes build
-// alone takes 15-25 minutes on two cores), so a slow one cannot starve the next.
+// alone took 18-46 minutes on two shared cores), so a slow one cannot starve the next.
 const TOOLS = {
   kafka: ['kafka', 'bench-harness'],
   jaeger: ['jaeger', 'bench-harness'],

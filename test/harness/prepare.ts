@@ -3,7 +3,7 @@
  * the Jaeger v2 and kustomize binaries, etcd, kube-apiserver, kube-controller-manager and kubectl
  * built with Go), once, into ~/.cache/kube-correlate, and Debian's chromium package for the HTML
  * report test (apt-get, as root). test/run.mjs runs this before the test files, so a first build
- * (Jaeger: about ten minutes on two cores; Kubernetes: 15-25) does not count against one test
+ * (Jaeger: about ten minutes on two cores; Kubernetes: about 18, more on a busy machine) does not count against one test
  * file's time limit. A missing tool fails here with a message naming it.
  *
  *   node test/dist/harness/prepare.js [kafka] [jaeger] [kustomize] [chromium] [kubernetes]
