@@ -2,10 +2,7 @@ export { Correlator, StoreUnavailableError, retryableStoreError } from './correl
 export type { CorrelatorOptions, InboxStore } from './correlator.js';
 export { TraceJoin } from './trace-join.js';
 export type { TraceJoinOptions, CorrelatorOutput, JoinOutput, TraceUpdate, SettleReason } from './trace-join.js';
-/** Where settled output goes (the store). */
-export interface CorrelatorSink {
-  write(output: import('./trace-join.js').CorrelatorOutput): Promise<void>;
-}
+export type { CorrelatorSink } from './trace-join.js';
 export { buildRequestTree, durationNanos, requestAnchor, toTreeAudit } from './request-tree.js';
 export type { RequestTree, TreeNode, TreeLink, TreeAudit, BuildTreeOptions } from './request-tree.js';
 export { encodeCorrelatedTrace, encodeUnjoinedAudit, decodeCorrelated, groupByAuditId, auditSpan, auditAttributes, auditSpanId, lateAuditSpanId, unjoinedTraceId, DERIVED_SCOPE, OBJSET_SCOPE } from './correlated-format.js';

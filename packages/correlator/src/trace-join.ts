@@ -58,6 +58,11 @@ export interface CorrelatorOutput {
   apiOperations?: Map<string, ApiOperation>;
 }
 
+/** Where settled output goes (the store). */
+export interface CorrelatorSink {
+  write(output: CorrelatorOutput): Promise<void>;
+}
+
 export interface JoinOutput<T> extends CorrelatorOutput {
   /** One entry per holder that let go of a token: a token is free once each of its holds was released. */
   released: T[];
