@@ -43,6 +43,9 @@ export class PipelineMetrics {
   readonly storeQuarantined: Counter<'what'>;
   /** Store writes that failed and will be tried again (disk full, I/O error, busy), by reason. */
   readonly storeWriteFailed: Counter<'reason'>;
+  /** The memory limiter's view: resident memory sampled, and its hard limit. */
+  readonly memoryUsage: Gauge;
+  readonly memoryLimit: Gauge;
   /** What retention deleted, by kind (traces, audit_requests, objects). */
   readonly storeRetained: Counter<'what'>;
   /** Bytes the store's database uses. */
@@ -76,6 +79,8 @@ export class PipelineMetrics {
     this.bytesInFlight = new Gauge({ name: `${p}correlator_bytes_in_flight`, help: 'Bytes (as received) of the spans and audit events the correlator holds.', registers });
     this.storeQuarantined = new Counter({ name: `${p}store_quarantined_total`, help: 'Items the store could not write and set aside for inspection (the rest was written), by kind.', labelNames: ['what'], registers });
     this.storeWriteFailed = new Counter({ name: `${p}store_write_failed_total`, help: 'Store writes that failed and are retried, by reason (full, io, busy, ...).', labelNames: ['reason'], registers });
+    this.memoryUsage = new Gauge({ name: `${p}memory_limiter_usage_bytes`, help: 'Resident memory the memory limiter last sampled.', registers });
+    this.memoryLimit = new Gauge({ name: `${p}memory_limiter_limit_bytes`, help: 'The memory limiter\'s hard limit (receivers refuse above limit - spike).', registers });
     this.storeRetained = new Counter({ name: `${p}store_retention_deleted_total`, help: 'What retention deleted (by age or size), by kind.', labelNames: ['what'], registers });
     this.storeBytes = new Gauge({ name: `${p}store_bytes`, help: 'Bytes the embedded store\'s database uses.', registers });
     this.inboxRows = new Gauge({ name: `${p}store_inbox_rows`, help: 'Acknowledged requests not yet stored in full (the inbox).', registers });
