@@ -222,9 +222,26 @@ const otlphttpExporter = z.strictObject({
 /** Writes correlated traces read from Kafka into the store extension. */
 const storeExporter = z.strictObject({});
 
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/;
+const SIZE_UNIT: Record<string, number> = { B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1024 ** 2, GB: 1e9, GiB: 1024 ** 3, TB: 1e12, TiB: 1024 ** 4 };
+/** '512MiB', '10GiB', 1048576 -> bytes. */
+export function parseSize(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = SIZE.exec(v.trim());
+  if (!m) throw new Error(`"${v}" is not a size (expected bytes, or a number with KiB, MiB, GiB, KB, MB, GB, e.g. "2GiB")`);
+  return Math.floor(Number(m[1]) * SIZE_UNIT[m[2] ?? 'B']!);
+}
+const size = z.union([z.number().int().nonnegative(), z.string().refine((v) => SIZE.test(v.trim()), { message: 'expected a size such as "512MiB" or "10GiB"' })]);
+
 const storeExtension = z.strictObject({
   directory: z.string().min(1).default(DEFAULTS.storeDirectory),
   endpoint: endpoint.default(DEFAULTS.queryEndpoint),
+  /** Data older than this is deleted, oldest first ('0s': kept for ever). */
+  retention: duration.default('168h'),
+  /** The database's size cap: retention keeps it under 80% of this; at the cap, writes fail and receivers refuse retryably ('0': no cap). */
+  max_size: size.default('2GiB'),
+  /** normal: a commit survives a process crash (SIGKILL); full: also a power loss (an fsync per commit, slower). */
+  sync: z.enum(['normal', 'full']).default('normal'),
 });
 
 /** Component schemas by type; the YAML key is `type` or `type/name`. */

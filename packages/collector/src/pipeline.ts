@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import { resolve } from 'node:path';
 import { loadCatalogueFile, mapAuditEvent } from '@kube-correlate/apicoverage';
-import { Correlator, KafkaCorrelator, type DescribeRequest } from '@kube-correlate/correlator';
+import { Correlator, KafkaCorrelator, StoreUnavailableError, type DescribeRequest } from '@kube-correlate/correlator';
 import { createKafkaClient } from '@kube-correlate/kafka';
-import { createQueryApi, KafkaStoreLoader, TraceStore } from '@kube-correlate/store';
+import { createQueryApi, KafkaStoreLoader, StoreMaintenance, TraceStore } from '@kube-correlate/store';
 import { createLogger, PipelineMetrics, type Logger } from '@kube-correlate/telemetry';
-import { ConfigError, parseDuration, type CollectorConfig, type KafkaReceiverConfig } from './config.js';
-import type { AuditConsumer, Component, SpanConsumer } from './consumer.js';
+import { ConfigError, parseDuration, parseSize, type CollectorConfig, type KafkaReceiverConfig } from './config.js';
+import { RAW_OTLP_REQUEST, RetryableError, type AuditConsumer, type Component, type SpanConsumer } from './consumer.js';
 import { KafkaExporter } from './exporters/kafka.js';
 import { OtlpTraceExporter } from './exporters/otlp.js';
 import { OtlpClient } from './exporters/otlp-client.js';
@@ -41,6 +41,7 @@ export class Pipeline {
   readonly logger: Logger;
   readonly addresses: PipelineAddresses = {};
   store: TraceStore | undefined;
+  private maintenance: StoreMaintenance | undefined;
   correlator: Correlator | undefined;
   kafkaCorrelator: KafkaCorrelator | undefined;
   /** The otlp/otlphttp exporter (to Jaeger), when configured. */
@@ -71,11 +72,19 @@ export class Pipeline {
       if (config.store) {
         const dir = resolve(config.store.directory);
         const objectSets = otlp && (otlp.type === 'otlp' || otlp.type === 'otlphttp') ? otlp.config.object_sets : undefined;
+        const maxSize = parseSize(config.store.max_size);
         this.store = new TraceStore({
           dir, metrics, exportQueue: !!otlp, onExportQueued: () => this.otlpExporter?.notify(),
+          synchronous: config.store.sync,
+          ...(maxSize > 0 ? { maxSizeBytes: maxSize } : {}),
           ...(objectSets ? { objectSetDebounce: { settleAfterMs: parseDuration(objectSets.settle_after), maxDelayMs: parseDuration(objectSets.max_delay) } } : {}),
         });
-        logger.info({ path: this.store.path }, 'embedded store opened');
+        logger.info({ path: this.store.path, retention: config.store.retention, maxSize: config.store.max_size }, 'embedded store opened');
+        this.maintenance = new StoreMaintenance({
+          store: this.store, metrics, logger: logger.child({ component: 'store' }),
+          maxAgeMs: parseDuration(config.store.retention), ...(maxSize > 0 ? { maxSizeBytes: maxSize } : {}),
+        });
+        this.maintenance.start();
       }
       if (otlp && (otlp.type === 'otlp' || otlp.type === 'otlphttp')) {
         const c = otlp.config;
@@ -113,8 +122,11 @@ export class Pipeline {
       }
       if (config.correlator) {
         const c = config.correlator;
+        const maintenance = this.maintenance;
         this.correlator = new Correlator({
-          sink: this.store!,
+          store: this.store!,
+          // A full store: retention frees the oldest data now rather than at its next interval.
+          ...(maintenance ? { onStoreFull: () => maintenance.runSoon() } : {}),
           describeRequest: describeFromSpec(c.api_spec, config.source, logger),
           settleAfterMs: parseDuration(c.settle_after),
           pendingAuditTtlMs: parseDuration(c.pending_audit_ttl),
@@ -125,7 +137,8 @@ export class Pipeline {
           metrics,
           logger: logger.child({ component: 'correlator' }),
         });
-        this.correlator.start();
+        // Replays what was acknowledged and not stored in full before the last stop (a crash).
+        await this.correlator.start();
       }
       if (config.metricsAddress) {
         this.metricsServer = createMetricsServer(metrics);
@@ -142,7 +155,15 @@ export class Pipeline {
       for (const e of config.exporters) {
         if (e.type === 'correlator') {
           const correlator = this.correlator!;
-          exporters.set(e.name, { consumeSpans: (s) => correlator.addSpans(s), consumeAuditEvents: (a) => correlator.addAuditEvents(a) });
+          // Acknowledged once durable (the store's inbox); a store that cannot write now is a retryable refusal.
+          const retryable = (err: unknown) => {
+            if (err instanceof StoreUnavailableError) throw new RetryableError(err.message, err.retryAfterSeconds);
+            throw err;
+          };
+          exporters.set(e.name, {
+            consumeSpans: (s) => correlator.consumeSpans(s, RAW_OTLP_REQUEST.get(s)).catch(retryable),
+            consumeAuditEvents: (a) => correlator.consumeAuditEvents(a).catch(retryable),
+          });
         } else if (e.type === 'otlp' || e.type === 'otlphttp') {
           // Fed by the store's export queue, not by receivers: it sends correlated trees.
           exporters.set(e.name, { consumeSpans: async () => undefined, consumeAuditEvents: async () => undefined });
@@ -242,6 +263,7 @@ export class Pipeline {
       }
       if (this.queryServer) await closeHttp(this.queryServer, 1000);
       if (this.metricsServer) await closeHttp(this.metricsServer, 1000);
+      this.maintenance?.stop();
       this.store?.close();
       logger.info('pipeline stopped');
     })();

@@ -1,326 +1,387 @@
-import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
-import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
-import { attrString, type Span } from '@kube-correlate/otlp';
+import { validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
+import { decodeTraceRequest, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
-import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
+import { TraceJoin, type CorrelatorOutput, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
 
 /**
- * The join rules, in one place:
- *  - spans are grouped by trace id; a span is identified by (trace id, span id);
- *  - any span carrying the `audit-id` attribute names the audit request it belongs to; its trace
- *    is the audit request's trace (kube-apiserver puts `audit-id` on handler and storage spans
- *    always, on the server span from 1.34 on);
- *  - audit events are identified by (auditID, stage); all stages of one auditID join the trace.
- *    Spans carry the auditID's first 64 bytes (kube-apiserver truncates it), so events are joined
- *    on that form;
- *  - a trace that is nothing but kube-apiserver's lone `authentication` filter span is dropped
- *    and counted (lone-spans.ts): it names no request;
- *  - a trace settles when nothing arrived for it during `settleAfterMs`; later spans or events
- *    reopen it as a new update, and the sink merges updates by the same keys, so settling early
- *    (caps, shutdown) never loses data, it only splits it.
+ * The embedded driver of the join (trace-join.ts): what receivers hand over is made durable first,
+ * in the store's inbox, and only then acknowledged and joined; settled trees are written to the
+ * store in one transaction with the deletion of the inbox rows they no longer need. So:
+ *
+ *  - **an OK means durable**: `consumeSpans` / `consumeAuditEvents` resolve once the data is
+ *    committed (the inbox; many concurrent requests share one commit), and a SIGKILL at any moment
+ *    loses nothing acknowledged: a restart replays the inbox rows not yet stored in full;
+ *  - **no poison**: when a write fails on something (not on the disk), each update is written on its
+ *    own and the one that fails is set aside in the store's quarantine, with the bytes received,
+ *    counted; everything else goes on. No retry holds other data back;
+ *  - **backpressure**: when the store cannot write (disk full, I/O error), what settled is kept and
+ *    retried with backoff, and receivers are refused with a retryable error (gRPC UNAVAILABLE, HTTP
+ *    503 with Retry-After) until a write succeeds again; the inbox append refuses the same way;
+ *  - **bounded shutdown**: `stop(timeoutMs)` settles and writes what it can in that time; what it
+ *    could not is still in the inbox for the next start.
  */
 
-/** What the correlator hands to its sink: new data for one trace, since its previous update. */
-export interface TraceUpdate {
-  traceId: string;
-  spans: Span[];
-  /** Audit events of the auditIDs this trace carries (any stage, deduplicated). */
-  auditEvents: AuditEvent[];
-  /** auditIDs seen on this update's spans. */
-  auditIds: string[];
-  reason: SettleReason;
+/** What the embedded driver needs of the store (TraceStore implements it). */
+export interface InboxStore {
+  /** Appends rows in one transaction; returns their sequence numbers, increasing. */
+  appendInbox(rows: ReadonlyArray<{ kind: 1 | 2; data: Uint8Array }>): number[];
+  inboxRows(fromSeq: number, limit: number): Array<{ seq: number; kind: 1 | 2; data: Uint8Array }>;
+  inboxData(seq: number): Uint8Array | undefined;
+  /** One transaction: the output, and the deletion of inbox rows before `inboxBefore`. */
+  writeSync(output: CorrelatorOutput, opts?: { inboxBefore?: number }): void;
+  quarantine(what: string, reason: string, summary: string, data?: Uint8Array): void;
 }
 
-export type SettleReason = 'idle' | 'max_traces' | 'max_spans' | 'max_spans_in_flight' | 'shutdown';
-
-export interface CorrelatorOutput {
-  traces: TraceUpdate[];
-  /** Audit events whose trace was not seen within `pendingAuditTtlMs`: stored on their own, so a late trace still finds them. */
-  unjoinedAuditEvents: AuditEvent[];
-  /** The API operation of the audit requests in this output (auditID's 64-character form -> operation), when an OpenAPI spec names them. */
-  apiOperations?: Map<string, ApiOperation>;
+/** What a store's write may throw that another try can cure (the disk, a lock); anything else is the data's fault. */
+export function retryableStoreError(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (typeof code !== 'string') return undefined;
+  if (code === 'SQLITE_FULL') return 'full';
+  if (code.startsWith('SQLITE_IOERR')) return 'io';
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return 'busy';
+  if (code === 'SQLITE_CANTOPEN' || code.startsWith('SQLITE_READONLY')) return 'unavailable';
+  return undefined;
 }
 
-/** Where settled data goes. `write` resolves once the data is durable. */
-export interface CorrelatorSink {
-  write(output: CorrelatorOutput): Promise<void>;
+/** The store cannot take data now: receivers answer with a retryable status. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(message: string, readonly retryAfterSeconds = 5) {
+    super(message);
+  }
 }
 
-export interface CorrelatorOptions {
-  sink: CorrelatorSink;
-  /** Idle window after which a trace settles. Default 5000 ms. */
-  settleAfterMs?: number;
-  /** How long audit events wait for their trace before being stored unjoined. Default 30000 ms. */
-  pendingAuditTtlMs?: number;
-  /** Cap on traces buffered at once; the least recently updated is flushed early. Default 50000. */
-  maxTracesInFlight?: number;
-  /** Cap on spans buffered for one trace; the trace is flushed early when reached. Default 10000. */
-  maxSpansPerTrace?: number;
-  /** Cap on spans buffered across all traces; least recently updated traces are flushed early. Default 1000000. */
-  maxSpansInFlight?: number;
-  /** Cap on audit requests waiting for their trace. Default 50000. */
-  maxPendingAudits?: number;
-  /** How many auditID -> trace id pairs are remembered after a trace settled, for late audit events. Default 200000. */
-  auditIndexSize?: number;
+export interface CorrelatorOptions extends Omit<TraceJoinOptions, 'metrics' | 'onHold'> {
+  store: InboxStore;
   metrics?: PipelineMetrics;
   logger?: Logger;
   /** Clock, for tests. */
   now?: () => number;
-  /** Names each audit request's API operation: adds k8s.api.operation_id / k8s.api.stability to its route span. */
-  describeRequest?: DescribeRequest;
+  /** Updates settled early (caps) are written once this many pile up, without waiting for the timer. Default 1000. */
+  flushAt?: number;
+  /** First pause after a failed write (doubles up to 30 s). Default 500 ms. */
+  retryPauseMs?: number;
+  /** Called when a write or an append finds the store full (the pipeline runs retention then). */
+  onStoreFull?: () => void;
 }
 
-interface TraceBuffer {
-  traceId: string;
-  spans: Map<string, Span>;
-  auditIds: Set<string>;
-  audit: Map<string, AuditEvent>;
-  lastUpdate: number;
+/** At-least-once bookkeeping over increasing sequence numbers: the lowest one still held bounds what may go. */
+class SeqTracker {
+  private readonly held = new Map<number, number>();
+  private next = 0;
+
+  seen(seq: number): void {
+    if (seq + 1 > this.next) this.next = seq + 1;
+  }
+
+  hold(seq: number): void {
+    this.held.set(seq, (this.held.get(seq) ?? 0) + 1);
+  }
+
+  release(seq: number): void {
+    const n = this.held.get(seq);
+    if (n === undefined) return;
+    if (n <= 1) this.held.delete(seq);
+    else this.held.set(seq, n - 1);
+  }
+
+  /** Rows before this are stored in full. */
+  watermark(): number {
+    let w = this.next;
+    // Map iteration is insertion order, and sequence numbers are held in increasing order: the
+    // first key is the lowest (a re-hold after a failed write may come later: scan then).
+    for (const s of this.held.keys()) if (s < w) w = s;
+    return w;
+  }
+
+  heldCount(): number {
+    return this.held.size;
+  }
 }
 
-interface PendingAudit {
-  events: Map<string, AuditEvent>;
-  lastUpdate: number;
-}
-
-/** Early-settled updates waiting for the timer are written once this many pile up. */
-const OUTBOX_FLUSH_AT = 1000;
-
-const auditKey = (e: AuditEvent) => `${e.auditID}/${e.stage}`;
+const REPLAY_CHUNK = 500;
 
 export class Correlator {
-  private readonly opts: Required<Omit<CorrelatorOptions, 'metrics' | 'logger' | 'now' | 'sink' | 'describeRequest'>>;
-  private readonly describeRequest: DescribeRequest | undefined;
-  private readonly sink: CorrelatorSink;
+  readonly join: TraceJoin<number>;
+  private readonly store: InboxStore;
   private readonly metrics: PipelineMetrics;
   private readonly logger: Logger;
   private readonly now: () => number;
-  /** Insertion order = least recently updated first: updates delete and re-insert. */
-  private readonly traces = new Map<string, TraceBuffer>();
-  private readonly pending = new Map<string, PendingAudit>();
-  /** auditID -> trace id, LRU by insertion order. */
-  private readonly auditIndex = new Map<string, string>();
-  /** Trace ids settled lately: a late span of one of them is never a lone authentication span. */
-  private readonly recent: RecentTraces;
-  private spansBuffered = 0;
-  private outbox: CorrelatorOutput = { traces: [], unjoinedAuditEvents: [] };
-  private flushing: Promise<void> = Promise.resolve();
+  private readonly tracker = new SeqTracker();
+  private readonly flushAt: number;
+  private readonly retryPauseMs: number;
+  private readonly onStoreFull: (() => void) | undefined;
+  /** Bytes of each inbox row not deleted yet, in sequence order: the inbox's size without asking the store. */
+  private readonly inboxSizes = new Map<number, number>();
+  private inboxBytes = 0;
+  /** Appends waiting for the next commit. */
+  private appends: Array<{ kind: 1 | 2; data: Uint8Array; resolve: (seq: number) => void; reject: (err: Error) => void }> = [];
+  private commitScheduled = false;
+  /** Settled output whose write failed for a retryable reason: written first, before anything else. */
+  private retry: JoinOutput<number>[] = [];
+  private retryPause = 0;
+  private retryAt = 0;
+  /** Why the store refuses data now (a retryable write failure), or undefined. */
+  private unavailable: string | undefined;
+  private writing: Promise<void> = Promise.resolve();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private started = false;
 
   constructor(options: CorrelatorOptions) {
-    this.sink = options.sink;
-    this.opts = {
-      settleAfterMs: options.settleAfterMs ?? 5000,
-      pendingAuditTtlMs: options.pendingAuditTtlMs ?? 30000,
-      maxTracesInFlight: options.maxTracesInFlight ?? 50000,
-      maxSpansPerTrace: options.maxSpansPerTrace ?? 10000,
-      maxSpansInFlight: options.maxSpansInFlight ?? 1_000_000,
-      maxPendingAudits: options.maxPendingAudits ?? 50000,
-      auditIndexSize: options.auditIndexSize ?? 200000,
-    };
-    for (const [k, v] of Object.entries(this.opts)) {
-      if (!Number.isFinite(v) || v <= 0) throw new RangeError(`correlator: ${k} must be a positive number, got ${v}`);
-    }
+    const { store, logger, now, flushAt, retryPauseMs, onStoreFull, ...join } = options;
+    this.onStoreFull = onStoreFull;
+    this.store = store;
     this.metrics = options.metrics ?? new PipelineMetrics();
-    this.logger = options.logger ?? silentLogger();
-    this.now = options.now ?? Date.now;
-    this.describeRequest = options.describeRequest;
-    this.recent = new RecentTraces(this.opts.auditIndexSize);
+    this.logger = logger ?? silentLogger();
+    this.now = now ?? Date.now;
+    this.flushAt = flushAt ?? 1000;
+    this.retryPauseMs = retryPauseMs ?? 500;
+    this.join = new TraceJoin<number>({ ...join, metrics: this.metrics, onHold: ((seq: number) => this.tracker.hold(seq)) as (t: never) => void });
   }
 
-  /** Starts the settle timer. */
-  start(): void {
-    if (this.timer || this.stopped) return;
-    const every = Math.max(10, Math.min(1000, Math.floor(this.opts.settleAfterMs / 4)));
-    this.timer = setInterval(() => void this.tick().catch((err: unknown) => this.logger.error({ err }, 'settle failed')), every);
+  /**
+   * Replays the inbox (what was acknowledged before a stop or a crash and not stored in full), then
+   * settles on a timer. The replay is joined like new data; the store's keys drop what was stored.
+   */
+  async start(): Promise<void> {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    let replayed = 0;
+    let from = 0;
+    for (;;) {
+      const rows = this.store.inboxRows(from, REPLAY_CHUNK);
+      if (rows.length === 0) break;
+      for (const r of rows) {
+        this.ingestRow(r.seq, r.kind, r.data);
+        from = r.seq + 1;
+      }
+      replayed += rows.length;
+      if (this.join.earlyCount() >= this.flushAt) await this.flush();
+    }
+    if (replayed) this.logger.info({ rows: replayed }, 'replayed the inbox: acknowledged data not stored in full before the last stop');
+    this.updateInboxGauges();
+    const every = Math.max(10, Math.min(1000, Math.floor(this.join.opts.settleAfterMs / 4)));
+    this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
   }
 
-  /** Buffers spans. Synchronous: once it returns, the spans are the correlator's responsibility. */
-  addSpans(spans: readonly Span[]): void {
-    const now = this.now();
-    for (const span of spans) {
-      let trace = this.touch(span.traceId, now);
-      if (trace.spans.has(span.spanId)) {
-        this.metrics.duplicates.inc({ kind: 'span' });
-        continue;
-      }
-      if (trace.spans.size >= this.opts.maxSpansPerTrace) {
-        this.metrics.evicted.inc({ reason: 'max_spans' });
-        this.settle(trace, 'max_spans');
-        trace = this.touch(span.traceId, now);
-      }
-      trace.spans.set(span.spanId, span);
-      this.spansBuffered++;
-      const auditId = attrString(span.attributes, 'audit-id');
-      if (auditId && !trace.auditIds.has(auditId)) this.attachAuditId(trace, auditId);
-    }
-    this.enforceTraceCap();
-    this.updateGauges();
+  /** Durable, then joined. Rejects with StoreUnavailableError when the store cannot take it now. */
+  async consumeSpans(spans: Span[], raw?: Uint8Array): Promise<void> {
+    if (spans.length === 0) return;
+    const data = raw ?? encodeTraceRequest(spans);
+    const seq = await this.append(1, data);
+    this.join.addSpans(spans, this.now(), seq, data.byteLength);
+    this.tracker.seen(seq);
+    this.afterAdd();
   }
 
-  /** Buffers audit events, joining each to its trace when the trace is known. */
-  addAuditEvents(events: readonly AuditEvent[]): void {
-    const now = this.now();
-    for (const event of events) {
-      const joinId = auditIDForSpans(event.auditID);
-      const traceId = this.auditIndex.get(joinId);
-      if (traceId !== undefined) {
-        // When the trace settled earlier this event is late: the trace reopens with the auditID,
-        // so the sink merges the event into the stored tree.
-        const trace = this.touch(traceId, now);
-        trace.auditIds.add(joinId);
-        this.addAuditToTrace(trace, event);
-        continue;
-      }
-      let p = this.pending.get(joinId);
-      if (p) this.pending.delete(joinId);
-      else p = { events: new Map(), lastUpdate: now };
-      p.lastUpdate = now;
-      this.pending.set(joinId, p);
-      const key = auditKey(event);
-      if (p.events.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
-      else p.events.set(key, event);
-    }
-    while (this.pending.size > this.opts.maxPendingAudits) {
-      const [id, p] = this.pending.entries().next().value as [string, PendingAudit];
-      this.pending.delete(id);
-      this.metrics.evicted.inc({ reason: 'max_pending_audits' });
-      this.outbox.unjoinedAuditEvents.push(...p.events.values());
-    }
-    this.enforceTraceCap();
-    this.updateGauges();
+  async consumeAuditEvents(events: AuditEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const data = Buffer.from(JSON.stringify(events));
+    const seq = await this.append(2, data);
+    this.join.addAuditEvents(events, this.now(), seq, data.byteLength);
+    this.tracker.seen(seq);
+    this.afterAdd();
   }
 
-  /** Settles idle traces and expired pending audits, then writes them to the sink. */
+  /** Settles idle traces and expired pending audits and writes them. Never throws. */
   async tick(): Promise<void> {
-    const now = this.now();
-    for (const trace of this.traces.values()) {
-      if (now - trace.lastUpdate < this.opts.settleAfterMs) break; // LRU order: the rest are newer
-      this.settle(trace, 'idle');
-    }
-    for (const [id, p] of this.pending) {
-      if (now - p.lastUpdate < this.opts.pendingAuditTtlMs) break;
-      this.pending.delete(id);
-      this.outbox.unjoinedAuditEvents.push(...p.events.values());
-    }
-    this.updateGauges();
-    await this.flush();
+    await this.flush().catch((err: unknown) => this.logger.error({ err }, 'settle failed'));
   }
 
-  /** Settles everything in flight and waits until the sink has it. Safe twice, safe without start. */
-  async stop(): Promise<void> {
-    this.stopped = true;
+  /**
+   * Stops the timer, settles everything in flight and writes it, for at most `timeoutMs`. What could
+   * not be written is still in the inbox: the next start replays it. Safe twice, safe without start.
+   */
+  async stop(timeoutMs = 10_000): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    for (const trace of [...this.traces.values()]) this.settle(trace, 'shutdown');
-    for (const [id, p] of this.pending) {
-      this.pending.delete(id);
-      this.outbox.unjoinedAuditEvents.push(...p.events.values());
-    }
-    this.updateGauges();
-    await this.flush();
+    if (this.stopped) return this.writing;
+    this.stopped = true;
+    const deadline = this.now() + timeoutMs;
+    await this.flushAll(true, deadline).catch((err: unknown) => this.logger.error({ err }, 'final settle failed; what was not stored stays in the inbox for the next start'));
+    for (const a of this.appends.splice(0)) a.reject(new StoreUnavailableError('shutting down'));
   }
 
-  /** Hands what has settled to the sink; one write at a time, in order. */
-  flush(): Promise<void> {
-    const run = this.flushing.then(async () => {
-      const out = this.outbox;
-      if (out.traces.length === 0 && out.unjoinedAuditEvents.length === 0) return;
-      this.outbox = { traces: [], unjoinedAuditEvents: [] };
-      if (this.describeRequest) out.apiOperations = describeRequests([...out.traces.flatMap((t) => t.auditEvents), ...out.unjoinedAuditEvents], this.describeRequest);
-      try {
-        await this.sink.write(out);
-      } catch (err) {
-        // Keep the output for the next flush: the sink merges by key, so a retry is harmless.
-        this.outbox.traces.unshift(...out.traces);
-        this.outbox.unjoinedAuditEvents.unshift(...out.unjoinedAuditEvents);
-        throw err;
+  stats(): ReturnType<TraceJoin['stats']> & { inboxHeld: number; retrying: number } {
+    return { ...this.join.stats(), inboxHeld: this.tracker.heldCount(), retrying: this.retry.length };
+  }
+
+  /** Why data is refused now (the store cannot write), or undefined. */
+  refusing(): string | undefined {
+    return this.unavailable;
+  }
+
+  private append(kind: 1 | 2, data: Uint8Array): Promise<number> {
+    if (this.stopped) return Promise.reject(new StoreUnavailableError('shutting down'));
+    if (this.unavailable) return Promise.reject(new StoreUnavailableError(`the store cannot take data now: ${this.unavailable}`));
+    return new Promise((resolve, reject) => {
+      this.appends.push({ kind, data, resolve, reject });
+      if (!this.commitScheduled) {
+        this.commitScheduled = true;
+        // Every request that arrives in this turn of the event loop shares one commit.
+        setImmediate(() => this.commitAppends());
       }
     });
-    // A failed write is reported to this caller, and the chain continues for the next one.
-    this.flushing = run.catch((err: unknown) => this.logger.error({ err }, 'sink write failed'));
+  }
+
+  private commitAppends(): void {
+    this.commitScheduled = false;
+    const batch = this.appends.splice(0);
+    if (batch.length === 0) return;
+    let seqs: number[];
+    try {
+      seqs = this.store.appendInbox(batch.map((a) => ({ kind: a.kind, data: a.data })));
+    } catch (err) {
+      const reason = retryableStoreError(err) ?? 'error';
+      this.metrics.storeWriteFailed.inc({ reason: `inbox_${reason}` });
+      if (reason === 'full') this.onStoreFull?.();
+      this.logger.warn({ err: (err as Error).message, requests: batch.length }, 'cannot append to the inbox: refusing data (retryable) until the store can write');
+      for (const a of batch) a.reject(new StoreUnavailableError(`the store cannot take data now: ${(err as Error).message}`));
+      return;
+    }
+    batch.forEach((a, i) => {
+      this.inboxSizes.set(seqs[i]!, a.data.byteLength);
+      this.inboxBytes += a.data.byteLength;
+      a.resolve(seqs[i]!);
+    });
+    this.updateInboxGauges();
+  }
+
+  private afterAdd(): void {
+    if (this.join.earlyCount() >= this.flushAt) void this.tick();
+  }
+
+  private ingestRow(seq: number, kind: number, data: Uint8Array): void {
+    this.inboxSizes.set(seq, data.byteLength);
+    this.inboxBytes += data.byteLength;
+    try {
+      if (kind === 1) this.join.addSpans(decodeTraceRequest(data).spans, this.now(), seq, data.byteLength);
+      else {
+        const items = JSON.parse(Buffer.from(data).toString('utf8')) as unknown[];
+        const events = items.map((x) => validateAuditEvent(x)).filter((e): e is AuditEvent => typeof e !== 'string');
+        this.join.addAuditEvents(events, this.now(), seq, data.byteLength);
+      }
+    } catch (err) {
+      // A row that was accepted once cannot fail to decode unless something is badly wrong: keep
+      // its bytes for inspection and go on.
+      this.store.quarantine('inbox_row', `replay: ${(err as Error).message}`, `inbox row ${seq}, kind ${kind}, ${data.byteLength} bytes`, data);
+      this.logger.error({ err, seq }, 'an inbox row does not decode: set aside in quarantine');
+    }
+    this.tracker.seen(seq);
+  }
+
+  /** One settle and write at a time. */
+  private flush(): Promise<void> {
+    return this.flushAll(false, Infinity);
+  }
+
+  private flushAll(all: boolean, deadline: number): Promise<void> {
+    const run = this.writing.then(() => this.writeRound(all, deadline));
+    this.writing = run.catch(() => undefined);
     return run;
   }
 
-  /** Numbers for tests and the README's guarantees. */
-  stats(): { tracesInFlight: number; spansInFlight: number; pendingAudits: number; auditIndex: number } {
-    return { tracesInFlight: this.traces.size, spansInFlight: this.spansBuffered, pendingAudits: this.pending.size, auditIndex: this.auditIndex.size };
-  }
-
-  private touch(traceId: string, now: number): TraceBuffer {
-    let trace = this.traces.get(traceId);
-    if (trace) this.traces.delete(traceId);
-    else trace = { traceId, spans: new Map(), auditIds: new Set(), audit: new Map(), lastUpdate: now };
-    trace.lastUpdate = now;
-    this.traces.set(traceId, trace);
-    return trace;
-  }
-
-  private attachAuditId(trace: TraceBuffer, auditId: string): void {
-    trace.auditIds.add(auditId);
-    const known = this.auditIndex.get(auditId);
-    if (known !== trace.traceId) {
-      if (known === undefined) this.metrics.joined.inc();
-      this.auditIndex.delete(auditId);
-      this.auditIndex.set(auditId, trace.traceId);
-      if (this.auditIndex.size > this.opts.auditIndexSize) {
-        this.auditIndex.delete(this.auditIndex.keys().next().value as string);
+  private async writeRound(all: boolean, deadline: number): Promise<void> {
+    // Earlier output first, in order, once its pause is over (or at shutdown, until the deadline).
+    while (this.retry.length) {
+      const now = this.now();
+      if (!all && now < this.retryAt) return;
+      if (now > deadline) return;
+      if (!this.write(this.retry[0]!)) {
+        if (all) {
+          if (this.now() > deadline) return;
+          await new Promise((r) => setTimeout(r, Math.min(this.retryPause, Math.max(0, deadline - this.now()))));
+          continue;
+        }
+        return;
       }
+      this.retry.shift();
     }
-    const p = this.pending.get(auditId);
-    if (p) {
-      this.pending.delete(auditId);
-      for (const e of p.events.values()) this.addAuditToTrace(trace, e);
-    }
+    const out = this.join.settle(this.now(), all);
+    if (!this.write(out)) this.retry.push(out);
   }
 
-  private addAuditToTrace(trace: TraceBuffer, event: AuditEvent): void {
-    const key = auditKey(event);
-    if (trace.audit.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
-    else trace.audit.set(key, event);
+  /** Writes one output with the inbox deletion it allows. False (and the output kept) when the store cannot write now. */
+  private write(out: JoinOutput<number>): boolean {
+    for (const seq of out.released) this.tracker.release(seq);
+    const watermark = this.tracker.watermark();
+    try {
+      this.store.writeSync(out, { inboxBefore: watermark });
+    } catch (err) {
+      const reason = retryableStoreError(err);
+      if (reason) {
+        for (const seq of out.released) this.tracker.hold(seq);
+        this.failed(reason, err);
+        return false;
+      }
+      // Something in this output cannot be stored: write what can be, set the rest aside.
+      this.isolate(out, err, watermark);
+    }
+    this.recovered();
+    for (const [seq, bytes] of this.inboxSizes) {
+      if (seq >= watermark) break;
+      this.inboxSizes.delete(seq);
+      this.inboxBytes -= bytes;
+    }
+    this.updateInboxGauges();
+    return true;
   }
 
-  private settle(trace: TraceBuffer, reason: SettleReason): void {
-    this.traces.delete(trace.traceId);
-    this.spansBuffered -= trace.spans.size;
-    if (trace.audit.size === 0 && !this.recent.has(trace.traceId) && isLoneAuthentication([...trace.spans.values()])) {
-      this.metrics.dropped.inc({ reason: 'lone_authentication' });
-      return;
-    }
-    this.recent.add(trace.traceId);
-    this.metrics.settled.inc({ reason });
-    const auditEvents = [...trace.audit.values()];
-    this.outbox.traces.push({
-      traceId: trace.traceId,
-      spans: [...trace.spans.values()],
-      auditEvents,
-      auditIds: [...trace.auditIds],
-      reason,
-    });
+  /** Writes each update of an output alone; one that still fails goes to quarantine with the bytes it came from. */
+  private isolate(out: JoinOutput<number>, first: unknown, watermark: number): void {
+    this.logger.error({ err: (first as Error).message }, 'a store write failed on its data; writing each trace on its own and setting aside what fails');
+    const one = (label: string, o: CorrelatorOutput, sources: unknown[] = []) => {
+      try {
+        this.store.writeSync(o);
+      } catch (err) {
+        if (retryableStoreError(err)) throw err;
+        let summary: string;
+        try {
+          summary = JSON.stringify(o).slice(0, 10_000);
+        } catch {
+          summary = `${label} (not serializable)`;
+        }
+        this.store.quarantine(label.split(' ')[0]!, (err as Error).message ?? String(err), summary, this.received(sources));
+        this.logger.error({ err: (err as Error).message, item: label }, 'set aside in quarantine: the store cannot write it');
+      }
+    };
+    for (const t of out.traces) one(`trace ${t.traceId}`, { traces: [t], unjoinedAuditEvents: [], ...(out.apiOperations ? { apiOperations: out.apiOperations } : {}) }, t.sources);
+    for (const e of out.unjoinedAuditEvents) one(`audit_event ${e.auditID}/${e.stage}`, { traces: [], unjoinedAuditEvents: [e] });
+    this.store.writeSync({ traces: [], unjoinedAuditEvents: [] }, { inboxBefore: watermark });
   }
 
-  private enforceTraceCap(): void {
-    while (this.traces.size > this.opts.maxTracesInFlight) {
-      const oldest = this.traces.values().next().value as TraceBuffer;
-      this.metrics.evicted.inc({ reason: 'max_traces' });
-      this.settle(oldest, 'max_traces');
+  /** The received bytes of inbox rows, each as a 4-byte big-endian length and the bytes (as the captures' otlp.bin). */
+  private received(sources: unknown[]): Uint8Array | undefined {
+    const parts: Buffer[] = [];
+    for (const seq of sources) {
+      const data = typeof seq === 'number' ? this.store.inboxData(seq) : undefined;
+      if (!data) continue;
+      const len = Buffer.alloc(4);
+      len.writeUInt32BE(data.byteLength);
+      parts.push(len, Buffer.from(data.buffer, data.byteOffset, data.byteLength));
     }
-    while (this.spansBuffered > this.opts.maxSpansInFlight) {
-      const oldest = this.traces.values().next().value as TraceBuffer;
-      this.metrics.evicted.inc({ reason: 'max_spans_in_flight' });
-      this.settle(oldest, 'max_spans_in_flight');
-    }
-    // Settled early data should not wait for the timer: write it now, bounded by one write at a time.
-    if (this.outbox.traces.length >= OUTBOX_FLUSH_AT) {
-      this.flush().catch((err: unknown) => this.logger.error({ err }, 'sink write failed'));
-    }
+    return parts.length ? Buffer.concat(parts) : undefined;
   }
 
-  private updateGauges(): void {
-    this.metrics.tracesInFlight.set(this.traces.size);
-    this.metrics.spansInFlight.set(this.spansBuffered);
-    this.metrics.pendingAudits.set(this.pending.size);
+  private failed(reason: string, err: unknown): void {
+    this.metrics.storeWriteFailed.inc({ reason });
+    if (reason === 'full') this.onStoreFull?.();
+    this.retryPause = Math.min(30_000, this.retryPause ? this.retryPause * 2 : this.retryPauseMs);
+    this.retryAt = this.now() + this.retryPause;
+    if (!this.unavailable) this.logger.error({ err: (err as Error).message, reason }, 'the store cannot write: refusing new data (retryable) and retrying');
+    this.unavailable = `${reason}: ${(err as Error).message}`;
+  }
+
+  private recovered(): void {
+    if (this.unavailable) this.logger.info('the store writes again: accepting data');
+    this.unavailable = undefined;
+    this.retryPause = 0;
+  }
+
+  private updateInboxGauges(): void {
+    this.metrics.inboxRows.set(this.inboxSizes.size);
+    this.metrics.inboxBytes.set(this.inboxBytes);
   }
 }

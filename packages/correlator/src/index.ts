@@ -1,5 +1,8 @@
-export { Correlator } from './correlator.js';
-export type { CorrelatorOptions, CorrelatorOutput, CorrelatorSink, TraceUpdate, SettleReason } from './correlator.js';
+export { Correlator, StoreUnavailableError, retryableStoreError } from './correlator.js';
+export type { CorrelatorOptions, InboxStore } from './correlator.js';
+export { TraceJoin } from './trace-join.js';
+export type { TraceJoinOptions, CorrelatorOutput, JoinOutput, TraceUpdate, SettleReason } from './trace-join.js';
+export type { CorrelatorSink } from './trace-join.js';
 export { buildRequestTree, durationNanos, requestAnchor, toTreeAudit } from './request-tree.js';
 export type { RequestTree, TreeNode, TreeLink, TreeAudit, BuildTreeOptions } from './request-tree.js';
 export { encodeCorrelatedTrace, encodeUnjoinedAudit, decodeCorrelated, groupByAuditId, auditSpan, auditAttributes, auditSpanId, lateAuditSpanId, unjoinedTraceId, DERIVED_SCOPE, OBJSET_SCOPE } from './correlated-format.js';

@@ -1,10 +1,10 @@
 import { describeRequests, type DescribeRequest } from './api-attributes.js';
+import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
 import { auditIDForSpans, validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { encodeCorrelatedTrace, encodeUnjoinedAudit } from './correlated-format.js';
-import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
 
 /**
  * The correlator in Kafka mode: a consumer group of any number of instances.
@@ -54,6 +54,11 @@ export interface KafkaCorrelatorOptions {
   settleAfterMs?: number;
   pendingAuditTtlMs?: number;
   maxTracesInFlight?: number;
+  /** The join's other caps (trace-join.ts): the same as in embedded mode. */
+  maxSpansPerTrace?: TraceJoinOptions['maxSpansPerTrace'];
+  maxSpansInFlight?: TraceJoinOptions['maxSpansInFlight'];
+  maxBytesPerTrace?: TraceJoinOptions['maxBytesPerTrace'];
+  maxBytesInFlight?: TraceJoinOptions['maxBytesInFlight'];
   /** auditID -> trace pairs remembered. */
   pairCacheSize?: number;
   /** Partitions of otlp_spans and k8s_audit when this instance is the one creating them. Default 8. */
@@ -67,17 +72,6 @@ export interface KafkaCorrelatorOptions {
 }
 
 type Held = [topic: string, partition: number, offset: number];
-
-interface TraceState {
-  spans: Map<string, Span>;
-  audit: Map<string, AuditEvent>;
-  /** auditID -> span the audit hangs under, for events that arrive without the spans. */
-  anchors: Map<string, string>;
-  paired: Set<string>;
-  held: Held[];
-  partition: number;
-  lastUpdate: number;
-}
 
 interface PendingAudit {
   events: Map<string, AuditEvent>;
@@ -114,14 +108,17 @@ export class KafkaCorrelator {
   private readonly logger: Logger;
   private readonly settleAfterMs: number;
   private readonly pendingTtlMs: number;
-  private readonly maxTraces: number;
   private readonly pairCacheSize: number;
   private readonly tracker = new OffsetTracker();
-  private readonly traces = new Map<string, TraceState>();
+  /** The trace side: spans of otlp_spans[p] and audit events forwarded to kc_audit_by_trace[p]. Tokens are offsets. */
+  private readonly join: TraceJoin<Held>;
+  /** The audit side: events of k8s_audit[q] waiting for their auditID's pair (kc_audit_trace[q]). */
   private readonly pending = new Map<string, PendingAudit>();
   private readonly pairs = new Map<string, Pair & { sourcePartition: number }>();
-  /** Trace ids settled lately: a late span of one of them is never a lone authentication span. */
-  private readonly recent: RecentTraces;
+  /** Settled output whose produce failed: produced again, first, at the next settle. */
+  private unsent: Array<{ messages: OutgoingMessage[]; released: Held[] }> = [];
+  /** (trace id, auditID) pairs already announced on kc_audit_trace (an LRU): each is sent once, not per span. */
+  private readonly announced = new Set<string>();
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -135,9 +132,21 @@ export class KafkaCorrelator {
     this.logger = opts.logger ?? silentLogger();
     this.settleAfterMs = opts.settleAfterMs ?? 5000;
     this.pendingTtlMs = opts.pendingAuditTtlMs ?? 30000;
-    this.maxTraces = opts.maxTracesInFlight ?? 50000;
     this.pairCacheSize = opts.pairCacheSize ?? 200000;
-    this.recent = new RecentTraces(this.pairCacheSize);
+    this.join = new TraceJoin<Held>({
+      settleAfterMs: this.settleAfterMs,
+      // Pairing waits on the audit side (pendingTtlMs); the trace side never waits for audit by auditID.
+      pendingAuditTtlMs: this.pendingTtlMs,
+      ...(opts.maxTracesInFlight !== undefined ? { maxTracesInFlight: opts.maxTracesInFlight } : {}),
+      ...(opts.maxSpansPerTrace !== undefined ? { maxSpansPerTrace: opts.maxSpansPerTrace } : {}),
+      ...(opts.maxSpansInFlight !== undefined ? { maxSpansInFlight: opts.maxSpansInFlight } : {}),
+      ...(opts.maxBytesPerTrace !== undefined ? { maxBytesPerTrace: opts.maxBytesPerTrace } : {}),
+      ...(opts.maxBytesInFlight !== undefined ? { maxBytesInFlight: opts.maxBytesInFlight } : {}),
+      auditIndexSize: this.pairCacheSize,
+      metrics: this.metrics,
+      ...(opts.describeRequest ? { describeRequest: opts.describeRequest } : {}),
+      onHold: (([t, p, o]: Held) => this.tracker.hold(t, p, o)) as (t: never) => void,
+    });
   }
 
   /** Creates the internal and output topics when missing, joins the group and starts consuming. */
@@ -200,6 +209,8 @@ export class KafkaCorrelator {
     await this.send(out);
     for (const [t, p, o] of afterSend) this.tracker.release(t, p, o);
     for (const m of batch) this.tracker.seen(topic, partition, Number(m.offset));
+    // A cap settled data early: write it now rather than at the next tick.
+    if (this.join.earlyCount() >= 500) await this.settle(false);
     this.updateGauges();
   }
 
@@ -216,26 +227,18 @@ export class KafkaCorrelator {
       return;
     }
     this.metrics.receiverItems.inc({ receiver: 'kafka', signal: 'spans' }, spans.length);
-    const touched = new Set<TraceState>();
+    // Each auditID seen here for the first time is paired with this trace, on the audit side.
     for (const s of spans) {
-      const trace = this.trace(s.traceId, m.partition, now);
-      touched.add(trace);
-      if (trace.spans.has(s.spanId)) {
-        this.metrics.duplicates.inc({ kind: 'span' });
-        continue;
-      }
-      trace.spans.set(s.spanId, s);
       const auditId = attrString(s.attributes, 'audit-id');
-      if (auditId && !trace.paired.has(auditId)) {
-        trace.paired.add(auditId);
-        const pair: Pair = { traceId: s.traceId, partition: m.partition, spanId: s.spanId };
-        out.push({ topic: this.topics.auditTrace, key: auditId, value: JSON.stringify(pair) });
-      }
+      if (!auditId) continue;
+      const key = `${s.traceId}/${auditId}`;
+      if (this.announced.has(key)) continue;
+      this.announced.add(key);
+      if (this.announced.size > this.pairCacheSize) this.announced.delete(this.announced.values().next().value as string);
+      const pair: Pair = { traceId: s.traceId, partition: m.partition, spanId: s.spanId };
+      out.push({ topic: this.topics.auditTrace, key: auditId, value: JSON.stringify(pair) });
     }
-    for (const trace of touched) {
-      trace.held.push([m.topic, m.partition, offset]);
-      this.tracker.hold(m.topic, m.partition, offset);
-    }
+    this.join.addSpans(spans, now, [m.topic, m.partition, offset], m.value?.byteLength ?? 0, m.partition);
   }
 
   private onAudit(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[]): void {
@@ -289,13 +292,7 @@ export class KafkaCorrelator {
     const event = validateAuditEvent(msg.event);
     if (typeof event === 'string') return;
     const traceId = m.key?.toString('utf8') ?? '';
-    const trace = this.trace(traceId, m.partition, now);
-    const key = `${event.auditID}/${event.stage}`;
-    if (trace.audit.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
-    else trace.audit.set(key, event);
-    trace.anchors.set(auditIDForSpans(event.auditID), msg.anchor);
-    trace.held.push([m.topic, m.partition, offset]);
-    this.tracker.hold(m.topic, m.partition, offset);
+    this.join.addTraceAudit(traceId, [event], msg.anchor, now, [m.topic, m.partition, offset], m.value?.byteLength ?? 0, m.partition);
   }
 
   private parseAudit(m: ConsumedMessage): AuditEvent | undefined {
@@ -316,61 +313,46 @@ export class KafkaCorrelator {
     return event;
   }
 
-  private trace(traceId: string, partition: number, now: number): TraceState {
-    let t = this.traces.get(traceId);
-    if (t) this.traces.delete(traceId);
-    else t = { spans: new Map(), audit: new Map(), anchors: new Map(), paired: new Set(), held: [], partition, lastUpdate: now };
-    t.lastUpdate = now;
-    this.traces.set(traceId, t);
-    return t;
-  }
-
-  /** Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits. */
+  /**
+   * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits.
+   * Output whose produce failed is kept and produced first next time (its input stays held, so
+   * uncommitted, until it is durable); the sinks deduplicate what a retry repeats.
+   */
   private async settle(all: boolean): Promise<void> {
+    while (this.unsent.length) {
+      const first = this.unsent[0]!;
+      await this.send(first.messages);
+      this.unsent.shift();
+      for (const [t, p, o] of first.released) this.tracker.release(t, p, o);
+    }
     const now = Date.now();
-    const done: Array<[string, TraceState]> = [];
-    const expired: Array<[string, PendingAudit]> = [];
-    const over = Math.max(0, this.traces.size - this.maxTraces);
-    let i = 0;
-    for (const [id, t] of this.traces) {
-      if (!all && i >= over && now - t.lastUpdate < this.settleAfterMs) break; // LRU order
-      done.push([id, t]);
-      i++;
-    }
-    for (const [id, p] of this.pending) {
+    const joined: JoinOutput<Held> = this.join.settle(now, all);
+    const released: Held[] = [...joined.released];
+    const expired: PendingAudit[] = [];
+    for (const [id, p] of [...this.pending]) {
       if (!all && now - p.lastUpdate < this.pendingTtlMs) break;
-      expired.push([id, p]);
-    }
-    const out: OutgoingMessage[] = [];
-    for (const [traceId, t] of done) {
-      // kube-apiserver's lone authentication span names no request (lone-spans.ts): dropped, counted.
-      if (t.audit.size === 0 && !this.recent.has(traceId) && isLoneAuthentication([...t.spans.values()])) {
-        this.metrics.dropped.inc({ reason: 'lone_authentication' });
-        continue;
-      }
-      this.recent.add(traceId);
-      out.push({
-        topic: this.topics.correlated,
-        key: traceId,
-        value: encodeTraceRequest(encodeCorrelatedTrace(traceId, [...t.spans.values()], [...t.audit.values()], t.anchors, describeRequests([...t.audit.values()], this.opts.describeRequest))),
-      });
-    }
-    if (expired.length) {
-      const events = expired.flatMap(([, p]) => [...p.events.values()]);
-      for (const s of encodeUnjoinedAudit(events, describeRequests(events, this.opts.describeRequest))) {
-        out.push({ topic: this.topics.correlated, key: s.traceId, value: encodeTraceRequest([s]) });
-      }
-    }
-    await this.send(out);
-    for (const [id, t] of done) {
-      this.traces.delete(id);
-      for (const [tp, p, o] of t.held) this.tracker.release(tp, p, o);
-      this.metrics.settled.inc({ reason: all ? 'shutdown' : 'idle' });
-    }
-    for (const [id, p] of expired) {
       this.pending.delete(id);
-      for (const [tp, pp, o] of p.held) this.tracker.release(tp, pp, o);
+      expired.push(p);
+      released.push(...p.held);
     }
+    const messages: OutgoingMessage[] = joined.traces.map((t) => ({
+      topic: this.topics.correlated,
+      key: t.traceId,
+      value: encodeTraceRequest(encodeCorrelatedTrace(t.traceId, t.spans, t.auditEvents, t.anchors, joined.apiOperations)),
+    }));
+    if (expired.length) {
+      const events = expired.flatMap((p) => [...p.events.values()]);
+      for (const s of encodeUnjoinedAudit(events, describeRequests(events, this.opts.describeRequest))) {
+        messages.push({ topic: this.topics.correlated, key: s.traceId, value: encodeTraceRequest([s]) });
+      }
+    }
+    try {
+      await this.send(messages);
+    } catch (err) {
+      this.unsent.push({ messages, released });
+      throw err;
+    }
+    for (const [t, p, o] of released) this.tracker.release(t, p, o);
     await this.consumer?.commit(this.tracker.commitable());
     this.updateGauges();
   }
@@ -416,13 +398,8 @@ export class KafkaCorrelator {
   private onAssignment(owned: Record<string, number[]>): void {
     const t = this.topics;
     const keep = (topic: string, p: number) => owned[topic]?.includes(p) ?? false;
-    let dropped = 0;
-    for (const [id, s] of this.traces) {
-      if (!keep(t.spans, s.partition)) {
-        this.traces.delete(id);
-        dropped++;
-      }
-    }
+    // Traces are grouped by their partition number (spans and forwarded audit alike: co-partitioned).
+    const dropped = this.join.forget((partition) => keep(t.spans, partition));
     for (const [id, p] of this.pending) if (!keep(t.audit, p.partition)) this.pending.delete(id);
     for (const [id, p] of this.pairs) if (!keep(t.auditTrace, p.sourcePartition)) this.pairs.delete(id);
     this.tracker.retain(owned);
@@ -431,11 +408,8 @@ export class KafkaCorrelator {
   }
 
   private updateGauges(): void {
-    this.metrics.tracesInFlight.set(this.traces.size);
+    // The join keeps its own gauges (traces, spans, bytes); pending audits here are the audit side's.
     this.metrics.pendingAudits.set(this.pending.size);
-    let spans = 0;
-    for (const t of this.traces.values()) spans += t.spans.size;
-    this.metrics.spansInFlight.set(spans);
   }
 
   /** Settles and writes everything in flight, commits, leaves the group. Safe twice. */
@@ -450,7 +424,7 @@ export class KafkaCorrelator {
 
   /** For tests and metrics. */
   stats(): { traces: number; pending: number; pairs: number; held: number } {
-    return { traces: this.traces.size, pending: this.pending.size, pairs: this.pairs.size, held: this.tracker.heldCount() };
+    return { traces: this.join.stats().tracesInFlight, pending: this.pending.size, pairs: this.pairs.size, held: this.tracker.heldCount() };
   }
 }
 

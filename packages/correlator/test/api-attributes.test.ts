@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { attrString } from '@kube-correlate/otlp';
-import { buildRequestTree, Correlator, decodeCorrelated, describeRequests, encodeCorrelatedTrace, type CorrelatorOutput, type DescribeRequest } from '../src/index.js';
+import { buildRequestTree, TraceJoin, decodeCorrelated, describeRequests, encodeCorrelatedTrace, type CorrelatorOutput, type DescribeRequest } from '../src/index.js';
 
 const scenario = generateDeploymentScenario({ seed: 5 });
 /** Names operations the way the catalogue would, from the verb and resource. */
@@ -46,18 +46,15 @@ test('the tree puts the operation on the node that carries the audit', () => {
   assert.is(nodes[0]!.attributes['k8s.api.operation_id'], 'create:deployments');
 });
 
-test('the correlator names the operations of what it settles, also when the audit comes after the spans settled', async () => {
+test('the join names the operations of what it settles, also when the audit comes after the spans settled', async () => {
   const outputs: CorrelatorOutput[] = [];
-  let t = 0;
-  const c = new Correlator({ sink: { write: async (o) => void outputs.push(o) }, settleAfterMs: 10, now: () => t, describeRequest: describe });
+  const join = new TraceJoin({ settleAfterMs: 10, describeRequest: describe });
   const apply = scenario.applyRequest;
-  c.addSpans(apply.spans);
-  t = 1000;
-  await c.tick(); // the spans settle alone
+  join.addSpans(apply.spans, 0);
+  outputs.push(join.settle(1000)); // the spans settle alone
   assert.is(outputs.flatMap((o) => [...(o.apiOperations ?? [])]).length, 0);
-  c.addAuditEvents(apply.auditEvents as AuditEvent[]);
-  t = 2000;
-  await c.stop();
+  join.addAuditEvents(apply.auditEvents as AuditEvent[], 1000);
+  outputs.push(join.settle(2000, true));
   const ops = new Map(outputs.flatMap((o) => [...(o.apiOperations ?? [])]));
   assert.equal(ops.get(auditIDForSpans(apply.auditID)), { operationId: 'create:deployments', stability: 'stable' });
 });

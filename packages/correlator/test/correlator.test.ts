@@ -1,181 +1,176 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { auditEvent, makeSpan } from '@kube-correlate/fixtures';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
-import { Correlator, type CorrelatorOutput } from '../src/index.js';
-import { auditEvent, makeSpan, traceIdOf as tid } from '@kube-correlate/fixtures';
+import { Correlator, StoreUnavailableError, type CorrelatorOutput, type InboxStore } from '../src/index.js';
 
-function setup(opts: Partial<ConstructorParameters<typeof Correlator>[0]> = {}) {
-  let now = 0;
-  const outputs: CorrelatorOutput[] = [];
-  const metrics = new PipelineMetrics();
-  const c = new Correlator({ sink: { write: async (o) => void outputs.push(o) }, settleAfterMs: 1000, pendingAuditTtlMs: 5000, metrics, now: () => now, ...opts });
-  return { c, outputs, metrics, advance: (ms: number) => (now += ms), all: () => ({ traces: outputs.flatMap((o) => o.traces), unjoined: outputs.flatMap((o) => o.unjoinedAuditEvents) }) };
+/**
+ * The embedded driver (correlator.ts) over an in-process fake of the store: an OK means durable
+ * (the inbox, one commit for concurrent requests), a restart replays what was acknowledged and not
+ * stored, a poison item is set aside and the rest goes on, a store that cannot write refuses
+ * retryably and recovers by itself, and stop ends within its timeout.
+ */
+class FakeStore implements InboxStore {
+  inbox = new Map<number, { kind: 1 | 2; data: Uint8Array }>();
+  seq = 0;
+  appendCalls = 0;
+  written: CorrelatorOutput[] = [];
+  quarantined: Array<{ what: string; reason: string; data?: Uint8Array }> = [];
+  /** Makes the next writes (or appends) throw this. */
+  failWrites: unknown;
+  failAppends: unknown;
+  /** A trace id whose write throws a non-retryable error (poison). */
+  poison = '';
+
+  appendInbox(rows: ReadonlyArray<{ kind: 1 | 2; data: Uint8Array }>): number[] {
+    this.appendCalls++;
+    if (this.failAppends) throw this.failAppends;
+    return rows.map((r) => {
+      this.inbox.set(++this.seq, r);
+      return this.seq;
+    });
+  }
+  inboxRows(fromSeq: number, limit: number) {
+    return [...this.inbox].filter(([s]) => s >= fromSeq).slice(0, limit).map(([seq, r]) => ({ seq, ...r }));
+  }
+  inboxData(seq: number) {
+    return this.inbox.get(seq)?.data;
+  }
+  writeSync(output: CorrelatorOutput, opts: { inboxBefore?: number } = {}): void {
+    if (this.failWrites) throw this.failWrites;
+    if (this.poison && output.traces.some((t) => t.traceId === this.poison)) throw new RangeError('Maximum call stack size exceeded');
+    this.written.push(output);
+    if (opts.inboxBefore !== undefined) for (const s of [...this.inbox.keys()]) if (s < opts.inboxBefore) this.inbox.delete(s);
+  }
+  quarantine(what: string, reason: string, _summary: string, data?: Uint8Array): void {
+    this.quarantined.push({ what, reason, ...(data ? { data } : {}) });
+  }
+  spans(): string[] {
+    return this.written.flatMap((o) => o.traces.flatMap((t) => t.spans.map((s) => `${s.traceId}/${s.spanId}`))).sort();
+  }
+  audits(): string[] {
+    return this.written.flatMap((o) => [...o.traces.flatMap((t) => t.auditEvents), ...o.unjoinedAuditEvents].map((e) => `${e.auditID}/${e.stage}`)).sort();
+  }
 }
 
-const counter = async (m: PipelineMetrics, name: string, labels: Record<string, string> = {}) => {
-  const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);
-  const v = metric?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
-  return v?.value ?? 0;
-};
+function driver(store: FakeStore, clock: { t: number }, opts: Partial<ConstructorParameters<typeof Correlator>[0]> = {}) {
+  return new Correlator({ store, settleAfterMs: 100, pendingAuditTtlMs: 1000, now: () => clock.t, retryPauseMs: 10, metrics: new PipelineMetrics(), ...opts });
+}
 
-test('spans then audit: one update with both, after the idle window only', async () => {
-  const { c, advance, all, metrics } = setup();
-  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'POST /api', kind: 2 }), makeSpan({ trace: 1, id: 2, parent: 1, name: 'Create', auditId: 'a1' })]);
-  c.addAuditEvents([auditEvent({ auditID: 'a1', stage: 'RequestReceived' }), auditEvent({ auditID: 'a1', stage: 'ResponseComplete' })]);
-  advance(999);
-  await c.tick();
-  assert.is(all().traces.length, 0, 'not settled before the window');
-  advance(1);
-  await c.tick();
-  const [t] = all().traces;
-  assert.ok(t);
-  assert.is(t.traceId, tid(1));
-  assert.equal(t.spans.map((s) => s.name), ['POST /api', 'Create']);
-  assert.equal(t.auditEvents.map((e) => e.stage).sort(), ['RequestReceived', 'ResponseComplete']);
-  assert.equal(t.auditIds, ['a1']);
-  assert.is(await counter(metrics, 'kube_correlate_correlator_joined_total'), 1);
-  assert.is(await counter(metrics, 'kube_correlate_correlator_settled_total', { reason: 'idle' }), 1);
-});
+const spans = (trace: number, n = 2) => Array.from({ length: n }, (_, i) => makeSpan({ trace, id: i + 1, parent: i ? 1 : 0, name: `s${i}`, ...(i === 1 ? { auditId: `a${trace}` } : {}) }));
+const audit = (trace: number) => [auditEvent({ auditID: `a${trace}`, stage: 'RequestReceived' }), auditEvent({ auditID: `a${trace}`, stage: 'ResponseComplete' })];
 
-test('audit before spans joins when the span with audit-id arrives', async () => {
-  const { c, advance, all } = setup();
-  c.addAuditEvents([auditEvent({ auditID: 'a1', stage: 'ResponseComplete' }), auditEvent({ auditID: 'a1', stage: 'RequestReceived' })]);
-  assert.is(c.stats().pendingAudits, 1);
-  advance(3000);
-  c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'Create', auditId: 'a1' })]);
-  assert.is(c.stats().pendingAudits, 0);
-  advance(1000);
-  await c.tick();
-  assert.is(all().traces[0]!.auditEvents.length, 2);
-  assert.is(all().unjoined.length, 0);
-});
-
-test('redelivered spans and audit events are dropped while buffered and counted', async () => {
-  const { c, advance, all, metrics } = setup();
-  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' }), makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' }), makeSpan({ trace: 1, id: 2, parent: 1, name: 'b', auditId: 'x' })]);
-  c.addAuditEvents([auditEvent({ auditID: 'x', stage: 'RequestReceived' }), auditEvent({ auditID: 'x', stage: 'RequestReceived' })]);
-  c.addAuditEvents([auditEvent({ auditID: 'y', stage: 'RequestReceived' }), auditEvent({ auditID: 'y', stage: 'RequestReceived' })]);
-  advance(1000);
-  await c.tick();
-  assert.is(all().traces[0]!.spans.length, 2);
-  assert.is(all().traces[0]!.auditEvents.length, 1);
-  assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'span' }), 1);
-  assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'audit_event' }), 2);
-});
-
-test('audit events whose trace never comes are stored unjoined after their TTL', async () => {
-  const { c, advance, all } = setup();
-  c.addAuditEvents([auditEvent({ auditID: 'lonely', stage: 'RequestReceived' })]);
-  advance(4999);
-  await c.tick();
-  assert.is(all().unjoined.length, 0);
-  advance(1);
-  await c.tick();
-  assert.equal(all().unjoined.map((e) => e.auditID), ['lonely']);
-});
-
-test('a late audit event reopens its settled trace as a new update', async () => {
-  const { c, advance, all } = setup();
-  c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'Create', auditId: 'a1' })]);
-  advance(1000);
-  await c.tick();
-  assert.is(all().traces.length, 1);
-  c.addAuditEvents([auditEvent({ auditID: 'a1', stage: 'ResponseComplete' })]);
-  assert.is(c.stats().pendingAudits, 0, 'joined through the auditID index, not left pending');
-  advance(1000);
-  await c.tick();
-  const late = all().traces[1]!;
-  assert.is(late.traceId, tid(1));
-  assert.is(late.spans.length, 0);
-  assert.equal(late.auditIds, ['a1']);
-  assert.is(late.auditEvents[0]!.stage, 'ResponseComplete');
-});
-
-test('cap on traces in flight flushes the least recently updated trace early, losing nothing', async () => {
-  const { c, all, metrics } = setup({ maxTracesInFlight: 2 });
-  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'one' })]);
-  c.addSpans([makeSpan({ trace: 2, id: 1, parent: 0, name: 'two' })]);
-  c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'one-b' })]); // trace 1 is now the most recent
-  c.addSpans([makeSpan({ trace: 3, id: 1, parent: 0, name: 'three' })]);
-  assert.is(c.stats().tracesInFlight, 2);
-  await c.flush();
-  assert.equal(all().traces.map((t) => [t.traceId, t.reason]), [[tid(2), 'max_traces']]);
-  assert.is(await counter(metrics, 'kube_correlate_correlator_evicted_total', { reason: 'max_traces' }), 1);
+test('an OK means the inbox has it: concurrent requests share one commit', async () => {
+  const store = new FakeStore();
+  const c = driver(store, { t: 0 });
+  await c.start();
+  await Promise.all(Array.from({ length: 20 }, (_, i) => c.consumeSpans(spans(i + 1))));
+  assert.is(store.appendCalls, 1, 'one commit for the 20 requests that arrived together');
+  assert.is(store.inbox.size, 20, 'each acknowledged request is in the inbox before the answer');
+  assert.is(store.written.length, 0, 'nothing settled yet');
   await c.stop();
-  assert.is(all().traces.reduce((n, t) => n + t.spans.length, 0), 4, 'every span reached the sink');
 });
 
-test('cap on spans per trace splits the trace into updates', async () => {
-  const { c, all, metrics } = setup({ maxSpansPerTrace: 3 });
-  c.addSpans([1, 2, 3, 4, 5, 6, 7].map((i) => makeSpan({ trace: 1, id: i, parent: i === 1 ? 0 : 1, name: `s${i}` })));
-  assert.ok(c.stats().spansInFlight <= 3);
-  await c.stop();
-  const ids = all().traces.flatMap((t) => t.spans.map((s) => s.spanId));
-  assert.is(ids.length, 7);
-  assert.is(new Set(ids).size, 7);
-  assert.is(await counter(metrics, 'kube_correlate_correlator_evicted_total', { reason: 'max_spans' }), 2);
+test('a crash loses nothing acknowledged: the next start replays the inbox; what it stored leaves the inbox', async () => {
+  const store = new FakeStore();
+  const clock = { t: 0 };
+  const first = driver(store, clock);
+  await first.start();
+  for (let i = 1; i <= 5; i++) await first.consumeSpans(spans(i));
+  for (let i = 1; i <= 3; i++) await first.consumeAuditEvents(audit(i));
+  await first.consumeAuditEvents([auditEvent({ auditID: 'alone', stage: 'ResponseComplete' })]); // no spans ever
+  clock.t = 150;
+  await first.tick(); // traces 1-5 settle and are written; the audit-only request still waits
+  const before = store.spans().length;
+  assert.is(before, 10);
+  // SIGKILL: the driver is gone without stop(); a new one on the same store.
+  const second = driver(store, clock);
+  await second.start();
+  await second.stop();
+  assert.equal(store.audits().filter((a) => a.startsWith('alone')), ['alone/ResponseComplete'], 'the audit-only request, acknowledged before the crash, is stored');
+  assert.is(new Set(store.spans()).size, 10, 'every span stored (replays are duplicates, merged by the store\'s keys)');
+  assert.is(store.inbox.size, 0, 'the inbox is empty once everything is stored');
 });
 
-test('cap on spans across traces flushes the least recently updated traces', async () => {
-  const { c, all, metrics } = setup({ maxSpansInFlight: 4 });
-  c.addSpans([makeSpan({ trace: 1, id: 1, name: 'a' }), makeSpan({ trace: 1, id: 2, parent: 1, name: 'b' })]);
-  c.addSpans([makeSpan({ trace: 2, id: 1, name: 'c' }), makeSpan({ trace: 2, id: 2, parent: 1, name: 'd' })]);
-  c.addSpans([makeSpan({ trace: 3, id: 1, name: 'e' })]);
-  assert.equal(c.stats().spansInFlight, 3);
-  await c.flush();
-  assert.equal(all().traces.map((t) => [t.traceId, t.reason]), [[tid(1), 'max_spans_in_flight']]);
-  assert.is(await counter(metrics, 'kube_correlate_correlator_evicted_total', { reason: 'max_spans_in_flight' }), 1);
-});
-
-test('cap on pending audits stores the oldest unjoined', async () => {
-  const { c, all } = setup({ maxPendingAudits: 2 });
-  c.addAuditEvents([auditEvent({ auditID: 'p1', stage: 'RequestReceived' }), auditEvent({ auditID: 'p2', stage: 'RequestReceived' }), auditEvent({ auditID: 'p3', stage: 'RequestReceived' })]);
-  await c.flush();
-  assert.equal(all().unjoined.map((e) => e.auditID), ['p1']);
-  assert.is(c.stats().pendingAudits, 2);
-});
-
-test('stop settles everything in flight, is safe twice and without start', async () => {
-  const { c, all } = setup();
-  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' }), makeSpan({ trace: 2, id: 1, parent: 0, name: 'b' })]);
-  c.addAuditEvents([auditEvent({ auditID: 'q', stage: 'RequestReceived' })]);
-  await c.stop();
-  await c.stop();
-  assert.is(all().traces.length, 2);
-  assert.ok(all().traces.every((t) => t.reason === 'shutdown'));
-  assert.is(all().unjoined.length, 1);
-  assert.equal(c.stats(), { tracesInFlight: 0, spansInFlight: 0, pendingAudits: 0, auditIndex: 0 });
-});
-
-test('a failing sink rejects flush, keeps the output and writes it with the next flush', async () => {
-  let fail = true;
-  const written: CorrelatorOutput[] = [];
-  const c = new Correlator({ sink: { write: async (o) => { if (fail) throw new Error('disk full'); written.push(o); } }, settleAfterMs: 1, now: () => now });
-  let now = 10;
-  c.addSpans([makeSpan({ trace: 1, id: 1, parent: 0, name: 'a' })]);
-  now = 20;
-  await c.tick().then(() => assert.unreachable('should reject'), (e: Error) => assert.match(e.message, 'disk full'));
-  fail = false;
-  c.addSpans([makeSpan({ trace: 2, id: 1, parent: 0, name: 'b' })]);
-  await c.stop();
-  assert.is(written.length, 1);
-  assert.equal(written[0]!.traces.map((t) => t.traceId), [tid(1), tid(2)]);
-});
-
-test('invalid options are refused with the option name', () => {
-  assert.throws(() => new Correlator({ sink: { write: async () => {} }, settleAfterMs: 0 }), /settleAfterMs/);
-});
-
-test('an auditID longer than 64 bytes joins the span carrying its truncated form', async () => {
-  const long = 'client-chosen-' + 'x'.repeat(90);
-  const { c, advance, all } = setup();
-  c.addAuditEvents([auditEvent({ auditID: long, stage: 'RequestReceived' })]);
-  c.addSpans([makeSpan({ trace: 1, id: 2, name: 'Create', auditId: long.slice(0, 64) })]);
-  c.addAuditEvents([auditEvent({ auditID: long, stage: 'ResponseComplete' })]);
-  advance(1000);
+test('the inbox keeps a row until everything it held is stored', async () => {
+  const store = new FakeStore();
+  const clock = { t: 0 };
+  const c = driver(store, clock);
+  await c.start();
+  // One request with spans of two traces; only trace 1's audit comes, and trace 2 keeps getting spans.
+  await c.consumeSpans([...spans(1), ...spans(2)]);
+  clock.t = 90;
+  await c.consumeSpans([makeSpan({ trace: 2, id: 9, parent: 1, name: 'late' })]);
+  clock.t = 150;
   await c.tick();
-  assert.is(all().traces[0]!.auditEvents.length, 2);
-  assert.is(all().unjoined.length, 0);
+  assert.equal([...new Set(store.written.flatMap((o) => o.traces.map((t) => t.traceId)))].length, 1, 'trace 1 settled, trace 2 not yet');
+  assert.is(store.inbox.size, 2, 'the first row still holds trace 2');
+  clock.t = 300;
+  await c.tick();
+  assert.is(store.inbox.size, 0);
+  await c.stop();
+});
+
+test('a poison item is set aside with the bytes it came from; the rest is stored and the inbox moves on', async () => {
+  const store = new FakeStore();
+  const clock = { t: 0 };
+  const c = driver(store, clock);
+  await c.start();
+  await c.consumeSpans(spans(1));
+  await c.consumeSpans(spans(2));
+  await c.consumeSpans(spans(3));
+  store.poison = spans(2)[0]!.traceId;
+  clock.t = 150;
+  await c.tick();
+  assert.equal(store.quarantined.map((q) => q.what), ['trace']);
+  assert.match(store.quarantined[0]!.reason, 'Maximum call stack');
+  assert.ok(store.quarantined[0]!.data && store.quarantined[0]!.data.length > 4, 'the received bytes are kept');
+  assert.equal([...new Set(store.spans().map((s) => s.split('/')[0]))].sort(), [spans(1)[0]!.traceId, spans(3)[0]!.traceId].sort());
+  assert.is(store.inbox.size, 0, 'the poison does not hold the inbox back');
+  await c.consumeSpans(spans(4));
+  clock.t = 300;
+  await c.tick();
+  assert.ok(store.spans().some((s) => s.startsWith(spans(4)[0]!.traceId)), 'later data is stored');
+  await c.stop();
+});
+
+test('a full disk: retryable refusals while the store cannot write, nothing acknowledged lost, recovery by itself', async () => {
+  const store = new FakeStore();
+  const clock = { t: 0 };
+  const c = driver(store, clock);
+  await c.start();
+  await c.consumeSpans(spans(1));
+  store.failWrites = Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  clock.t = 150;
+  await c.tick();
+  assert.match(c.refusing() ?? '', 'full');
+  await c.consumeSpans(spans(2)).then(() => assert.unreachable('refused'), (e: Error) => assert.instance(e, StoreUnavailableError));
+  store.failAppends = store.failWrites;
+  store.failWrites = undefined;
+  // An append that fails is refused too (the inbox is on the same disk).
+  clock.t = 200;
+  await c.tick();
+  assert.is(c.refusing(), undefined, 'a write succeeded: accepting again');
+  await c.consumeSpans(spans(3)).then(() => assert.unreachable('refused'), (e: Error) => assert.instance(e, StoreUnavailableError));
+  store.failAppends = undefined;
+  await c.consumeSpans(spans(4));
+  clock.t = 400;
+  await c.stop();
+  const traces = new Set(store.spans().map((s) => s.split('/')[0]));
+  assert.ok(traces.has(spans(1)[0]!.traceId) && traces.has(spans(4)[0]!.traceId), 'what was acknowledged is stored');
+  assert.not.ok(traces.has(spans(2)[0]!.traceId) || traces.has(spans(3)[0]!.traceId), 'what was refused is not (the sender retries it)');
+});
+
+test('stop ends within its timeout when the store keeps failing; the inbox keeps the data', async () => {
+  const store = new FakeStore();
+  const c = new Correlator({ store, settleAfterMs: 100, retryPauseMs: 10, metrics: new PipelineMetrics() });
+  await c.start();
+  await c.consumeSpans(spans(1));
+  store.failWrites = Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR_WRITE' });
+  const t0 = Date.now();
+  await c.stop(300);
+  assert.ok(Date.now() - t0 < 30_000, 'stop returned (a liveness bound, not a timing)');
+  assert.is(store.inbox.size, 1, 'the acknowledged request stays in the inbox for the next start');
 });
 
 test.run();

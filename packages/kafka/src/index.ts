@@ -5,3 +5,4 @@ export type {
 } from './client.js';
 export { TOPICS, DEFAULT_PARTITIONS, defaultTopicSpecs, topicSpec } from './topics.js';
 export { OffsetTracker } from './offsets.js';
+export { InMemoryKafka, partitionOf } from './memory.js';

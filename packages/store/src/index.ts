@@ -10,3 +10,5 @@ export type { ExportPlan } from './export-plan.js';
 export type { ObjectSetTree, ObjectRow, RefRow } from './object-set-tree.js';
 export { JaegerSource, JaegerSourceError } from './jaeger-source.js';
 export type { JaegerSourceOptions } from './jaeger-source.js';
+export { StoreMaintenance } from './maintenance.js';
+export type { StoreMaintenanceOptions } from './maintenance.js';

@@ -32,6 +32,13 @@ export interface TraceStoreOptions {
   objectSetDebounce?: { settleAfterMs: number; maxDelayMs: number };
   /** Clock (ms), for tests. */
   now?: () => number;
+  /**
+   * A hard cap on the database's size (bytes): past it writes fail with SQLITE_FULL, and the
+   * pipeline refuses data retryably (retention keeps it below, see applyRetention). Default none.
+   */
+  maxSizeBytes?: number;
+  /** `PRAGMA synchronous`: NORMAL (default) survives a process crash; FULL also a power loss, with an fsync per commit. */
+  synchronous?: 'normal' | 'full';
   /** Called after a write that queued something for export. */
   onExportQueued?: () => void;
   /** A throwaway in-memory database (the CLI's view of traces read from Jaeger); `dir` is ignored. */
@@ -60,6 +67,11 @@ export interface TraceSummary {
 
 const SCHEMA_VERSION = 4;
 
+/** What an inbox row holds: an OTLP ExportTraceServiceRequest (protobuf), or a JSON array of audit Events. */
+export type InboxKind = 1 | 2;
+export const INBOX_SPANS: InboxKind = 1;
+export const INBOX_AUDIT: InboxKind = 2;
+
 /** uid of the object an audit event is about (objectRef, else the object it carries), or ''. */
 function objectUidOf(e: AuditEvent): string {
   const { object, ref } = objectsOfAudit(e);
@@ -83,10 +95,11 @@ export class TraceStore implements CorrelatorSink {
     this.now = opts.now ?? Date.now;
     if (!opts.readonly) {
       if (!opts.memory) this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
       this.migrate();
     }
     this.db.pragma('busy_timeout = 5000');
+    if (opts.maxSizeBytes !== undefined && !opts.readonly) this.setMaxSize(opts.maxSizeBytes);
     if (opts.readonly) {
       const version = this.db.pragma('user_version', { simple: true }) as number;
       if (version !== SCHEMA_VERSION) {
@@ -99,9 +112,11 @@ export class TraceStore implements CorrelatorSink {
       insertSpan: this.db.prepare('INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, start_ns, data) VALUES (?, ?, ?, ?, ?)'),
       insertOperation: this.db.prepare('INSERT OR IGNORE INTO audit_operations (audit_id, operation_id, stability) VALUES (?, ?, ?)'),
       operationOf: this.db.prepare('SELECT operation_id, stability FROM audit_operations WHERE audit_id = ?'),
+      addPayload: this.db.prepare("UPDATE store_stats SET value = value + ? WHERE name = 'payload_bytes'"),
+      payload: this.db.prepare("SELECT value FROM store_stats WHERE name = 'payload_bytes'"),
       insertLink: this.db.prepare('INSERT OR IGNORE INTO span_links (target_trace_id, target_span_id, trace_id, span_id) VALUES (?, ?, ?, ?)'),
       linkedFrom: this.db.prepare('SELECT s.data FROM span_links l JOIN spans s ON s.trace_id = l.trace_id AND s.span_id = l.span_id WHERE l.target_trace_id = ? AND l.target_span_id = ?'),
-      insertAudit: this.db.prepare('INSERT OR IGNORE INTO audit_events (audit_id, stage, data) VALUES (?, ?, ?)'),
+      insertAudit: this.db.prepare('INSERT OR IGNORE INTO audit_events (audit_id, stage, data, stored_ms) VALUES (?, ?, ?, ?)'),
       insertPair: this.db.prepare('INSERT OR IGNORE INTO audit_traces (audit_id, trace_id) VALUES (?, ?)'),
       touchTrace: this.db.prepare('INSERT INTO traces (trace_id, updated_at) VALUES (?, ?) ON CONFLICT(trace_id) DO UPDATE SET updated_at = excluded.updated_at'),
       spansOf: this.db.prepare('SELECT data FROM spans WHERE trace_id = ?'),
@@ -171,6 +186,16 @@ export class TraceStore implements CorrelatorSink {
       CREATE TABLE IF NOT EXISTS exported_stages (
         audit_id TEXT NOT NULL, stage TEXT NOT NULL,
         PRIMARY KEY (audit_id, stage)) WITHOUT ROWID;
+      -- v4: what receivers acknowledged and the correlator has not stored yet (see inbox.ts):
+      -- a row goes once everything it holds is stored, in the same transaction.
+      CREATE TABLE IF NOT EXISTS inbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, kind INTEGER NOT NULL, received_ms INTEGER NOT NULL, data BLOB NOT NULL);
+      -- v4: running totals (payload_bytes: bytes of stored span and audit event data, for retention by size).
+      CREATE TABLE IF NOT EXISTS store_stats (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+      -- v4: items that could not be stored (a bug, or data no decoder caught), set aside for inspection.
+      CREATE TABLE IF NOT EXISTS quarantine (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, what TEXT NOT NULL, reason TEXT NOT NULL,
+        summary TEXT NOT NULL, data BLOB);
     `);
     const addColumns = (table: string, columns: string[]) => {
       const have = new Set((this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name));
@@ -178,6 +203,9 @@ export class TraceStore implements CorrelatorSink {
     };
     addColumns('objects', ["owner_kind TEXT NOT NULL DEFAULT ''", "owner_name TEXT NOT NULL DEFAULT ''", "owner_api_version TEXT NOT NULL DEFAULT ''"]);
     addColumns('export_queue', ['not_before INTEGER NOT NULL DEFAULT 0', 'first_queued INTEGER NOT NULL DEFAULT 0']);
+    // v4: when an audit event was stored (ms), for retention by age (0: stored by an older build).
+    addColumns('audit_events', ['stored_ms INTEGER NOT NULL DEFAULT 0']);
+    this.db.exec('CREATE INDEX IF NOT EXISTS audit_events_by_stored ON audit_events (stored_ms)');
     if (version !== 0 && version < 4) {
       // Index the links of the spans an older store holds (only rows whose JSON has a link).
       const linked = this.db.prepare(`SELECT data FROM spans WHERE data LIKE '%"links":[{%'`).all() as Array<{ data: string }>;
@@ -199,6 +227,10 @@ export class TraceStore implements CorrelatorSink {
         for (const r of rows) this.indexObjects(JSON.parse(r.data) as AuditEvent);
       })();
     }
+    if (!this.db.prepare("SELECT 1 FROM store_stats WHERE name = 'payload_bytes'").get()) {
+      const sum = (this.db.prepare('SELECT (SELECT coalesce(sum(length(data)), 0) FROM spans) + (SELECT coalesce(sum(length(data)), 0) FROM audit_events) AS n').get() as { n: number }).n;
+      this.db.prepare("INSERT INTO store_stats (name, value) VALUES ('payload_bytes', ?)").run(sum);
+    }
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }
 
@@ -207,10 +239,72 @@ export class TraceStore implements CorrelatorSink {
     this.writeSync(output);
   }
 
-  writeSync(output: CorrelatorOutput): void {
+  /**
+   * Appends acknowledged input to the inbox, all rows in one transaction; returns their sequence
+   * numbers (increasing). The caller answers its senders after this returned (see inbox.ts).
+   */
+  appendInbox(rows: ReadonlyArray<{ kind: InboxKind; data: Uint8Array }>, nowMs = this.now()): number[] {
+    const q = this.inboxStatements();
+    const seqs: number[] = [];
+    this.db.transaction(() => {
+      for (const r of rows) seqs.push(Number(q.insert.run(r.kind, nowMs, r.data).lastInsertRowid));
+    })();
+    return seqs;
+  }
+
+  /** Inbox rows from `fromSeq` on, in order (a restart replays them). */
+  inboxRows(fromSeq: number, limit: number): Array<{ seq: number; kind: InboxKind; data: Buffer }> {
+    return this.inboxStatements().from.all(fromSeq, limit) as Array<{ seq: number; kind: InboxKind; data: Buffer }>;
+  }
+
+  inboxStats(): { rows: number; bytes: number; firstSeq: number } {
+    const r = this.inboxStatements().stats.get() as { rows: number; bytes: number | null; first: number | null };
+    return { rows: r.rows, bytes: r.bytes ?? 0, firstSeq: r.first ?? 0 };
+  }
+
+  /**
+   * Sets items aside that cannot be stored (the write path failed on them and not on the rest):
+   * counted, kept for inspection (`summary` says what it was, `data` holds what was received).
+   */
+  quarantine(what: string, reason: string, summary: string, data?: Uint8Array): void {
+    this.inboxStatements().quarantine.run(this.now(), what, reason.slice(0, 2000), summary.slice(0, 10_000), data ?? null);
+    this.metrics.storeQuarantined.inc({ what });
+  }
+
+  quarantined(limit = 100): Array<{ id: number; at_ms: number; what: string; reason: string; summary: string }> {
+    return this.db.prepare('SELECT id, at_ms, what, reason, summary FROM quarantine ORDER BY id DESC LIMIT ?').all(limit) as Array<{ id: number; at_ms: number; what: string; reason: string; summary: string }>;
+  }
+
+  private inboxStmts: ReturnType<TraceStore['prepareInboxStatements']> | undefined;
+
+  private inboxStatements() {
+    return (this.inboxStmts ??= this.prepareInboxStatements());
+  }
+
+  private prepareInboxStatements() {
+    return {
+      insert: this.db.prepare('INSERT INTO inbox (kind, received_ms, data) VALUES (?, ?, ?)'),
+      from: this.db.prepare('SELECT seq, kind, data FROM inbox WHERE seq >= ? ORDER BY seq LIMIT ?'),
+      deleteBefore: this.db.prepare('DELETE FROM inbox WHERE seq < ?'),
+      stats: this.db.prepare('SELECT count(*) AS rows, sum(length(data)) AS bytes, min(seq) AS first FROM inbox'),
+      rowsIn: this.db.prepare('SELECT data FROM inbox WHERE seq = ?'),
+      quarantine: this.db.prepare('INSERT INTO quarantine (at_ms, what, reason, summary, data) VALUES (?, ?, ?, ?, ?)'),
+    };
+  }
+
+  /** The received bytes of an inbox row (for quarantine), or undefined. */
+  inboxData(seq: number): Buffer | undefined {
+    return (this.inboxStatements().rowsIn.get(seq) as { data: Buffer } | undefined)?.data;
+  }
+
+  /**
+   * Stores one correlator output in one transaction (all of it or none); with `inboxBefore`, the
+   * inbox rows before that sequence number go in the same transaction: what they held is stored.
+   */
+  writeSync(output: CorrelatorOutput, opts: { inboxBefore?: number } = {}): void {
     const end = this.metrics.storeWriteSeconds.startTimer();
-    const counts = { spanNew: 0, spanDup: 0, auditNew: 0, auditDup: 0 };
-    const now = new Date().toISOString();
+    const counts = { spanNew: 0, spanDup: 0, auditNew: 0, auditDup: 0, bytes: 0 };
+    const now = new Date(this.now()).toISOString();
     const queue = this.opts.exportQueue ? this.exportStatements() : undefined;
     const nowMs = this.now();
     const debounce = this.opts.objectSetDebounce ?? { settleAfterMs: 0, maxDelayMs: 0 };
@@ -226,9 +320,11 @@ export class TraceStore implements CorrelatorSink {
       for (const t of output.traces) {
         const before = counts.spanNew + counts.auditNew;
         for (const s of t.spans) {
-          const r = this.stmt.insertSpan.run(s.traceId, s.spanId, s.parentSpanId, s.startTimeUnixNano, JSON.stringify(s));
+          const data = JSON.stringify(s);
+          const r = this.stmt.insertSpan.run(s.traceId, s.spanId, s.parentSpanId, s.startTimeUnixNano, data);
           if (r.changes) {
             counts.spanNew++;
+            counts.bytes += Buffer.byteLength(data);
             for (const l of s.links) this.stmt.insertLink.run(l.traceId, l.spanId, s.traceId, s.spanId);
           } else counts.spanDup++;
         }
@@ -243,6 +339,8 @@ export class TraceStore implements CorrelatorSink {
         enqueue('unjoined', auditIDForSpans(e.auditID));
         enqueue('object', objectUidOf(e));
       }
+      if (opts.inboxBefore !== undefined) this.inboxStatements().deleteBefore.run(opts.inboxBefore);
+      if (counts.bytes) this.stmt.addPayload.run(counts.bytes);
     });
     tx();
     if (queued) this.opts.onExportQueued?.();
@@ -254,11 +352,13 @@ export class TraceStore implements CorrelatorSink {
   }
 
   /** True when the event was new. */
-  private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number }): boolean {
+  private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number; bytes: number }): boolean {
     // Keyed by the form spans carry (first 64 bytes), so a long client-chosen Audit-ID still joins.
-    const r = this.stmt.insertAudit.run(auditIDForSpans(e.auditID), e.stage, JSON.stringify(e));
+    const data = JSON.stringify(e);
+    const r = this.stmt.insertAudit.run(auditIDForSpans(e.auditID), e.stage, data, this.now());
     if (r.changes) {
       counts.auditNew++;
+      counts.bytes += Buffer.byteLength(data);
       this.indexObjects(e);
       return true;
     }
@@ -619,6 +719,156 @@ export class TraceStore implements CorrelatorSink {
 
   counts(): { traces: number; spans: number; auditEvents: number } {
     return this.stmt.counts.get() as { traces: number; spans: number; auditEvents: number };
+  }
+
+  /** Caps the database at about `bytes` (rounded down to whole pages; never below what it holds). */
+  setMaxSize(bytes: number): void {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    this.db.pragma(`max_page_count = ${Math.max(1, Math.floor(bytes / pageSize))}`);
+  }
+
+  /** Bytes of stored span and audit event data (a running total). */
+  payloadBytes(): number {
+    return (this.stmt.payload.get() as { value: number } | undefined)?.value ?? 0;
+  }
+
+  /** Bytes the database uses (its pages less the free ones) and its file's pages in all. */
+  size(): { usedBytes: number; fileBytes: number } {
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    return { usedBytes: (pages - free) * pageSize, fileBytes: pages * pageSize };
+  }
+
+  /**
+   * Deletes old data, oldest first, in bounded transactions: traces last updated before `maxAgeMs`
+   * ago and audit requests stored before then (with what was derived from them: pairs, object
+   * references, API operations, export marks, links), objects no request refers to any more; then,
+   * while the database uses more than `targetBytes`, the oldest traces and audit requests whatever
+   * their age. Returns what it deleted. The inbox (acknowledged, not yet stored) and the export queue
+   * of what remains are never touched.
+   */
+  applyRetention(opts: { maxAgeMs?: number; targetBytes?: number; chunk?: number }): { traces: number; auditRequests: number; objects: number; byAge: boolean; bySize: boolean; freedBytes: number } {
+    const chunk = opts.chunk ?? 2000;
+    const r = this.retentionStatements();
+    let traces = 0;
+    let auditRequests = 0;
+    let byAge = false;
+    let bySize = false;
+    const done = { bytes: 0 };
+    const deleteTraces = (ids: string[]) => {
+      this.db.transaction(() => {
+        let freed = 0;
+        const audit = { bytes: 0 };
+        for (const id of ids) {
+          for (const row of r.auditIdsOfTrace.all(id) as Array<{ audit_id: string }>) auditRequests += this.deleteAuditRequest(row.audit_id, r, audit);
+          for (const x of r.spansOfTrace.all(id) as Array<{ n: number }>) freed += x.n;
+          r.linksOfTrace.run(id);
+          r.exportedOfTrace.run(id);
+          r.pairsOfTrace.run(id);
+          r.queueOfTrace.run(id);
+          r.trace.run(id);
+        }
+        this.stmt.addPayload.run(-(freed + audit.bytes));
+        done.bytes += freed + audit.bytes;
+      })();
+      traces += ids.length;
+    };
+    const deleteAudits = (ids: string[]) => {
+      this.db.transaction(() => {
+        const audit = { bytes: 0 };
+        for (const id of ids) auditRequests += this.deleteAuditRequest(id, r, audit);
+        this.stmt.addPayload.run(-audit.bytes);
+        done.bytes += audit.bytes;
+      })();
+    };
+    if (opts.maxAgeMs !== undefined && opts.maxAgeMs > 0) {
+      const cutoffMs = this.now() - opts.maxAgeMs;
+      const cutoffIso = new Date(cutoffMs).toISOString();
+      for (;;) {
+        const ids = (r.tracesBefore.all(cutoffIso, chunk) as Array<{ trace_id: string }>).map((x) => x.trace_id);
+        if (ids.length === 0) break;
+        deleteTraces(ids);
+        byAge = true;
+      }
+      for (;;) {
+        const ids = (r.auditsBefore.all(cutoffMs, chunk) as Array<{ audit_id: string }>).map((x) => x.audit_id);
+        if (ids.length === 0) break;
+        deleteAudits(ids);
+        byAge = true;
+      }
+    }
+    if (opts.targetBytes !== undefined && this.size().usedBytes > opts.targetBytes) {
+      // Deleting rows frees whole pages only when they empty (rows of old traces are spread over
+      // the b-trees), so the database's pages do not shrink as rows go. What is measured is the
+      // data itself: its share of the pages now says how much data fits the target.
+      const payload = this.payloadBytes();
+      const ratio = payload > 0 ? Math.max(1, this.size().usedBytes / payload) : 1;
+      const targetPayload = opts.targetBytes / ratio;
+      while (this.payloadBytes() > targetPayload) {
+        const step = Math.max(1, Math.min(chunk, 50));
+        const oldestTrace = r.oldestTraces.all(step) as Array<{ trace_id: string }>;
+        const oldestAudit = r.oldestAudits.all(step) as Array<{ audit_id: string }>;
+        if (oldestTrace.length === 0 && oldestAudit.length === 0) break;
+        if (oldestTrace.length) deleteTraces(oldestTrace.map((x) => x.trace_id));
+        if (oldestAudit.length) deleteAudits(oldestAudit.map((x) => x.audit_id));
+        bySize = true;
+      }
+    }
+    let objects = 0;
+    // Owners go once their children went: a pass per level of ownership.
+    for (let n = -1; (byAge || bySize) && n !== 0;) {
+      n = r.orphanObjects.run().changes;
+      objects += n;
+    }
+    if (traces) this.metrics.storeRetained.inc({ what: 'traces' }, traces);
+    if (auditRequests) this.metrics.storeRetained.inc({ what: 'audit_requests' }, auditRequests);
+    if (objects) this.metrics.storeRetained.inc({ what: 'objects' }, objects);
+    return { traces, auditRequests, objects, byAge, bySize, freedBytes: done.bytes };
+  }
+
+  private retentionStmts: ReturnType<TraceStore['prepareRetentionStatements']> | undefined;
+
+  private retentionStatements() {
+    return (this.retentionStmts ??= this.prepareRetentionStatements());
+  }
+
+  private prepareRetentionStatements() {
+    return {
+      tracesBefore: this.db.prepare('SELECT trace_id FROM traces WHERE updated_at < ? ORDER BY updated_at LIMIT ?'),
+      oldestTraces: this.db.prepare('SELECT trace_id FROM traces ORDER BY updated_at LIMIT ?'),
+      auditsBefore: this.db.prepare('SELECT DISTINCT audit_id FROM audit_events WHERE stored_ms < ? ORDER BY stored_ms LIMIT ?'),
+      oldestAudits: this.db.prepare('SELECT DISTINCT audit_id FROM audit_events ORDER BY stored_ms LIMIT ?'),
+      auditIdsOfTrace: this.db.prepare('SELECT audit_id FROM audit_traces WHERE trace_id = ?'),
+      spansOfTrace: this.db.prepare('DELETE FROM spans WHERE trace_id = ? RETURNING length(data) AS n'),
+      linksOfTrace: this.db.prepare('DELETE FROM span_links WHERE trace_id = ?'),
+      exportedOfTrace: this.db.prepare('DELETE FROM exported_spans WHERE trace_id = ?'),
+      pairsOfTrace: this.db.prepare('DELETE FROM audit_traces WHERE trace_id = ?'),
+      queueOfTrace: this.db.prepare("DELETE FROM export_queue WHERE kind = 'trace' AND key = ?"),
+      trace: this.db.prepare('DELETE FROM traces WHERE trace_id = ?'),
+      auditEvents: this.db.prepare('DELETE FROM audit_events WHERE audit_id = ? RETURNING length(data) AS n'),
+      auditPairs: this.db.prepare('DELETE FROM audit_traces WHERE audit_id = ?'),
+      auditRef: this.db.prepare('DELETE FROM object_refs WHERE audit_id = ?'),
+      auditOperation: this.db.prepare('DELETE FROM audit_operations WHERE audit_id = ?'),
+      auditStages: this.db.prepare('DELETE FROM exported_stages WHERE audit_id = ?'),
+      auditQueue: this.db.prepare("DELETE FROM export_queue WHERE kind = 'unjoined' AND key = ?"),
+      orphanObjects: this.db.prepare(`DELETE FROM objects WHERE NOT EXISTS (SELECT 1 FROM object_refs r WHERE r.uid = objects.uid)
+        AND NOT EXISTS (SELECT 1 FROM object_refs r WHERE r.uid = '' AND r.resource = objects.resource AND r.namespace = objects.namespace AND r.name = objects.name)
+        AND NOT EXISTS (SELECT 1 FROM objects c WHERE c.owner_uid = objects.uid)`),
+    };
+  }
+
+  /** 1 when the audit request had events, else 0; the bytes freed go to `freed`. */
+  private deleteAuditRequest(id: string, r: ReturnType<TraceStore['prepareRetentionStatements']>, freed: { bytes: number }): number {
+    const rows = r.auditEvents.all(id) as Array<{ n: number }>;
+    for (const x of rows) freed.bytes += x.n;
+    const n = rows.length;
+    r.auditPairs.run(id);
+    r.auditRef.run(id);
+    r.auditOperation.run(id);
+    r.auditStages.run(id);
+    r.auditQueue.run(id);
+    return n ? 1 : 0;
   }
 
   /** Safe twice. */

@@ -37,6 +37,22 @@ export class PipelineMetrics {
   readonly exporterFailed: Counter<'exporter' | 'reason'>;
   /** Requests waiting on an exporter's destination. */
   readonly exporterQueue: Gauge<'exporter'>;
+  /** Bytes (as received) of the spans and audit events the correlator holds. */
+  readonly bytesInFlight: Gauge;
+  /** Items the store could not write (the rest went on), set aside in its quarantine table. */
+  readonly storeQuarantined: Counter<'what'>;
+  /** Store writes that failed and will be tried again (disk full, I/O error, busy), by reason. */
+  readonly storeWriteFailed: Counter<'reason'>;
+  /** The memory limiter's view: resident memory sampled, and its hard limit. */
+  readonly memoryUsage: Gauge;
+  readonly memoryLimit: Gauge;
+  /** What retention deleted, by kind (traces, audit_requests, objects). */
+  readonly storeRetained: Counter<'what'>;
+  /** Bytes the store's database uses. */
+  readonly storeBytes: Gauge;
+  /** Acknowledged input not stored yet (the store's inbox): rows and bytes. */
+  readonly inboxRows: Gauge;
+  readonly inboxBytes: Gauge;
 
   constructor(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -60,6 +76,15 @@ export class PipelineMetrics {
     this.exporterSent = new Counter({ name: `${p}exporter_sent_items_total`, help: 'Items an exporter delivered durably.', labelNames: ['exporter', 'signal'], registers });
     this.exporterFailed = new Counter({ name: `${p}exporter_failed_total`, help: 'Exporter sends that failed or were refused, by reason.', labelNames: ['exporter', 'reason'], registers });
     this.exporterQueue = new Gauge({ name: `${p}exporter_queue_size`, help: 'Requests waiting on an exporter destination.', labelNames: ['exporter'], registers });
+    this.bytesInFlight = new Gauge({ name: `${p}correlator_bytes_in_flight`, help: 'Bytes (as received) of the spans and audit events the correlator holds.', registers });
+    this.storeQuarantined = new Counter({ name: `${p}store_quarantined_total`, help: 'Items the store could not write and set aside for inspection (the rest was written), by kind.', labelNames: ['what'], registers });
+    this.storeWriteFailed = new Counter({ name: `${p}store_write_failed_total`, help: 'Store writes that failed and are retried, by reason (full, io, busy, ...).', labelNames: ['reason'], registers });
+    this.memoryUsage = new Gauge({ name: `${p}memory_limiter_usage_bytes`, help: 'Resident memory the memory limiter last sampled.', registers });
+    this.memoryLimit = new Gauge({ name: `${p}memory_limiter_limit_bytes`, help: 'The memory limiter\'s hard limit (receivers refuse above limit - spike).', registers });
+    this.storeRetained = new Counter({ name: `${p}store_retention_deleted_total`, help: 'What retention deleted (by age or size), by kind.', labelNames: ['what'], registers });
+    this.storeBytes = new Gauge({ name: `${p}store_bytes`, help: 'Bytes the embedded store\'s database uses.', registers });
+    this.inboxRows = new Gauge({ name: `${p}store_inbox_rows`, help: 'Acknowledged requests not yet stored in full (the inbox).', registers });
+    this.inboxBytes = new Gauge({ name: `${p}store_inbox_bytes`, help: 'Bytes of acknowledged requests not yet stored in full (the inbox).', registers });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: p });
   }
 }

@@ -1,0 +1,407 @@
+import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
+import { attrString, type Span } from '@kube-correlate/otlp';
+import { PipelineMetrics } from '@kube-correlate/telemetry';
+import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
+import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
+
+/**
+ * The join, in one place, for both drivers (embedded: correlator.ts over the store's durable
+ * inbox; Kafka: kafka-correlator.ts over partitions). No I/O and no timers: the driver gives it
+ * data with the time (`now`) and a token naming where the data came from (an inbox sequence
+ * number, a Kafka offset), and asks it to `settle(now)`. What settles comes out with the tokens it
+ * releases: the driver may forget a source (delete the inbox row, commit the offset) once every
+ * holder of its token released it, and only after the output is durable.
+ *
+ * The rules:
+ *  - spans are grouped by trace id; a span is identified by (trace id, span id);
+ *  - any span carrying the `audit-id` attribute names the audit request it belongs to; its trace
+ *    is the audit request's trace (kube-apiserver puts `audit-id` on handler and storage spans
+ *    always, on the route span from 1.34 on);
+ *  - audit events are identified by (auditID, stage); all stages of one auditID join the trace.
+ *    Spans carry the auditID's first 64 bytes (kube-apiserver truncates it), so events are joined
+ *    on that form. Events may also come already paired with their trace (`addTraceAudit`: the
+ *    Kafka driver pairs them through its repartition topics);
+ *  - a trace that is nothing but kube-apiserver's lone `authentication` filter span is dropped
+ *    and counted (lone-spans.ts): it names no request;
+ *  - a trace settles when nothing arrived for it during `settleAfterMs`; later spans or events
+ *    reopen it as a new update, and sinks merge updates by the same keys, so settling early
+ *    (caps, shutdown) never loses data, it only splits it;
+ *  - audit events whose trace did not come within `pendingAuditTtlMs` go out unjoined (a sink still
+ *    joins them when their trace comes later);
+ *  - memory is bounded by counts and by bytes: traces, spans per trace, spans in all, pending audit
+ *    requests, bytes per trace, bytes in all; reaching a cap settles the least recently updated data
+ *    early (counted in kube_correlate_correlator_evicted_total). Nothing is dropped.
+ */
+
+/** What the join hands out: new data of one trace since its previous update. */
+export interface TraceUpdate {
+  traceId: string;
+  spans: Span[];
+  /** Audit events of the auditIDs this trace carries (any stage, deduplicated). */
+  auditEvents: AuditEvent[];
+  /** auditIDs seen on this update's spans, or paired with the trace. */
+  auditIds: string[];
+  /** For audit events of an update without their spans: auditID -> the span they hang under. */
+  anchors?: Map<string, string>;
+  reason: SettleReason;
+  /** The tokens (inbox rows, offsets) this update's data came from: what to keep when it cannot be stored. */
+  sources?: unknown[];
+}
+
+export type SettleReason = 'idle' | 'max_traces' | 'max_spans' | 'max_spans_in_flight' | 'max_bytes' | 'max_bytes_in_flight' | 'shutdown';
+
+export interface CorrelatorOutput {
+  traces: TraceUpdate[];
+  /** Audit events whose trace was not seen within `pendingAuditTtlMs`: stored on their own, so a late trace still finds them. */
+  unjoinedAuditEvents: AuditEvent[];
+  /** The API operation of the audit requests in this output (auditID's 64-character form -> operation), when an OpenAPI spec names them. */
+  apiOperations?: Map<string, ApiOperation>;
+}
+
+/** Where settled output goes (the store). */
+export interface CorrelatorSink {
+  write(output: CorrelatorOutput): Promise<void>;
+}
+
+export interface JoinOutput<T> extends CorrelatorOutput {
+  /** One entry per holder that let go of a token: a token is free once each of its holds was released. */
+  released: T[];
+}
+
+export interface TraceJoinOptions {
+  /** Idle window after which a trace settles. Default 5000 ms. */
+  settleAfterMs?: number;
+  /** How long audit events wait for their trace before going out unjoined. Default 30000 ms. */
+  pendingAuditTtlMs?: number;
+  /** Cap on traces buffered at once; the least recently updated is settled early. Default 50000. */
+  maxTracesInFlight?: number;
+  /** Cap on spans buffered for one trace; the trace is settled early (in parts) when reached. Default 10000. */
+  maxSpansPerTrace?: number;
+  /** Cap on spans buffered across all traces; least recently updated traces are settled early. Default 1000000. */
+  maxSpansInFlight?: number;
+  /** Cap on audit requests waiting for their trace; the oldest go out unjoined. Default 50000. */
+  maxPendingAudits?: number;
+  /** Cap on the bytes (as received) buffered for one trace. Default 64 MiB. */
+  maxBytesPerTrace?: number;
+  /** Cap on the bytes (as received) buffered in all: spans and audit events. Default 512 MiB. */
+  maxBytesInFlight?: number;
+  /** auditID -> trace id pairs remembered after a trace settled, for late audit events; also the recent trace ids. Default 200000. */
+  auditIndexSize?: number;
+  metrics?: PipelineMetrics;
+  /** Names each audit request's API operation (k8s.api.*). */
+  describeRequest?: DescribeRequest;
+  /** Called when a holder takes a token (once per holder per token): the driver counts holds. */
+  onHold?: (token: never) => void;
+}
+
+interface TraceBuffer<T> {
+  traceId: string;
+  spans: Map<string, Span>;
+  auditIds: Set<string>;
+  audit: Map<string, AuditEvent>;
+  anchors: Map<string, string>;
+  held: T[];
+  heldSet: Set<T>;
+  bytes: number;
+  group: number;
+  lastUpdate: number;
+}
+
+interface PendingAudit<T> {
+  events: Map<string, AuditEvent>;
+  held: T[];
+  heldSet: Set<T>;
+  bytes: number;
+  group: number;
+  lastUpdate: number;
+}
+
+const auditKey = (e: AuditEvent) => `${e.auditID}/${e.stage}`;
+const MiB = 1024 * 1024;
+
+export class TraceJoin<T = number> {
+  readonly opts: Required<Omit<TraceJoinOptions, 'metrics' | 'describeRequest' | 'onHold'>>;
+  private readonly metrics: PipelineMetrics;
+  private readonly describe: DescribeRequest | undefined;
+  private readonly onHold: ((token: T) => void) | undefined;
+  /** Insertion order = least recently updated first: updates delete and re-insert. */
+  private readonly traces = new Map<string, TraceBuffer<T>>();
+  private readonly pending = new Map<string, PendingAudit<T>>();
+  /** auditID -> trace id, LRU by insertion order. */
+  private readonly auditIndex = new Map<string, string>();
+  private readonly recent: RecentTraces;
+  private spansBuffered = 0;
+  private bytesBuffered = 0;
+  /** Settled early (caps): handed out by the next settle(). */
+  private early: JoinOutput<T> = { traces: [], unjoinedAuditEvents: [], released: [] };
+
+  constructor(options: TraceJoinOptions = {}) {
+    this.opts = {
+      settleAfterMs: options.settleAfterMs ?? 5000,
+      pendingAuditTtlMs: options.pendingAuditTtlMs ?? 30000,
+      maxTracesInFlight: options.maxTracesInFlight ?? 50000,
+      maxSpansPerTrace: options.maxSpansPerTrace ?? 10000,
+      maxSpansInFlight: options.maxSpansInFlight ?? 1_000_000,
+      maxPendingAudits: options.maxPendingAudits ?? 50000,
+      maxBytesPerTrace: options.maxBytesPerTrace ?? 64 * MiB,
+      maxBytesInFlight: options.maxBytesInFlight ?? 512 * MiB,
+      auditIndexSize: options.auditIndexSize ?? 200000,
+    };
+    for (const [k, v] of Object.entries(this.opts)) {
+      if (!Number.isFinite(v) || v <= 0) throw new RangeError(`correlator: ${k} must be a positive number, got ${v}`);
+    }
+    this.metrics = options.metrics ?? new PipelineMetrics();
+    this.describe = options.describeRequest;
+    this.onHold = options.onHold as ((token: T) => void) | undefined;
+    this.recent = new RecentTraces(this.opts.auditIndexSize);
+  }
+
+  /**
+   * Buffers spans. `bytes`: their size as received (for the byte caps; spread evenly); `group`: a
+   * label the driver can forget by (the Kafka partition).
+   */
+  addSpans(spans: readonly Span[], now: number, token?: T, bytes = 0, group = 0): void {
+    const each = spans.length ? bytes / spans.length : 0;
+    for (const span of spans) {
+      let trace = this.touch(span.traceId, now, group);
+      if (trace.spans.has(span.spanId)) {
+        this.metrics.duplicates.inc({ kind: 'span' });
+        if (token !== undefined) this.hold(trace, token);
+        continue;
+      }
+      if (trace.spans.size >= this.opts.maxSpansPerTrace || (trace.spans.size > 0 && trace.bytes + each > this.opts.maxBytesPerTrace)) {
+        const reason = trace.spans.size >= this.opts.maxSpansPerTrace ? 'max_spans' : 'max_bytes';
+        this.metrics.evicted.inc({ reason });
+        this.settleTrace(trace, reason, this.early);
+        trace = this.touch(span.traceId, now, group);
+      }
+      trace.spans.set(span.spanId, span);
+      trace.bytes += each;
+      this.bytesBuffered += each;
+      this.spansBuffered++;
+      if (token !== undefined) this.hold(trace, token);
+      const auditId = attrString(span.attributes, 'audit-id');
+      if (auditId && !trace.auditIds.has(auditId)) this.attachAuditId(trace, auditId);
+    }
+    this.enforceCaps();
+  }
+
+  /** Buffers audit events, joining each to its trace when the trace is known (or waiting for it). */
+  addAuditEvents(events: readonly AuditEvent[], now: number, token?: T, bytes = 0, group = 0): void {
+    const each = events.length ? bytes / events.length : 0;
+    for (const event of events) {
+      const joinId = auditIDForSpans(event.auditID);
+      const traceId = this.auditIndex.get(joinId);
+      if (traceId !== undefined) {
+        // When the trace settled earlier this event is late: the trace reopens with the auditID,
+        // so the sink merges the event into the stored tree.
+        const trace = this.touch(traceId, now, group);
+        trace.auditIds.add(joinId);
+        this.addAuditToTrace(trace, event, each);
+        if (token !== undefined) this.hold(trace, token);
+        continue;
+      }
+      let p = this.pending.get(joinId);
+      if (p) this.pending.delete(joinId);
+      else p = { events: new Map(), held: [], heldSet: new Set(), bytes: 0, group, lastUpdate: now };
+      p.lastUpdate = now;
+      this.pending.set(joinId, p);
+      const key = auditKey(event);
+      if (p.events.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
+      else {
+        p.events.set(key, event);
+        p.bytes += each;
+        this.bytesBuffered += each;
+      }
+      if (token !== undefined && !p.heldSet.has(token)) {
+        p.heldSet.add(token);
+        p.held.push(token);
+        this.onHold?.(token);
+      }
+    }
+    while (this.pending.size > this.opts.maxPendingAudits) {
+      const [id, p] = this.pending.entries().next().value as [string, PendingAudit<T>];
+      this.metrics.evicted.inc({ reason: 'max_pending_audits' });
+      this.releasePending(id, p, this.early);
+    }
+    this.enforceCaps();
+  }
+
+  /**
+   * Buffers audit events already paired with their trace (the Kafka driver's repartition): `anchor`
+   * is the span the request hangs under, for an update that carries the events without the spans.
+   */
+  addTraceAudit(traceId: string, events: readonly AuditEvent[], anchor: string, now: number, token?: T, bytes = 0, group = 0): void {
+    const each = events.length ? bytes / events.length : 0;
+    const trace = this.touch(traceId, now, group);
+    for (const event of events) {
+      const id = auditIDForSpans(event.auditID);
+      trace.auditIds.add(id);
+      if (anchor) trace.anchors.set(id, anchor);
+      this.addAuditToTrace(trace, event, each);
+    }
+    if (token !== undefined) this.hold(trace, token);
+    this.enforceCaps();
+  }
+
+  /**
+   * What settled: traces idle for settleAfterMs (every trace with `all`), audit events pending for
+   * longer than pendingAuditTtlMs (all with `all`), and what the caps settled early since the last call.
+   */
+  settle(now: number, all = false): JoinOutput<T> {
+    const out = this.early;
+    this.early = { traces: [], unjoinedAuditEvents: [], released: [] };
+    for (const trace of [...this.traces.values()]) {
+      if (!all && now - trace.lastUpdate < this.opts.settleAfterMs) break; // LRU order: the rest are newer
+      this.settleTrace(trace, all ? 'shutdown' : 'idle', out);
+    }
+    for (const [id, p] of [...this.pending]) {
+      if (!all && now - p.lastUpdate < this.opts.pendingAuditTtlMs) break;
+      this.releasePending(id, p, out);
+    }
+    if (this.describe && (out.traces.length || out.unjoinedAuditEvents.length)) {
+      out.apiOperations = describeRequests([...out.traces.flatMap((t) => t.auditEvents), ...out.unjoinedAuditEvents], this.describe);
+    }
+    this.updateGauges();
+    return out;
+  }
+
+  /** Updates settled early by a cap, waiting for the next settle(): a driver settles at once past a threshold. */
+  earlyCount(): number {
+    return this.early.traces.length + this.early.unjoinedAuditEvents.length;
+  }
+
+  /** Forgets what a group holds (the Kafka driver, for partitions it no longer owns): their tokens are not released. */
+  forget(keep: (group: number, kind: 'trace' | 'pending') => boolean): number {
+    let dropped = 0;
+    for (const [id, t] of this.traces) {
+      if (keep(t.group, 'trace')) continue;
+      this.traces.delete(id);
+      this.spansBuffered -= t.spans.size;
+      this.bytesBuffered -= t.bytes;
+      dropped++;
+    }
+    for (const [id, p] of this.pending) {
+      if (keep(p.group, 'pending')) continue;
+      this.pending.delete(id);
+      this.bytesBuffered -= p.bytes;
+    }
+    this.updateGauges();
+    return dropped;
+  }
+
+  stats(): { tracesInFlight: number; spansInFlight: number; pendingAudits: number; auditIndex: number; bytesInFlight: number } {
+    return { tracesInFlight: this.traces.size, spansInFlight: this.spansBuffered, pendingAudits: this.pending.size, auditIndex: this.auditIndex.size, bytesInFlight: Math.round(this.bytesBuffered) };
+  }
+
+  private hold(holder: { held: T[]; heldSet: Set<T> }, token: T): void {
+    if (holder.heldSet.has(token)) return;
+    holder.heldSet.add(token);
+    holder.held.push(token);
+    this.onHold?.(token);
+  }
+
+  private touch(traceId: string, now: number, group: number): TraceBuffer<T> {
+    let trace = this.traces.get(traceId);
+    if (trace) this.traces.delete(traceId);
+    else trace = { traceId, spans: new Map(), auditIds: new Set(), audit: new Map(), anchors: new Map(), held: [], heldSet: new Set(), bytes: 0, group, lastUpdate: now };
+    trace.lastUpdate = now;
+    this.traces.set(traceId, trace);
+    return trace;
+  }
+
+  private attachAuditId(trace: TraceBuffer<T>, auditId: string): void {
+    trace.auditIds.add(auditId);
+    const known = this.auditIndex.get(auditId);
+    if (known !== trace.traceId) {
+      if (known === undefined) this.metrics.joined.inc();
+      this.auditIndex.delete(auditId);
+      this.auditIndex.set(auditId, trace.traceId);
+      if (this.auditIndex.size > this.opts.auditIndexSize) this.auditIndex.delete(this.auditIndex.keys().next().value as string);
+    }
+    const p = this.pending.get(auditId);
+    if (p) {
+      this.pending.delete(auditId);
+      this.bytesBuffered -= p.bytes;
+      const each = p.events.size ? p.bytes / p.events.size : 0;
+      for (const e of p.events.values()) this.addAuditToTrace(trace, e, each);
+      for (const t of p.held) {
+        // The trace holds the pending request's tokens now; each is still held once.
+        if (trace.heldSet.has(t)) this.early.released.push(t);
+        else {
+          trace.heldSet.add(t);
+          trace.held.push(t);
+        }
+      }
+    }
+  }
+
+  private addAuditToTrace(trace: TraceBuffer<T>, event: AuditEvent, bytes: number): void {
+    const key = auditKey(event);
+    if (trace.audit.has(key)) {
+      this.metrics.duplicates.inc({ kind: 'audit_event' });
+      return;
+    }
+    trace.audit.set(key, event);
+    trace.bytes += bytes;
+    this.bytesBuffered += bytes;
+  }
+
+  private settleTrace(trace: TraceBuffer<T>, reason: SettleReason, out: JoinOutput<T>): void {
+    this.traces.delete(trace.traceId);
+    this.spansBuffered -= trace.spans.size;
+    this.bytesBuffered -= trace.bytes;
+    out.released.push(...trace.held);
+    if (trace.audit.size === 0 && !this.recent.has(trace.traceId) && isLoneAuthentication([...trace.spans.values()])) {
+      this.metrics.dropped.inc({ reason: 'lone_authentication' });
+      return;
+    }
+    this.recent.add(trace.traceId);
+    this.metrics.settled.inc({ reason });
+    out.traces.push({
+      traceId: trace.traceId,
+      spans: [...trace.spans.values()],
+      auditEvents: [...trace.audit.values()],
+      auditIds: [...trace.auditIds],
+      ...(trace.anchors.size ? { anchors: trace.anchors } : {}),
+      reason,
+      sources: trace.held,
+    });
+  }
+
+  private releasePending(id: string, p: PendingAudit<T>, out: JoinOutput<T>): void {
+    this.pending.delete(id);
+    this.bytesBuffered -= p.bytes;
+    for (const e of p.events.values()) out.unjoinedAuditEvents.push(e);
+    out.released.push(...p.held);
+  }
+
+  private enforceCaps(): void {
+    while (this.traces.size > this.opts.maxTracesInFlight) this.evictOldest('max_traces');
+    while (this.spansBuffered > this.opts.maxSpansInFlight && this.traces.size) this.evictOldest('max_spans_in_flight');
+    while (this.bytesBuffered > this.opts.maxBytesInFlight && (this.traces.size || this.pending.size)) {
+      // The oldest of either: a trace, or a pending audit request (which goes out unjoined).
+      const trace = this.traces.values().next().value as TraceBuffer<T> | undefined;
+      const pend = this.pending.entries().next().value as [string, PendingAudit<T>] | undefined;
+      if (trace && (!pend || trace.lastUpdate <= pend[1].lastUpdate)) this.evictOldest('max_bytes_in_flight');
+      else if (pend) {
+        this.metrics.evicted.inc({ reason: 'max_bytes_in_flight' });
+        this.releasePending(pend[0], pend[1], this.early);
+      }
+    }
+    this.updateGauges();
+  }
+
+  private evictOldest(reason: SettleReason): void {
+    const oldest = this.traces.values().next().value as TraceBuffer<T>;
+    this.metrics.evicted.inc({ reason });
+    this.settleTrace(oldest, reason, this.early);
+  }
+
+  private updateGauges(): void {
+    this.metrics.tracesInFlight.set(this.traces.size);
+    this.metrics.spansInFlight.set(this.spansBuffered);
+    this.metrics.pendingAudits.set(this.pending.size);
+    this.metrics.bytesInFlight.set(Math.max(0, Math.round(this.bytesBuffered)));
+  }
+}
