@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
@@ -67,6 +67,18 @@ export interface TraceSummary {
 
 const SCHEMA_VERSION = 4;
 
+/**
+ * The store holds what the cluster's audit logs and traces say: only its owner may read it. The
+ * directory is made (or set) 0700 and the database files 0600; SQLite gives its -wal and -shm files
+ * the database file's mode, so the file is created 0600 before SQLite opens it.
+ */
+function protectDataDir(dir: string, dbPath: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
+  if (!existsSync(dbPath)) closeSync(openSync(dbPath, 'a', 0o600));
+  for (const f of [dbPath, `${dbPath}-wal`, `${dbPath}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+}
+
 /** What an inbox row holds: an OTLP ExportTraceServiceRequest (protobuf), or a JSON array of audit Events. */
 export type InboxKind = 1 | 2;
 export const INBOX_SPANS: InboxKind = 1;
@@ -88,8 +100,8 @@ export class TraceStore implements CorrelatorSink {
   private readonly now: () => number;
 
   constructor(private readonly opts: TraceStoreOptions) {
-    if (!opts.readonly && !opts.memory) mkdirSync(opts.dir, { recursive: true });
     this.path = opts.memory ? ':memory:' : join(opts.dir, 'kube-correlate.db');
+    if (!opts.readonly && !opts.memory) protectDataDir(opts.dir, this.path);
     this.db = new Database(this.path, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly });
     this.metrics = opts.metrics ?? new PipelineMetrics();
     this.now = opts.now ?? Date.now;

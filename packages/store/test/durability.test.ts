@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -118,6 +118,21 @@ test('StoreMaintenance runs retention and reports the size; a failure is logged,
   store.close();
   m.run(); // the store is closed: logged, not thrown
   m.stop();
+});
+
+test('the data directory is 0700 and the database files 0600, also when they existed with other modes', () => {
+  const dir = newDir();
+  chmodSync(dir, 0o755);
+  const store = new TraceStore({ dir });
+  store.writeSync({ traces: [{ traceId: makeSpan({ trace: 1, id: 1, name: '' }).traceId, spans: [bigSpan(1, 1)], auditEvents: [], auditIds: [], reason: 'idle' }], unjoinedAuditEvents: [] });
+  const mode = (p: string) => statSync(p).mode & 0o777;
+  assert.is(mode(dir), 0o700);
+  for (const f of readdirSync(dir)) assert.is(mode(join(dir, f)), 0o600, `${f} is 0600`);
+  assert.ok(readdirSync(dir).some((f) => f.endsWith('-wal')), 'the WAL file is there (and checked)');
+  store.close();
+  chmodSync(join(dir, 'kube-correlate.db'), 0o644);
+  new TraceStore({ dir }).close();
+  assert.is(mode(join(dir, 'kube-correlate.db')), 0o600, 'tightened on open');
 });
 
 test.run();
