@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { Kafka, logLevel } from 'kafkajs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
@@ -6,7 +7,8 @@ import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import * as grpc from '@grpc/grpc-js';
 import { EXPORT_PATH, loadConfigFile, Pipeline } from '@kube-correlate/collector';
 import { encodeTraceRequest, SpanKind, type Span } from '@kube-correlate/otlp';
-import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
+import { Writable } from 'node:stream';
+import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { eventList, reported, metricValue, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
 import { killGroup } from '../harness/supervise.js';
@@ -113,11 +115,50 @@ function exportOverGrpc(target: string, body: Uint8Array): Promise<number> {
  * per-file limit), the correlator goes too, instead of living on and joining the consumer group of
  * a later test's broker that happens to get the same port.
  */
-function correlatorProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<unknown>; stderr: () => string } {
+function correlatorProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; exited: Promise<unknown>; stderr: () => string; metricsUrl: () => string | undefined } {
   const { child, exited } = spawnCorrelate(['correlator', '--config', `${COLLECTOR_CONFIG_DIR}kafka-correlator.yaml`], { env });
   let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err = (err + d).slice(-20_000)));
-  return { child, exited, stderr: () => err };
+  let metricsUrl: string | undefined;
+  child.stderr!.on('data', (d: Buffer) => {
+    err = (err + d).slice(-20_000);
+    metricsUrl ??= /metrics\s+(http:\/\/\S+\/metrics)/.exec(err)?.[1];
+  });
+  return { child, exited, stderr: () => err, metricsUrl: () => metricsUrl };
+}
+
+/** Each consumer group's lag, per topic-partition that has any: where a stalled pipeline stops. */
+async function groupLags(brokers: string): Promise<string> {
+  const admin = new Kafka({ clientId: 'kc-test-lag', brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
+  try {
+    await admin.connect();
+    const out: string[] = [];
+    for (const groupId of ['kube-correlate-correlator', 'kube-correlate-store']) {
+      for (const { topic, partitions } of await admin.fetchOffsets({ groupId })) {
+        const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
+        for (const p of partitions) {
+          const lag = (ends.get(p.partition) ?? 0) - Math.max(0, Number(p.offset));
+          if (lag > 0) out.push(`${groupId} ${topic}[${p.partition}] ${lag} behind (committed ${p.offset} of ${ends.get(p.partition)})`);
+        }
+      }
+    }
+    return out.join('; ') || 'none: every group committed everything';
+  } catch (err) {
+    return `unknown (${(err as Error).message})`;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/** What a correlator process says of its work: the counters that show where a stall is. */
+async function correlatorFigures(url: string | undefined): Promise<string> {
+  if (!url) return 'no metrics URL yet';
+  try {
+    const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+    const keep = /^kube_correlate_(receiver_accepted_items_total|correlator_settled_total|correlator_traces_in_flight|correlator_pending_audits|exporter_sent_items_total|exporter_failed_total|correlator_joined_total)/;
+    return text.split('\n').filter((l) => keep.test(l)).join('; ') || '(no counters yet)';
+  } catch (err) {
+    return `metrics unreachable: ${(err as Error).message}`;
+  }
 }
 
 for (const version of KAFKA_VERSIONS) {
@@ -129,6 +170,7 @@ for (const version of KAFKA_VERSIONS) {
   let storeMetrics: PipelineMetrics;
   let collectorMetrics: PipelineMetrics;
   let stalled: string | undefined;
+  let storeLog = '';
   const correlators: Array<ReturnType<typeof correlatorProcess>> = [];
 
   t.before(reported('setup', async () => {
@@ -143,7 +185,9 @@ for (const version of KAFKA_VERSIONS) {
     await collector.start();
     for (let i = 0; i < 2; i++) correlators.push(correlatorProcess(env));
     storeMetrics = new PipelineMetrics();
-    store = new Pipeline({ config: loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-store.yaml`, env), metrics: storeMetrics, logger: silentLogger() });
+    // The store loader's warnings and errors are kept, for the diagnostics of a stall.
+    const storeLogger = createLogger({ level: 'warn', destination: new Writable({ write(chunk: Buffer, _enc, cb) { storeLog = (storeLog + chunk.toString()).slice(-20_000); cb(); } }) });
+    store = new Pipeline({ config: loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-store.yaml`, env), metrics: storeMetrics, logger: storeLogger });
     await store.start();
   }));
 
@@ -165,6 +209,7 @@ for (const version of KAFKA_VERSIONS) {
     const s = store.store!;
     const started = Date.now();
     let complete = 0;
+    let lastComplete = -1;
     let reported = started;
     // Progress goes to stderr as it happens: if the run is cut off (run.mjs's per-file limit), the
     // log still says how far the stores got, which uvu's end-of-suite report would not.
@@ -177,18 +222,22 @@ for (const version of KAFKA_VERSIONS) {
       if (Date.now() - reported > 30_000) {
         reported = Date.now();
         process.stderr.write(`  [Kafka ${version}] run ${run}: ${complete}/${n} complete after ${Math.round((reported - started) / 1000)} s; store counts ${JSON.stringify(s.counts())}\n`);
-        if (complete === 0) {
-          // Nothing arrives: say where it stops (collector -> Kafka, correlators, store loader).
+        if (complete === lastComplete) {
+          // No progress: say where it stops (collector -> Kafka, correlators, store loader), with
+          // each consumer group's lag per partition.
           void Promise.all([
             metricValue(collectorMetrics, 'kube_correlate_exporter_sent_items_total'),
             metricValue(storeMetrics, 'kube_correlate_receiver_accepted_items_total'),
-          ]).then(([sent, loaded]) => process.stderr.write(`    collector sent ${sent} items to Kafka; store loader accepted ${loaded}; correlators alive: ${correlators.map((c) => c.child.exitCode === null).join(',')}\n${correlators.map((c, i) => `    correlator ${i} stderr tail:\n${c.stderr().slice(-1500)}`).join('\n')}\n`));
+            Promise.all(correlators.map((c) => correlatorFigures(c.metricsUrl()))),
+            groupLags(broker.brokers),
+          ]).then(([sent, loaded, figures, lags]) => process.stderr.write(`    collector sent ${sent} items to Kafka; store loader accepted ${loaded}; correlators alive: ${correlators.map((c) => c.child.exitCode === null).join(',')}\n    consumer lag: ${lags}\n${correlators.map((c, i) => `    correlator ${i}: ${figures[i]}\n    correlator ${i} stderr tail:\n${c.stderr().slice(-1500)}`).join('\n')}\n    store loader log tail:\n${storeLog.slice(-3000)}\n`));
         }
+        lastComplete = complete;
       }
       return complete === n ? true : undefined;
     }, 150_000).catch((e: Error) => {
       stalled = `run ${run} stalled at ${complete}/${n}`;
-      throw new Error(`${e.message} (${complete}/${n} complete)\ncorrelator logs:\n${correlators.map((c) => c.stderr().slice(-3000)).join('\n---\n')}`);
+      throw new Error(`${e.message} (${complete}/${n} complete)\ncorrelator logs:\n${correlators.map((c) => c.stderr().slice(-3000)).join('\n---\n')}\nstore loader log:\n${storeLog.slice(-3000)}`);
     });
   }
 

@@ -1,4 +1,4 @@
-export { loadConfigFile, parseConfig, parseDuration, substituteEnv, ConfigError, DEFAULTS } from './config.js';
+export { loadConfigFile, parseConfig, parseDuration, parseSize, substituteEnv, ConfigError, DEFAULTS } from './config.js';
 export type { CollectorConfig, ReceiverConfig, OtlpReceiverConfig, K8sAuditReceiverConfig, AuditLogReceiverConfig, CorrelatorExporterConfig, StoreExtensionConfig } from './config.js';
 export { RetryableError } from './consumer.js';
 export type { SpanConsumer, AuditConsumer, Component } from './consumer.js';

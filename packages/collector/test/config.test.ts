@@ -2,7 +2,7 @@ import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { ConfigError, loadConfigFile, parseConfig, parseDuration, substituteEnv } from '../src/index.js';
+import { ConfigError, loadConfigFile, parseConfig, parseDuration, parseSize, substituteEnv } from '../src/index.js';
 
 const configDir = fileURLToPath(new URL('../../../../collector-config/', import.meta.url));
 
@@ -69,7 +69,9 @@ test('embedded.yaml gives the default ports and store', () => {
   assert.is(otlp.config.protocols.http?.max_request_body_size, 20 * 1024 * 1024);
   const audit = c.receivers.find((r) => r.type === 'k8saudit');
   assert.is(audit?.type === 'k8saudit' && audit.config.endpoint, '127.0.0.1:4319');
-  assert.equal(c.store, { directory: './data', endpoint: '127.0.0.1:4320' });
+  assert.equal(c.store, { directory: './data', endpoint: '127.0.0.1:4320', retention: '168h', max_size: '2GiB', sync: 'normal' });
+  assert.is(parseSize(c.store!.max_size), 2 * 1024 ** 3);
+  assert.is(loadConfigFile(configDir + 'embedded.yaml', { KC_STORE_MAX_SIZE: '512MiB' }).store?.max_size, '512MiB');
   assert.is(c.correlator?.settle_after, '5s');
   assert.is(c.correlator?.api_spec, '', 'KC_API_SPEC unset: no API operation names');
   assert.is(loadConfigFile(configDir + 'embedded.yaml', { KC_API_SPEC: '/x/swagger.json' }).correlator?.api_spec, '/x/swagger.json');

@@ -185,6 +185,8 @@ export class KafkaCorrelator {
     this.timer = setInterval(() => {
       void this.serialize(() => this.settle(false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
     }, every);
+    // The consumer keeps the process alive; the settle timer alone must not.
+    this.timer.unref();
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
