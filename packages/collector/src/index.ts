@@ -1,13 +1,13 @@
 // Config: load, validate, override.
-export { loadConfigFile, parseConfig } from './config/load.js';
-export type { LoadOptions } from './config/load.js';
-export { substituteEnv } from './config/env.js';
-export { parseDuration } from './config/schema.js';
-export { ConfigError } from './config/problems.js';
-export type { ConfigProblem } from './config/problems.js';
-export { findComponent, withComponentConfig } from './config/config.js';
-export type { CollectorConfig, ReceiverConfig, ProcessorConfig, ExporterConfig, ExtensionConfig } from './config/config.js';
-export type { PipelineConfig } from './config/service.js';
+export { loadConfigFile, parseConfig } from './service/load.js';
+export type { LoadOptions } from './service/load.js';
+export { substituteEnv } from './confmap/env.js';
+export { parseDuration } from './confmap/schema.js';
+export { ConfigError } from './confmap/problems.js';
+export type { ConfigProblem } from './confmap/problems.js';
+export { findComponent, withComponentConfig } from './service/config.js';
+export type { CollectorConfig, ReceiverConfig, ProcessorConfig, ExporterConfig, ExtensionConfig } from './service/config.js';
+export type { PipelineConfig } from './service/graph.js';
 
 // The component model.
 export { RAW_OTLP_REQUEST, downstreamOf } from './component/component.js';
@@ -28,7 +28,7 @@ export { Pipeline } from './service/pipeline.js';
 export type { PipelineOptions, PipelineAddresses } from './service/pipeline.js';
 
 // Components, for tests and for use on their own.
-export { EXPORT_PATH } from './internal/otlp-service.js';
+export { EXPORT_PATH } from './wire/otlp-service.js';
 export { OtlpGrpcReceiver } from './receivers/otlp/grpc.js';
 export { OtlpHttpReceiver } from './receivers/otlp/http.js';
 export type { OtlpReceiverConfig } from './receivers/otlp/config.js';

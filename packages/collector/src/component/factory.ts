@@ -1,6 +1,6 @@
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { z } from 'zod';
-import type { ConfigProblem } from '../config/problems.js';
+import type { ConfigProblem } from '../confmap/problems.js';
 import type { Component, DataForm, Downstream, Host } from './component.js';
 
 /**

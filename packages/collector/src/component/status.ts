@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { IncomingHttpHeaders } from 'node:http';
-import { fields, message, utf8 } from '../internal/protobuf.js';
+import { fields, message, utf8 } from '../wire/protobuf.js';
 import { PermanentError, PipelineError, RetryableError } from './errors.js';
 
 /**

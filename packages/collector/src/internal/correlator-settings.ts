@@ -3,8 +3,8 @@ import { loadCatalogueFile, mapAuditEvent } from '@kube-correlate/apicoverage';
 import type { DescribeRequest } from '@kube-correlate/correlator';
 import type { Logger } from '@kube-correlate/telemetry';
 import { z } from 'zod';
-import { ConfigError } from '../config/problems.js';
-import { duration, positiveInt } from '../config/schema.js';
+import { ConfigError } from '../confmap/problems.js';
+import { duration, positiveInt } from '../confmap/schema.js';
 
 /** Settings of the join that the correlator exporter (embedded) and the correlator processor (Kafka mode) share. */
 

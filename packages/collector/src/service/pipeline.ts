@@ -5,7 +5,7 @@ import type { CreateSettings, Kind } from '../component/factory.js';
 import { Lifecycle, type LifecycleStage } from '../component/lifecycle.js';
 import type { FactoryRegistry } from '../component/registry.js';
 import { builtinRegistry } from '../components.js';
-import type { CollectorConfig } from '../config/config.js';
+import type { CollectorConfig } from './config.js';
 import { StoreExtension } from '../extensions/store/extension.js';
 import { TelemetryServer } from './telemetry.js';
 

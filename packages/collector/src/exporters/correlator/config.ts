@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { positiveInt } from '../../config/schema.js';
+import { positiveInt } from '../../confmap/schema.js';
 import { correlatorSettings } from '../../internal/correlator-settings.js';
 
 export const CORRELATOR_EXPORTER_DEFAULTS = {

@@ -2,7 +2,7 @@ import type { AuditEvent } from '@kube-correlate/audit';
 import { Correlator } from '@kube-correlate/correlator';
 import type { Span } from '@kube-correlate/otlp';
 import { exporterFactory } from '../../component/factory.js';
-import { parseDuration } from '../../config/schema.js';
+import { parseDuration } from '../../confmap/schema.js';
 import { describeFromSpec } from '../../internal/correlator-settings.js';
 import { storeExtensionOf } from '../../extensions/store/extension.js';
 import { requireStoreExtension } from '../../extensions/store/factory.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, positiveInt } from '../../config/schema.js';
+import { duration, positiveInt } from '../../confmap/schema.js';
 import { brokers, logsTopic, tracesTopic } from '../../internal/kafka-settings.js';
 
 export const KAFKA_EXPORTER_DEFAULTS = {

@@ -5,7 +5,7 @@ import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import { RAW_OTLP_REQUEST, type AuditConsumer, type KafkaTopicSink, type SpanConsumer } from '../../component/component.js';
 import { RetryableError } from '../../component/errors.js';
 import { DEFAULT_RETRY_DELAY_MS, fromKafkaError } from '../../component/status.js';
-import { parseDuration } from '../../config/schema.js';
+import { parseDuration } from '../../confmap/schema.js';
 import type { KafkaExporterConfig } from './config.js';
 
 export interface KafkaExporterOptions {

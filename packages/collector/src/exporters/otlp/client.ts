@@ -7,8 +7,8 @@ import { gzip } from 'node:zlib';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PermanentError, PipelineError, RetryableError } from '../../component/errors.js';
 import { fromConnectionError, fromGrpcStatus, fromHttpStatus, grpcCodeName } from '../../component/status.js';
-import { EXPORT_PATH, passthrough } from '../../internal/otlp-service.js';
-import { fields, utf8 } from '../../internal/protobuf.js';
+import { EXPORT_PATH, passthrough } from '../../wire/otlp-service.js';
+import { fields, utf8 } from '../../wire/protobuf.js';
 
 const gzipAsync = promisify(gzip);
 const USER_AGENT = 'kube-correlate-otlp-exporter';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, positiveInt } from '../../config/schema.js';
+import { duration, positiveInt } from '../../confmap/schema.js';
 
 export const OTLP_EXPORTER_DEFAULTS = {
   insecure: true,

@@ -1,7 +1,7 @@
 import { exporterFactory, type ComponentUse, type CreateSettings, type ServiceView } from '../../component/factory.js';
 import type { Component } from '../../component/component.js';
-import type { ConfigProblem } from '../../config/problems.js';
-import { parseDuration } from '../../config/schema.js';
+import type { ConfigProblem } from '../../confmap/problems.js';
+import { parseDuration } from '../../confmap/schema.js';
 import { storeExtensionOf } from '../../extensions/store/extension.js';
 import { OtlpClient } from './client.js';
 import { otlpExporterConfig, otlphttpExporterConfig, type OtlpExporterConfig, type OtlpHttpExporterConfig } from './config.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { serverSettings } from '../../config/schema.js';
+import { serverSettings } from '../../confmap/schema.js';
 
 export const STORE_EXTENSION_DEFAULTS = {
   directory: './data',

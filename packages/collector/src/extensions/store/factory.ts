@@ -1,5 +1,5 @@
 import { extensionFactory, type ComponentUse, type ServiceView } from '../../component/factory.js';
-import type { ConfigProblem } from '../../config/problems.js';
+import type { ConfigProblem } from '../../confmap/problems.js';
 import { storeExtensionConfig } from './config.js';
 import { StoreExtension } from './extension.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, positiveInt } from '../../config/schema.js';
+import { duration, positiveInt } from '../../confmap/schema.js';
 import { correlatorSettings } from '../../internal/correlator-settings.js';
 
 export const CORRELATOR_PROCESSOR_DEFAULTS = {

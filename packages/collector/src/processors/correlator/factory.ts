@@ -1,7 +1,7 @@
 import { KafkaCorrelator } from '@kube-correlate/correlator';
 import type { Component, KafkaSource } from '../../component/component.js';
 import { processorFactory } from '../../component/factory.js';
-import { parseDuration } from '../../config/schema.js';
+import { parseDuration } from '../../confmap/schema.js';
 import { describeFromSpec } from '../../internal/correlator-settings.js';
 import { correlatorProcessorConfig } from './config.js';
 

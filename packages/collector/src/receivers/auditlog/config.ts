@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration } from '../../config/schema.js';
+import { duration } from '../../confmap/schema.js';
 
 export const AUDITLOG_RECEIVER_DEFAULTS = {
   startAt: 'beginning',

@@ -1,5 +1,5 @@
 import { receiverFactory } from '../../component/factory.js';
-import { parseDuration } from '../../config/schema.js';
+import { parseDuration } from '../../confmap/schema.js';
 import { auditlogReceiverConfig } from './config.js';
 import { AuditLogReceiver } from './receiver.js';
 

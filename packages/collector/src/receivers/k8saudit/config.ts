@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { positiveInt, serverSettings } from '../../config/schema.js';
+import { positiveInt, serverSettings } from '../../confmap/schema.js';
 
 export const K8SAUDIT_RECEIVER_DEFAULTS = {
   endpoint: '127.0.0.1:4319',

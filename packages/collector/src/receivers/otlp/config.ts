@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { enabled, positiveInt, serverSettings } from '../../config/schema.js';
+import { enabled, positiveInt, serverSettings } from '../../confmap/schema.js';
 
 const MiB = 1024 * 1024;
 

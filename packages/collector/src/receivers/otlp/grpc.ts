@@ -5,7 +5,7 @@ import type { SpanConsumer } from '../../component/component.js';
 import { PermanentError } from '../../component/errors.js';
 import { grpcError, statusOf } from '../../component/status.js';
 import { splitEndpoint } from '../../internal/http.js';
-import { EXPORT_PATH, passthrough } from '../../internal/otlp-service.js';
+import { EXPORT_PATH, passthrough } from '../../wire/otlp-service.js';
 import { ReceiverCounters } from '../../internal/receiver-counters.js';
 import { ingestDecoded } from './ingest.js';
 

@@ -10,7 +10,7 @@ import { decodeTraceRequest, encodeTraceRequest, encodeTraceResponse } from '@ku
 import { OtlpClient, type OtlpClientOptions } from '../../../src/exporters/otlp/client.js';
 import { OtlpGrpcReceiver } from '../../../src/receivers/otlp/grpc.js';
 import { OtlpHttpReceiver } from '../../../src/receivers/otlp/http.js';
-import { EXPORT_PATH } from '../../../src/internal/otlp-service.js';
+import { EXPORT_PATH } from '../../../src/wire/otlp-service.js';
 import { PipelineError, RetryableError } from '../../../src/component/errors.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';

@@ -5,10 +5,10 @@ import type { Kind } from '../component/factory.js';
 import type { FactoryRegistry } from '../component/registry.js';
 import { builtinRegistry } from '../components.js';
 import type { CollectorConfig } from './config.js';
-import { substituteEnvTree } from './env.js';
-import { ConfigError, type ConfigProblem } from './problems.js';
-import { checkPipelines, type DefinedComponent, SECTION, serviceSchema } from './service.js';
-import { validate } from './validate.js';
+import { substituteEnvTree } from '../confmap/env.js';
+import { ConfigError, type ConfigProblem } from '../confmap/problems.js';
+import { checkPipelines, type DefinedComponent, SECTION, serviceSchema } from './graph.js';
+import { validate } from '../confmap/validate.js';
 
 /**
  * Loads a collector config in the OpenTelemetry Collector's schema: `receivers`, `processors`,

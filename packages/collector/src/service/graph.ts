@@ -2,8 +2,8 @@ import { z } from 'zod';
 import type { DataForm } from '../component/component.js';
 import type { AnyFactory, Kind, Signal } from '../component/factory.js';
 import type { FactoryRegistry } from '../component/registry.js';
-import type { ConfigProblem } from './problems.js';
-import { endpoint } from './schema.js';
+import type { ConfigProblem } from '../confmap/problems.js';
+import { endpoint } from '../confmap/schema.js';
 
 /** `service`: which extensions run, the pipelines, the process's own telemetry. */
 

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { BUILTIN_FACTORIES } from '../components.js';
-import type { PipelineConfig } from './service.js';
+import type { PipelineConfig } from './graph.js';
 
 /** A loaded, validated collector config (load.ts). */
 

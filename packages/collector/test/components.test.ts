@@ -4,8 +4,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { BUILTIN_FACTORIES, loadConfigFile, type AnyFactory } from '../../src/index.js';
-import { PACKAGE_ROOT, testdata } from '../paths.js';
+import { BUILTIN_FACTORIES, loadConfigFile, type AnyFactory } from '../src/index.js';
+import { PACKAGE_ROOT, testdata } from './paths.js';
 
 /**
  * Every registered component has the shape of the model: a folder with config.ts, factory.ts, a
