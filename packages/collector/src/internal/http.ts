@@ -1,8 +1,11 @@
-import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
-import { PermanentError } from '../component/errors.js';
+import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
+import { PermanentError, PipelineError } from '../component/errors.js';
+import { retryAfterHeaders, statusOf, type Refusal } from '../component/status.js';
+import { ReceiverCounters } from './receiver-counters.js';
 
 /**
  * HTTP listeners: one way to create, bind, answer on and close them, for the OTLP/HTTP receiver,
@@ -21,11 +24,71 @@ export function splitEndpoint(endpoint: string): { host: string; port: number } 
   return { host: host || '0.0.0.0', port: Number(endpoint.slice(i + 1)) };
 }
 
-/** A server for a receiver: a request gets at most a minute (slow clients cannot hold sockets for ever). */
-export function receiverServer(handler: RequestListener): Server {
-  const server = createServer(handler);
-  server.requestTimeout = 60_000;
-  return server;
+/**
+ * A receiver that listens on HTTP: binds `endpoint`, hands each request to `handle`, stops
+ * accepting on shutdown and lets in-flight requests finish. A request gets at most a minute (slow
+ * clients cannot hold sockets for ever).
+ */
+export abstract class HttpReceiver {
+  private server: Server | undefined;
+  private boundAddress = '';
+  protected readonly counters: ReceiverCounters;
+
+  constructor(
+    /** For messages: "OTLP/HTTP", "audit webhook". */
+    private readonly what: string,
+    protected readonly listener: { name: string; endpoint: string; logger: Logger; metrics: PipelineMetrics },
+  ) {
+    this.counters = new ReceiverCounters(listener.metrics, listener.name);
+  }
+
+  get address(): string {
+    return this.boundAddress;
+  }
+
+  protected abstract handle(req: IncomingMessage, res: ServerResponse): Promise<void>;
+
+  /** A refusal's body in the receiver's format (google.rpc.Status, `{"error": ...}`), for this request. */
+  protected abstract refusalBody(r: Refusal, req: IncomingMessage): { contentType: string; body: Buffer | string };
+
+  /** Answers a failed request with the status the status table gives `err`, and counts it; a bug is logged. */
+  protected refuse(req: IncomingMessage, res: ServerResponse, err: unknown, headers: Record<string, string> = {}): void {
+    const r = statusOf(err);
+    this.counters.refusedRequest(r.reason);
+    if (r.internal) this.listener.logger.error({ err, receiver: this.listener.name }, `${this.what} request failed`);
+    const { contentType, body } = this.refusalBody(r, req);
+    answer(req, res, r.http, contentType, body, { ...retryAfterHeaders(r), ...headers });
+  }
+
+  /**
+   * Reads the body (at most `maxBytes`, see readBody) and decodes it with `decode`, which throws a
+   * PermanentError for what it refuses. Any other failure while reading is a 400 `read_error`,
+   * logged.
+   */
+  protected async read<T>(req: IncomingMessage, maxBytes: number, decode: (body: Buffer) => T): Promise<T> {
+    try {
+      return decode(await readBody(req, maxBytes));
+    } catch (err) {
+      if (err instanceof PipelineError) throw err;
+      this.listener.logger.error({ err, receiver: this.listener.name }, `${this.what}: reading request failed`);
+      throw new PermanentError(`cannot read request: ${(err as Error).message}`, { reason: 'read_error' });
+    }
+  }
+
+  async start(): Promise<void> {
+    const { name, endpoint, logger } = this.listener;
+    const server = createServer((req, res) => void this.handle(req, res));
+    server.requestTimeout = 60_000;
+    this.boundAddress = await listenHttp(server, endpoint, `receiver ${name} (${this.what})`);
+    this.server = server;
+    logger.info({ receiver: name, endpoint: this.boundAddress }, `${this.what} receiver listening`);
+  }
+
+  async shutdown(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) await closeHttp(server);
+  }
 }
 
 /** Listens and resolves with the bound address, or rejects with a message naming the endpoint. */
@@ -64,6 +127,20 @@ export function answer(req: IncomingMessage, res: ServerResponse, status: number
   const bytes = typeof body === 'string' ? Buffer.from(body) : body;
   res.writeHead(status, { 'content-type': contentType, 'content-length': bytes.length, ...headers, ...(req.complete ? {} : { connection: 'close' }) });
   res.end(bytes);
+}
+
+/** A JSON body, or a 400 `invalid_json`. */
+export function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (err) {
+    throw new PermanentError(`invalid JSON: ${(err as Error).message}`, { reason: 'invalid_json' });
+  }
+}
+
+/** The media type of a request, lower case, without parameters ('' when absent). */
+export function mediaType(req: IncomingMessage, absent = ''): string {
+  return String(req.headers['content-type'] ?? absent).split(';')[0]!.trim().toLowerCase();
 }
 
 /**

@@ -1,4 +1,5 @@
 import { exporterFactory, type ComponentUse, type CreateSettings, type ServiceView } from '../../component/factory.js';
+import type { z } from 'zod';
 import type { Component } from '../../component/component.js';
 import type { ConfigProblem } from '../../confmap/problems.js';
 import { parseDuration } from '../../confmap/schema.js';
@@ -76,24 +77,19 @@ function checkService(self: ComponentUse, service: ServiceView): ConfigProblem[]
   return [];
 }
 
-export const otlpExporterFactory = exporterFactory({
-  kind: 'exporter',
-  type: 'otlp',
-  signals: ['traces', 'logs'],
-  takes: [],
-  fedByExtension: true,
-  config: otlpExporterConfig,
-  create: (settings, config) => create('grpc', settings, config),
-  checkService,
-});
+/** One of the two: same keys (otlp adds `tls`), same behaviour, another transport. */
+function senderFactory<T extends string, C extends OtlpExporterConfig | OtlpHttpExporterConfig>(type: T, protocol: 'grpc' | 'http', config: z.ZodType<C>) {
+  return exporterFactory({
+    kind: 'exporter',
+    type,
+    signals: ['traces', 'logs'],
+    takes: [],
+    fedByExtension: true,
+    config,
+    create: (settings, c) => create(protocol, settings, c),
+    checkService,
+  });
+}
 
-export const otlphttpExporterFactory = exporterFactory({
-  kind: 'exporter',
-  type: 'otlphttp',
-  signals: ['traces', 'logs'],
-  takes: [],
-  fedByExtension: true,
-  config: otlphttpExporterConfig,
-  create: (settings, config) => create('http', settings, config),
-  checkService,
-});
+export const otlpExporterFactory = senderFactory('otlp', 'grpc', otlpExporterConfig);
+export const otlphttpExporterFactory = senderFactory('otlphttp', 'http', otlphttpExporterConfig);

@@ -1,11 +1,11 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AuditFormatError, parseEventList } from '@kube-correlate/audit';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { AuditConsumer } from '../../component/component.js';
-import { PermanentError, PipelineError } from '../../component/errors.js';
-import { retryAfterHeaders, statusOf } from '../../component/status.js';
-import { answer, closeHttp, listenHttp, readBody, receiverServer } from '../../internal/http.js';
-import { auditReasonLabel, ReceiverCounters } from '../../internal/receiver-counters.js';
+import { PermanentError } from '../../component/errors.js';
+import type { Refusal } from '../../component/status.js';
+import { answer, HttpReceiver, mediaType, parseJson } from '../../internal/http.js';
+import { auditReasonLabel } from '../../internal/receiver-counters.js';
 
 export interface K8sAuditReceiverOptions {
   name: string;
@@ -27,59 +27,39 @@ const MAX_REASONS = 5;
  * a 400 naming them, and the retried batch's good events are deduplicated downstream by
  * (auditID, stage). Failures are answered through the status table (status.ts).
  */
-export class K8sAuditReceiver {
-  private server: Server | undefined;
-  private boundAddress = '';
-  private readonly counters: ReceiverCounters;
-
+export class K8sAuditReceiver extends HttpReceiver {
   constructor(private readonly opts: K8sAuditReceiverOptions) {
-    this.counters = new ReceiverCounters(opts.metrics, opts.name);
+    super('audit webhook', opts);
   }
 
-  get address(): string {
-    return this.boundAddress;
+  protected refusalBody(r: Refusal): { contentType: string; body: string } {
+    return { contentType: 'application/json', body: JSON.stringify({ error: r.message }) + '\n' };
   }
 
-  async start(): Promise<void> {
-    const server = receiverServer((req, res) => void this.handle(req, res));
-    this.boundAddress = await listenHttp(server, this.opts.endpoint, `receiver ${this.opts.name} (audit webhook)`);
-    this.server = server;
-    this.opts.logger.info({ receiver: this.opts.name, endpoint: this.boundAddress }, 'audit webhook receiver listening');
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { name, consumer, logger } = this.opts;
-    const reply = (code: number, body: Record<string, unknown>, headers: Record<string, string> = {}) => answer(req, res, code, 'application/json', JSON.stringify(body) + '\n', headers);
-    const refuse = (err: unknown, headers: Record<string, string> = {}) => {
-      const r = statusOf(err);
-      this.counters.refusedRequest(r.reason);
-      if (r.internal) logger.error({ err, receiver: name }, 'audit batch failed');
-      reply(r.http, { error: r.message }, { ...retryAfterHeaders(r), ...headers });
-    };
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { consumer } = this.opts;
+    const reply = (code: number, body: Record<string, unknown>) => answer(req, res, code, 'application/json', JSON.stringify(body) + '\n');
+    const refuse = (err: unknown, headers: Record<string, string> = {}) => this.refuse(req, res, err, headers);
 
     if (req.method !== 'POST') {
       return refuse(new PermanentError(`method ${req.method} not allowed: the audit webhook accepts POST of an audit.k8s.io EventList`, { http: 405, reason: 'method' }), { allow: 'POST' });
     }
-    const type = String(req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+    const type = mediaType(req, 'application/json');
     if (type !== 'application/json') {
       return refuse(new PermanentError(`unsupported Content-Type "${type}": the audit webhook sends application/json`, { http: 415, reason: 'unsupported_media_type' }));
     }
 
     let parsed;
     try {
-      const body = await readBody(req, this.opts.maxRequestBodySize);
-      let json: unknown;
-      try {
-        json = JSON.parse(body.toString('utf8'));
-      } catch (err) {
-        return refuse(new PermanentError(`invalid JSON: ${(err as Error).message}`, { reason: 'invalid_json' }));
-      }
-      parsed = parseEventList(json);
+      parsed = await this.read(req, this.opts.maxRequestBodySize, (body) => {
+        try {
+          return parseEventList(parseJson(body));
+        } catch (err) {
+          throw err instanceof AuditFormatError ? new PermanentError(err.message, { reason: 'wrong_kind' }) : err;
+        }
+      });
     } catch (err) {
-      if (err instanceof PipelineError) return refuse(err);
-      if (err instanceof AuditFormatError) return refuse(new PermanentError(err.message, { reason: 'wrong_kind' }));
-      logger.error({ err, receiver: name }, 'reading audit batch failed');
-      return refuse(new PermanentError(`cannot read request: ${(err as Error).message}`, { reason: 'read_error' }));
+      return refuse(err);
     }
 
     try {
@@ -102,11 +82,5 @@ export class K8sAuditReceiver {
       accepted: parsed.events.length,
       rejected: parsed.errors.length,
     });
-  }
-
-  async shutdown(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) await closeHttp(server);
   }
 }

@@ -1,11 +1,10 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decodeTraceRequest, decodeTraceRequestJson, encodeRpcStatus, encodeTraceResponse, OtlpDecodeError, type DecodedTraces } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { SpanConsumer } from '../../component/component.js';
-import { PermanentError, PipelineError } from '../../component/errors.js';
-import { retryAfterHeaders, statusOf } from '../../component/status.js';
-import { answer, closeHttp, listenHttp, readBody, receiverServer } from '../../internal/http.js';
-import { ReceiverCounters } from '../../internal/receiver-counters.js';
+import { PermanentError } from '../../component/errors.js';
+import type { Refusal } from '../../component/status.js';
+import { HttpReceiver, mediaType, parseJson } from '../../internal/http.js';
 import { ingestDecoded } from './ingest.js';
 
 export interface OtlpHttpReceiverOptions {
@@ -24,38 +23,24 @@ export interface OtlpHttpReceiverOptions {
  * success (with partial_success when spans were rejected), google.rpc.Status on error, with the
  * status the status table (status.ts) gives.
  */
-export class OtlpHttpReceiver {
-  private server: Server | undefined;
-  private boundAddress = '';
-  private readonly counters: ReceiverCounters;
-
+export class OtlpHttpReceiver extends HttpReceiver {
   constructor(private readonly opts: OtlpHttpReceiverOptions) {
-    this.counters = new ReceiverCounters(opts.metrics, opts.name);
+    super('OTLP/HTTP', opts);
   }
 
-  get address(): string {
-    return this.boundAddress;
+  /** google.rpc.Status, in JSON when the request was JSON. */
+  protected refusalBody(r: Refusal, req: IncomingMessage): { contentType: string; body: Buffer | string } {
+    return mediaType(req) === 'application/json'
+      ? { contentType: 'application/json', body: JSON.stringify({ code: r.grpc, message: r.message }) + '\n' }
+      : { contentType: 'application/x-protobuf', body: Buffer.from(encodeRpcStatus(r.grpc, r.message)) };
   }
 
-  async start(): Promise<void> {
-    const server = receiverServer((req, res) => void this.handle(req, res));
-    this.boundAddress = await listenHttp(server, this.opts.endpoint, `receiver ${this.opts.name} (OTLP/HTTP)`);
-    this.server = server;
-    this.opts.logger.info({ receiver: this.opts.name, endpoint: this.boundAddress }, 'OTLP/HTTP receiver listening');
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const { name, consumer, logger } = this.opts;
-    const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { consumer } = this.opts;
+    const type = mediaType(req);
     const json = type === 'application/json';
     const contentType = json ? 'application/json' : 'application/x-protobuf';
-    const refuse = (err: unknown, headers: Record<string, string> = {}) => {
-      const r = statusOf(err);
-      this.counters.refusedRequest(r.reason);
-      if (r.internal) logger.error({ err, receiver: name }, 'export failed');
-      const body = json ? JSON.stringify({ code: r.grpc, message: r.message }) + '\n' : Buffer.from(encodeRpcStatus(r.grpc, r.message));
-      answer(req, res, r.http, contentType, body, { ...retryAfterHeaders(r), ...headers });
-    };
+    const refuse = (err: unknown, headers: Record<string, string> = {}) => this.refuse(req, res, err, headers);
 
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/v1/traces') return refuse(new PermanentError(`no route ${path}: OTLP/HTTP traces are POSTed to /v1/traces`, { http: 404, reason: 'not_found' }));
@@ -64,33 +49,22 @@ export class OtlpHttpReceiver {
       return refuse(new PermanentError(`unsupported Content-Type "${type || '(none)'}": send application/x-protobuf or application/json`, { http: 415, reason: 'unsupported_media_type' }));
     }
 
-    let decoded: DecodedTraces;
-    let raw: Uint8Array | undefined;
+    let request: { decoded: DecodedTraces; raw?: Uint8Array };
     try {
-      const body = await readBody(req, this.opts.maxRequestBodySize);
-      if (json) {
-        let parsed: unknown;
+      request = await this.read(req, this.opts.maxRequestBodySize, (body) => {
         try {
-          parsed = JSON.parse(body.toString('utf8'));
+          return json ? { decoded: decodeTraceRequestJson(parseJson(body)) } : { decoded: decodeTraceRequest(body), raw: body };
         } catch (err) {
-          return refuse(new PermanentError(`invalid JSON: ${(err as Error).message}`, { reason: 'invalid_json' }));
+          if (!(err instanceof OtlpDecodeError)) throw err;
+          throw new PermanentError(`malformed ExportTraceServiceRequest: ${err.message}`, { reason: json ? 'invalid_otlp_json' : 'malformed_protobuf' });
         }
-        decoded = decodeTraceRequestJson(parsed);
-      } else {
-        decoded = decodeTraceRequest(body);
-        raw = body;
-      }
+      });
     } catch (err) {
-      if (err instanceof PipelineError) return refuse(err);
-      if (err instanceof OtlpDecodeError) {
-        return refuse(new PermanentError(`malformed ExportTraceServiceRequest: ${err.message}`, { reason: json ? 'invalid_otlp_json' : 'malformed_protobuf' }));
-      }
-      logger.error({ err, receiver: name }, 'reading request failed');
-      return refuse(new PermanentError(`cannot read request: ${(err as Error).message}`, { reason: 'read_error' }));
+      return refuse(err);
     }
 
     try {
-      const partial = await ingestDecoded(this.counters, decoded, consumer, raw);
+      const partial = await ingestDecoded(this.counters, request.decoded, consumer, request.raw);
       const body = json
         ? JSON.stringify(partial ? { partialSuccess: { rejectedSpans: String(partial.rejectedSpans), errorMessage: partial.errorMessage } } : {}) + '\n'
         : Buffer.from(encodeTraceResponse(partial));
@@ -99,11 +73,5 @@ export class OtlpHttpReceiver {
     } catch (err) {
       refuse(err);
     }
-  }
-
-  async shutdown(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) await closeHttp(server);
   }
 }
