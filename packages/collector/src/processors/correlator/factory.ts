@@ -33,7 +33,15 @@ export const correlatorProcessorFactory = processorFactory({
           maxTracesInFlight: p.max_traces_in_flight, pairCacheSize: p.pair_cache_size, internalRetentionMs: parseDuration(p.internal_topics.retention),
           describeRequest,
         });
-        return { start: () => kc.start(), shutdown: () => kc.stop() };
+        let started = false;
+        return {
+          start: () => {
+            started = true;
+            return kc.start();
+          },
+          // Not started: nothing joined, nothing to settle or commit.
+          shutdown: async () => (started ? kc.stop() : undefined),
+        };
       },
     };
   },
