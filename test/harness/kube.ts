@@ -706,17 +706,17 @@ export function webhookConfiguration(manifestYaml: string, baseUrl: string, caPe
 }
 
 /**
- * Undefined once kube-apiserver calls the webhook: a server-side dry-run create of a ConfigMap in
- * `default` (matched by the shipped rules; dry runs reach webhooks with sideEffects None) comes
- * back with the webhook's objsetid annotation. kube-apiserver loads new webhook configurations
- * asynchronously, so the first attempts may miss it.
+ * Undefined once kube-apiserver calls the webhook: a server-side dry-run create of a Deployment in
+ * `default` (a root object the shipped rules match; dry runs reach webhooks with sideEffects None)
+ * comes back with the webhook's objsetid annotation. kube-apiserver loads new webhook
+ * configurations asynchronously, so the first attempts may miss it.
  */
 async function webhookCalled(kubectl: ControlPlane['kubectl']): Promise<string | undefined> {
   const name = `kc-webhook-probe-${randomBytes(3).toString('hex')}`;
-  const r = await kubectl(['-n', 'default', 'create', 'configmap', name, '--dry-run=server', '-o', 'json']);
-  if (r.code !== 0) return `dry-run create configmap: exit ${r.code}: ${r.stderr.trim()}`;
+  const r = await kubectl(['-n', 'default', 'create', 'deployment', name, '--image=registry.invalid/probe:1', '--dry-run=server', '-o', 'json']);
+  if (r.code !== 0) return `dry-run create deployment: exit ${r.code}: ${r.stderr.trim()}`;
   const annotations = (JSON.parse(r.stdout) as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations ?? {};
-  return annotations['trace.kubernetes.io/objsetid'] ? undefined : 'a dry-run ConfigMap came back without trace.kubernetes.io/objsetid';
+  return annotations['trace.kubernetes.io/objsetid'] ? undefined : 'a dry-run Deployment came back without trace.kubernetes.io/objsetid';
 }
 
 // `node test/dist/harness/kube.js build` builds (or finds) the binaries and prints their paths.
