@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import type { Kind } from '../component/factory.js';
+import type { AnyFactory, ComponentUse, Kind, ServiceView } from '../component/factory.js';
 import type { FactoryRegistry } from '../component/registry.js';
 import { builtinRegistry } from '../components.js';
 import type { CollectorConfig } from './config.js';
@@ -51,7 +51,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   if (doc.errors.length) throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })));
   const { value, wholeReferences, problems } = substituteEnvTree(doc.toJS() ?? {}, env);
   const unset = new Set(problems.map((p) => p.path));
-  const check = <T>(schema: z.ZodType<T>, v: unknown, at: string) => {
+  const check: Check = (schema, v, at) => {
     const r = validate(schema, v, at, wholeReferences);
     // A key whose variable is unset was reported as that; what its empty value fails is noise.
     problems.push(...r.problems.filter((p) => !unset.has(p.path)));
@@ -63,21 +63,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const raw = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
   // An unknown key beside the pipelines must not hide the pipelines' own problems.
   const service = check(serviceSchema, raw['service'], 'service') ?? validate(z.object(serviceSchema.shape), raw['service'], 'service', wholeReferences).data;
-
-  // Every component, valid or not, so that pipelines can name the ones with problems without a second complaint.
-  const defined = new Map<string, DefinedComponent>();
-  for (const kind of ['receiver', 'processor', 'exporter', 'extension'] as const) {
-    const entries = raw[SECTION[kind]];
-    if (entries === null || typeof entries !== 'object' || Array.isArray(entries)) continue;
-    for (const [id, v] of Object.entries(entries)) {
-      const type = id.split('/')[0]!;
-      const factory = registry.get(kind, type);
-      const at = `${SECTION[kind]}.${id}`;
-      if (!factory) problems.push({ path: at, message: `unknown ${kind} type "${type}" (known: ${registry.types(kind).join(', ')})` });
-      const config = factory ? check(factory.config, v ?? {}, at) : undefined;
-      defined.set(`${kind} ${id}`, { kind, id, type, factory, config });
-    }
-  }
+  const defined = defineComponents(raw, registry, check, problems);
   if (!service) throw new ConfigError(source, problems);
   const find = (kind: Kind, id: string) => defined.get(`${kind} ${id}`);
 
@@ -88,33 +74,51 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
 
   // Rules between components, over the valid ones.
   const valid = [...defined.values()].filter((c) => c.factory && c.config !== undefined);
-  const pipelinesOf = (c: DefinedComponent) => pipelines.filter((p) => p[SECTION[c.kind] as 'receivers' | 'processors' | 'exporters']?.includes(c.id)).map((p) => p.id);
-  const isUsed = (c: DefinedComponent) => (c.kind === 'extension' ? service.extensions.includes(c.id) : pipelinesOf(c).length > 0);
-  const use = (c: DefinedComponent) => ({ kind: c.kind, id: c.id, type: c.type, config: c.config, pipelines: c.kind === 'extension' ? [] : pipelinesOf(c) });
-  const view = {
-    defined: (kind: Kind) => valid.filter((c) => c.kind === kind).map(use),
-    used: (kind: Kind) => valid.filter((c) => c.kind === kind && isUsed(c)).map(use),
+  const uses = valid.map((c): ComponentUse & { factory: AnyFactory } => ({
+    kind: c.kind, id: c.id, type: c.type, config: c.config, factory: c.factory!,
+    pipelines: c.kind === 'extension' ? [] : pipelines.filter((p) => p[SECTION[c.kind] as 'receivers' | 'processors' | 'exporters'].includes(c.id)).map((p) => p.id),
+  }));
+  const isUsed = (c: ComponentUse) => (c.kind === 'extension' ? service.extensions.includes(c.id) : c.pipelines.length > 0);
+  const view: ServiceView = {
+    defined: (kind) => uses.filter((c) => c.kind === kind),
+    used: (kind) => uses.filter((c) => c.kind === kind && isUsed(c)),
   };
-  for (const c of valid) if (c.factory!.checkService) problems.push(...c.factory!.checkService(use(c), view));
-  if (problems.length) throw new ConfigError(source, dedupe(problems));
+  for (const c of uses) problems.push(...(c.factory.checkService?.(c, view) ?? []));
+  if (problems.length) throw new ConfigError(source, problems);
 
-  const entry = (c: DefinedComponent) => ({ type: c.type, name: c.id, config: c.config });
-  const used = (kind: Kind) => valid.filter((c) => c.kind === kind && isUsed(c));
+  const entry = (c: ComponentUse) => ({ type: c.type, name: c.id, config: c.config });
   const exportersOf = (receiver: string) => [...new Set(pipelines.filter((p) => p.receivers.includes(receiver)).flatMap((p) => p.exporters))];
-  const out = {
+  const config = {
     source,
-    receivers: used('receiver').map((c) => ({ ...entry(c), exporters: exportersOf(c.id) })),
-    processors: used('processor').map(entry),
-    exporters: used('exporter').map(entry),
-    extensions: service.extensions.map((id) => entry(find('extension', id)!)),
+    receivers: view.used('receiver').map((c) => ({ ...entry(c), exporters: exportersOf(c.id) })),
+    processors: view.used('processor').map(entry),
+    exporters: view.used('exporter').map(entry),
+    extensions: service.extensions.map((id) => entry(uses.find((c) => c.kind === 'extension' && c.id === id)!)),
     pipelines,
     logLevel: service.telemetry?.logs?.level ?? 'info',
     ...(service.telemetry?.metrics ? { metricsAddress: service.telemetry.metrics.address } : {}),
   };
-  return out as CollectorConfig;
+  return config as CollectorConfig;
 }
 
-function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
-  const seen = new Set<string>();
-  return problems.filter((p) => !seen.has(`${p.path}\n${p.message}`) && !!seen.add(`${p.path}\n${p.message}`));
+type Check = <T>(schema: z.ZodType<T>, value: unknown, at: string) => T | undefined;
+
+/**
+ * Every component of every section, valid or not (so that a pipeline naming one with problems
+ * gets no second complaint), each checked with its factory's schema.
+ */
+function defineComponents(raw: Record<string, unknown>, registry: FactoryRegistry, check: Check, problems: ConfigProblem[]): Map<string, DefinedComponent> {
+  const defined = new Map<string, DefinedComponent>();
+  for (const kind of ['receiver', 'processor', 'exporter', 'extension'] as const) {
+    const entries = raw[SECTION[kind]];
+    if (entries === null || typeof entries !== 'object' || Array.isArray(entries)) continue;
+    for (const [id, v] of Object.entries(entries)) {
+      const type = id.split('/')[0]!;
+      const factory = registry.get(kind, type);
+      const at = `${SECTION[kind]}.${id}`;
+      if (!factory) problems.push({ path: at, message: `unknown ${kind} type "${type}" (known: ${registry.types(kind).join(', ')})` });
+      defined.set(`${kind} ${id}`, { kind, id, type, factory, config: factory ? check(factory.config, v ?? {}, at) : undefined });
+    }
+  }
+  return defined;
 }
