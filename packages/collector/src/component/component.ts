@@ -6,8 +6,8 @@ import type { Span } from '@kube-correlate/otlp';
  * A running part of a pipeline: a receiver, processor, exporter or extension. `start` returns
  * once it is ready (listening; connected, or not fatally unconnected); `shutdown` stops it and
  * releases what it holds. The pipeline starts components downstream first and shuts them down
- * upstream first (lifecycle.ts), and calls each at most once; `guarded` makes any component safe
- * to call twice, and `shutdown` safe without `start`.
+ * upstream first, each through `guarded` (lifecycle.ts): `start` and `shutdown` are safe to call
+ * twice, and `shutdown` is safe without `start` (it releases what creating the component took).
  */
 export interface Component {
   start(host: Host): Promise<void>;
