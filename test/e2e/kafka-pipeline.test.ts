@@ -93,12 +93,16 @@ for (const version of KAFKA_VERSIONS) {
     // kafka-jaeger.yaml: the same traces and the object set in Jaeger, read back as the store has them.
     const setTrace = objectSetTraceId(scenario.deploymentUid);
     const tree = await waitFor('the object set in the kafka-jaeger store', () => toJaeger.store!.getObjectSet(scenario.deploymentUid), 30_000);
+    let last: Span[] = [];
     const setSpans = await waitFor(`object-set trace in Jaeger with ${tree.spanCount} spans`, async () => {
       const res = await fetch(`${jaeger.queryHttp}/api/v3/traces/${setTrace}?raw_traces=true`);
       if (!res.ok) return undefined;
       const spans = decodeTraceRequestJson(((await res.json()) as { result: unknown }).result).spans;
+      last = spans;
       return spans.length >= tree.spanCount && toJaeger.store!.exportQueueSize() === 0 ? spans : undefined;
-    }, 30_000);
+    }, 90_000).catch((err: Error) => {
+      throw new Error(`${err.message}; Jaeger has ${last.length} (${last.map((x) => x.name).sort().join(', ')}); the store's tree now has ${toJaeger.store!.getObjectSet(scenario.deploymentUid)?.spanCount}; export queue: ${JSON.stringify(toJaeger.store!.allExports().slice(0, 20))}`);
+    });
     assert.is(setSpans.length, tree.spanCount, 'each span once');
     assert.equal(setSpans.filter((x) => attrString(x.attributes, 'k8s.object.kind') && !attrString(x.attributes, 'k8s.audit.id')).map((x) => attrString(x.attributes, 'k8s.object.kind')).sort(), ['Deployment', 'Pod', 'Pod', 'Pod', 'ReplicaSet']);
     const fromJaeger = await runCli(['--object', 'deployment/default/web', '--json', '--jaeger', jaeger.queryHttp]);
