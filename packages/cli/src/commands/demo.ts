@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pipeline } from '@kube-correlate/collector';
+import { Pipeline, withComponentConfig } from '@kube-correlate/collector';
 import type { RequestTree } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, writeScenarioFiles } from '@kube-correlate/fixtures';
 import { createLogger } from '@kube-correlate/telemetry';
@@ -37,15 +37,12 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     let auditEndpoint = opts.auditEndpoint ?? 'http://127.0.0.1:4319/';
     if (!(await reachable(endpoint))) {
       process.stderr.write(`no pipeline answers at ${endpoint}: starting a temporary one in this process (data in ${dir})\n`);
-      const config = loadStartConfig({ data: join(dir, 'data') });
       // Ports chosen by the OS so the demo never collides with anything; settle quickly.
-      config.receivers = config.receivers.map((r) =>
-        r.type === 'otlp'
-          ? { ...r, config: { protocols: { http: { ...r.config.protocols.http!, endpoint: '127.0.0.1:0' } } } }
-          : r.type === 'k8saudit' ? { ...r, config: { ...r.config, endpoint: '127.0.0.1:0' } } : r,
-      );
-      config.store = { ...config.store!, endpoint: '127.0.0.1:0' };
-      config.correlator = { ...config.correlator!, settle_after: '500ms' };
+      let config = loadStartConfig({ data: join(dir, 'data') });
+      config = withComponentConfig(config, 'receivers', 'otlp', (c) => ({ protocols: { http: { ...c.protocols.http!, endpoint: '127.0.0.1:0' } } })) ?? config;
+      config = withComponentConfig(config, 'receivers', 'k8saudit', (c) => ({ ...c, endpoint: '127.0.0.1:0' })) ?? config;
+      config = withComponentConfig(config, 'extensions', 'store', (c) => ({ ...c, endpoint: '127.0.0.1:0' })) ?? config;
+      config = withComponentConfig(config, 'exporters', 'correlator', (c) => ({ ...c, settle_after: '500ms' })) ?? config;
       pipeline = new Pipeline({ config, logger: createLogger({ name: 'demo', level: 'warn' }) });
       await pipeline.start();
       query = `http://${pipeline.addresses.query}`;

@@ -1,4 +1,4 @@
-import { loadConfigFile, Pipeline, type CollectorConfig } from '@kube-correlate/collector';
+import { loadConfigFile, Pipeline, withComponentConfig, type CollectorConfig } from '@kube-correlate/collector';
 import { createLogger } from '@kube-correlate/telemetry';
 import { DEFAULT_CONFIG } from '../paths.js';
 import { runUntilSignal } from './until-signal.js';
@@ -12,11 +12,11 @@ export interface StartOptions {
 /** Loads a collector config (the embedded one by default) and applies command-line overrides. */
 export function loadStartConfig(opts: StartOptions): CollectorConfig {
   const config = loadConfigFile(opts.config ?? DEFAULT_CONFIG);
-  if (opts.data) {
-    if (!config.store) throw new Error(`${config.source}: --data given but the config has no store extension`);
-    config.store = { ...config.store, directory: opts.data };
-  }
-  return config;
+  const data = opts.data;
+  if (!data) return config;
+  const withData = withComponentConfig(config, 'extensions', 'store', (store) => ({ ...store, directory: data }));
+  if (!withData) throw new Error(`${config.source}: --data given but the config has no store extension`);
+  return withData;
 }
 
 /**

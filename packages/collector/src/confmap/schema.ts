@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+/**
+ * The building blocks of component configs, one definition each, so that every component reads a
+ * duration, an endpoint or a listener's settings alike and says the same when one is wrong.
+ */
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000 };
+
+/** '250ms', '5s', '1.5m', '1h' -> milliseconds. */
+export function parseDuration(text: string): number {
+  const m = DURATION.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a duration (expected a number with ms, s, m or h, e.g. "5s")`);
+  return Number(m[1]) * UNIT_MS[m[2]!]!;
+}
+
+/** A duration as written in the config ("5s"); components convert it with parseDuration. */
+export const duration = z.string().refine((s) => DURATION.test(s.trim()), { message: 'expected a duration such as "250ms", "5s" or "1m"' });
+
+/** host:port to listen on ("0.0.0.0:4317", ":4317", "[::1]:4317", port 0 for any). */
+export const endpoint = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]*):\d{1,5}$/, 'expected host:port, e.g. "0.0.0.0:4317"');
+
+export const positiveInt = z.number().int().positive();
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/;
+const SIZE_UNIT: Record<string, number> = { B: 1, KB: 1e3, KiB: 1024, MB: 1e6, MiB: 1024 ** 2, GB: 1e9, GiB: 1024 ** 3, TB: 1e12, TiB: 1024 ** 4 };
+
+/** '512MiB', '10GiB', 1048576 -> bytes. */
+export function parseSize(v: string | number): number {
+  if (typeof v === 'number') return v;
+  const m = SIZE.exec(v.trim());
+  if (!m) throw new Error(`"${v}" is not a size (expected bytes, or a number with KiB, MiB, GiB, KB, MB, GB, e.g. "2GiB")`);
+  return Math.floor(Number(m[1]) * SIZE_UNIT[m[2] ?? 'B']!);
+}
+
+/** A size as written in the config (bytes, or "2GiB"); components convert it with parseSize. */
+export const size = z.union([z.number().int().nonnegative(), z.string().refine((v) => SIZE.test(v.trim()), { message: 'expected a size such as "512MiB" or "10GiB"' })]);
+
+/** `grpc:` with no value enables the part with its defaults, as in the OpenTelemetry Collector. */
+export const enabled = <T extends z.ZodType>(schema: T) => z.preprocess((v) => (v === null ? {} : v), schema).optional();
+
+/**
+ * What every listener (OTLP/gRPC, OTLP/HTTP, the audit webhook, the query API) is configured with,
+ * as the OpenTelemetry Collector's confighttp/configgrpc server settings: the one place where
+ * `tls` and `auth` are to be added, so every listener gets them alike.
+ */
+export const serverSettings = <E extends Record<string, z.ZodType>>(defaultEndpoint: string, extra: E) =>
+  z.strictObject({ endpoint: endpoint.default(defaultEndpoint), ...extra });

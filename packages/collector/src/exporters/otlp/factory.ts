@@ -1,0 +1,95 @@
+import { exporterFactory, type ComponentUse, type CreateSettings, type ServiceView } from '../../component/factory.js';
+import type { z } from 'zod';
+import type { Component } from '../../component/component.js';
+import type { ConfigProblem } from '../../confmap/problems.js';
+import { parseDuration } from '../../confmap/schema.js';
+import { storeExtensionOf } from '../../extensions/store/extension.js';
+import { OtlpClient } from './client.js';
+import { otlpExporterConfig, otlphttpExporterConfig, type OtlpExporterConfig, type OtlpHttpExporterConfig } from './config.js';
+import { OtlpTraceExporter } from './exporter.js';
+
+/**
+ * `exporters.otlp[/name]` (OTLP/gRPC) and `exporters.otlphttp[/name]` (see README.md): correlated
+ * trees from the store's export queue to Jaeger or any OTLP backend. Fed by the store extension,
+ * not by its pipelines: it asks the store for an export queue when created, starts before the
+ * exporters that write the store and stops after them, so it drains what they settled.
+ */
+function create(protocol: 'grpc' | 'http', { id, metrics, logger, host }: CreateSettings, c: OtlpExporterConfig | OtlpHttpExporterConfig): Component {
+  const log = logger.child({ component: 'exporter', exporter: id });
+  let exporter: OtlpTraceExporter | undefined;
+  const store = storeExtensionOf(host);
+  store.useExportQueue({
+    objectSetDebounce: { settleAfterMs: parseDuration(c.object_sets.settle_after), maxDelayMs: parseDuration(c.object_sets.max_delay) },
+    onQueued: () => exporter?.notify(),
+  });
+  // `tls.insecure: false` with a bare host:port means TLS with the system roots.
+  const endpoint = 'tls' in c && !c.tls.insecure && !/^https?:\/\//.test(c.endpoint) ? `https://${c.endpoint}` : c.endpoint;
+  return {
+    async start() {
+      const client = new OtlpClient({
+        protocol,
+        endpoint,
+        headers: c.headers,
+        compression: c.compression,
+        timeoutMs: parseDuration(c.timeout),
+        retry: {
+          enabled: c.retry_on_failure.enabled,
+          initialIntervalMs: parseDuration(c.retry_on_failure.initial_interval),
+          maxIntervalMs: parseDuration(c.retry_on_failure.max_interval),
+          maxElapsedMs: parseDuration(c.retry_on_failure.max_elapsed_time),
+          multiplier: c.retry_on_failure.multiplier,
+          randomization: c.retry_on_failure.randomization_factor,
+        },
+        onRetry: ({ attempt, delayMs, reason }) => {
+          metrics.exporterFailed.inc({ exporter: id, reason: `${reason}_retried` });
+          log.debug({ attempt, delayMs, reason }, 'export attempt failed; retrying');
+        },
+      });
+      exporter = new OtlpTraceExporter({
+        name: id, store: store.store, client, metrics, logger: log,
+        flushIntervalMs: parseDuration(c.flush_interval), batchSize: c.batch_size, maxSpansPerRequest: c.max_spans_per_request,
+        queueSize: c.sending_queue.queue_size, shutdownTimeoutMs: parseDuration(c.shutdown_timeout),
+        retryPauseMs: parseDuration(c.retry_on_failure.initial_interval),
+        waitForOwnersMs: parseDuration(c.object_sets.wait_for_owners),
+        waitForAuditMs: parseDuration(c.wait_for_audit),
+      });
+      await exporter.start();
+      logger.info({ exporter: id, endpoint: c.endpoint }, 'exporting correlated traces over OTLP');
+    },
+    async shutdown() {
+      if (!exporter) return;
+      await exporter.shutdown();
+      logger.info({ queued: store.isOpen ? store.store.exportQueueSize() : 0 }, 'otlp exporter stopped');
+    },
+  };
+}
+
+/** At most one of them (they would share the queue), and after a component that writes the store. */
+function checkService(self: ComponentUse, service: ServiceView): ConfigProblem[] {
+  if (self.pipelines.length === 0) return [];
+  const senders = service.used('exporter').filter((e) => e.type === 'otlp' || e.type === 'otlphttp');
+  if (senders[0]!.id !== self.id) {
+    return senders[1]!.id === self.id ? [{ path: `exporters.${self.id}`, message: 'only one otlp/otlphttp exporter may be used (they share the store\'s export queue)' }] : [];
+  }
+  if (!service.used('exporter').some((e) => e.type === 'correlator' || e.type === 'store')) {
+    return [{ path: `exporters.${self.id}`, message: 'the otlp exporter sends correlated trees: list it in a pipeline with the correlator exporter (embedded) or the store exporter (Kafka mode)' }];
+  }
+  return [];
+}
+
+/** One of the two: same keys (otlp adds `tls`), same behaviour, another transport. */
+function senderFactory<T extends string, C extends OtlpExporterConfig | OtlpHttpExporterConfig>(type: T, protocol: 'grpc' | 'http', config: z.ZodType<C>) {
+  return exporterFactory({
+    kind: 'exporter',
+    type,
+    signals: ['traces', 'logs'],
+    takes: [],
+    fedByExtension: true,
+    config,
+    create: (settings, c) => create(protocol, settings, c),
+    checkService,
+  });
+}
+
+export const otlpExporterFactory = senderFactory('otlp', 'grpc', otlpExporterConfig);
+export const otlphttpExporterFactory = senderFactory('otlphttp', 'http', otlphttpExporterConfig);

@@ -1,0 +1,157 @@
+import * as grpc from '@grpc/grpc-js';
+import { decodeTraceRequest, encodeTraceResponse, OtlpDecodeError } from '@kube-correlate/otlp';
+import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
+import type { SpanConsumer } from '../../component/component.js';
+import { PermanentError } from '../../component/errors.js';
+import { grpcError, statusOf } from '../../component/status.js';
+import { splitEndpoint } from '../../internal/http.js';
+import { EXPORT_PATH, passthrough } from '../../wire/otlp-service.js';
+import { ReceiverCounters } from '../../internal/receiver-counters.js';
+import { ingestDecoded } from './ingest.js';
+
+export interface OtlpGrpcReceiverOptions {
+  /** Receiver name for metrics and logs, e.g. "otlp". */
+  name: string;
+  endpoint: string;
+  maxRecvMsgSizeMiB: number;
+  consumer: SpanConsumer;
+  metrics: PipelineMetrics;
+  logger: Logger;
+}
+
+/**
+ * OTLP/gRPC `TraceService/Export`. The request bytes reach our own decoder untouched (pass-through
+ * deserializer), so a malformed message is answered INVALID_ARGUMENT with the decoder's reason
+ * rather than grpc-js's generic INTERNAL. Failures are answered through the status table
+ * (status.ts): backpressure is UNAVAILABLE with RetryInfo and `retry-after`.
+ */
+export class OtlpGrpcReceiver {
+  private server: grpc.Server | undefined;
+  private boundAddress = '';
+  private readonly counters: ReceiverCounters;
+
+  constructor(private readonly opts: OtlpGrpcReceiverOptions) {
+    this.counters = new ReceiverCounters(opts.metrics, opts.name);
+  }
+
+  get address(): string {
+    return this.boundAddress;
+  }
+
+  async start(): Promise<void> {
+    const { name, logger } = this.opts;
+    const maxBytes = Math.floor(this.opts.maxRecvMsgSizeMiB * 1024 * 1024);
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': maxBytes,
+      interceptors: [statusInterceptor(this.counters)],
+    });
+    server.addService(
+      {
+        Export: {
+          path: EXPORT_PATH,
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: passthrough,
+          requestDeserialize: passthrough,
+          responseSerialize: passthrough,
+          responseDeserialize: passthrough,
+        },
+      },
+      {
+        Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          void this.export(call.request).then(
+            (response) => callback(null, response),
+            (err: Partial<grpc.ServiceError>) => callback(err),
+          );
+        },
+      },
+    );
+    const { host, port } = splitEndpoint(this.opts.endpoint);
+    const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const boundPort = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(new Error(`receiver ${name} (OTLP/gRPC): cannot listen on ${this.opts.endpoint}: ${err.message}`)) : resolve(p),
+      ),
+    );
+    this.server = server;
+    this.boundAddress = `${target.slice(0, target.lastIndexOf(':'))}:${boundPort}`;
+    logger.info({ receiver: name, endpoint: this.boundAddress }, 'OTLP/gRPC receiver listening');
+  }
+
+  private async export(request: Buffer): Promise<Buffer> {
+    try {
+      let decoded;
+      try {
+        decoded = decodeTraceRequest(request);
+      } catch (err) {
+        if (err instanceof OtlpDecodeError) throw new PermanentError(`malformed ExportTraceServiceRequest: ${err.message}`, { reason: 'malformed_protobuf' });
+        throw err;
+      }
+      const partial = await ingestDecoded(this.counters, decoded, this.opts.consumer, request);
+      return Buffer.from(encodeTraceResponse(partial));
+    } catch (err) {
+      const refusal = statusOf(err);
+      this.counters.refusedRequest(refusal.reason);
+      if (refusal.internal) this.opts.logger.error({ err, receiver: this.opts.name }, 'export failed');
+      throw grpcError(refusal);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => server.forceShutdown(), 5000);
+      force.unref();
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+}
+
+/**
+ * grpc-js answers some bad input before our handler runs. This maps those answers to the codes the
+ * OTLP specification asks for, with a message a sender can act on, and counts them:
+ *  - stream ended inside a length-prefixed message (truncated frame): grpc-js says UNIMPLEMENTED
+ *    "Received no request message" -> INVALID_ARGUMENT;
+ *  - two messages on a unary call -> INVALID_ARGUMENT;
+ *  - message over the size limit: RESOURCE_EXHAUSTED, kept;
+ *  - undecompressable grpc-encoding payload: INTERNAL -> INVALID_ARGUMENT.
+ *
+ * The over-size answer is sent by grpc-js's own call object straight from its frame decoder,
+ * bypassing interceptor responders; so the hook wraps `sendStatus` of the call the interceptor is
+ * given, which every status of the call goes through. The bad-input end-to-end test fails if a
+ * grpc-js upgrade changes that.
+ */
+type StatusObject = Parameters<grpc.ServerInterceptingCallInterface['sendStatus']>[0];
+
+function statusInterceptor(counters: ReceiverCounters): grpc.ServerInterceptor {
+  return (_method, call) => {
+    const send = call.sendStatus.bind(call);
+    call.sendStatus = (st: StatusObject) => send(mapTransportStatus(st, counters));
+    return new grpc.ServerInterceptingCall(call);
+  };
+}
+
+function mapTransportStatus(st: StatusObject, counters: ReceiverCounters): StatusObject {
+  const details = st.details ?? '';
+  let reason: string | undefined;
+  let out = st;
+  if (st.code === grpc.status.UNIMPLEMENTED && details.startsWith('Received no request message')) {
+    reason = 'truncated_frame';
+    out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: 'truncated gRPC message: the stream ended before one complete length-prefixed ExportTraceServiceRequest arrived' };
+  } else if (st.code === grpc.status.UNIMPLEMENTED && details.startsWith('Received a second request message')) {
+    reason = 'extra_message';
+    out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: 'Export is a unary call: send exactly one ExportTraceServiceRequest per call' };
+  } else if (st.code === grpc.status.RESOURCE_EXHAUSTED && /larger than max/i.test(details)) {
+    reason = 'too_large';
+  } else if (st.code === grpc.status.INTERNAL && /decompress|compress|encoding/i.test(details)) {
+    reason = 'bad_compression';
+    out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: `cannot decompress request: ${details}` };
+  }
+  if (reason) counters.refusedRequest(reason);
+  return out;
+}

@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import type { AnyFactory, ComponentUse, Kind, ServiceView } from '../component/factory.js';
+import type { FactoryRegistry } from '../component/registry.js';
+import { builtinRegistry } from '../components.js';
+import type { CollectorConfig } from './config.js';
+import { substituteEnvTree } from '../confmap/env.js';
+import { ConfigError, type ConfigProblem } from '../confmap/problems.js';
+import { checkPipelines, type DefinedComponent, SECTION, serviceSchema } from './graph.js';
+import { validate } from '../confmap/validate.js';
+
+/**
+ * Loads a collector config in the OpenTelemetry Collector's schema: `receivers`, `processors`,
+ * `exporters`, `extensions`, `service.pipelines`, components named `type[/name]`. In this order:
+ *  1. parse the YAML;
+ *  2. substitute `${env:NAME}` / `${env:NAME:-default}` in string values (env.ts);
+ *  3. validate everything: the top level, every component with its factory's schema, the
+ *     service's extensions and pipelines, then the rules between components (`checkService`).
+ * Every problem found is reported at once in one ConfigError, each naming the file and the key.
+ */
+
+export interface LoadOptions {
+  /** The component factories to validate with. Default: the built-in ones. */
+  registry?: FactoryRegistry;
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): CollectorConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [{ path: '', message: `cannot read config: ${(err as Error).message}` }]);
+  }
+  return parseConfig(text, path, env, opts);
+}
+
+const section = z.record(z.string(), z.unknown());
+const rootSchema = z.strictObject({
+  receivers: section.default({}),
+  processors: section.nullable().default({}),
+  exporters: section.default({}),
+  extensions: section.nullable().default({}),
+  /** Checked on its own (serviceSchema), so its problems come with the rest. */
+  service: z.unknown(),
+});
+
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env, opts: LoadOptions = {}): CollectorConfig {
+  const registry = opts.registry ?? builtinRegistry();
+  const doc = parseDocument(text);
+  if (doc.errors.length) throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })));
+  const { value, wholeReferences, problems } = substituteEnvTree(doc.toJS() ?? {}, env);
+  const unset = new Set(problems.map((p) => p.path));
+  const check: Check = (schema, v, at) => {
+    const r = validate(schema, v, at, wholeReferences);
+    // A key whose variable is unset was reported as that; what its empty value fails is noise.
+    problems.push(...r.problems.filter((p) => !unset.has(p.path)));
+    return r.data;
+  };
+
+  check(rootSchema, value, '');
+  // Sections are checked even when the top level has problems (an unknown key beside them).
+  const raw = (value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {}) as Record<string, unknown>;
+  // An unknown key beside the pipelines must not hide the pipelines' own problems.
+  const service = check(serviceSchema, raw['service'], 'service') ?? validate(z.object(serviceSchema.shape), raw['service'], 'service', wholeReferences).data;
+  const defined = defineComponents(raw, registry, check, problems);
+  if (!service) throw new ConfigError(source, problems);
+  const find = (kind: Kind, id: string) => defined.get(`${kind} ${id}`);
+
+  for (const [i, id] of service.extensions.entries()) {
+    if (!find('extension', id)) problems.push({ path: `service.extensions[${i}]`, message: `extension "${id}" is not defined under extensions` });
+  }
+  const pipelines = checkPipelines(service, find, registry, problems);
+
+  // Rules between components, over the valid ones.
+  const valid = [...defined.values()].filter((c) => c.factory && c.config !== undefined);
+  const uses = valid.map((c): ComponentUse & { factory: AnyFactory } => ({
+    kind: c.kind, id: c.id, type: c.type, config: c.config, factory: c.factory!,
+    pipelines: c.kind === 'extension' ? [] : pipelines.filter((p) => p[SECTION[c.kind] as 'receivers' | 'processors' | 'exporters'].includes(c.id)).map((p) => p.id),
+  }));
+  const isUsed = (c: ComponentUse) => (c.kind === 'extension' ? service.extensions.includes(c.id) : c.pipelines.length > 0);
+  const view: ServiceView = {
+    defined: (kind) => uses.filter((c) => c.kind === kind),
+    used: (kind) => uses.filter((c) => c.kind === kind && isUsed(c)),
+  };
+  for (const c of uses) problems.push(...(c.factory.checkService?.(c, view) ?? []));
+  if (problems.length) throw new ConfigError(source, problems);
+
+  const entry = (c: ComponentUse) => ({ type: c.type, name: c.id, config: c.config });
+  const exportersOf = (receiver: string) => [...new Set(pipelines.filter((p) => p.receivers.includes(receiver)).flatMap((p) => p.exporters))];
+  const config = {
+    source,
+    receivers: view.used('receiver').map((c) => ({ ...entry(c), exporters: exportersOf(c.id) })),
+    processors: view.used('processor').map(entry),
+    exporters: view.used('exporter').map(entry),
+    extensions: service.extensions.map((id) => entry(uses.find((c) => c.kind === 'extension' && c.id === id)!)),
+    pipelines,
+    logLevel: service.telemetry?.logs?.level ?? 'info',
+    ...(service.telemetry?.metrics ? { metricsAddress: service.telemetry.metrics.address } : {}),
+  };
+  return config as CollectorConfig;
+}
+
+type Check = <T>(schema: z.ZodType<T>, value: unknown, at: string) => T | undefined;
+
+/**
+ * Every component of every section, valid or not (so that a pipeline naming one with problems
+ * gets no second complaint), each checked with its factory's schema.
+ */
+function defineComponents(raw: Record<string, unknown>, registry: FactoryRegistry, check: Check, problems: ConfigProblem[]): Map<string, DefinedComponent> {
+  const defined = new Map<string, DefinedComponent>();
+  for (const kind of ['receiver', 'processor', 'exporter', 'extension'] as const) {
+    const entries = raw[SECTION[kind]];
+    if (entries === null || typeof entries !== 'object' || Array.isArray(entries)) continue;
+    for (const [id, v] of Object.entries(entries)) {
+      const type = id.split('/')[0]!;
+      const factory = registry.get(kind, type);
+      const at = `${SECTION[kind]}.${id}`;
+      if (!factory) problems.push({ path: at, message: `unknown ${kind} type "${type}" (known: ${registry.types(kind).join(', ')})` });
+      defined.set(`${kind} ${id}`, { kind, id, type, factory, config: factory ? check(factory.config, v ?? {}, at) : undefined });
+    }
+  }
+  return defined;
+}
