@@ -401,10 +401,10 @@ test('every audited request: all its spans stored, the audit on its route span',
     const id = auditIDForSpans(e.auditID);
     eventsBySpanId.set(id, [...(eventsBySpanId.get(id) ?? []), e]);
   }
-  const want = new Map<string, { tree: RequestTree; ids: string[] }>();
+  const want = new Map<string, { tree: RequestTree; ids: string[]; spanIds: string[] }>();
   for (const [traceId, traceSpans] of byTrace(spans)) {
     const ids = [...new Set(traceSpans.map((s) => attrString(s.attributes, 'audit-id')).filter((x): x is string => !!x && eventsBySpanId.has(x)))];
-    if (ids.length) want.set(traceId, { tree: buildRequestTree(traceId, traceSpans, ids.flatMap((id) => eventsBySpanId.get(id)!)), ids });
+    if (ids.length) want.set(traceId, { tree: buildRequestTree(traceId, traceSpans, ids.flatMap((id) => eventsBySpanId.get(id)!)), ids, spanIds: traceSpans.map((x) => x.spanId).sort() });
   }
   // The scenario's kinds of request are all among them.
   const checked = events.filter((e) => e.stage === 'ResponseComplete' && [...want.values()].some((w) => w.ids.includes(auditIDForSpans(e.auditID))));
@@ -436,7 +436,7 @@ test('every audited request: all its spans stored, the audit on its route span',
     assert.equal(lastDiff!.got, lastDiff!.want, `trace ${lastDiff!.traceId} (and ${pending.size - 1} more) as sent`);
   }
   let audited = 0;
-  for (const [traceId, { ids }] of want) {
+  for (const [traceId, { ids, spanIds }] of want) {
     const got = (await queryJson<RequestTree>(`/api/v1/traces/${traceId}`))!;
     for (const id of ids) {
       const nodes = find(got.root, (n) => n.audit !== undefined && auditIDForSpans(n.audit.auditID) === id);
@@ -445,6 +445,8 @@ test('every audited request: all its spans stored, the audit on its route span',
       assert.is(nodes[0]!.attributes['audit-id'], id);
       audited++;
     }
+    // Every span sent, whatever the tree builder makes of them.
+    assert.equal(walk(got.root).filter((n) => !n.synthetic).map((n) => n.spanId).sort(), spanIds, `trace ${traceId}: the span ids sent`);
   }
   log(`${audited} audited requests in ${want.size} traces: stored as sent`);
 });
@@ -453,49 +455,58 @@ test('the object set: Deployment -> both ReplicaSets -> Pods, with the controlle
   const { events } = await everythingSent();
   const done = events.filter((e) => e.stage === 'ResponseComplete');
   const { uid, objsetid } = facts!.deployment;
-  // What was sent: the ReplicaSets the deployment controller created for this Deployment, the Pods
-  // the replicaset controller created for those.
-  const ownedBy = (e: AuditEvent, owner: string) => ((e.responseObject as { metadata?: Meta } | undefined)?.metadata?.ownerReferences ?? []).some((o) => o.uid === owner);
-  const rsCreates = done.filter((e) => e.verb === 'create' && e.objectRef?.resource === 'replicasets' && e.responseStatus?.code === 201 && ownedBy(e, uid));
-  assert.is(rsCreates.length, 2, 'the rollout made a second ReplicaSet');
-  const rsUid = (e: AuditEvent) => (e.responseObject as { metadata: Meta }).metadata.uid;
-  const podsWanted = new Map(rsCreates.map((rs) => [(rs.responseObject as { metadata: Meta }).metadata.name,
-    done.filter((e) => e.verb === 'create' && e.objectRef?.resource === 'pods' && e.responseStatus?.code === 201 && ownedBy(e, rsUid(rs))).map((e) => (e.responseObject as { metadata: Meta }).metadata.name).sort()]));
   assert.ok(done.some((e) => (e.responseObject as { kind?: string } | undefined)?.kind === 'PartialObjectMetadata'), 'the garbage collector\'s metadata-only reads were sent');
+
+  // What was sent: the ReplicaSets the deployment controller created for this Deployment, the Pods
+  // the replicaset controller created for those, and under each object every request that
+  // addressed it (by name, or by the uid of the object it returned: Pods are created with generateName).
+  const metaOf = (e: AuditEvent) => (e.responseObject as { metadata?: Meta } | undefined)?.metadata;
+  const createdBy = (resource: string, owner: string) => done.filter((e) => e.verb === 'create' && e.objectRef?.resource === resource && e.responseStatus?.code === 201 &&
+    (metaOf(e)?.ownerReferences ?? []).some((o) => o.uid === owner && o.controller)).map((e) => metaOf(e)!);
+  const requestsOn = (resource: string, m: { name: string; uid: string }) => done.filter((e) => e.objectRef?.resource === resource && e.objectRef.namespace === NS &&
+    (e.objectRef.name === m.name || metaOf(e)?.uid === m.uid)).map((e) => e.auditID).sort();
+  interface Shape { requests: string[]; children: Record<string, Shape> }
+  const want: Record<string, Shape> = {
+    [`Deployment ${NS}/web`]: {
+      requests: requestsOn('deployments', { name: 'web', uid }),
+      children: Object.fromEntries(createdBy('replicasets', uid).map((rs) => [`ReplicaSet ${NS}/${rs.name}`, {
+        requests: requestsOn('replicasets', rs),
+        children: Object.fromEntries(createdBy('pods', rs.uid).map((pod) => [`Pod ${NS}/${pod.name}`, { requests: requestsOn('pods', pod), children: {} }])),
+      }])),
+    },
+  };
+  assert.is(Object.keys(want[`Deployment ${NS}/web`]!.children).length, 2, 'the rollout made a second ReplicaSet');
 
   // Object nodes (request nodes under them carry the object's uid too, but no kind).
   const objects = (n: TreeNode) => n.children.filter((c) => c.attributes['k8s.object.kind'] !== undefined);
-  const cli = await until('the object set of Deployment demo/web with both ReplicaSets and all their Pods', async () => {
+  const shape = (n: TreeNode): Record<string, Shape> => Object.fromEntries(objects(n).map((o) => [`${String(o.attributes['k8s.object.kind'])} ${NS}/${String(o.attributes['k8s.object.name'])}`, {
+    requests: o.children.filter((c) => c.audit).map((c) => c.audit!.auditID).sort(), children: shape(o),
+  }]));
+  let last: { code: number | null; tree?: RequestTree & { objectSetId: string }; stdout: string; stderr: string } | undefined;
+  await until('the object set of Deployment demo/web: both ReplicaSets, all their Pods, every request sent on each', async () => {
     const r = await runCli(['--object', `deployment/${NS}/web`, '--json', '--endpoint', pipeline!.query]);
-    if (r.code !== 0) return undefined;
-    const tree = JSON.parse(r.stdout) as RequestTree & { objectSetId: string };
-    const rs = objects(tree.root).flatMap(objects);
-    const got = new Map(rs.map((x) => [String(x.attributes['k8s.object.name']), objects(x).map((p) => String(p.attributes['k8s.object.name'])).sort()]));
-    return JSON.stringify([...got].sort()) === JSON.stringify([...podsWanted].sort()) ? { r, tree } : undefined;
-  }, 120_000).catch(async (e: Error) => {
-    const r = await runCli(['--object', `deployment/${NS}/web`, '--endpoint', pipeline!.query]);
-    const said = `${r.stdout}${r.stderr}`;
-    throw new Error(`${e.message}; want ${JSON.stringify([...podsWanted])}; correlate --object says (exit ${r.code}):\n${said.length > 6000 ? `${said.slice(0, 6000)}\n[... ${said.length - 6000} more characters]` : said}`);
-  });
-  const { tree } = cli;
+    last = { ...r, ...(r.code === 0 ? { tree: JSON.parse(r.stdout) as RequestTree & { objectSetId: string } } : {}) };
+    return last.tree && JSON.stringify(shape(last.tree.root)) === JSON.stringify(want) ? true : undefined;
+  }, 120_000).catch(() => undefined);
+  assert.ok(last?.tree, `correlate --object deployment/${NS}/web: exit ${last?.code}: ${last?.stderr}`);
+  assert.equal(shape(last.tree.root), want, 'objects nested by ownership, each with the requests sent on it');
+
+  const tree = last.tree;
   assert.is(tree.root.name, `object set of Deployment ${NS}/web`);
   assert.is(tree.objectSetId, objsetid, 'the set is named by the webhook\'s id');
-  const [deployment, ...others] = objects(tree.root);
-  assert.is(others.length, 0, 'one root object');
-  assert.is(deployment!.attributes['k8s.object.kind'], 'Deployment');
+  const [deployment] = objects(tree.root);
   assert.is(deployment!.attributes['k8s.object.uid'], uid);
   assert.ok(deployment!.children.some((c) => c.audit?.verb === 'create' && c.audit.user === 'kubernetes-admin' && c.audit.code === 201), 'the apply under the Deployment');
   assert.ok(deployment!.children.some((c) => c.audit?.verb === 'delete' && c.audit.user === 'kubernetes-admin'), 'the delete under the Deployment');
   for (const rs of objects(deployment!)) {
-    assert.is(rs.attributes['k8s.object.kind'], 'ReplicaSet');
     assert.ok(rs.children.some((c) => c.audit?.verb === 'create' && c.audit.user === 'system:serviceaccount:kube-system:deployment-controller' && c.audit.code === 201), `${rs.name}: the deployment controller's create`);
     assert.ok(rs.children.some((c) => c.audit?.verb === 'update' && c.audit.user === 'system:serviceaccount:kube-system:replicaset-controller'), `${rs.name}: the replicaset controller's status updates`);
+    assert.ok(rs.children.some((c) => c.audit?.verb === 'delete' && c.audit.user === 'system:serviceaccount:kube-system:generic-garbage-collector'), `${rs.name}: the garbage collector's delete`);
     for (const pod of objects(rs)) {
-      assert.is(pod.attributes['k8s.object.kind'], 'Pod');
       assert.ok(pod.children.some((c) => c.audit?.verb === 'create' && c.audit.user === 'system:serviceaccount:kube-system:replicaset-controller' && c.audit.code === 201), `${pod.name}: the replicaset controller's create`);
     }
   }
-  assert.not.ok(cli.r.stdout.includes('PartialObjectMetadata'), 'no PartialObjectMetadata kinds');
+  assert.not.ok(last.stdout.includes('PartialObjectMetadata'), 'no PartialObjectMetadata kinds');
   for (const id of [objsetid, uid]) {
     const byId = await runCli(['--objset', id, '--json', '--endpoint', pipeline!.query]);
     assert.is(byId.code, 0, `--objset ${id}: ${byId.stderr}`);
