@@ -307,7 +307,7 @@ let closed: Promise<{ spans: Span[]; events: AuditEvent[] }> | undefined;
 function everythingSent(): Promise<{ spans: Span[]; events: AuditEvent[] }> {
   closed ??= (async () => {
     await cp?.stop();
-    await sleep(1000); // the tap's last forwards
+    await tap!.idle(); // the last batches forwarded to the pipeline
     log(`control plane stopped; the tap saw ${tap!.otlpRequests.length} OTLP requests and ${tap!.auditBodies.length} audit batches; ` +
       `the pipeline refused ${tap!.refusals.length}${tap!.refusals.length ? ` (first: ${tap!.refusals[0]})` : ''}`);
     return { spans: [...tap!.spans(), ...facts!.callerSpans], events: tap!.auditEvents() };
@@ -402,10 +402,12 @@ test('every audited request: all its spans stored, the audit on its route span',
     const id = auditIDForSpans(e.auditID);
     eventsBySpanId.set(id, [...(eventsBySpanId.get(id) ?? []), e]);
   }
-  const want = new Map<string, { tree: RequestTree; ids: string[]; spanIds: string[] }>();
-  for (const [traceId, traceSpans] of byTrace(spans)) {
+  const want = new Map<string, { tree: RequestTree; ids: string[]; spanIds: string[]; routes: Set<string>; names: string[] }>();
+  const spansOf = byTrace(spans);
+  for (const [traceId, traceSpans] of spansOf) {
     const ids = [...new Set(traceSpans.map((s) => attrString(s.attributes, 'audit-id')).filter((x): x is string => !!x && eventsBySpanId.has(x)))];
-    if (ids.length) want.set(traceId, { tree: buildRequestTree(traceId, traceSpans, ids.flatMap((id) => eventsBySpanId.get(id)!)), ids, spanIds: traceSpans.map((x) => x.spanId).sort() });
+    if (ids.length) want.set(traceId, { tree: buildRequestTree(traceId, traceSpans, ids.flatMap((id) => eventsBySpanId.get(id)!)), ids, spanIds: traceSpans.map((x) => x.spanId).sort(),
+      routes: new Set(traceSpans.filter((x) => x.kind === 2).map((x) => attrString(x.attributes, 'audit-id') ?? '')), names: traceSpans.map((x) => x.name) });
   }
   // The scenario's kinds of request are all among them.
   const checked = events.filter((e) => e.stage === 'ResponseComplete' && [...want.values()].some((w) => w.ids.includes(auditIDForSpans(e.auditID))));
@@ -437,19 +439,40 @@ test('every audited request: all its spans stored, the audit on its route span',
     assert.equal(lastDiff!.got, lastDiff!.want, `trace ${lastDiff!.traceId} (and ${pending.size - 1} more) as sent`);
   }
   let audited = 0;
-  for (const [traceId, { ids, spanIds }] of want) {
+  const noRoute: string[] = [];
+  for (const [traceId, { ids, spanIds, routes, names }] of want) {
     const got = (await queryJson<RequestTree>(`/api/v1/traces/${traceId}`))!;
     for (const id of ids) {
       const nodes = find(got.root, (n) => n.audit !== undefined && auditIDForSpans(n.audit.auditID) === id);
       assert.is(nodes.length, 1, `audit ${id} on one node of trace ${traceId}`);
-      assert.is(nodes[0]!.kind, 'SERVER', `audit ${id} on the route span (${nodes[0]!.name})`);
       assert.is(nodes[0]!.attributes['audit-id'], id);
       audited++;
+      if (routes.has(id)) {
+        assert.is(nodes[0]!.kind, 'SERVER', `audit ${id} on the route span (${nodes[0]!.name})`);
+        continue;
+      }
+      // kube-apiserver never sent this request's route span (its batch span processor drops spans
+      // silently when its queue is full, and a request ending at shutdown can miss the last flush):
+      // then the audit belongs on the topmost span sent that carries its audit-id.
+      const own = spansOf.get(traceId)!.filter((x) => attrString(x.attributes, 'audit-id') === id);
+      const depth = (x: Span) => { let d = 0; for (let c = x; c.parentSpanId && d <= own.length + 50; d++) { const up = spansOf.get(traceId)!.find((y) => y.spanId === c.parentSpanId); if (!up) break; c = up; } return d; };
+      const top = own.reduce((a, b) => (depth(b) < depth(a) ? b : a));
+      const es = eventsBySpanId.get(id)!;
+      noRoute.push(`${es[0]!.verb} ${es[0]!.requestURI} by ${es[0]!.user.username}, ${es.map((e) => `${e.stage} ${e.stageTimestamp}`).join(', ')}; spans sent: ${names.join(', ')}`);
+      assert.is(nodes[0]!.spanId, top.spanId, `audit ${id} (no route span sent) on its topmost span ${top.name}, not ${nodes[0]!.name}`);
     }
     // Every span sent, whatever the tree builder makes of them.
     assert.equal(walk(got.root).filter((n) => !n.synthetic).map((n) => n.spanId).sort(), spanIds, `trace ${traceId}: the span ids sent`);
   }
   log(`${audited} audited requests in ${want.size} traces: stored as sent`);
+  for (const x of noRoute) log(`route span never sent by kube-apiserver, audit on the topmost span sent: ${x}`);
+  // Spans whose parent kube-apiserver never sent (dropped spans show up here).
+  const orphans = new Map<string, number>();
+  for (const [, traceSpans] of spansOf) {
+    const ids = new Set(traceSpans.map((x) => x.spanId));
+    for (const x of traceSpans) if (x.parentSpanId && !ids.has(x.parentSpanId)) orphans.set(x.name, (orphans.get(x.name) ?? 0) + 1);
+  }
+  if (orphans.size) log(`spans sent whose parent was never sent: ${JSON.stringify(Object.fromEntries(orphans))}`);
 });
 
 test('the object set: Deployment -> both ReplicaSets -> Pods, with the controllers\' requests, real kinds; by name, set id and uid', async () => {
@@ -483,12 +506,32 @@ test('the object set: Deployment -> both ReplicaSets -> Pods, with the controlle
   const shape = (n: TreeNode): Record<string, Shape> => Object.fromEntries(objects(n).map((o) => [`${String(o.attributes['k8s.object.kind'])} ${NS}/${String(o.attributes['k8s.object.name'])}`, {
     requests: o.children.filter((c) => c.audit).map((c) => c.audit!.auditID).sort(), children: shape(o),
   }]));
+  /** What differs, one line per object: missing or extra objects and requests. */
+  const differences = (got: Record<string, Shape>, exp: Record<string, Shape>, out: string[] = []): string[] => {
+    for (const k of new Set([...Object.keys(got), ...Object.keys(exp)])) {
+      const [g, w] = [got[k], exp[k]];
+      if (!g || !w) { out.push(`${k}: ${g ? 'extra' : 'missing'}`); continue; }
+      const missing = w.requests.filter((x) => !g.requests.includes(x));
+      const extra = g.requests.filter((x) => !w.requests.includes(x));
+      const what = (id: string) => { const e = done.find((x) => x.auditID === id); return e ? `${e.verb} ${e.requestURI} (${e.user.username}, ${e.stageTimestamp})` : id; };
+      if (missing.length || extra.length) out.push(`${k}: requests missing ${JSON.stringify(missing.map(what))}, extra ${JSON.stringify(extra.map(what))}`);
+      differences(g.children, w.children, out);
+    }
+    return out;
+  };
   let last: { code: number | null; tree?: RequestTree & { objectSetId: string }; stdout: string; stderr: string } | undefined;
+  const waitStarted = Date.now();
+  let polls = 0;
+  let firstDiff: string[] | undefined;
   await until('the object set of Deployment demo/web: both ReplicaSets, all their Pods, every request sent on each', async () => {
+    polls++;
     const r = await runCli(['--object', `deployment/${NS}/web`, '--json', '--endpoint', pipeline!.query]);
     last = { ...r, ...(r.code === 0 ? { tree: JSON.parse(r.stdout) as RequestTree & { objectSetId: string } } : {}) };
-    return last.tree && JSON.stringify(shape(last.tree.root)) === JSON.stringify(want) ? true : undefined;
+    const diff = last.tree ? differences(shape(last.tree.root), want) : [`exit ${r.code}: ${r.stderr.trim()}`];
+    firstDiff ??= diff;
+    return diff.length === 0 ? true : undefined;
   }, 120_000).catch(() => undefined);
+  log(`object set as sent after ${((Date.now() - waitStarted) / 1000).toFixed(1)} s, ${polls} polls${firstDiff?.length ? `; first poll: ${firstDiff.join('; ')}` : ''}`);
   assert.ok(last?.tree, `correlate --object deployment/${NS}/web: exit ${last?.code}: ${last?.stderr}`);
   assert.equal(shape(last.tree.root), want, 'objects nested by ownership, each with the requests sent on it');
 
@@ -547,6 +590,7 @@ test('links both ways: alice\'s request links to her caller span, and her trace 
   const route = find(root, (n) => n.audit?.auditID === facts!.auditIds.admin);
   assert.is(route.length, 1, 'the admin\'s request in his trace');
   assert.is(route[0]!.kind, 'SERVER');
+  log(`links followed both ways (${linkingTraces.length} linking trace${linkingTraces.length === 1 ? '' : 's'})`);
 });
 
 test('no lone authentication traces in listings; they are dropped and counted', async () => {

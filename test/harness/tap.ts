@@ -38,6 +38,8 @@ export interface Tap {
   spans(): Span[];
   /** Every audit event received, once per (auditID, stage), in arrival order. */
   auditEvents(): AuditEvent[];
+  /** Resolves when nothing received is still being forwarded. */
+  idle(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -45,6 +47,7 @@ export async function startTap(opts: { otlpGrpcUpstream: string; auditUpstream: 
   const otlpRequests: Buffer[] = [];
   const auditBodies: Buffer[] = [];
   const refusals: string[] = [];
+  let inFlight = 0;
   const passthrough = (b: Buffer) => b;
 
   const client = new grpc.Client(opts.otlpGrpcUpstream, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': 64 * 1024 * 1024 });
@@ -54,7 +57,9 @@ export async function startTap(opts: { otlpGrpcUpstream: string; auditUpstream: 
     {
       Export: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
         otlpRequests.push(call.request);
+        inFlight++;
         client.makeUnaryRequest(EXPORT_PATH, passthrough, passthrough, call.request, new grpc.Metadata(), { deadline: Date.now() + 30_000 }, (err, response) => {
+          inFlight--;
           if (err) {
             refusals.push(`OTLP/gRPC ${grpc.status[err.code] ?? err.code}: ${err.details}`);
             callback(err);
@@ -69,6 +74,8 @@ export async function startTap(opts: { otlpGrpcUpstream: string; auditUpstream: 
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))));
 
   const http: Server = createServer((req, res) => {
+    inFlight++;
+    res.on('close', () => inFlight--);
     const chunks: Buffer[] = [];
     req.on('data', (d: Buffer) => chunks.push(d));
     req.on('end', () => {
@@ -124,6 +131,9 @@ export async function startTap(opts: { otlpGrpcUpstream: string; auditUpstream: 
         }
       }
       return out;
+    },
+    async idle() {
+      while (inFlight > 0) await new Promise((r) => setTimeout(r, 50));
     },
     async stop() {
       await new Promise<void>((resolve) => {
