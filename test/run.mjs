@@ -52,7 +52,7 @@ const TOOLS = {
   jaeger: ['jaeger', 'bench-harness'],
   kustomize: ['deploy-manifests', 'openapi-validator'],
   chromium: ['coverage-html'],
-  kubernetes: ['control-plane'],
+  kubernetes: ['control-plane', 'real-cluster'],
 };
 const PREPARE_TIMEOUT_MS = { kubernetes: 60 * 60 * 1000 };
 const needs = Object.keys(TOOLS).filter((tool) => files.some((f) => TOOLS[tool].some((w) => f.includes(w))));

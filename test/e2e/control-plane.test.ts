@@ -60,7 +60,9 @@ test.after(async () => {
   await cp?.stop();
   if (pipeline) {
     pipeline.child.kill('SIGTERM');
-    await Promise.race([pipeline.exited, new Promise((r) => setTimeout(r, 20_000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([pipeline.exited, new Promise((r) => { timer = setTimeout(r, 20_000); })]);
+    clearTimeout(timer); // else it holds the process for 20 s after the last test
     killGroup(pipeline.child.pid, 'SIGKILL'); // and its watchdog
   }
   tmp.cleanup();
