@@ -20,7 +20,7 @@ function fakeClient(behaviour: { delayMs?: number; fail?: boolean } = {}) {
       },
       disconnect: async () => {},
     }),
-    admin: async () => ({ ensureTopics: async () => [], partitionCount: async () => 8, disconnect: async () => {} }),
+    admin: async () => ({ ensureTopics: async () => [], partitionCount: async () => 8, endOffsets: async () => [], committedOffsets: async () => [], disconnect: async () => {} }),
     consumer: async () => {
       throw new Error('not used');
     },
