@@ -50,6 +50,7 @@ interface Pending {
  */
 export class SerialProducer implements Producer {
   private readonly queue: Pending[] = [];
+  /** The pump while it runs. */
   private running: Promise<void> | undefined;
   private closed = false;
 
@@ -62,12 +63,20 @@ export class SerialProducer implements Producer {
       let bytes = 0;
       for (const m of messages) bytes += bytesOf(m);
       this.queue.push({ messages, bytes, resolve, reject });
-      this.running ??= this.pump().finally(() => { this.running = undefined; });
+      // The pump clears `running` itself, in the step where it finds the queue empty: a
+      // `.finally(() => running = undefined)` would run microtasks later, after a caller resumed by
+      // the last resolve() had queued a send that no pump would take.
+      this.running ??= this.pump();
     });
   }
 
   private async pump(): Promise<void> {
-    while (this.queue.length) {
+    for (;;) {
+      if (this.queue.length === 0) {
+        // Synchronously with the last resolve() above: a caller it resumed sees no pump and starts one.
+        this.running = undefined;
+        return;
+      }
       const group: Pending[] = [this.queue.shift()!];
       let bytes = group[0]!.bytes;
       let count = group[0]!.messages.length;

@@ -44,6 +44,16 @@ test('concurrent sends: one produce call at a time, the waiting ones merged into
   assert.equal(calls.flat().map((m) => m.key), Array.from({ length: 20 }, (_, i) => `k${i}`), 'in call order');
 });
 
+test('sends one after the other: each starts a produce call (a send right after the previous one resolved is not left queued)', async () => {
+  const { e, calls } = engine({ delayMs: 1 });
+  const p = new SerialProducer(e);
+  const stuck = setTimeout(() => { throw new Error(`a send never completed (${calls.length} produce calls)`); }, 3000);
+  for (let i = 0; i < 5; i++) await p.send([msg(i)]);
+  clearTimeout(stuck);
+  assert.is(calls.length, 5);
+  await p.disconnect();
+});
+
 test('merges stay under 512 KiB of values', async () => {
   const { e, calls } = engine();
   const p = new SerialProducer(e);
