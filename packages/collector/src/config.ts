@@ -111,9 +111,41 @@ const logsTopic = z.strictObject({
   encoding: z.literal('k8s_audit_json').default('k8s_audit_json'),
 }).default({ topic: 'k8s_audit', encoding: 'k8s_audit_json' });
 
+/**
+ * The client library, as `client: kafkajs`, or with the connection timeouts as
+ * `client: { library: kafkajs, connect_timeout: 3s, request_timeout: 10s }`.
+ */
+const KAFKA_CLIENT_DEFAULTS = { library: 'platformatic', connect_timeout: '3s', request_timeout: '10s' } as const;
+const kafkaClient = z.preprocess((v) => (typeof v === 'string' ? { library: v } : v), z.strictObject({
+  library: z.enum(['platformatic', 'kafkajs'], { message: 'expected platformatic (@platformatic/kafka, the default) or kafkajs' }).default('platformatic'),
+  connect_timeout: duration.default('3s'),
+  request_timeout: duration.default('10s'),
+}).default(KAFKA_CLIENT_DEFAULTS));
+
+/**
+ * TLS and SASL to the brokers, as the OpenTelemetry Collector's kafka exporter and receiver name
+ * them (`auth.tls` is configtls's client settings, `auth.sasl` sarama's mechanisms). `tls:` with no
+ * value enables TLS with the system's root CAs.
+ */
+const kafkaAuth = z.strictObject({
+  tls: enabled(z.strictObject({
+    ca_file: z.string().min(1).optional(),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+    insecure_skip_verify: z.boolean().default(false),
+    server_name_override: z.string().min(1).optional(),
+  }).refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), { message: 'cert_file and key_file go together (a client certificate needs its key)' })),
+  sasl: z.strictObject({
+    mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], { message: 'expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' }),
+    username: z.string().min(1),
+    password: z.string().min(1),
+  }).optional(),
+}).optional();
+
 const kafkaExporter = z.strictObject({
   brokers,
   client_id: z.string().min(1).default('kube-correlate-collector'),
+  auth: kafkaAuth,
   traces: tracesTopic,
   logs: logsTopic,
   /** One trace per message, keyed by trace id: required by the correlator's partitioning. */
@@ -126,10 +158,7 @@ const kafkaExporter = z.strictObject({
     /** A gathered batch is sent as soon as it holds this many messages. */
     max_batch_messages: positiveInt.default(500),
   }).default({ required_acks: -1, compression: 'none', linger: '0ms', max_batch_messages: 500 }),
-  client: z.strictObject({
-    connect_timeout: duration.default('3s'),
-    request_timeout: duration.default('10s'),
-  }).default({ connect_timeout: '3s', request_timeout: '10s' }),
+  client: kafkaClient,
   /** Requests waiting on Kafka at once; beyond it receivers refuse with retryable codes. */
   sending_queue: z.strictObject({ queue_size: positiveInt.default(1000) }).default({ queue_size: 1000 }),
   /** How long one request may wait for Kafka before its sender is told to retry. */
@@ -143,6 +172,8 @@ const kafkaExporter = z.strictObject({
 const kafkaReceiver = z.strictObject({
   brokers,
   client_id: z.string().min(1).default('kube-correlate'),
+  client: kafkaClient,
+  auth: kafkaAuth,
   group_id: z.string().min(1),
   traces: tracesTopic,
   logs: logsTopic,

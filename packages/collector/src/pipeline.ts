@@ -6,6 +6,7 @@ import { createKafkaClient } from '@kube-correlate/kafka';
 import { createQueryApi, KafkaStoreLoader, TraceStore } from '@kube-correlate/store';
 import { createLogger, PipelineMetrics, type Logger } from '@kube-correlate/telemetry';
 import { ConfigError, parseDuration, type CollectorConfig, type KafkaReceiverConfig } from './config.js';
+import { kafkaClientOptions } from './kafka-options.js';
 import type { AuditConsumer, Component, SpanConsumer } from './consumer.js';
 import { KafkaExporter } from './exporters/kafka.js';
 import { OtlpTraceExporter } from './exporters/otlp.js';
@@ -193,14 +194,15 @@ export class Pipeline {
   /** A kafka receiver with what follows it: the Kafka correlator, or the store loader. */
   private kafkaStage(name: string, rc: KafkaReceiverConfig, exporterNames: string[]): Component {
     const { config, metrics, logger } = this;
-    const client = createKafkaClient({ brokers: rc.brokers, clientId: rc.client_id, logger: logger.child({ component: 'kafka' }) });
+    const client = createKafkaClient(kafkaClientOptions(rc, logger));
     const exps = config.exporters.filter((e) => exporterNames.includes(e.name));
     const p = config.correlatorProcessor;
     if (p) {
       const out = exps.find((e) => e.type === 'kafka');
       if (!out || out.type !== 'kafka') throw new Error(`${config.source}: receivers.${name}: the correlator processor writes to Kafka: list a kafka exporter in its pipeline`);
       const kc = new KafkaCorrelator({
-        client, groupId: rc.group_id, metrics, logger: logger.child({ component: 'correlator' }),
+        // Reads with the receiver's connection settings, writes with the exporter's.
+        client, producerClient: createKafkaClient(kafkaClientOptions(out.config, logger)), groupId: rc.group_id, metrics, logger: logger.child({ component: 'correlator' }),
         topics: { spans: rc.traces.topic, audit: rc.logs.topic, auditTrace: p.internal_topics.audit_trace, auditByTrace: p.internal_topics.audit_by_trace, correlated: out.config.traces.topic },
         settleAfterMs: parseDuration(p.settle_after), pendingAuditTtlMs: parseDuration(p.pending_audit_ttl),
         maxTracesInFlight: p.max_traces_in_flight, pairCacheSize: p.pair_cache_size, internalRetentionMs: parseDuration(p.internal_topics.retention),

@@ -119,6 +119,78 @@ test('kafka exporter refuses acks other than all', () => {
   assert.throws(() => parseConfig(yaml, 'c.yaml', {}), /exporters\.kafka\.producer\.required_acks: must be -1/);
 });
 
+test('kafka client: platformatic by default, kafkajs by `client: kafkajs` or client.library, on the exporter and the receiver', () => {
+  const kafka = (exp: string, rec = '') => `
+receivers:
+  kafka:
+    brokers: a:1
+    group_id: g
+${rec}
+processors: { correlator: {} }
+exporters:
+  kafka:
+    brokers: a:1
+${exp}
+service: { pipelines: { traces: { receivers: [kafka], processors: [correlator], exporters: [kafka] } } }`;
+  const parse = (exp: string, rec = '') => {
+    const c = parseConfig(kafka(exp, rec), 'c.yaml', {});
+    const e = c.exporters[0]!;
+    const r = c.receivers[0]!;
+    if (e.type !== 'kafka' || r.type !== 'kafka') throw new Error('expected kafka');
+    return { e: e.config, r: r.config };
+  };
+  const d = parse('');
+  assert.equal(d.e.client, { library: 'platformatic', connect_timeout: '3s', request_timeout: '10s' });
+  assert.equal(d.r.client, { library: 'platformatic', connect_timeout: '3s', request_timeout: '10s' });
+  const k = parse('    client: kafkajs', '    client: kafkajs');
+  assert.is(k.e.client.library, 'kafkajs');
+  assert.is(k.r.client.library, 'kafkajs');
+  assert.equal(parse('    client: { library: kafkajs, connect_timeout: 1s }').e.client, { library: 'kafkajs', connect_timeout: '1s', request_timeout: '10s' });
+  assert.equal(parse('    client: { request_timeout: 2s }').e.client, { library: 'platformatic', connect_timeout: '3s', request_timeout: '2s' });
+  assert.throws(() => parse('    client: rdkafka'), /c\.yaml: exporters\.kafka\.client\.library: expected platformatic \(@platformatic\/kafka, the default\) or kafkajs/);
+  assert.throws(() => parse('', '    client: { library: kafkajs, linger: 1s }'), /receivers\.kafka\.client\.linger: unknown key/);
+  // The shipped configs take it from the environment.
+  const shipped = loadConfigFile(configDir + 'kafka-correlator.yaml', { KAFKA_BROKERS: 'a:1', KC_KAFKA_CLIENT: 'kafkajs' });
+  assert.equal(shipped.receivers.map((r) => r.type === 'kafka' && r.config.client.library), ['kafkajs']);
+  assert.equal(shipped.exporters.map((e) => e.type === 'kafka' && e.config.client.library), ['kafkajs']);
+});
+
+test('kafka auth: tls and sasl in the OpenTelemetry Collector\'s keys, ${env:...} for the password, checked', () => {
+  const yaml = (auth: string) => `
+receivers: { otlp: { protocols: { grpc: } } }
+exporters:
+  kafka:
+    brokers: a:1
+    auth:
+${auth}
+service: { pipelines: { traces: { receivers: [otlp], exporters: [kafka] } } }`;
+  const parse = (auth: string, env: NodeJS.ProcessEnv = {}) => {
+    const e = parseConfig(yaml(auth), 'c.yaml', env).exporters[0]!;
+    if (e.type !== 'kafka') throw new Error('expected kafka');
+    return e.config.auth;
+  };
+  assert.equal(parse(`      tls:
+        ca_file: /etc/kafka/ca.pem
+        cert_file: /etc/kafka/client.pem
+        key_file: /etc/kafka/client.key
+        server_name_override: kafka.internal
+      sasl:
+        mechanism: SCRAM-SHA-512
+        username: kc
+        password: \${env:KAFKA_PASSWORD}`, { KAFKA_PASSWORD: 's3cret' }), {
+    tls: { ca_file: '/etc/kafka/ca.pem', cert_file: '/etc/kafka/client.pem', key_file: '/etc/kafka/client.key', insecure_skip_verify: false, server_name_override: 'kafka.internal' },
+    sasl: { mechanism: 'SCRAM-SHA-512', username: 'kc', password: 's3cret' },
+  });
+  assert.equal(parse('      tls:'), { tls: { insecure_skip_verify: false } }, 'tls: with no value: TLS with the system CAs');
+  assert.equal(parse('      tls: { insecure_skip_verify: true }')?.tls?.insecure_skip_verify, true);
+  assert.throws(() => parse('      sasl: { mechanism: GSSAPI, username: a, password: b }'), /exporters\.kafka\.auth\.sasl\.mechanism: expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512/);
+  assert.throws(() => parse('      sasl: { mechanism: PLAIN, username: a }'), /exporters\.kafka\.auth\.sasl\.password/);
+  assert.throws(() => parse('      tls: { cert_file: /c.pem }'), /exporters\.kafka\.auth\.tls: cert_file and key_file go together/);
+  assert.throws(() => parse('      tls: { ca_pem: x }'), /exporters\.kafka\.auth\.tls\.ca_pem: unknown key/);
+  assert.throws(() => parse('      plain_text: { username: a, password: b }'), /exporters\.kafka\.auth\.plain_text: unknown key/);
+  assert.throws(() => parse('      sasl: { mechanism: PLAIN, username: a, password: \${env:KAFKA_PASSWORD} }'), /environment variable KAFKA_PASSWORD is not set/);
+});
+
 test('named components type/name', () => {
   const c = parseConfig(minimal().replace('  k8saudit:\n', '  k8saudit/cluster-a:\n    endpoint: 0.0.0.0:9000\n').replace('[k8saudit]', '[k8saudit/cluster-a]'), 'c.yaml', {});
   assert.equal(c.receivers.map((r) => r.name), ['otlp', 'k8saudit/cluster-a']);

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSpan } from '@kube-correlate/fixtures';
-import type { KafkaClient, OutgoingMessage } from '@kube-correlate/kafka';
+import { KafkaError, type KafkaClient, type OutgoingMessage } from '@kube-correlate/kafka';
 import * as grpc from '@grpc/grpc-js';
 import { decodeTraceRequest } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
@@ -9,7 +9,7 @@ import { EXPORT_PATH, OtlpGrpcReceiver, OtlpHttpReceiver, parseConfig, Retryable
 import { KafkaExporter } from '../src/exporters/kafka.js';
 
 /** An in-process fake client (unit test only; the real broker is in test/e2e/kafka-*.test.ts). */
-function fakeClient(behaviour: { delayMs?: number; fail?: boolean } = {}) {
+function fakeClient(behaviour: { delayMs?: number; fail?: boolean; adminError?: Error } = {}) {
   const sends: OutgoingMessage[][] = [];
   const client: KafkaClient = {
     producer: async () => ({
@@ -20,7 +20,10 @@ function fakeClient(behaviour: { delayMs?: number; fail?: boolean } = {}) {
       },
       disconnect: async () => {},
     }),
-    admin: async () => ({ ensureTopics: async () => [], partitionCount: async () => 8, endOffsets: async () => [], committedOffsets: async () => [], disconnect: async () => {} }),
+    admin: async () => {
+      if (behaviour.adminError) throw behaviour.adminError;
+      return { ensureTopics: async () => [], partitionCount: async () => 8, endOffsets: async () => [], committedOffsets: async () => [], disconnect: async () => {} };
+    },
     consumer: async () => {
       throw new Error('not used');
     },
@@ -84,6 +87,17 @@ test('Kafka failing or slow: retryable errors, counted; a full queue refuses at 
   assert.is(v('slow', 'queue_full'), 1);
   assert.is(v('slow', 'timeout'), 1);
   await new Promise((r) => setTimeout(r, 200));
+});
+
+test('at start, Kafka down is a warning (senders retry), Kafka refusing the credentials or certificate is an error that stops the start', async () => {
+  const metrics = new PipelineMetrics();
+  const down = new KafkaExporter({ name: 'kafka', config: exporterConfig(''), metrics, logger: silentLogger(), client: fakeClient({ adminError: new KafkaError('connecting the Kafka admin client failed: Connection refused', { retriable: true }) }).client });
+  await down.start();
+  await down.shutdown();
+  const refused = new KafkaError('connecting the Kafka admin client failed: SASL authentication failed. [SASL_AUTHENTICATION_FAILED]', { type: 'SASL_AUTHENTICATION_FAILED', retriable: false });
+  const wrong = new KafkaExporter({ name: 'kafka', config: exporterConfig(''), metrics, logger: silentLogger(), client: fakeClient({ adminError: refused }).client });
+  await wrong.start().then(() => assert.unreachable('started'), (err: Error) => assert.match(err.message, /^exporters\.kafka: connecting the Kafka admin client failed: SASL authentication failed/));
+  await wrong.shutdown();
 });
 
 /** Protobuf by hand: a length-delimited field (field numbers below 16). */

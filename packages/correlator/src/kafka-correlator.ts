@@ -48,7 +48,10 @@ export const DEFAULT_KAFKA_CORRELATOR_TOPICS: KafkaCorrelatorTopics = {
 };
 
 export interface KafkaCorrelatorOptions {
+  /** Reads the input topics and creates the topics. */
   client: KafkaClient;
+  /** Writes the internal topics and otlp_correlated (another connection's settings); default `client`. */
+  producerClient?: KafkaClient;
   groupId?: string;
   topics?: Partial<KafkaCorrelatorTopics>;
   settleAfterMs?: number;
@@ -164,7 +167,7 @@ export class KafkaCorrelator {
     } finally {
       await admin.disconnect();
     }
-    this.producer = await client.producer();
+    this.producer = await (this.opts.producerClient ?? client).producer();
     this.consumer = await client.consumer({
       groupId: this.opts.groupId ?? 'kube-correlate-correlator',
       topics: [t.spans, t.audit, t.auditTrace, t.auditByTrace],

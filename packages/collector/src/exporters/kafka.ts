@@ -1,17 +1,18 @@
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
-import { createKafkaClient, defaultTopicSpecs, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { createKafkaClient, defaultTopicSpecs, KafkaError, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { encodeTraceRequest, splitTraceRequest, type Span } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { KafkaExporterConfig } from '../config.js';
 import { RAW_OTLP_REQUEST, RetryableError, type AuditConsumer, type Component, type SpanConsumer } from '../consumer.js';
 import { parseDuration } from '../config.js';
+import { kafkaClientOptions } from '../kafka-options.js';
 
 export interface KafkaExporterOptions {
   name: string;
   config: KafkaExporterConfig;
   metrics: PipelineMetrics;
   logger: Logger;
-  /** For tests: a client other than kafkajs. */
+  /** For tests: a client other than the configured library's. */
   client?: KafkaClient;
 }
 
@@ -40,13 +41,7 @@ export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
   private batchTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: KafkaExporterOptions) {
-    this.client = opts.client ?? createKafkaClient({
-      brokers: opts.config.brokers,
-      clientId: opts.config.client_id,
-      connectionTimeoutMs: parseDuration(opts.config.client.connect_timeout),
-      requestTimeoutMs: parseDuration(opts.config.client.request_timeout),
-      logger: opts.logger.child({ component: 'kafka' }),
-    });
+    this.client = opts.client ?? createKafkaClient(kafkaClientOptions(opts.config, opts.logger));
     this.timeoutMs = parseDuration(opts.config.timeout);
     this.lingerMs = parseDuration(opts.config.producer.linger);
   }
@@ -67,6 +62,11 @@ export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
       await this.connect();
       logger.info({ exporter: name, brokers: config.brokers }, 'Kafka exporter connected');
     } catch (err) {
+      // Refused for good (SASL credentials, a TLS certificate, ACLs): a configuration error, not an outage.
+      if (err instanceof KafkaError && !err.retriable) {
+        logger.error({ exporter: name, err: err.message }, 'Kafka refused the connection');
+        throw new Error(`exporters.${name}: ${err.message}`);
+      }
       logger.warn({ exporter: name, err: (err as Error).message }, 'Kafka not reachable at start; receivers will refuse with retryable codes until it is');
     }
   }
@@ -121,8 +121,7 @@ export class KafkaExporter implements Component, SpanConsumer, AuditConsumer {
       }
       metrics.exporterFailed.inc({ exporter: name, reason: 'unavailable' });
       this.opts.logger.warn({ exporter: name, err: (err as Error).message }, 'Kafka send failed');
-      // A broken connection is rebuilt on the next send.
-      this.producer = undefined;
+      // The producer stays: the client reconnects, and starts a new producer id, on the next send.
       throw new RetryableError(`Kafka unavailable: ${(err as Error).message}`, 1);
     } finally {
       clearTimeout(timer);
