@@ -2,12 +2,12 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { loadConfigFile, OtlpClient, Pipeline } from '@kube-correlate/collector';
-import { buildRequestTree } from '@kube-correlate/correlator';
+import { buildRequestTree, isLoneAuthentication } from '@kube-correlate/correlator';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { getTraceV3, startJaeger, type JaegerProcess } from '../harness/jaeger.js';
-import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { KAFKA_VERSIONS, kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { eventList, postJson, reported, ROOT, tempDir, waitFor, waitForTree } from '../harness/index.js';
 import { join } from 'node:path';
 
@@ -33,7 +33,7 @@ t.before(reported('setup', async () => {
   broker = await startKafka({ version, partitions: 4 });
   const env = {
     KAFKA_BROKERS: broker.brokers, KC_OTLP_GRPC_ENDPOINT: '127.0.0.1:0', KC_OTLP_HTTP_ENDPOINT: '127.0.0.1:0', KC_AUDIT_WEBHOOK_ENDPOINT: '127.0.0.1:0',
-    KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '300ms',
+    KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '300ms', ...kafkaClientEnv(),
   };
   collector = pipeline('kafka-collector.yaml', env);
   for (const p of [collector, pipeline('kafka-correlator.yaml', env), (store = pipeline('kafka-store.yaml', env))]) {
@@ -58,7 +58,8 @@ t('spans written to otlp_spans by Jaeger\'s kafka exporter give the same trees a
     const posted = await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(scenario.auditEvents));
     assert.is(posted.status, 200);
     const query = `http://${store.addresses.query}`;
-    for (const tr of scenario.traces) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
+    // kube-apiserver's lone authentication spans are dropped by the correlator (issue 13).
+    for (const tr of scenario.traces) if (!isLoneAuthentication(tr.spans)) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
     const all = new Map<string, Span>(scenario.spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
     for (const r of scenario.requests) {
       const got = await waitForTree(query, r.traceId, r.spans.length, true, 30_000);
@@ -84,7 +85,8 @@ t('collector-config/otelcol/apiserver-to-kafka.yaml, as shipped, runs in the Jae
     assert.is((await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(scenario.auditEvents))).status, 200);
     const query = `http://${store.addresses.query}`;
     const all = new Map<string, Span>(scenario.spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
-    for (const tr of scenario.traces) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
+    // kube-apiserver's lone authentication spans are dropped by the correlator (issue 13).
+    for (const tr of scenario.traces) if (!isLoneAuthentication(tr.spans)) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
     for (const r of scenario.requests) {
       const got = await waitForTree(query, r.traceId, r.spans.length, true, 30_000);
       assert.equal(got, JSON.parse(JSON.stringify(buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (a, b) => all.get(`${a}/${b}`) }))), r.label);

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { EXPORT_PATH, loadConfigFile, Pipeline } from '@kube-correlate/collector';
 import { encodeTraceRequest, SpanKind, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
-import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { KAFKA_VERSIONS, kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { eventList, reported, metricValue, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
 import { killGroup } from '../harness/supervise.js';
 
@@ -136,7 +136,7 @@ for (const version of KAFKA_VERSIONS) {
     const env = {
       KAFKA_BROKERS: broker.brokers,
       KC_OTLP_GRPC_ENDPOINT: '127.0.0.1:0', KC_OTLP_HTTP_ENDPOINT: '127.0.0.1:0', KC_AUDIT_WEBHOOK_ENDPOINT: '127.0.0.1:0',
-      KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '1s', LOG_LEVEL: 'warn',
+      KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '1s', LOG_LEVEL: 'warn', ...kafkaClientEnv(),
     };
     collectorMetrics = new PipelineMetrics();
     collector = new Pipeline({ config: loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-collector.yaml`, env), metrics: collectorMetrics, logger: silentLogger() });

@@ -523,3 +523,13 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
   };
   return broker;
 }
+
+/**
+ * `KC_KAFKA_CLIENT` for the shipped configs (collector-config/kafka-*.yaml read it): the test
+ * file's choice, unless the environment sets KC_KAFKA_CLIENT, to run a file on the other library.
+ */
+export function kafkaClientEnv(fileDefault: 'platformatic' | 'kafkajs' = 'platformatic'): { KC_KAFKA_CLIENT: 'platformatic' | 'kafkajs' } {
+  const v = process.env['KC_KAFKA_CLIENT'];
+  if (v && v !== 'platformatic' && v !== 'kafkajs') throw new Error(`KC_KAFKA_CLIENT=${v}: expected platformatic or kafkajs`);
+  return { KC_KAFKA_CLIENT: (v as 'platformatic' | 'kafkajs' | undefined) || fileDefault };
+}
