@@ -137,7 +137,6 @@ for (const version of KAFKA_VERSIONS) {
       for (let i = 0; i < 20; i++) {
         if (i % 5 === 0) dropper.dropNextProduceResponses(1);
         await producer.send(Array.from({ length: 5 }, (_, j): OutgoingMessage => ({ topic, key: `k${i}-${j}`, value: `v${i}-${j}` })));
-        if (process.env['KC_TEST_VERBOSE']) process.stderr.write(`  send ${i} done\n`);
       }
       assert.is(dropper.dropped - before, 4, 'four answers were lost after the broker had the batch');
       assert.is(sum(await admin.endOffsets(topic)), 100, 'the retried batches were not written again');

@@ -97,7 +97,7 @@ interface Pair {
 
 const MAX_MESSAGES_PER_SEND = 500;
 /**
- * Bytes of message values per produce call. kafkajs makes one record batch per partition of a call,
+ * Bytes of message values per produce call. Both client libraries make one record batch per partition of a call,
  * and the broker refuses a batch over the topic's max.message.bytes (1 MiB by default) whole, with
  * a non-retriable MESSAGE_TOO_LARGE: a catch-up that settles hundreds of trees at once must not
  * gather them into one call.

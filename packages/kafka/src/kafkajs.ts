@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import {
   AssignerProtocol, CompressionTypes, Kafka, logLevel, Partitioners,
   type Admin as KjsAdmin, type Consumer as KjsConsumer, type KafkaConfig, type LogEntry, type PartitionAssigner, type Producer as KjsProducer, type SASLOptions,
@@ -260,4 +261,15 @@ async function waitUntilServing(admin: KjsAdmin, topics: string[]): Promise<void
     if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} do not serve 30 s after creation (last: ${last})`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/**
+ * The protocol versions kafkajs implements, per API (from its own request table, an internal
+ * module: a diagnostic for the client benchmark, which compares them with a broker's ApiVersions).
+ */
+export function kafkajsApiVersionTable(): Array<{ name: string; apiKey: number; versions: number[] }> {
+  const req = createRequire(import.meta.url);
+  const { requests } = req('kafkajs/src/protocol/requests/index.js') as { requests: Record<string, { versions: string[] }> };
+  const apiKeys = req('kafkajs/src/protocol/requests/apiKeys.js') as Record<string, number>;
+  return Object.entries(apiKeys).map(([name, apiKey]) => ({ name, apiKey, versions: (requests[name]?.versions ?? []).map(Number) }));
 }
