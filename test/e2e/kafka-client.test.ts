@@ -48,7 +48,8 @@ async function readAll(client: KafkaClient, topic: string, n: number): Promise<C
   const consumer = await client.consumer({ groupId: `kc-read-${randomBytes(4).toString('hex')}`, topics: [topic], fromBeginning: true });
   try {
     await consumer.run(async (batch) => { seen.push(...batch); });
-    await waitFor(`${n} messages read back from ${topic} (have ${seen.length})`, () => (seen.length >= n ? true : undefined), 60_000);
+    await waitFor(`${n} messages read back from ${topic}`, () => (seen.length >= n ? true : undefined), 60_000)
+      .catch((e: Error) => { throw new Error(`${e.message} (read ${seen.length})`); });
     return seen;
   } finally {
     await consumer.disconnect();
@@ -169,7 +170,8 @@ for (const version of KAFKA_VERSIONS) {
         const last = batch[batch.length - 1]!;
         await consumer.commit([{ topic, partition: last.partition, offset: String(Number(last.offset) + 1) }]);
       });
-      await waitFor(`all 40 messages handled after the failure (${handled.size} so far)`, () => (handled.size === 40 ? true : undefined), 90_000);
+      await waitFor('all 40 messages handled after the failure', () => (handled.size === 40 ? true : undefined), 90_000)
+        .catch((e: Error) => { throw new Error(`${e.message}: ${handled.size} handled, ${consumer.restarts} restart(s)`); });
       assert.is(thrown, 1);
       assert.ok(consumer.restarts >= 1, 'the consumer was restarted');
       const errors = log.lines.filter((l) => l.level === 'error').slice(errorsBefore).map((l) => l.msg);
