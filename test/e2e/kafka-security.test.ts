@@ -13,7 +13,8 @@ import { SECURE_SERVER_NAME, startSecureKafka, type SecureKafka } from '../harne
 import { eventList, postJson, reported, tempDir, waitForTree } from '../harness/index.js';
 
 /**
- * Kafka over TLS with SASL (issue 14, item 6), on a real broker's SASL_SSL listener: the pipeline
+ * Kafka over TLS with SASL (issue 14, item 6), on a real broker's SASL_SSL listener (and an SSL
+ * listener that requires client certificates, for mutual TLS): the pipeline
  * (collector -> correlator -> store) works through it with the OpenTelemetry Collector's `auth.tls`
  * and `auth.sasl` keys, each stage on another client library and mechanism; a wrong password, a
  * plaintext client, an untrusted certificate and a wrong server name are refused, each with an error
@@ -162,6 +163,24 @@ for (const client of KAFKA_CLIENT_LIBRARIES) {
     assert.match(untrusted.message, /self-signed certificate in certificate chain.*TLS handshake failed: check auth\.tls\.ca_file/, untrusted.message);
     const wrongName = await refusal({ client, tls: { caFile: kafka.caFile, serverNameOverride: 'other.kc.test' }, sasl });
     assert.match(wrongName.message, /does not match certificate's altnames.*TLS handshake failed/, wrongName.message);
+  });
+}
+
+for (const client of KAFKA_CLIENT_LIBRARIES) {
+  test(`${client}: mutual TLS: auth.tls.cert_file and key_file accepted by a listener that requires a client certificate; none refused`, async () => {
+    const ok = createKafkaClient({ client, brokers: [kafka.mtlsBootstrap], clientId: 'kc-mtls', tls: { caFile: kafka.caFile, certFile: kafka.clientCertFile, keyFile: kafka.clientKeyFile } });
+    const admin = await ok.admin();
+    try {
+      await admin.ensureTopics([{ name: `kc_mtls_${client}`, partitions: 1 }]);
+      const p = await ok.producer();
+      await p.send([{ topic: `kc_mtls_${client}`, key: 'k', value: 'v' }]);
+      await p.disconnect();
+      assert.equal(await admin.endOffsets(`kc_mtls_${client}`), [1]);
+    } finally {
+      await admin.disconnect();
+    }
+    const e = await refusal({ client, brokers: [kafka.mtlsBootstrap], tls: { caFile: kafka.caFile } });
+    assert.match(e.message, /cert_file and key_file|auth\.tls/, e.message);
   });
 }
 

@@ -67,8 +67,8 @@ export function toKafkaError(err: unknown, what: string, security?: ConnectionSe
   const closed = !type && out.messages.some((m) => /closed connection|connection closed|ECONNRESET|socket hang up/i.test(m));
   const hint = out.auth || type === 'SASL_AUTHENTICATION_FAILED'
     ? ' (SASL authentication failed: check auth.sasl.username, password and mechanism)'
-    : out.tls ? ' (TLS handshake failed: check auth.tls.ca_file, server_name_override and the broker certificate)'
+    : out.tls ? ' (TLS handshake failed: check auth.tls.ca_file, server_name_override, cert_file and key_file, and the broker certificate)'
       : closed && security && !security.tls ? ' (the broker closed the connection without answering, as a TLS listener does to a plaintext client: if it uses TLS, set auth.tls)'
-        : closed && security && !security.sasl ? ' (the broker closed the connection without answering, as a SASL listener does to a client without credentials: if it uses SASL, set auth.sasl)' : '';
+        : closed && security && !security.sasl ? ' (the broker closed the connection without answering, as a SASL listener does to a client without credentials: if it uses SASL, set auth.sasl; a listener that requires client certificates does the same: then set auth.tls.cert_file and key_file)' : '';
   return new KafkaError(`${what}: ${reason}${type ? ` [${type}]` : ''}${hint}`.replace(/\s+/g, ' '), { type, retriable: !permanent, cause: err });
 }
