@@ -204,7 +204,9 @@ function kafkajsSession(kafka: Kafka, c: ConsumerOptions): ConsumerSession {
             topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, timestamp: m.timestamp,
           }));
           await hooks.deliver(messages);
-          await heartbeat().catch(() => undefined); // a rebalance shows up in the next fetch
+          // Not caught: a rebalance (REBALANCE_IN_PROGRESS) thrown here is how kafkajs rejoins at once;
+          // swallowed, the member kept fetching while the group waited for it, up to the rebalance timeout.
+          await heartbeat();
         },
       });
       await join;
