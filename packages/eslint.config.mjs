@@ -16,4 +16,14 @@ export default tseslint.config(
     },
   },
   { files: ['**/test/**/*.ts', '**/bench/**/*.ts', 'cli/src/**/*.ts', 'fixtures/src/bin.ts'], rules: { 'no-console': 'off' } },
+  {
+    // The Kafka libraries live behind packages/kafka's interface (its README): nothing else imports them.
+    files: ['**/*.ts'],
+    ignores: ['packages/kafka/**', 'kafka/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: ['kafkajs', '@platformatic/kafka'].map((name) => ({ name, message: 'use @kube-correlate/kafka (createKafkaClient with client: platformatic | kafkajs)' })),
+      }],
+    },
+  },
 );

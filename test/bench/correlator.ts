@@ -57,8 +57,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { Kafka, logLevel, Partitioners, type Admin as KjsAdmin, type Consumer as KjsConsumer, type RecordMetadata } from 'kafkajs';
-import { createKafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { createKafkaClient, type Admin, type Consumer, type KafkaClient, type KafkaLogger, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { decodeTraceRequest } from '@kube-correlate/otlp';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { summarizeCpuProfile } from './cpu-profile.js';
@@ -111,56 +110,28 @@ const errText = (e: unknown) => (e instanceof Error ? `${e.name}: ${e.message}` 
 /** LogAppendTime: record timestamps are the broker's append time ("appeared on the topic"). */
 const APPEND_TIME = { 'message.timestamp.type': 'LogAppendTime' };
 
-async function createTopics(admin: KjsAdmin, specs: Array<{ name: string; partitions: number; appendTime?: boolean; maxMessageBytes?: number }>): Promise<void> {
-  const existing = new Set(await admin.listTopics());
-  const missing = specs.filter((s) => !existing.has(s.name));
-  if (!missing.length) return;
-  await admin.createTopics({
-    waitForLeaders: false, // kafkajs's own wait gives up on KRaft's transient UNKNOWN_TOPIC_OR_PARTITION
-    topics: missing.map((s) => ({
-      topic: s.name, numPartitions: s.partitions, replicationFactor: 1,
-      configEntries: Object.entries({
-        'retention.ms': String(24 * 3600_000), 'cleanup.policy': 'delete', ...(s.appendTime ? APPEND_TIME : {}),
-        ...(s.maxMessageBytes ? { 'max.message.bytes': String(s.maxMessageBytes) } : {}),
-      }).map(([name, value]) => ({ name, value })),
-    })),
-  });
-  // Metadata names a leader a moment before the broker serves the partition (KRaft): wait until
-  // ListOffsets, answered by the leader itself, works on every partition, so the first produce is
-  // not retried (the non-idempotent producer would write duplicates).
-  const deadline = Date.now() + 30_000;
-  for (const s of missing) {
-    for (;;) {
-      try {
-        const md = await admin.fetchTopicMetadata({ topics: [s.name] });
-        const t = md.topics[0];
-        if (t && t.partitions.length === s.partitions && t.partitions.every((p) => p.leader >= 0)) {
-          await admin.fetchTopicOffsets(s.name);
-          break;
-        }
-      } catch (e) {
-        if (!(e as { retriable?: boolean }).retriable) throw e;
-      }
-      if (Date.now() > deadline) throw new Error(`topic ${s.name}: no leaders after 30 s`);
-      await sleep(100);
-    }
-  }
+async function createTopics(admin: Admin, specs: Array<{ name: string; partitions: number; appendTime?: boolean; maxMessageBytes?: number }>): Promise<void> {
+  // ensureTopics waits until every partition serves (ListOffsets answered by its leader), so the
+  // first produce is not refused while a new partition's leader is still coming up.
+  await admin.ensureTopics(specs.map((s) => ({
+    name: s.name, partitions: s.partitions, replicationFactor: 1,
+    configs: {
+      'retention.ms': String(24 * 3600_000), 'cleanup.policy': 'delete', ...(s.appendTime ? APPEND_TIME : {}),
+      ...(s.maxMessageBytes ? { 'max.message.bytes': String(s.maxMessageBytes) } : {}),
+    },
+  })));
 }
 
-async function endOffsets(admin: KjsAdmin, topic: string): Promise<number> {
-  return (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0);
+async function endOffsets(admin: Admin, topic: string): Promise<number> {
+  return (await admin.endOffsets(topic)).reduce((s, o) => s + o, 0);
 }
 
 /** True when `group` has committed every record of every topic. */
-async function groupCaughtUp(admin: KjsAdmin, group: string, topics: string[]): Promise<boolean> {
-  const committed = await admin.fetchOffsets({ groupId: group, topics });
+async function groupCaughtUp(admin: Admin, group: string, topics: string[]): Promise<boolean> {
   for (const t of topics) {
-    const ends = await admin.fetchTopicOffsets(t);
-    const mine = committed.find((c) => c.topic === t)?.partitions ?? [];
-    for (const p of ends) {
-      const c = Math.max(0, Number(mine.find((x) => x.partition === p.partition)?.offset ?? -1));
-      if (c < Number(p.high)) return false;
-    }
+    const ends = await admin.endOffsets(t);
+    const mine = await admin.committedOffsets(group, t);
+    for (const [p, end] of ends.entries()) if (Math.max(0, mine[p] ?? -1) < end) return false;
   }
   return true;
 }
@@ -186,20 +157,13 @@ async function produceItems(producer: Producer, items: WorkItem[], topics: { spa
 }
 
 /**
- * One consumer group in this process reading every run's otlp_correlated. Topics stay paused
- * while correlators run (so the check costs them no CPU) and are resumed to read a run back.
- */
-/**
- * Reads output topics back, each from its beginning, with a consumer of its own created when the
- * topic is first wanted (one group per topic, nothing committed). A consumer is never paused: a
- * kafkajs consumer that is restarting (a broker still loading its group coordinator answers the
- * join with COORDINATOR_LOAD_IN_PROGRESS, and kafkajs restarts the consumer) has no group to pause,
- * and pause() then throws. Done with a topic, its consumer is disconnected.
+ * Reads output topics back, each from its beginning, with a consumer of its own (packages/kafka)
+ * created when the topic is first wanted (one group per topic, nothing committed). Done with a
+ * topic, its consumer is disconnected.
  */
 interface Reader {
-  consumer: KjsConsumer;
+  consumer: Promise<Consumer>;
   count: number;
-  crashed?: Error;
   joined: boolean;
   paused: boolean;
   handle: (key: string | undefined, value: Buffer, timestamp: number) => void;
@@ -209,7 +173,7 @@ class OutputReader {
   private readonly readers = new Map<string, Reader>();
   private stopped = false;
 
-  constructor(private readonly kafka: Kafka) {}
+  constructor(private readonly kafka: KafkaClient) {}
 
   /** Starts reading `topic` into `check`. */
   resume(topic: string, check: OutputCheck): void {
@@ -230,29 +194,16 @@ class OutputReader {
       known.handle = handle;
       return;
     }
-    // kafkajs heartbeats only while it handles batches: a long session timeout keeps a quiet reader in its group.
-    const consumer = this.kafka.consumer({
-      groupId: `kc-bench-reader-${process.pid}-${topic}`, allowAutoTopicCreation: false, sessionTimeout: 20 * 60_000, rebalanceTimeout: 60_000, heartbeatInterval: 3000, maxWaitTimeInMs: 250,
-      retry: { retries: 30, initialRetryTime: 300, maxRetryTime: 5000 },
-    });
+    const consumer = this.kafka.consumer({ groupId: `kc-bench-reader-${process.pid}-${topic}`, topics: [topic], fromBeginning: true, maxWaitMs: 250 });
     const r: Reader = { consumer, count: 0, joined: false, paused: false, handle };
     this.readers.set(topic, r);
-    // A crash that kafkajs recovers from by restarting the consumer (retriable errors) is not the end.
-    consumer.on(consumer.events.CRASH, (e) => { if (!e.payload.restart) r.crashed = e.payload.error; });
-    consumer.on(consumer.events.GROUP_JOIN, () => { r.joined = true; });
-    const started = (async () => {
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch, heartbeat }) => {
-          for (const m of batch.messages) if (m.value) r.handle(m.key?.toString('utf8'), m.value, Number(m.timestamp));
-          r.count += batch.messages.length;
-          await heartbeat();
-        },
+    void consumer.then(async (c) => {
+      c.onAssignment(() => { r.joined = true; });
+      await c.run(async (batch) => {
+        for (const m of batch) if (m.value) r.handle(m.key?.toString('utf8'), m.value, Number(m.timestamp));
+        r.count += batch.length;
       });
-    })();
-    started.catch((e: unknown) => { r.crashed = e instanceof Error ? e : new Error(String(e)); });
+    });
   }
 
   /** Stops reading `topic` (what was read stays counted). */
@@ -260,7 +211,7 @@ class OutputReader {
     const r = this.readers.get(topic);
     if (!r || r.paused) return;
     r.paused = true;
-    void r.consumer.disconnect().catch(() => undefined);
+    void r.consumer.then((c) => c.disconnect()).catch(() => undefined);
   }
 
   count(topic: string): number {
@@ -273,7 +224,6 @@ class OutputReader {
     if (!r) throw new Error(`output reader: ${topic} is not being read`);
     const deadline = Date.now() + timeoutMs;
     while (r.count < n) {
-      if (r.crashed) throw new Error(`output reader of ${topic} crashed: ${errText(r.crashed)}`);
       if (Date.now() > deadline) throw new Error(`read ${r.count} of ${n} messages of ${topic} in ${timeoutMs} ms${r.joined ? '' : ' (its consumer never joined its group)'}`);
       await sleep(50);
     }
@@ -281,7 +231,7 @@ class OutputReader {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await Promise.race([Promise.all([...this.readers.values()].map((r) => r.consumer.disconnect().catch(() => undefined))), sleep(10_000)]);
+    await Promise.race([Promise.all([...this.readers.values()].map((r) => r.consumer.then((c) => c.disconnect()).catch(() => undefined))), sleep(10_000)]);
   }
 }
 
@@ -388,8 +338,8 @@ interface RunResult {
 
 interface Ctx {
   broker: KafkaBroker;
-  kafka: Kafka;
-  admin: KjsAdmin;
+  kafka: KafkaClient;
+  admin: Admin;
   producer: Producer;
   reader: OutputReader;
   work: Workload;
@@ -552,14 +502,10 @@ async function latencyPhase(ctx: Ctx, proc: CorrelatorProcess, topics: RunTopics
   const ackSpans = new Map<string, number>();
   const ackAudit = new Map<string, number>();
   step(`latency: ${n} traces live at ${LAT_RATE} traces/s`);
-  // kafkajs directly, for the produce responses' logAppendTime (the inputs use LogAppendTime): the
-  // broker's clock, like the output's, and not delayed by this process's event loop.
-  const live = ctx.kafka.producer({ allowAutoTopicCreation: false, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner });
-  await live.connect();
-  const appended = (r: RecordMetadata[]) => {
-    const t = Math.max(...r.map((x) => Number(x.logAppendTime ?? -1)));
-    return t > 0 ? t : Date.now();
-  };
+  // Acknowledged = appended: the time the produce call resolved (acks=all), on this machine's clock
+  // as the output's LogAppendTime is; it is later than the broker's append by the answer's way back.
+  const live = ctx.producer;
+  const appended = () => Date.now();
   const cpu0 = proc.cpu();
   const t0 = Date.now();
   let sent = 0;
@@ -569,10 +515,15 @@ async function latencyPhase(ctx: Ctx, proc: CorrelatorProcess, topics: RunTopics
       const slice = items.slice(sent, due);
       sent = due;
       // As a collector: the spans of these traces, then their audit events.
-      const a = appended(await live.send({ topic: topics.spans, acks: -1, messages: slice.map((it) => ({ key: it.spans.key, value: Buffer.from(it.spans.value) })) }));
+      await live.send(slice.map((it) => ({ topic: topics.spans, key: it.spans.key, value: it.spans.value })));
+      const a = appended();
       for (const it of slice) ackSpans.set(it.expect.traceId, a);
-      const audit = slice.flatMap((it) => it.audit.map((m) => ({ key: m.key, value: typeof m.value === 'string' ? m.value : Buffer.from(m.value) })));
-      const b = audit.length ? appended(await live.send({ topic: topics.audit, acks: -1, messages: audit })) : a;
+      const audit: OutgoingMessage[] = slice.flatMap((it) => it.audit.map((m) => ({ topic: topics.audit, key: m.key, value: m.value })));
+      let b = a;
+      if (audit.length) {
+        await live.send(audit);
+        b = appended();
+      }
       // A trace without audit events (the caller's, a detached span) ends with its spans.
       for (const it of slice) ackAudit.set(it.expect.traceId, it.audit.length ? b : a);
     }
@@ -580,7 +531,6 @@ async function latencyPhase(ctx: Ctx, proc: CorrelatorProcess, topics: RunTopics
     await sleep(Math.max(1, Math.min(50, next - Date.now())));
   }
   const seconds = (Date.now() - t0) / 1000;
-  await live.disconnect().catch(() => undefined);
   const deadline = Date.now() + SETTLE_MS + 10_000;
   // (Lone authentication traces are dropped by the correlator: not expected.)
   const expectedLive = check.report('live').expectedTraces;
@@ -697,7 +647,7 @@ async function memoryPhase(ctx: Ctx): Promise<MemoryResult> {
   } catch (e) {
     res.failures.push(errText(e));
     try {
-      const parts = async (t: string) => (await ctx.admin.fetchTopicOffsets(t)).map((p) => p.high).join(',');
+      const parts = async (t: string) => (await ctx.admin.endOffsets(t)).join(',');
       process.stderr.write(`[bench correlator] memory run failed; end offsets: ${inputs.spans} ${await parts(inputs.spans)}; ${topics.auditTrace} ${await parts(topics.auditTrace)}; ${topics.auditByTrace} ${await parts(topics.auditByTrace)}\n${proc.stderrTail(3000)}\n`);
     } catch { /* diagnostics only */ }
   } finally {
@@ -734,7 +684,7 @@ function render(r: Report): { text: string; failed: boolean } {
   let failed = false;
   lines.push(`Machine: ${machineDescription()}; load average ${r.loadStart} at start, ${loadAverage()} at end. Kafka ${KAFKA_VERSION}, one KRaft broker on loopback${r.brokerReadyMs ? ` (ready in ${(r.brokerReadyMs / 1000).toFixed(1)} s)` : ''}, group.initial.rebalance.delay.ms ${JOIN_DELAY_MS}.`);
   if (W) lines.push(`Workload: ${fmt(W.spans)} spans in ${fmt(W.traces)} traces (one otlp_spans message each, ${fmt(W.spanBytes / W.traces)} B on average) and ${fmt(W.auditEvents)} audit events (${fmt(W.auditIds)} requests, ${fmt(W.auditBytes / W.auditEvents)} B each), copies of generateDeploymentScenario seeds 1–${TEMPLATE_SEEDS} with fresh ids. Correlators: collector-config/kafka-correlator.yaml with settle_after ${SETTLE_MS} ms (settle timer every ${TICK_MS} ms), per-run internal and output topics.`);
-  for (const p of r.prefill) lines.push(`Pre-fill at ${p.partitions} partitions: ${fmt(p.messages)} messages in ${(p.ms / 1000).toFixed(1)} s (kafkajs producer, acks=all).`);
+  for (const p of r.prefill) lines.push(`Pre-fill at ${p.partitions} partitions: ${fmt(p.messages)} messages in ${(p.ms / 1000).toFixed(1)} s (packages/kafka producer, acks=all).`);
   if (CPU_PROF) lines.push(`**Correlators ran with --cpu-prof (${CPU_PROF}): throughput and CPU include the profiler's overhead.**`);
   const bench3 = r.runs.find((x) => x.partitions === PARTITIONS && x.instances === 1);
 
@@ -945,8 +895,8 @@ async function main(): Promise<number> {
 
   if (CPU_PROF) mkdirSync(CPU_PROF, { recursive: true });
   let broker: KafkaBroker | undefined;
-  let kafka: Kafka | undefined;
-  let admin: KjsAdmin | undefined;
+  let kafka: KafkaClient | undefined;
+  let admin: Admin | undefined;
   let producer: Producer | undefined;
   let reader: OutputReader | undefined;
   try {
@@ -958,18 +908,18 @@ async function main(): Promise<number> {
     step(`starting Kafka ${KAFKA_VERSION}`);
     broker = await startKafka({ version: KAFKA_VERSION, partitions: PARTITIONS, config: { 'group.initial.rebalance.delay.ms': JOIN_DELAY_MS } });
     report.brokerReadyMs = broker.readyMs;
-    kafka = new Kafka({
-      clientId: 'kc-bench-correlator', brokers: [broker.brokers], retry: { retries: 5 }, logLevel: logLevel.WARN,
-      logCreator: () => (e) => {
-        const text = `${e.log.message} ${e.log['error'] ? String(e.log['error']) : ''}`;
+    const quiet: KafkaLogger = {
+      error: (o, m) => {
+        const text = `${m ?? ''} ${JSON.stringify(o)}`;
         // Expected for a moment after topic creation and broker start (the bench waits them out).
         if (/not the leader|coordinator is not available|does not host this topic-partition/i.test(text)) return;
-        process.stderr.write(`[bench correlator] kafkajs ${e.namespace}: ${text}\n`);
+        process.stderr.write(`[bench correlator] kafka: ${text.slice(0, 400)}\n`);
       },
-    });
-    admin = kafka.admin();
-    await admin.connect();
-    producer = await createKafkaClient({ brokers: [broker.brokers], clientId: 'kc-bench-producer' }).producer();
+      warn: () => {}, info: () => {}, debug: () => {},
+    };
+    kafka = createKafkaClient({ client: (process.env['KC_KAFKA_CLIENT'] as 'kafkajs' | 'platformatic' | undefined) || 'platformatic', clientId: 'kc-bench-correlator', brokers: [broker.brokers], logger: quiet });
+    admin = await kafka.admin();
+    producer = await kafka.producer();
 
     // Runs: ABBA order (8 partitions: 2 then 1 instance, the raised count: 1 then 2), the
     // bench-3 run (default partitions, 1 instance) followed by the latency phase, which adds live

@@ -25,7 +25,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafkaClient, topicSpec } from '@kube-correlate/kafka';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { startJaeger, type JaegerProcess, JAEGER_VERSION, JAEGER_COLLECTOR_VERSIONS } from '../harness/jaeger.js';
@@ -81,7 +81,7 @@ async function startOurs(brokers: string): Promise<Target> {
     await new Promise((r) => setTimeout(r, 200));
   }
   return {
-    side: 'ours', label: 'correlate collector (kafkajs)', endpoint: `127.0.0.1:${grpcPort}`, pid: child.pid!,
+    side: 'ours', label: `correlate collector (${process.env['KC_KAFKA_CLIENT'] || 'platformatic'})`, endpoint: `127.0.0.1:${grpcPort}`, pid: child.pid!,
     async stop() {
       child.kill('SIGTERM'); // graceful, so --cpu-prof writes its profile
       await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
@@ -140,18 +140,16 @@ async function main(): Promise<void> {
   const startedAll = Date.now();
   log(`starting Kafka ${KAFKA_VERSION}`);
   const broker: KafkaBroker = await startKafka({ version: KAFKA_VERSION, partitions: 8 });
-  const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'kc-bench-ingest', logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
+  const admin = await createKafkaClient({ brokers: [broker.brokers], clientId: 'kc-bench-ingest' }).admin();
   const targets: Target[] = [];
   const rows: Row[] = [];
   let failed = false;
   try {
     // Ours first: it creates otlp_spans (8 partitions) as in production; the otelcol writes to it.
     if (SIDES.includes('ours')) targets.push(await startOurs(broker.brokers));
-    else await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: 8 }], waitForLeaders: false });
+    else await admin.ensureTopics([topicSpec(TOPIC, 8)]);
     if (SIDES.includes('otelcol')) targets.push(await startOtelcol(broker.brokers));
-    const endOffsets = async () => (await admin.fetchTopicOffsets(TOPIC)).reduce((s, p) => s + Number(p.high), 0);
+    const endOffsets = async () => (await admin.endOffsets(TOPIC)).reduce((s, o) => s + o, 0);
 
     for (const t of targets) {
       log(`warm-up ${t.side} ${WARMUP_S} s`);

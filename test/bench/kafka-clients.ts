@@ -1,7 +1,10 @@
 /**
- * Kafka client benchmark (issue 3): kafkajs 2.2.4 (the brief's choice, unmaintained since 2023)
- * against @platformatic/kafka, side by side in one process, on our workload, against a real
- * broker of every version in KAFKA_VERSIONS started by test/harness/kafka.ts.
+ * Kafka client benchmark (issues 3 and 15): the two libraries behind packages/kafka, kafkajs 2.2.4
+ * (the brief's choice, unmaintained since 2023) and @platformatic/kafka 1.35.0 (the default), side
+ * by side in one process, on our workload, against a real broker of every version in
+ * KAFKA_VERSIONS started by test/harness/kafka.ts. Both run as the product runs them, through
+ * `createKafkaClient({ client })`: idempotent producer (acks=all, one produce call in flight with
+ * the waiting sends merged), the Java partitioner, the supervised consumer with manual commits.
  *
  * Workload (see test/bench/README.md, "Kafka clients"):
  * - produce (collector): realistic OTLP ExportTraceServiceRequest protobufs (one kube-apiserver
@@ -23,12 +26,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { statSync, openSync, readSync, closeSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { Kafka, Partitioners, logLevel, type LogEntry, type Producer as KjsProducer, type Admin as KjsAdmin } from 'kafkajs';
-import {
-  Admin as PAdmin, Consumer as PConsumer, Producer as PProducer, CompressionAlgorithms, ListOffsetTimestamps, MessagesStreamFallbackModes, MessagesStreamModes, ProduceAcks,
-  compatibilityPartitioner,
-} from '@platformatic/kafka';
+import { createKafkaClient, javaPartition, kafkajsApiVersionTable, type Admin, type KafkaClientLibrary, type KafkaLogger, type Producer } from '@kube-correlate/kafka';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest } from '@kube-correlate/otlp';
 import { KAFKA_VERSIONS, kafkaApiVersions, startKafka, type KafkaBroker } from '../harness/kafka.js';
@@ -48,17 +46,17 @@ const ADMIN_TIMEOUT_MS = 30_000;
 const CLOSE_TIMEOUT_MS = 15_000;
 /** The whole bench stops itself after this, whatever happens. */
 const TOTAL_TIMEOUT_MS = 5 * 60_000 - 10_000;
-const MAX_BYTES_PER_PARTITION = 1024 * 1024; // kafkajs's default; set on both clients
 /** Measured rounds per client and version; the client order alternates between rounds. */
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 /** Rounds after the first start only before this much time has passed. */
 const EXTRA_ROUND_BUDGET_MS = 3 * 60_000;
 
 const VERSIONS = (process.env['BENCH_VERSIONS']?.split(',').map((s) => s.trim()).filter(Boolean) ?? [...KAFKA_VERSIONS]);
-const CLIENT_NAMES = ['kafkajs', 'platformatic'] as const;
-type ClientName = (typeof CLIENT_NAMES)[number];
+const CLIENT_NAMES: readonly KafkaClientLibrary[] = ['kafkajs', 'platformatic'];
+type ClientName = KafkaClientLibrary;
 const CLIENTS = (process.env['BENCH_CLIENTS']?.split(',').map((s) => s.trim()) ?? [...CLIENT_NAMES]) as ClientName[];
 const LABEL: Record<ClientName, string> = { kafkajs: 'kafkajs 2.2.4', platformatic: '@platformatic/kafka 1.35.0' };
+/** Fetch size per partition: both clients use 1 MiB (packages/kafka). */
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -97,36 +95,6 @@ function errText(e: unknown): string {
   for (const c of inner.slice(0, 2)) parts.push(`<- ${errText(c)}`);
   return parts.join(' ').replace(/\s+/g, ' ').slice(0, 400);
 }
-
-/** Kafka's murmur2 (org.apache.kafka.common.utils.Utils.murmur2), 32-bit signed result. */
-function murmur2(data: Buffer): number {
-  const seed = 0x9747b28c;
-  const m = 0x5bd1e995;
-  const r = 24;
-  const length = data.length;
-  let h = seed ^ length;
-  const length4 = length >> 2;
-  for (let i = 0; i < length4; i++) {
-    let k = data.readInt32LE(i * 4);
-    k = Math.imul(k, m);
-    k ^= k >>> r;
-    k = Math.imul(k, m);
-    h = Math.imul(h, m);
-    h ^= k;
-  }
-  const rest = length & ~3;
-  const tail = length % 4;
-  if (tail >= 3) h ^= data[rest + 2]! << 16;
-  if (tail >= 2) h ^= data[rest + 1]! << 8;
-  if (tail >= 1) { h ^= data[rest]!; h = Math.imul(h, m); }
-  h ^= h >>> 13;
-  h = Math.imul(h, m);
-  h ^= h >>> 15;
-  return h | 0;
-}
-
-/** The partition the Java client's default partitioner picks for a keyed record. */
-const javaPartition = (key: Buffer, partitions: number) => (murmur2(key) & 0x7fffffff) % partitions;
 
 // ---------------------------------------------------------------------------------------------
 // The workload
@@ -248,212 +216,71 @@ interface BenchClient {
   warnings: string[];
 }
 
-function kafkajsClient(brokers: string): BenchClient & { connect(): Promise<void> } {
+/** One library through packages/kafka, as the collector and the correlator use it. */
+function productClient(lib: ClientName, brokers: string): BenchClient & { connect(): Promise<void> } {
   const warnings: string[] = [];
-  const kafka = new Kafka({
-    clientId: 'kc-bench-kafkajs',
-    brokers: [brokers],
-    connectionTimeout: 3000,
-    requestTimeout: 10000,
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry: LogEntry) => {
-      if (entry.level <= logLevel.WARN) warnings.push(`${entry.namespace}: ${entry.log.message}${entry.log['error'] ? ` (${String(entry.log['error'])})` : ''}`);
-    },
-  });
-  const producer: KjsProducer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner });
-  const admin: KjsAdmin = kafka.admin();
+  const logger: KafkaLogger = {
+    error: (o, m) => { warnings.push(`${m ?? ''} ${JSON.stringify(o).slice(0, 160)}`); },
+    warn: (o, m) => { warnings.push(`${m ?? ''} ${JSON.stringify(o).slice(0, 160)}`); },
+    info: () => {},
+    debug: () => {},
+  };
+  const client = createKafkaClient({ client: lib, brokers: [brokers], clientId: `kc-bench-${lib}`, connectionTimeoutMs: 3000, requestTimeoutMs: 10000, logger });
+  let producer: Producer | undefined;
+  let admin: Admin | undefined;
   return {
     warnings,
     async connect() {
-      await producer.connect();
-      await admin.connect();
+      producer = await client.producer();
+      admin = await client.admin();
     },
     async createTopic(topic) {
-      // waitForLeaders: false: kafkajs's own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which
-      // KRaft brokers answer for a moment after creation (see packages/kafka/src/client.ts).
-      await admin.createTopics({ waitForLeaders: false, topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }] });
-      const deadline = Date.now() + ADMIN_TIMEOUT_MS;
-      for (;;) {
-        try {
-          const md = await admin.fetchTopicMetadata({ topics: [topic] });
-          const t = md.topics[0];
-          // Metadata names a leader a moment before that broker serves the partition (KRaft):
-          // ListOffsets on every partition is answered by the leader itself.
-          if (t && t.partitions.length === PARTITIONS && t.partitions.every((p) => p.leader >= 0)) {
-            await admin.fetchTopicOffsets(topic);
-            return;
-          }
-        } catch (e) {
-          if (!(e as { retriable?: boolean }).retriable) throw e;
-        }
-        if (Date.now() > deadline) throw new Error(`topic ${topic} has no leaders after ${ADMIN_TIMEOUT_MS} ms`);
-        await sleep(100);
-      }
+      // Waits until every partition serves (packages/kafka's ensureTopics).
+      await admin!.ensureTopics([{ name: topic, partitions: PARTITIONS, replicationFactor: 1 }]);
     },
     async send(topic, batch) {
-      await producer.sendBatch({
-        acks: -1,
-        topicMessages: [{ topic, messages: batch.map((m) => ({ key: m.key, value: m.value })) }],
-      });
+      await producer!.send(batch.map((m) => ({ topic, key: m.keyBuf, value: m.value })));
     },
     async consume(topic, groupId, n, tally) {
-      const consumer = kafka.consumer({
-        groupId, allowAutoTopicCreation: false, sessionTimeout: 10000, heartbeatInterval: 1000, maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
-      });
+      const consumer = await client.consumer({ groupId, topics: [topic], fromBeginning: true });
       let finished = false;
-      let resolveDone!: () => void;
-      let rejectDone!: (e: Error) => void;
-      const done = new Promise<void>((res, rej) => { resolveDone = res; rejectDone = rej; });
-      consumer.on(consumer.events.CRASH, (e) => rejectDone(e.payload.error));
       let first = 0;
       let end = 0;
       try {
-        await consumer.connect();
-        await consumer.subscribe({ topics: [topic], fromBeginning: true });
         const t0 = now();
-        await consumer.run({
-          autoCommit: false,
-          eachBatch: async ({ batch, heartbeat }) => {
-            if (finished || batch.messages.length === 0) return;
-            if (!first) first = now();
-            for (const m of batch.messages) tally.add(batch.partition, m.offset, m.key);
-            tally.batches++;
-            const last = batch.messages[batch.messages.length - 1]!;
-            await consumer.commitOffsets([{ topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
-            tally.commits++;
-            await heartbeat();
-            if (tally.count >= n && !finished) { finished = true; end = now(); resolveDone(); }
-          },
+        await consumer.run(async (batch) => {
+          if (finished || batch.length === 0) return;
+          if (!first) first = now();
+          for (const m of batch) tally.add(m.partition, m.offset, m.key);
+          tally.batches++;
+          const last = batch[batch.length - 1]!;
+          await consumer.commit([{ topic, partition: last.partition, offset: (BigInt(last.offset) + 1n).toString() }]);
+          tally.commits++;
+          if (tally.count >= n && !finished) { finished = true; end = now(); }
         });
-        await withTimeout(done, CONSUME_TIMEOUT_MS, `kafkajs consume (${tally.count}/${n} read)`);
+        const deadline = Date.now() + CONSUME_TIMEOUT_MS;
+        while (!finished) {
+          if (Date.now() > deadline) throw new TimeoutError(`${lib} consume (${tally.count}/${n} read): timed out after ${CONSUME_TIMEOUT_MS} ms`);
+          await sleep(5);
+        }
+        if (consumer.restarts) warnings.push(`the consumer restarted ${consumer.restarts} time(s)`);
         return { firstMs: first - t0, ms: end - first };
       } finally {
         finished = true;
-        const e = await safeClose('kafkajs consumer.disconnect', () => consumer.disconnect());
+        const e = await safeClose(`${lib} consumer.disconnect`, () => consumer.disconnect());
         if (e) warnings.push(e);
       }
     },
     async committed(groupId, topic) {
-      const res = await admin.fetchOffsets({ groupId, topics: [topic] });
-      return res.flatMap((t) => t.partitions).reduce((s, p) => s + Math.max(0, Number(p.offset)), 0);
+      return (await admin!.committedOffsets(groupId, topic)).reduce((s, o) => s + Math.max(0, o), 0);
     },
     async endOffsets(topic) {
-      return (await admin.fetchTopicOffsets(topic)).reduce((s, p) => s + Number(p.high), 0);
+      return (await admin!.endOffsets(topic)).reduce((s, o) => s + o, 0);
     },
     async close() {
       const errs = [
-        await safeClose('kafkajs producer.disconnect', () => producer.disconnect()),
-        await safeClose('kafkajs admin.disconnect', () => admin.disconnect()),
-      ];
-      return errs.filter((e): e is string => e !== undefined);
-    },
-  };
-}
-
-function platformaticClient(brokers: string): BenchClient {
-  const warnings: string[] = [];
-  const base = { bootstrapBrokers: [brokers], connectTimeout: 3000, timeout: 10000 };
-  // Pitfalls: acks defaults to LEADER (1) unless idempotent, so ask for ALL; the default
-  // partitioner is murmur2 >>> 0 (unsigned), which differs from the Java client's
-  // (murmur2 & 0x7fffffff) for partition counts that are not powers of two; compatibilityPartitioner
-  // is the Java-compatible one.
-  const producer = new PProducer({
-    ...base, clientId: 'kc-bench-platformatic', acks: ProduceAcks.ALL, compression: CompressionAlgorithms.NONE,
-    partitioner: compatibilityPartitioner, autocreateTopics: false, idempotent: false,
-  });
-  const admin = new PAdmin({ ...base, clientId: 'kc-bench-platformatic-admin' });
-  return {
-    warnings,
-    async createTopic(topic) {
-      await admin.createTopics({ topics: [topic], partitions: PARTITIONS, replicas: 1 });
-      const deadline = Date.now() + ADMIN_TIMEOUT_MS;
-      for (;;) {
-        try {
-          const md = await admin.metadata({ topics: [topic], forceUpdate: true });
-          const t = md.topics.get(topic);
-          if (t && t.partitionsCount === PARTITIONS && t.partitions.every((p) => p && p.leader >= 0)) {
-            await this.endOffsets(topic); // answered by each partition's leader (see kafkajsClient)
-            return;
-          }
-        } catch { /* not yet in the metadata, or the leader not serving yet */ }
-        if (Date.now() > deadline) throw new Error(`topic ${topic} has no leaders after ${ADMIN_TIMEOUT_MS} ms`);
-        await sleep(100);
-      }
-    },
-    async send(topic, batch) {
-      await producer.send({ messages: batch.map((m) => ({ topic, key: m.keyBuf, value: m.value })) });
-    },
-    async consume(topic, groupId, n, tally) {
-      const consumer = new PConsumer({
-        ...base, clientId: 'kc-bench-platformatic-consumer', groupId,
-        // Pitfall: autocommit defaults to true (and the default sessionTimeout is 60 s).
-        autocommit: false, sessionTimeout: 10000, heartbeatInterval: 1000, maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
-      });
-      consumer.on('consumer:heartbeat:error', (p) => warnings.push(`consumer heartbeat error: ${errText(p.error)}`));
-      const t0 = now();
-      let first = 0;
-      let end = 0;
-      let stream: Awaited<ReturnType<typeof consumer.consume>> | undefined;
-      try {
-        stream = await consumer.consume({
-          topics: [topic],
-          // The correlator's setting: resume from the group's commits, from the beginning for a new group.
-          mode: MessagesStreamModes.COMMITTED,
-          fallbackMode: MessagesStreamFallbackModes.EARLIEST,
-          autocommit: false,
-          maxBytesPerPartition: MAX_BYTES_PER_PARTITION,
-        });
-        const s = stream;
-        const loop = async () => {
-          // A "batch" is everything one fetch response pushed: the stream pushes a response
-          // synchronously, so its buffer runs empty exactly at a response's end.
-          const pending = new Map<number, bigint>();
-          for await (const m of s) {
-            if (!first) first = now();
-            tally.add(m.partition, m.offset, m.key);
-            pending.set(m.partition, m.offset);
-            if (s.readableLength === 0 || tally.count >= n) {
-              const md = consumer.currentMetadata?.topics.get(topic);
-              await consumer.commit({
-                offsets: [...pending].map(([partition, offset]) => ({
-                  topic, partition, offset: offset + 1n, leaderEpoch: md?.partitions[partition]?.leaderEpoch ?? -1,
-                })),
-              });
-              pending.clear();
-              tally.batches++;
-              tally.commits++;
-            }
-            if (tally.count >= n) { end = now(); return; }
-          }
-          throw new Error(`the stream ended after ${tally.count}/${n} messages`);
-        };
-        await withTimeout(loop(), CONSUME_TIMEOUT_MS, `platformatic consume (${tally.count}/${n} read)`);
-        return { firstMs: first - t0, ms: end - first };
-      } finally {
-        if (stream && !stream.destroyed) {
-          const e = await safeClose('platformatic stream.close', () => stream!.close());
-          if (e) warnings.push(e);
-        }
-        const e = await safeClose('platformatic consumer.close', () => consumer.close());
-        if (e) warnings.push(e);
-      }
-    },
-    async committed(groupId, topic) {
-      const groups = await admin.listConsumerGroupOffsets({ groups: [groupId] });
-      let sum = 0;
-      for (const g of groups) for (const t of g.topics) if (t.name === topic) for (const p of t.partitions) sum += Math.max(0, Number(p.committedOffset));
-      return sum;
-    },
-    async endOffsets(topic) {
-      const res = await admin.listOffsets({
-        topics: [{ name: topic, partitions: Array.from({ length: PARTITIONS }, (_, i) => ({ partitionIndex: i, timestamp: ListOffsetTimestamps.LATEST })) }],
-      });
-      return res.flatMap((t) => t.partitions).reduce((s, p) => s + Number(p.offset), 0);
-    },
-    async close() {
-      const errs = [
-        await safeClose('platformatic producer.close', () => producer.close()),
-        await safeClose('platformatic admin.close', () => admin.close()),
+        await safeClose(`${lib} producer.disconnect`, () => producer?.disconnect() ?? Promise.resolve()),
+        await safeClose(`${lib} admin.disconnect`, () => admin?.disconnect() ?? Promise.resolve()),
       ];
       return errs.filter((e): e is string => e !== undefined);
     },
@@ -508,13 +335,9 @@ async function runOne(name: ClientName, broker: KafkaBroker, payloads: Buffer[],
   let warnFrom = 0;
   let logFrom = logSize(broker);
   try {
-    if (name === 'kafkajs') {
-      const c = kafkajsClient(broker.brokers);
-      client = c;
-      await withTimeout(c.connect(), ADMIN_TIMEOUT_MS, 'kafkajs connect');
-    } else {
-      client = platformaticClient(broker.brokers);
-    }
+    const c = productClient(name, broker.brokers);
+    client = c;
+    await withTimeout(c.connect(), ADMIN_TIMEOUT_MS, `${name} connect`);
     const cl = client;
 
     // Warm-up: the same code paths (and the same producer and admin connections) on a throwaway topic and group.
@@ -602,16 +425,13 @@ const WORKLOAD_APIS = ['ApiVersions', 'Metadata', 'CreateTopics', 'Produce', 'Li
  */
 async function kafkajsApiReport(broker: KafkaBroker): Promise<string> {
   try {
-    const req = createRequire(import.meta.url);
-    const { requests } = req('kafkajs/src/protocol/requests/index.js') as { requests: Record<string, { versions: string[] }> };
-    const apiKeys = req('kafkajs/src/protocol/requests/apiKeys.js') as Record<string, number>;
+    const table = kafkajsApiVersionTable();
     const broker_ = await kafkaApiVersions(broker.brokers);
     const used: string[] = [];
     const unusable: string[] = [];
     let implemented = 0;
-    for (const [name, key] of Object.entries(apiKeys)) {
-      const versions = requests[name]?.versions.map(Number) ?? [];
-      const range = broker_.get(key);
+    for (const { name, apiKey, versions } of table) {
+      const range = broker_.get(apiKey);
       if (!versions.length || !range) continue;
       implemented++;
       const v = Math.min(Math.max(...versions), range.max);

@@ -7,7 +7,7 @@ import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { getTraceV3, startJaeger, type JaegerProcess } from '../harness/jaeger.js';
-import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { KAFKA_VERSIONS, kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { eventList, postJson, reported, ROOT, tempDir, waitFor, waitForTree } from '../harness/index.js';
 import { join } from 'node:path';
 
@@ -33,7 +33,7 @@ t.before(reported('setup', async () => {
   broker = await startKafka({ version, partitions: 4 });
   const env = {
     KAFKA_BROKERS: broker.brokers, KC_OTLP_GRPC_ENDPOINT: '127.0.0.1:0', KC_OTLP_HTTP_ENDPOINT: '127.0.0.1:0', KC_AUDIT_WEBHOOK_ENDPOINT: '127.0.0.1:0',
-    KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '300ms',
+    KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '300ms', ...kafkaClientEnv(),
   };
   collector = pipeline('kafka-collector.yaml', env);
   for (const p of [collector, pipeline('kafka-correlator.yaml', env), (store = pipeline('kafka-store.yaml', env))]) {

@@ -1,6 +1,5 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Kafka, logLevel } from 'kafkajs';
 import { auditIDForSpans } from '@kube-correlate/audit';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { isLoneAuthentication } from '@kube-correlate/correlator';
@@ -8,12 +7,13 @@ import { loadConfigFile, Pipeline } from '@kube-correlate/collector';
 import { generateDeploymentScenario, makeSpan } from '@kube-correlate/fixtures';
 import { decodeTraceRequest, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
-import { startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { createKafkaClient, topicSpec, type ConsumedMessage } from '@kube-correlate/kafka';
+import { kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { metricValue, reported, waitFor } from '../harness/index.js';
 
 /**
  * A catch-up settles hundreds of trees at once. Found by the correlator benchmark: they went out in
- * one produce call, which kafkajs turns into one record batch per partition; over the topic's
+ * one produce call, which the client turns into one record batch per partition; over the topic's
  * max.message.bytes the broker refused it whole (MESSAGE_TOO_LARGE, not retriable), the settle was
  * retried every tick, and the correlator stalled for good. Here the broker's limit is 64 KB: a
  * backlog of trees must all arrive, and the one tree larger than the limit is dropped and counted
@@ -41,36 +41,32 @@ test('a backlog of trees over the topic\'s message size limit all arrives; a sin
   const bigTrace = 'b'.repeat(32);
   const big: Span[] = Array.from({ length: 160 }, (_, i) => ({ ...makeSpan({ trace: 1, id: i + 1, name: `big ${i}` }), traceId: bigTrace, attributes: [{ key: 'blob', value: { stringValue: 'x'.repeat(600) } }] }));
 
-  const kafka = new Kafka({ brokers: [broker.brokers], clientId: 'kc-test', logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await admin.createTopics({ topics: ['otlp_spans', 'k8s_audit'].map((topic) => ({ topic, numPartitions: 4 })), waitForLeaders: true });
-  const producer = kafka.producer();
-  await producer.connect();
+  const kafka = createKafkaClient({ client: kafkaClientEnv().KC_KAFKA_CLIENT, brokers: [broker.brokers], clientId: 'kc-test' });
+  const admin = await kafka.admin();
+  await admin.ensureTopics(['otlp_spans', 'k8s_audit'].map((topic) => topicSpec(topic, 4)));
+  const producer = await kafka.producer();
   // The backlog is in Kafka before the correlator starts, as after an outage.
   const spanMessages = traces.map((t) => ({ key: t.traceId, value: Buffer.from(encodeTraceRequest(t.spans)) }));
   for (let i = 0; i < big.length; i += 40) spanMessages.push({ key: bigTrace, value: Buffer.from(encodeTraceRequest(big.slice(i, i + 40))) });
   for (const m of spanMessages) assert.ok(m.value.length < LIMIT, 'each input message is under the limit');
   // A message per produce call: a batch of them would be over the broker's limit.
-  for (const m of spanMessages) await producer.send({ topic: 'otlp_spans', acks: -1, messages: [m] });
+  for (const m of spanMessages) await producer.send([{ topic: 'otlp_spans', ...m }]);
   const audit = scenarios.flatMap((s) => s.auditEvents);
-  for (const e of audit) await producer.send({ topic: 'k8s_audit', acks: -1, messages: [{ key: auditIDForSpans(e.auditID), value: JSON.stringify(e) }] });
+  for (const e of audit) await producer.send([{ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) }]);
   await producer.disconnect();
 
   metrics = new PipelineMetrics();
-  const config = loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-correlator.yaml`, { KAFKA_BROKERS: broker.brokers, KC_SETTLE_AFTER: '500ms', KC_METRICS_ENDPOINT: '127.0.0.1:0' });
+  const config = loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-correlator.yaml`, { KAFKA_BROKERS: broker.brokers, KC_SETTLE_AFTER: '500ms', KC_METRICS_ENDPOINT: '127.0.0.1:0', ...kafkaClientEnv() });
   correlator = new Pipeline({ config, metrics, logger: silentLogger() });
   await correlator.start();
 
   // Read otlp_correlated until every scenario trace is there (a stalled correlator never gets there).
   const seen = new Map<string, number>();
-  const consumer = kafka.consumer({ groupId: `kc-test-reader-${Date.now()}` });
-  await consumer.connect();
-  await consumer.subscribe({ topic: 'otlp_correlated', fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message }) => {
+  const consumer = await kafka.consumer({ groupId: `kc-test-reader-${Date.now()}`, topics: ['otlp_correlated'], fromBeginning: true });
+  await consumer.run(async (batch: ConsumedMessage[]) => {
+    for (const message of batch) {
       for (const s of decodeTraceRequest(message.value!).spans) seen.set(s.traceId, (seen.get(s.traceId) ?? 0) + 1);
-    },
+    }
   });
   try {
     // (kube-apiserver's lone authentication traces are dropped by the correlator: not expected.)

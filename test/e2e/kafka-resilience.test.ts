@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import { Kafka, logLevel } from 'kafkajs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
@@ -8,8 +7,9 @@ import * as grpc from '@grpc/grpc-js';
 import { EXPORT_PATH, loadConfigFile, Pipeline } from '@kube-correlate/collector';
 import { encodeTraceRequest, SpanKind, type Span } from '@kube-correlate/otlp';
 import { Writable } from 'node:stream';
+import { createKafkaClient } from '@kube-correlate/kafka';
 import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
-import { KAFKA_VERSIONS, startKafka, type KafkaBroker } from '../harness/kafka.js';
+import { KAFKA_VERSIONS, kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { eventList, reported, metricValue, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
 import { killGroup } from '../harness/supervise.js';
 
@@ -128,24 +128,29 @@ function correlatorProcess(env: NodeJS.ProcessEnv): { child: ChildProcess; exite
 
 /** Each consumer group's lag, per topic-partition that has any: where a stalled pipeline stops. */
 async function groupLags(brokers: string): Promise<string> {
-  const admin = new Kafka({ clientId: 'kc-test-lag', brokers: [brokers], logLevel: logLevel.NOTHING }).admin();
+  let admin: Awaited<ReturnType<ReturnType<typeof createKafkaClient>['admin']>> | undefined;
   try {
-    await admin.connect();
+    admin = await createKafkaClient({ brokers: [brokers], clientId: 'kc-test-lag' }).admin();
     const out: string[] = [];
-    for (const groupId of ['kube-correlate-correlator', 'kube-correlate-store']) {
-      for (const { topic, partitions } of await admin.fetchOffsets({ groupId })) {
-        const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, Number(p.high)]));
-        for (const p of partitions) {
-          const lag = (ends.get(p.partition) ?? 0) - Math.max(0, Number(p.offset));
-          if (lag > 0) out.push(`${groupId} ${topic}[${p.partition}] ${lag} behind (committed ${p.offset} of ${ends.get(p.partition)})`);
-        }
+    const groups: Record<string, string[]> = {
+      'kube-correlate-correlator': ['otlp_spans', 'k8s_audit', 'kc_audit_trace', 'kc_audit_by_trace'],
+      'kube-correlate-store': ['otlp_correlated'],
+    };
+    for (const [groupId, topics] of Object.entries(groups)) {
+      for (const topic of topics) {
+        const ends = await admin.endOffsets(topic);
+        const committed = await admin.committedOffsets(groupId, topic);
+        ends.forEach((end, p) => {
+          const lag = end - Math.max(0, committed[p] ?? -1);
+          if (lag > 0) out.push(`${groupId} ${topic}[${p}] ${lag} behind (committed ${committed[p]} of ${end})`);
+        });
       }
     }
     return out.join('; ') || 'none: every group committed everything';
   } catch (err) {
     return `unknown (${(err as Error).message})`;
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await admin?.disconnect().catch(() => undefined);
   }
 }
 
@@ -178,7 +183,7 @@ for (const version of KAFKA_VERSIONS) {
     const env = {
       KAFKA_BROKERS: broker.brokers,
       KC_OTLP_GRPC_ENDPOINT: '127.0.0.1:0', KC_OTLP_HTTP_ENDPOINT: '127.0.0.1:0', KC_AUDIT_WEBHOOK_ENDPOINT: '127.0.0.1:0',
-      KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '1s', LOG_LEVEL: 'warn',
+      KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: tmp.dir, KC_SETTLE_AFTER: '1s', LOG_LEVEL: 'warn', ...kafkaClientEnv(),
     };
     collectorMetrics = new PipelineMetrics();
     collector = new Pipeline({ config: loadConfigFile(`${COLLECTOR_CONFIG_DIR}kafka-collector.yaml`, env), metrics: collectorMetrics, logger: silentLogger() });

@@ -263,6 +263,8 @@ export interface KafkaBroker {
   /** "127.0.0.1:PORT", the PLAINTEXT listener (bootstrap servers for clients). */
   brokers: string;
   port: number;
+  /** The port of each extra listener (StartKafkaOptions.listeners), by name. */
+  listenerPorts: Record<string, number>;
   controllerPort: number;
   clusterId: string;
   /** The temp dir with server.properties, the logging config, data/ and the logs; removed by stop(). */
@@ -285,12 +287,25 @@ export interface KafkaBroker {
   stop(): Promise<void>;
 }
 
+/** A client listener besides PLAINTEXT (which the harness's readiness probe and the broker itself use). */
+export interface ExtraListener {
+  /** Listener name, upper case, e.g. SECURE; its settings go in `config` as listener.name.<lower case name>.*. */
+  name: string;
+  protocol: 'PLAINTEXT' | 'SSL' | 'SASL_PLAINTEXT' | 'SASL_SSL';
+  /** Advertise this port instead of the listener's own: clients then connect through whatever listens there (a proxy). */
+  advertisedPort?: number;
+}
+
 export interface StartKafkaOptions {
   version: string;
   /** `num.partitions`: the partition count of topics created without one. Default 1. */
   partitions?: number;
   /** Extra server.properties lines, overriding the defaults below. */
   config?: Record<string, string | number | boolean>;
+  /** More client listeners on free loopback ports; their ports are in `KafkaBroker.listenerPorts`. */
+  listeners?: ExtraListener[];
+  /** More arguments to `StorageTool format`, e.g. `--add-scram 'SCRAM-SHA-256=[name=alice,password=...]'`. */
+  formatArgs?: string[];
 }
 
 /** A KRaft cluster id: 16 random bytes as unpadded base64url (22 chars), not starting with '-' (like Kafka's Uuid.randomUuid). */
@@ -301,15 +316,16 @@ export function kafkaClusterId(): string {
   }
 }
 
-function serverProperties(o: { version: string; dir: string; port: number; controllerPort: number; partitions: number; extra: Record<string, string | number | boolean> }): string {
+function serverProperties(o: { version: string; dir: string; port: number; controllerPort: number; partitions: number; extra: Record<string, string | number | boolean>; listeners: Array<ExtraListener & { port: number }> }): string {
+  const more = (f: (l: ExtraListener & { port: number }) => string) => o.listeners.map((l) => `,${f(l)}`).join('');
   const props: Record<string, string | number | boolean> = {
     // One process that is both the KRaft controller (a static single-voter quorum) and the broker.
     'process.roles': 'broker,controller',
     'node.id': 1,
     'controller.quorum.voters': `1@127.0.0.1:${o.controllerPort}`,
-    'listeners': `PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}`,
-    'advertised.listeners': `PLAINTEXT://127.0.0.1:${o.port}`,
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listeners': `PLAINTEXT://127.0.0.1:${o.port},CONTROLLER://127.0.0.1:${o.controllerPort}${more((l) => `${l.name}://127.0.0.1:${l.port}`)}`,
+    'advertised.listeners': `PLAINTEXT://127.0.0.1:${o.port}${more((l) => `${l.name}://127.0.0.1:${l.advertisedPort ?? l.port}`)}`,
+    'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${more((l) => `${l.name}:${l.protocol}`)}`,
     'controller.listener.names': 'CONTROLLER',
     'inter.broker.listener.name': 'PLAINTEXT',
     'log.dirs': join(o.dir, 'data'),
@@ -391,15 +407,26 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
   const java = javaBin();
   let port = 0;
   let controllerPort = 0;
+  let extra: Array<ExtraListener & { port: number }> = [];
   let exitInfo: string | undefined;
   let exited: Promise<void> = Promise.resolve();
   let stopped = false;
   let readyMs = 0;
 
   const writeProps = async () => {
-    port = await freePort();
-    do controllerPort = await freePort(); while (controllerPort === port);
-    writeFileSync(propsPath, serverProperties({ version, dir, port, controllerPort, partitions: opts.partitions ?? 1, extra: opts.config ?? {} }));
+    const taken = new Set<number>();
+    port = await freePort(taken);
+    taken.add(port);
+    controllerPort = await freePort(taken);
+    taken.add(controllerPort);
+    extra = [];
+    for (const l of opts.listeners ?? []) {
+      if (l.advertisedPort !== undefined) taken.add(l.advertisedPort);
+      const p = await freePort(taken);
+      taken.add(p);
+      extra.push({ ...l, port: p });
+    }
+    writeFileSync(propsPath, serverProperties({ version, dir, port, controllerPort, partitions: opts.partitions ?? 1, extra: opts.config ?? {}, listeners: extra }));
   };
 
   const failWith = (what: string, cause: string): Error => new Error(
@@ -443,7 +470,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     // together with controller.quorum.voters).
     await writeProps();
     const fmtLogging = writeLogging(version, dir, join(dir, 'format.log'), 'format');
-    const fmt = await run(java, [fmtLogging, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsPath], 60_000);
+    const fmt = await run(java, [fmtLogging, '-cp', classpath, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', propsPath, ...(opts.formatArgs ?? [])], 60_000);
     if (fmt.code !== 0) throw failWith('formatting the KRaft store failed', `StorageTool exited ${fmt.code}:\n${fmt.output}`);
     // Start; if a port we picked was taken in the meantime, pick new ones (the store does not record them).
     for (let attempt = 1; ; attempt++) {
@@ -467,6 +494,7 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     version,
     get brokers() { return `127.0.0.1:${port}`; },
     get port() { return port; },
+    get listenerPorts() { return Object.fromEntries(extra.map((l) => [l.name, l.port])); },
     get controllerPort() { return controllerPort; },
     clusterId,
     dir,
@@ -494,4 +522,14 @@ export async function startKafka(opts: StartKafkaOptions): Promise<KafkaBroker> 
     },
   };
   return broker;
+}
+
+/**
+ * `KC_KAFKA_CLIENT` for the shipped configs (collector-config/kafka-*.yaml read it): the test
+ * file's choice, unless the environment sets KC_KAFKA_CLIENT, to run a file on the other library.
+ */
+export function kafkaClientEnv(fileDefault: 'platformatic' | 'kafkajs' = 'platformatic'): { KC_KAFKA_CLIENT: 'platformatic' | 'kafkajs' } {
+  const v = process.env['KC_KAFKA_CLIENT'];
+  if (v && v !== 'platformatic' && v !== 'kafkajs') throw new Error(`KC_KAFKA_CLIENT=${v}: expected platformatic or kafkajs`);
+  return { KC_KAFKA_CLIENT: (v as 'platformatic' | 'kafkajs' | undefined) || fileDefault };
 }

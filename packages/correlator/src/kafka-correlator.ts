@@ -48,7 +48,10 @@ export const DEFAULT_KAFKA_CORRELATOR_TOPICS: KafkaCorrelatorTopics = {
 };
 
 export interface KafkaCorrelatorOptions {
+  /** Reads the input topics and creates the topics. */
   client: KafkaClient;
+  /** Writes the internal topics and otlp_correlated (another connection's settings); default `client`. */
+  producerClient?: KafkaClient;
   groupId?: string;
   topics?: Partial<KafkaCorrelatorTopics>;
   settleAfterMs?: number;
@@ -88,7 +91,7 @@ interface Pair {
 
 const MAX_MESSAGES_PER_SEND = 500;
 /**
- * Bytes of message values per produce call. kafkajs makes one record batch per partition of a call,
+ * Bytes of message values per produce call. Both client libraries make one record batch per partition of a call,
  * and the broker refuses a batch over the topic's max.message.bytes (1 MiB by default) whole, with
  * a non-retriable MESSAGE_TOO_LARGE: a catch-up that settles hundreds of trees at once must not
  * gather them into one call.
@@ -173,7 +176,7 @@ export class KafkaCorrelator {
     } finally {
       await admin.disconnect();
     }
-    this.producer = await client.producer();
+    this.producer = await (this.opts.producerClient ?? client).producer();
     this.consumer = await client.consumer({
       groupId: this.opts.groupId ?? 'kube-correlate-correlator',
       topics: [t.spans, t.audit, t.auditTrace, t.auditByTrace],

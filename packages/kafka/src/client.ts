@@ -1,8 +1,11 @@
-import { AssignerProtocol, CompressionTypes, Kafka, logLevel, Partitioners, type Admin as KjsAdmin, type PartitionAssigner, type Consumer as KjsConsumer, type LogEntry, type Producer as KjsProducer } from 'kafkajs';
+import { createKafkajsClient } from './kafkajs.js';
+import { createPlatformaticClient } from './platformatic.js';
+import type { KafkaSaslOptions, KafkaTlsOptions } from './security.js';
 
 /**
- * The Kafka client behind one small interface, so the library can be swapped (kafkajs is the
- * brief's choice and unmaintained since 2023). Nothing outside this package imports kafkajs.
+ * The Kafka client behind one small interface, so the library can be swapped: @platformatic/kafka
+ * by default, kafkajs (the brief's choice, unmaintained since 2023) by config. Nothing outside this
+ * package imports either library.
  */
 
 /** The subset of a pino logger this module logs to. */
@@ -13,10 +16,21 @@ export interface KafkaLogger {
   debug(obj: object, msg?: string): void;
 }
 
+/** The client libraries `createKafkaClient` can use. */
+export type KafkaClientLibrary = 'platformatic' | 'kafkajs';
+export const KAFKA_CLIENT_LIBRARIES: readonly KafkaClientLibrary[] = ['platformatic', 'kafkajs'];
+export const DEFAULT_KAFKA_CLIENT: KafkaClientLibrary = 'platformatic';
+
 export interface KafkaClientOptions {
   /** host:port list. */
   brokers: string[];
   clientId: string;
+  /** Which library speaks to Kafka. Default platformatic (@platformatic/kafka). */
+  client?: KafkaClientLibrary;
+  /** TLS to the brokers (SSL or SASL_SSL listeners); absent: plaintext. */
+  tls?: KafkaTlsOptions;
+  /** SASL authentication (SASL_PLAINTEXT, or SASL_SSL with `tls`). */
+  sasl?: KafkaSaslOptions;
   logger?: KafkaLogger;
   /** TCP connect timeout. Default 3000 ms. */
   connectionTimeoutMs?: number;
@@ -28,9 +42,10 @@ export type Compression = 'none' | 'gzip';
 
 export interface OutgoingMessage {
   topic: string;
-  /** Explicit partition; default: murmur2 of the key, as the Java client does. */
+  /** Explicit partition; default: murmur2 of the key bytes, as the Java client does. */
   partition?: number;
-  key: string;
+  /** Sent as its UTF-8 bytes when a string. */
+  key: string | Uint8Array;
   value: Uint8Array | string;
   headers?: Record<string, string>;
 }
@@ -44,7 +59,12 @@ export interface ProducerOptions {
 }
 
 export interface Producer {
-  /** Resolves once every message is acknowledged by all in-sync replicas (acks=all). */
+  /**
+   * Resolves once every message is acknowledged by all in-sync replicas (acks=all), written once
+   * (idempotent producer: the client's own retries write nothing twice). Rejects with a KafkaError;
+   * the caller may send again (at-least-once: a message whose first send did land is then written
+   * twice, and deduplicated downstream).
+   */
   send(messages: OutgoingMessage[]): Promise<void>;
   disconnect(): Promise<void>;
 }
@@ -58,9 +78,17 @@ export interface TopicSpec {
 }
 
 export interface Admin {
-  /** Creates the topics that do not exist; leaves existing ones as they are. Returns the names created. */
+  /**
+   * Creates the topics that do not exist and leaves existing ones as they are; then waits until
+   * every partition of every named topic serves (a leader, and ListOffsets answered), also when
+   * another process created them a moment before. Returns the names this call created.
+   */
   ensureTopics(specs: TopicSpec[]): Promise<string[]>;
   partitionCount(topic: string): Promise<number>;
+  /** The end offset (high watermark) of each partition, by partition number. */
+  endOffsets(topic: string): Promise<number[]>;
+  /** The group's committed offset of each partition of `topic` (-1: none), by partition number. */
+  committedOffsets(groupId: string, topic: string): Promise<number[]>;
   disconnect(): Promise<void>;
 }
 
@@ -94,17 +122,31 @@ export interface ConsumerOptions {
    * (a topic and its repartition topic) are joined on one instance.
    */
   coPartitioned?: boolean;
+  /** Longest wait of one fetch for new data. Default 1000 ms. */
+  maxWaitMs?: number;
+  /** Backoff before the consumer rejoins after a failure: first, then doubled up to max. Default 1 s .. 30 s. */
+  restartBackoffMs?: { initial: number; max: number };
 }
 
 export interface Consumer {
   /**
-   * Delivers batches (one topic-partition at a time, in offset order). Offsets are never
-   * committed automatically: the caller commits what is durable with `commit`.
+   * Joins the group and delivers batches (one topic-partition at a time, in offset order, one
+   * batch at a time). Offsets are never committed automatically: the caller commits what is durable
+   * with `commit`. Resolves after the first join attempt.
+   *
+   * The consumer never stops on its own: when `onBatch` throws, or the library's consumer fails
+   * (any error, retriable or not), the failure is logged at error level with what happens next, the
+   * consumer is closed, and after a backoff a new one rejoins the group and reads on from the
+   * committed offsets (what was delivered but not committed is delivered again).
    */
   run(onBatch: (messages: ConsumedMessage[]) => Promise<void>): Promise<void>;
+  /** Commits through the current member; rejects while the consumer is between two members. */
   commit(offsets: CommitOffset[]): Promise<void>;
   /** Called after each rebalance with this member's partitions. */
   onAssignment(cb: (assignment: Record<string, number[]>) => void): void;
+  /** Restarts so far (failures recovered from), for tests and metrics. */
+  readonly restarts: number;
+  /** Leaves the group and closes. Waits for a batch in progress. Safe twice. */
   disconnect(): Promise<void>;
 }
 
@@ -114,174 +156,10 @@ export interface KafkaClient {
   consumer(opts: ConsumerOptions): Promise<Consumer>;
 }
 
-/** The kafkajs implementation. */
+/** A client of the library `opts.client` names (default @platformatic/kafka). */
 export function createKafkaClient(opts: KafkaClientOptions): KafkaClient {
-  const log = opts.logger;
-  const kafka = new Kafka({
-    clientId: opts.clientId,
-    brokers: opts.brokers,
-    connectionTimeout: opts.connectionTimeoutMs ?? 3000,
-    requestTimeout: opts.requestTimeoutMs ?? 10000,
-    // Short client-side retries: the caller (receiver or consumer loop) owns retry policy, and a
-    // sender must hear "unavailable" rather than wait on an unbounded retry loop.
-    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1000 },
-    logLevel: logLevel.WARN,
-    logCreator: () => (entry: LogEntry) => {
-      if (!log) return;
-      const { message, ...rest } = entry.log;
-      const obj = { kafka: entry.namespace, ...rest };
-      if (entry.level <= logLevel.ERROR) log.error(obj, message);
-      else if (entry.level === logLevel.WARN) log.warn(obj, message);
-      else log.debug(obj, message);
-    },
-  });
-
-  return {
-    async producer(p: ProducerOptions = {}): Promise<Producer> {
-      // The default partitioner is murmur2 of the key, as the Java client's: topics written by any
-      // Kafka-compatible producer keyed alike partition alike.
-      const producer: KjsProducer = kafka.producer({ allowAutoTopicCreation: false, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner, retry: { retries: p.retries ?? 2 } });
-      await producer.connect();
-      const compression = p.compression === 'gzip' ? CompressionTypes.GZIP : CompressionTypes.None;
-      return {
-        async send(messages) {
-          const byTopic = new Map<string, Array<{ key: string; partition?: number; value: Buffer; headers?: Record<string, string> }>>();
-          for (const m of messages) {
-            let list = byTopic.get(m.topic);
-            if (!list) byTopic.set(m.topic, (list = []));
-            list.push({ key: m.key, ...(m.partition !== undefined ? { partition: m.partition } : {}), value: typeof m.value === 'string' ? Buffer.from(m.value) : Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength), ...(m.headers ? { headers: m.headers } : {}) });
-          }
-          await producer.sendBatch({
-            acks: -1,
-            timeout: p.ackTimeoutMs ?? 10000,
-            compression,
-            topicMessages: [...byTopic].map(([topic, msgs]) => ({ topic, messages: msgs })),
-          });
-        },
-        disconnect: () => producer.disconnect(),
-      };
-    },
-
-    async admin(): Promise<Admin> {
-      // Topic creation propagates to the metadata cache after a moment: admin calls wait longer.
-      const admin: KjsAdmin = kafka.admin({ retry: { retries: 10, initialRetryTime: 100, maxRetryTime: 2000 } });
-      await admin.connect();
-      return {
-        async ensureTopics(specs) {
-          const existing = new Set(await admin.listTopics());
-          const missing = specs.filter((s) => !existing.has(s.name));
-          if (missing.length === 0) {
-            // Another process may have just created them (the collector, a second correlator):
-            // a consumer that subscribes before they serve can stay without data (kafkajs #815).
-            await waitForLeaders(admin, specs.map((s) => s.name));
-            return [];
-          }
-          await admin.createTopics({
-            // kafkajs's own wait gives up on UNKNOWN_TOPIC_OR_PARTITION, which KRaft brokers answer
-            // for a moment after creation; wait for the leaders here instead.
-            waitForLeaders: false,
-            topics: missing.map((s) => ({
-              topic: s.name,
-              numPartitions: s.partitions,
-              replicationFactor: s.replicationFactor ?? -1,
-              configEntries: Object.entries(s.configs ?? {}).map(([name, value]) => ({ name, value })),
-            })),
-          });
-          await waitForLeaders(admin, missing.map((s) => s.name));
-          return missing.map((s) => s.name);
-        },
-        async partitionCount(topic) {
-          const md = await admin.fetchTopicMetadata({ topics: [topic] });
-          return md.topics[0]?.partitions.length ?? 0;
-        },
-        disconnect: () => admin.disconnect(),
-      };
-    },
-
-    async consumer(c: ConsumerOptions): Promise<Consumer> {
-      const consumer: KjsConsumer = kafka.consumer({
-        groupId: c.groupId,
-        allowAutoTopicCreation: false,
-        sessionTimeout: c.sessionTimeoutMs ?? 10000,
-        heartbeatInterval: c.heartbeatIntervalMs ?? 1000,
-        ...(c.coPartitioned ? { partitionAssigners: [coPartitionedAssigner] } : {}),
-      });
-      await consumer.connect();
-      for (const topic of c.topics) await consumer.subscribe({ topic, fromBeginning: c.fromBeginning ?? true });
-      const assignmentListeners: Array<(a: Record<string, number[]>) => void> = [];
-      consumer.on(consumer.events.GROUP_JOIN, (e) => {
-        for (const cb of assignmentListeners) cb(e.payload.memberAssignment);
-      });
-      return {
-        async run(onBatch) {
-          await consumer.run({
-            autoCommit: false,
-            eachBatchAutoResolve: true,
-            eachBatch: async ({ batch, heartbeat }) => {
-              const messages: ConsumedMessage[] = batch.messages.map((m) => ({
-                topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key, value: m.value, timestamp: m.timestamp,
-              }));
-              await onBatch(messages);
-              await heartbeat();
-            },
-          });
-        },
-        async commit(offsets) {
-          if (offsets.length) await consumer.commitOffsets(offsets);
-        },
-        onAssignment(cb) {
-          assignmentListeners.push(cb);
-        },
-        disconnect: () => consumer.disconnect(),
-      };
-    },
-  };
-}
-
-/**
- * Assigns partition number p of every subscribed topic to the same member: members sorted by id,
- * partition p to member p mod N. Topics with fewer partitions simply have no p past their count.
- */
-const coPartitionedAssigner: PartitionAssigner = ({ cluster }) => ({
-  name: 'KubeCorrelateCoPartitioned',
-  version: 1,
-  async assign({ members, topics }) {
-    const ids = members.map((m) => m.memberId).sort();
-    const assignment = new Map<string, Record<string, number[]>>(ids.map((id) => [id, {}]));
-    for (const topic of topics) {
-      for (const { partitionId } of cluster.findTopicPartitionMetadata(topic)) {
-        const member = assignment.get(ids[partitionId % ids.length]!)!;
-        (member[topic] ??= []).push(partitionId);
-      }
-    }
-    return ids.map((memberId) => ({
-      memberId,
-      memberAssignment: AssignerProtocol.MemberAssignment.encode({ version: 1, assignment: assignment.get(memberId)!, userData: Buffer.alloc(0) }),
-    }));
-  },
-  protocol({ topics }) {
-    return { name: 'KubeCorrelateCoPartitioned', metadata: AssignerProtocol.MemberMetadata.encode({ version: 1, topics, userData: Buffer.alloc(0) }) };
-  },
-});
-
-/**
- * Polls until every partition of every topic has a leader that serves it (30 s at most): metadata
- * names a leader a moment before the broker stops answering NOT_LEADER_OR_FOLLOWER for a new
- * partition (KRaft), so readiness is a ListOffsets that succeeds on every partition.
- */
-async function waitForLeaders(admin: KjsAdmin, topics: string[]): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const md = await admin.fetchTopicMetadata({ topics });
-      if (md.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) {
-        for (const topic of topics) await admin.fetchTopicOffsets(topic);
-        return;
-      }
-    } catch (err) {
-      if (!(err as { retriable?: boolean }).retriable) throw err;
-    }
-    if (Date.now() > deadline) throw new Error(`topics ${topics.join(', ')} have no leader 30 s after creation`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const lib = opts.client ?? DEFAULT_KAFKA_CLIENT;
+  if (lib === 'kafkajs') return createKafkajsClient(opts);
+  if (lib === 'platformatic') return createPlatformaticClient(opts);
+  throw new Error(`unknown Kafka client "${String(lib)}": expected ${KAFKA_CLIENT_LIBRARIES.join(' or ')}`);
 }

@@ -41,6 +41,8 @@ export class InMemoryKafka implements KafkaClient {
         return created;
       },
       partitionCount: async (topic: string) => this.topics.get(topic)?.length ?? 0,
+      endOffsets: async (topic: string) => (this.topics.get(topic) ?? []).map((list) => list.length),
+      committedOffsets: async (groupId: string, topic: string) => (this.topics.get(topic) ?? []).map((_, p) => this.committed.get(groupId)?.get(`${topic}\u0000${p}`) ?? -1),
       disconnect: async () => undefined,
     };
   }
@@ -55,10 +57,11 @@ export class InMemoryKafka implements KafkaClient {
   append(m: OutgoingMessage): ConsumedMessage {
     const parts = this.topics.get(m.topic);
     if (!parts) throw new Error(`in-memory Kafka: no topic ${m.topic}`);
-    const partition = m.partition ?? partitionOf(m.key, parts.length);
+    const key = typeof m.key === 'string' ? m.key : Buffer.from(m.key).toString('latin1');
+    const partition = m.partition ?? partitionOf(key, parts.length);
     const list = parts[partition]!;
     const msg: ConsumedMessage = {
-      topic: m.topic, partition, offset: String(list.length), key: Buffer.from(m.key),
+      topic: m.topic, partition, offset: String(list.length), key: typeof m.key === 'string' ? Buffer.from(m.key) : Buffer.from(m.key),
       value: Buffer.from(typeof m.value === 'string' ? m.value : m.value), timestamp: String(Date.now()),
     };
     list.push(msg);
@@ -94,6 +97,11 @@ class MemoryConsumer implements Consumer {
   private loop: Promise<void> | undefined;
   /** What the batch handler threw (each batch is then delivered again). */
   readonly errors: unknown[] = [];
+
+  /** Restarts: each failed batch counts as one (the batch is delivered again). */
+  get restarts(): number {
+    return this.errors.length;
+  }
 
   constructor(private readonly kafka: InMemoryKafka, private readonly opts: ConsumerOptions) {}
 

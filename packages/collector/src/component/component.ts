@@ -69,6 +69,8 @@ export interface KafkaTopicsConsumer {
  */
 export interface KafkaTopicSink {
   claimTracesTopic(): string;
+  /** A client with the exporter's own connection settings (brokers, library, TLS, SASL), for the stage that writes in its place. */
+  producerClient(): KafkaClient;
 }
 
 /** What a receiver or processor hands its data to: every consumer of each form downstream of it. */

@@ -1,4 +1,7 @@
 import { z } from 'zod';
+import type { KafkaClientOptions } from '@kube-correlate/kafka';
+import type { Logger } from '@kube-correlate/telemetry';
+import { duration, enabled, parseDuration } from '../confmap/schema.js';
 
 /** Settings the kafka receiver and the kafka exporter share, as the OpenTelemetry Collector's kafka components name them. */
 
@@ -25,3 +28,67 @@ export const logsTopic = z.strictObject({
   topic: z.string().min(1).default(TOPIC_DEFAULTS.logs),
   encoding: z.literal('k8s_audit_json').default('k8s_audit_json'),
 }).default({ topic: TOPIC_DEFAULTS.logs, encoding: 'k8s_audit_json' });
+
+export const KAFKA_CLIENT_DEFAULTS = { library: 'platformatic', connect_timeout: '3s', request_timeout: '10s' } as const;
+
+/**
+ * The client library, as `client: kafkajs`, or with the connection timeouts as
+ * `client: { library: kafkajs, connect_timeout: 3s, request_timeout: 10s }`.
+ */
+export const kafkaClient = z.preprocess((v) => (typeof v === 'string' ? { library: v } : v), z.strictObject({
+  library: z.enum(['platformatic', 'kafkajs'], { message: 'expected platformatic (@platformatic/kafka, the default) or kafkajs' }).default(KAFKA_CLIENT_DEFAULTS.library),
+  connect_timeout: duration.default(KAFKA_CLIENT_DEFAULTS.connect_timeout),
+  request_timeout: duration.default(KAFKA_CLIENT_DEFAULTS.request_timeout),
+}).default(KAFKA_CLIENT_DEFAULTS));
+
+/**
+ * TLS and SASL to the brokers, as the OpenTelemetry Collector's kafka exporter and receiver name
+ * them (`auth.tls` is configtls's client settings, `auth.sasl` sarama's mechanisms). `tls:` with no
+ * value enables TLS with the system's root CAs.
+ */
+export const kafkaAuth = z.strictObject({
+  tls: enabled(z.strictObject({
+    ca_file: z.string().min(1).optional(),
+    cert_file: z.string().min(1).optional(),
+    key_file: z.string().min(1).optional(),
+    insecure_skip_verify: z.boolean().default(false),
+    server_name_override: z.string().min(1).optional(),
+  }).refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), { message: 'cert_file and key_file go together (a client certificate needs its key)' })),
+  sasl: z.strictObject({
+    mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], { message: 'expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' }),
+    username: z.string().min(1),
+    password: z.string().min(1),
+  }).optional(),
+}).optional();
+
+type KafkaConnection = {
+  brokers: string[];
+  client_id: string;
+  client: z.output<typeof kafkaClient>;
+  auth?: z.output<typeof kafkaAuth>;
+};
+
+/** The Kafka client settings of a kafka exporter or receiver: library, timeouts, TLS and SASL. */
+export function kafkaClientOptions(c: KafkaConnection, logger: Logger): KafkaClientOptions {
+  const out: KafkaClientOptions = {
+    brokers: c.brokers,
+    clientId: c.client_id,
+    client: c.client.library,
+    connectionTimeoutMs: parseDuration(c.client.connect_timeout),
+    requestTimeoutMs: parseDuration(c.client.request_timeout),
+    logger: logger.child({ component: 'kafka', client: c.client.library }),
+  };
+  const tls = c.auth?.tls;
+  if (tls) {
+    out.tls = {
+      ...(tls.ca_file ? { caFile: tls.ca_file } : {}),
+      ...(tls.cert_file ? { certFile: tls.cert_file } : {}),
+      ...(tls.key_file ? { keyFile: tls.key_file } : {}),
+      insecureSkipVerify: tls.insecure_skip_verify,
+      ...(tls.server_name_override ? { serverNameOverride: tls.server_name_override } : {}),
+    };
+  }
+  const sasl = c.auth?.sasl;
+  if (sasl) out.sasl = { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password };
+  return out;
+}

@@ -1,14 +1,12 @@
 import { z } from 'zod';
 import { duration, positiveInt } from '../../confmap/schema.js';
-import { brokers, logsTopic, tracesTopic } from '../../internal/kafka-settings.js';
+import { brokers, kafkaAuth, kafkaClient, logsTopic, tracesTopic } from '../../internal/kafka-settings.js';
 
 export const KAFKA_EXPORTER_DEFAULTS = {
   clientId: 'kube-correlate-collector',
   compression: 'none',
   linger: '0ms',
   maxBatchMessages: 500,
-  connectTimeout: '3s',
-  requestTimeout: '10s',
   queueSize: 1000,
   timeout: '5s',
   createTopics: true,
@@ -21,6 +19,7 @@ const D = KAFKA_EXPORTER_DEFAULTS;
 export const kafkaExporterConfig = z.strictObject({
   brokers,
   client_id: z.string().min(1).default(D.clientId),
+  auth: kafkaAuth,
   traces: tracesTopic,
   logs: logsTopic,
   /** One trace per message, keyed by trace id: required by the correlator's partitioning. */
@@ -33,10 +32,7 @@ export const kafkaExporterConfig = z.strictObject({
     /** A gathered batch is sent as soon as it holds this many messages. */
     max_batch_messages: positiveInt.default(D.maxBatchMessages),
   }).default({ required_acks: -1, compression: D.compression, linger: D.linger, max_batch_messages: D.maxBatchMessages }),
-  client: z.strictObject({
-    connect_timeout: duration.default(D.connectTimeout),
-    request_timeout: duration.default(D.requestTimeout),
-  }).default({ connect_timeout: D.connectTimeout, request_timeout: D.requestTimeout }),
+  client: kafkaClient,
   /** Requests waiting on Kafka at once; beyond it receivers refuse with retryable codes. */
   sending_queue: z.strictObject({ queue_size: positiveInt.default(D.queueSize) }).default({ queue_size: D.queueSize }),
   /** How long one request may wait for Kafka before its sender is told to retry. */

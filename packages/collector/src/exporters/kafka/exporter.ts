@@ -1,5 +1,5 @@
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
-import { createKafkaClient, defaultTopicSpecs, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { createKafkaClient, defaultTopicSpecs, KafkaError, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { encodeTraceRequest, splitTraceRequest, type Span } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import { RAW_OTLP_REQUEST, type AuditConsumer, type KafkaTopicSink, type SpanConsumer } from '../../component/component.js';
@@ -7,13 +7,14 @@ import { RetryableError } from '../../component/errors.js';
 import { DEFAULT_RETRY_DELAY_MS, fromKafkaError } from '../../component/status.js';
 import { parseDuration } from '../../confmap/schema.js';
 import type { KafkaExporterConfig } from './config.js';
+import { kafkaClientOptions } from '../../internal/kafka-settings.js';
 
 export interface KafkaExporterOptions {
   name: string;
   config: KafkaExporterConfig;
   metrics: PipelineMetrics;
   logger: Logger;
-  /** For tests: a client other than kafkajs. */
+  /** For tests: a client other than the configured library's. */
   client?: KafkaClient;
 }
 
@@ -47,13 +48,7 @@ export class KafkaExporter implements SpanConsumer, AuditConsumer, KafkaTopicSin
   private claimed = false;
 
   constructor(private readonly opts: KafkaExporterOptions) {
-    this.client = opts.client ?? createKafkaClient({
-      brokers: opts.config.brokers,
-      clientId: opts.config.client_id,
-      connectionTimeoutMs: parseDuration(opts.config.client.connect_timeout),
-      requestTimeoutMs: parseDuration(opts.config.client.request_timeout),
-      logger: opts.logger.child({ component: 'kafka' }),
-    });
+    this.client = opts.client ?? createKafkaClient(kafkaClientOptions(opts.config, opts.logger));
     this.timeoutMs = parseDuration(opts.config.timeout);
     this.lingerMs = parseDuration(opts.config.producer.linger);
   }
@@ -61,6 +56,10 @@ export class KafkaExporter implements SpanConsumer, AuditConsumer, KafkaTopicSin
   claimTracesTopic(): string {
     this.claimed = true;
     return this.opts.config.traces.topic;
+  }
+
+  producerClient(): KafkaClient {
+    return this.client;
   }
 
   /** Creates missing topics and connects; a broker that is down at start is not fatal (sends retry the connection). */
@@ -80,6 +79,11 @@ export class KafkaExporter implements SpanConsumer, AuditConsumer, KafkaTopicSin
       await this.connect();
       logger.info({ exporter: name, brokers: config.brokers }, 'Kafka exporter connected');
     } catch (err) {
+      // Refused for good (SASL credentials, a TLS certificate, ACLs): a configuration error, not an outage.
+      if (err instanceof KafkaError && !err.retriable) {
+        logger.error({ exporter: name, err: err.message }, 'Kafka refused the connection');
+        throw new Error(`exporters.${name}: ${err.message}`);
+      }
       logger.warn({ exporter: name, err: (err as Error).message }, 'Kafka not reachable at start; receivers will refuse with retryable codes until it is');
     }
   }

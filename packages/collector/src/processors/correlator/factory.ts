@@ -22,12 +22,14 @@ export const correlatorProcessorFactory = processorFactory({
     const describeRequest = describeFromSpec(p.api_spec, source, `processors.${id}`, logger);
     // Checked at load: the pipeline has one kafka exporter.
     const correlated = next.kafkaOutput!.claimTracesTopic();
+    // Reads with the receiver's connection settings, writes with the exporter's.
+    const producerClient = next.kafkaOutput!.producerClient();
     return {
       async start() {},
       async shutdown() {},
       consumeKafkaTopics(src: KafkaSource): Component {
         const kc = new KafkaCorrelator({
-          client: src.client, groupId: src.groupId, metrics, logger: logger.child({ component: 'correlator' }),
+          client: src.client, producerClient, groupId: src.groupId, metrics, logger: logger.child({ component: 'correlator' }),
           topics: { spans: src.topics.traces, audit: src.topics.logs, auditTrace: p.internal_topics.audit_trace, auditByTrace: p.internal_topics.audit_by_trace, correlated },
           settleAfterMs: parseDuration(p.settle_after), pendingAuditTtlMs: parseDuration(p.pending_audit_ttl),
           maxTracesInFlight: p.max_traces_in_flight, pairCacheSize: p.pair_cache_size, internalRetentionMs: parseDuration(p.internal_topics.retention),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { brokers, logsTopic, tracesTopic } from '../../internal/kafka-settings.js';
+import { brokers, kafkaAuth, kafkaClient, logsTopic, tracesTopic } from '../../internal/kafka-settings.js';
 
 export const KAFKA_RECEIVER_DEFAULTS = {
   clientId: 'kube-correlate',
@@ -9,6 +9,8 @@ export const KAFKA_RECEIVER_DEFAULTS = {
 export const kafkaReceiverConfig = z.strictObject({
   brokers,
   client_id: z.string().min(1).default(KAFKA_RECEIVER_DEFAULTS.clientId),
+  client: kafkaClient,
+  auth: kafkaAuth,
   /** Consumer group; correlator instances share one. */
   group_id: z.string().min(1),
   traces: tracesTopic,

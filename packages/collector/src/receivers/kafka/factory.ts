@@ -1,5 +1,6 @@
 import { createKafkaClient } from '@kube-correlate/kafka';
 import { receiverFactory } from '../../component/factory.js';
+import { kafkaClientOptions } from '../../internal/kafka-settings.js';
 import { kafkaReceiverConfig } from './config.js';
 
 /**
@@ -15,7 +16,7 @@ export const kafkaReceiverFactory = receiverFactory({
   emits: 'kafka_topics',
   config: kafkaReceiverConfig,
   create({ logger }, config, next) {
-    const client = createKafkaClient({ brokers: config.brokers, clientId: config.client_id, logger: logger.child({ component: 'kafka' }) });
+    const client = createKafkaClient(kafkaClientOptions(config, logger));
     // Checked at load: a pipeline of a kafka receiver has one stage that takes Kafka topics.
     return next.kafkaTopics!.consumeKafkaTopics({ client, groupId: config.group_id, topics: { traces: config.traces.topic, logs: config.logs.topic } });
   },

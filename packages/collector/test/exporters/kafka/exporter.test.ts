@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { makeSpan } from '@kube-correlate/fixtures';
-import type { KafkaClient, OutgoingMessage } from '@kube-correlate/kafka';
+import { KafkaError, type KafkaClient, type OutgoingMessage } from '@kube-correlate/kafka';
 import * as grpc from '@grpc/grpc-js';
 import { decodeTraceRequest } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
@@ -11,7 +11,7 @@ import { KAFKA_EXPORTER_DEFAULTS } from '../../../src/exporters/kafka/config.js'
 import { testdata } from '../../paths.js';
 
 /** An in-process fake client (unit test only; the real broker is in test/e2e/kafka-*.test.ts). */
-function fakeClient(behaviour: { delayMs?: number; fail?: boolean } = {}) {
+function fakeClient(behaviour: { delayMs?: number; fail?: boolean; adminError?: Error } = {}) {
   const sends: OutgoingMessage[][] = [];
   const client: KafkaClient = {
     producer: async () => ({
@@ -22,7 +22,10 @@ function fakeClient(behaviour: { delayMs?: number; fail?: boolean } = {}) {
       },
       disconnect: async () => {},
     }),
-    admin: async () => ({ ensureTopics: async () => [], partitionCount: async () => 8, disconnect: async () => {} }),
+    admin: async () => {
+      if (behaviour.adminError) throw behaviour.adminError;
+      return { ensureTopics: async () => [], partitionCount: async () => 8, endOffsets: async () => [], committedOffsets: async () => [], disconnect: async () => {} };
+    },
     consumer: async () => {
       throw new Error('not used');
     },
@@ -51,7 +54,7 @@ test('testdata/config.yaml: defaults fill a config of brokers only; every key ca
     traces: { topic: 'otlp_spans', encoding: 'otlp_proto' }, logs: { topic: 'k8s_audit', encoding: 'k8s_audit_json' },
     partition_traces_by_id: true,
     producer: { required_acks: -1, compression: 'none', linger: '0ms', max_batch_messages: 500 },
-    client: { connect_timeout: '3s', request_timeout: '10s' },
+    client: { library: 'platformatic', connect_timeout: '3s', request_timeout: '10s' },
     sending_queue: { queue_size: 1000 }, timeout: '5s', topics: { create: true, partitions: 8 },
   });
   assert.equal(all, {
@@ -59,7 +62,11 @@ test('testdata/config.yaml: defaults fill a config of brokers only; every key ca
     traces: { topic: 'spans_a', encoding: 'otlp_proto' }, logs: { topic: 'audit_a', encoding: 'k8s_audit_json' },
     partition_traces_by_id: true,
     producer: { required_acks: -1, compression: 'gzip', linger: '5ms', max_batch_messages: 100 },
-    client: { connect_timeout: '1s', request_timeout: '2s' },
+    client: { library: 'kafkajs', connect_timeout: '1s', request_timeout: '2s' },
+    auth: {
+      tls: { ca_file: '/etc/kafka/ca.crt', cert_file: '/etc/kafka/client.crt', key_file: '/etc/kafka/client.key', insecure_skip_verify: false, server_name_override: 'kafka.internal' },
+      sasl: { mechanism: 'SCRAM-SHA-512', username: 'collector', password: 'secret' },
+    },
     sending_queue: { queue_size: 10 }, timeout: '3s', topics: { create: false, partitions: 4 },
   });
   assert.is(findComponent(c, 'exporters', 'kafka')?.name, 'kafka');
@@ -115,6 +122,17 @@ test('Kafka failing or slow: retryable errors, counted; a full queue refuses at 
   assert.is(v('slow', 'queue_full'), 1);
   assert.is(v('slow', 'timeout'), 1);
   await new Promise((r) => setTimeout(r, 200));
+});
+
+test('at start, Kafka down is a warning (senders retry), Kafka refusing the credentials or certificate is an error that stops the start', async () => {
+  const metrics = new PipelineMetrics();
+  const down = new KafkaExporter({ name: 'kafka', config: exporterConfig(''), metrics, logger: silentLogger(), client: fakeClient({ adminError: new KafkaError('connecting the Kafka admin client failed: Connection refused', { retriable: true }) }).client });
+  await down.start();
+  await down.shutdown();
+  const refused = new KafkaError('connecting the Kafka admin client failed: SASL authentication failed. [SASL_AUTHENTICATION_FAILED]', { type: 'SASL_AUTHENTICATION_FAILED', retriable: false });
+  const wrong = new KafkaExporter({ name: 'kafka', config: exporterConfig(''), metrics, logger: silentLogger(), client: fakeClient({ adminError: refused }).client });
+  await wrong.start().then(() => assert.unreachable('started'), (err: Error) => assert.match(err.message, /^exporters\.kafka: connecting the Kafka admin client failed: SASL authentication failed/));
+  await wrong.shutdown();
 });
 
 /** Protobuf by hand: a length-delimited field (field numbers below 16). */
