@@ -5,9 +5,11 @@
  * (proto snake_case names accepted too), trace and span ids as hex (not base64), enums as integers
  * or names, 64-bit integers as numbers or decimal strings, bytes as base64, unknown keys ignored,
  * `null` read as the field's default. Wrong shapes throw OtlpDecodeError naming the JSON path;
- * bad ids only reject their span.
+ * bad ids only reject their span, and so does an array or kvlist nested deeper than
+ * MAX_ANY_VALUE_DEPTH (not read past that depth: the decoder's recursion stays bounded; JSON.parse
+ * itself does not recurse in V8). Unknown keys are never walked, however deep their values are.
  */
-import { OtlpDecodeError } from './model.js';
+import { MAX_ANY_VALUE_DEPTH, OtlpDecodeError, tooDeepReason } from './model.js';
 import type { AnyValue, DecodedTraces, KeyValue, Resource, Scope, Span, SpanEvent, SpanLink } from './model.js';
 
 type Obj = Record<string, unknown>;
@@ -32,6 +34,8 @@ const INT64_MAX = 9223372036854775807n;
  */
 class Path {
   private readonly parts: Array<string | number> = [];
+  /** Set (to the reason) when an attribute nested too deep was skipped; cleared by whoever owns the attributes. */
+  deep = '';
   push(part: string | number): void {
     this.parts.push(part);
   }
@@ -160,6 +164,7 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
     p.push(i);
     const rs = objectAt(p, resourceSpans[i]);
     const resource: Resource = { attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+    let resourceDeep = '';
     const res = field(rs, 'resource', 'resource');
     if (res !== undefined) {
       const ro = objectAt(p, res, 'resource');
@@ -167,6 +172,8 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
       resource.attributes = attributesField(p, ro, 'attributes', 'attributes');
       resource.droppedAttributesCount = uint32Field(p, ro, 'droppedAttributesCount', 'dropped_attributes_count');
       p.pop();
+      if (p.deep) resourceDeep = `resource ${p.deep}`;
+      p.deep = '';
     }
     resource.schemaUrl = stringField(p, rs, 'schemaUrl', 'schema_url');
     const scopeSpans = arrayField(p, rs, 'scopeSpans', 'scope_spans');
@@ -175,6 +182,7 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
       p.push(j);
       const ss = objectAt(p, scopeSpans[j]);
       const scope: Scope = { name: '', version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+      let sharedDeep = resourceDeep;
       const sc = field(ss, 'scope', 'scope');
       if (sc !== undefined) {
         const so = objectAt(p, sc, 'scope');
@@ -184,13 +192,15 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
         scope.attributes = attributesField(p, so, 'attributes', 'attributes');
         scope.droppedAttributesCount = uint32Field(p, so, 'droppedAttributesCount', 'dropped_attributes_count');
         p.pop();
+        if (p.deep) sharedDeep ||= `scope ${p.deep}`;
+        p.deep = '';
       }
       scope.schemaUrl = stringField(p, ss, 'schemaUrl', 'schema_url');
       const spans = arrayField(p, ss, 'spans', 'spans');
       p.push('spans');
       for (let k = 0; k < spans.length; k++) {
         p.push(k);
-        decodeSpan(p, objectAt(p, spans[k]), index++, resource, scope, out);
+        decodeSpan(p, objectAt(p, spans[k]), index++, resource, scope, out, sharedDeep);
         p.pop();
       }
       p.pop();
@@ -202,7 +212,8 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
   return out;
 }
 
-function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: Scope, out: DecodedTraces): void {
+/** `sharedDeep`: why the span's resource or scope is refused ('' when it is not). */
+function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: Scope, out: DecodedTraces, sharedDeep: string): void {
   const trace = hexId(stringField(p, o, 'traceId', 'trace_id'), 'traceId', 32);
   const span = hexId(stringField(p, o, 'spanId', 'span_id'), 'spanId', 16);
   const parentRaw = stringField(p, o, 'parentSpanId', 'parent_span_id');
@@ -272,6 +283,9 @@ function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: S
   const traceState = stringField(p, o, 'traceState', 'trace_state');
   const flags = uint32Field(p, o, 'flags', 'flags');
 
+  // Ids first (as the protobuf decoder reports them), then nesting: of the span, or shared.
+  problem ||= p.deep || sharedDeep;
+  p.deep = '';
   if (problem) {
     out.rejected.push({ index, reason: `span ${index}: ${problem}` });
     return;
@@ -301,12 +315,13 @@ function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: S
 function attributesField(p: Path, o: Obj, camel: string, snake: string): KeyValue[] {
   const raw = arrayField(p, o, camel, snake);
   p.push(camel);
-  const out = keyValues(p, raw);
+  const out = keyValues(p, raw, 1);
   p.pop();
   return out;
 }
 
-function keyValues(p: Path, raw: unknown[]): KeyValue[] {
+/** KeyValues whose values are at `depth` (1 for attributes). */
+function keyValues(p: Path, raw: unknown[], depth: number): KeyValue[] {
   const out: KeyValue[] = new Array(raw.length);
   for (let i = 0; i < raw.length; i++) {
     p.push(i);
@@ -316,14 +331,18 @@ function keyValues(p: Path, raw: unknown[]): KeyValue[] {
     let value: AnyValue = {};
     if (v !== undefined) {
       p.push('value');
-      value = anyValue(p, objectAt(p, v));
+      value = anyValue(p, objectAt(p, v), depth);
       p.pop();
+      if (depth === 1 && p.deep === DEEP) p.deep = tooDeepReason(key);
     }
     out[i] = { key, value };
     p.pop();
   }
   return out;
 }
+
+/** Marker in Path.deep until the attribute's key is known. */
+const DEEP = '\0';
 
 const ANY_VALUE_KEYS: ReadonlyArray<readonly [string, string]> = [
   ['stringValue', 'string_value'],
@@ -338,7 +357,12 @@ const ANY_VALUE_KEYS: ReadonlyArray<readonly [string, string]> = [
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
 const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
 
-function anyValue(p: Path, o: Obj): AnyValue {
+/**
+ * An AnyValue at `depth` (an attribute's value is at 1; members of an array or kvlist at d are at
+ * d + 1). An array or kvlist deeper than MAX_ANY_VALUE_DEPTH is not read: it becomes {} and
+ * p.deep is set, so this recursion is at most MAX_ANY_VALUE_DEPTH + 1 calls deep.
+ */
+function anyValue(p: Path, o: Obj, depth: number): AnyValue {
   let found: string | undefined;
   let raw: unknown;
   for (const [camel, snake] of ANY_VALUE_KEYS) {
@@ -363,6 +387,10 @@ function anyValue(p: Path, o: Obj): AnyValue {
     case 'doubleValue':
       return { doubleValue: doubleValue(p, raw, found) };
     case 'arrayValue': {
+      if (depth > MAX_ANY_VALUE_DEPTH) {
+        p.deep ||= DEEP;
+        return {};
+      }
       const arr = objectAt(p, raw, found);
       p.push(found);
       const values = arrayField(p, arr, 'values', 'values');
@@ -370,7 +398,7 @@ function anyValue(p: Path, o: Obj): AnyValue {
       const out: AnyValue[] = new Array(values.length);
       for (let i = 0; i < values.length; i++) {
         p.push(i);
-        out[i] = anyValue(p, objectAt(p, values[i]));
+        out[i] = anyValue(p, objectAt(p, values[i]), depth + 1);
         p.pop();
       }
       p.pop();
@@ -378,11 +406,15 @@ function anyValue(p: Path, o: Obj): AnyValue {
       return { arrayValue: { values: out } };
     }
     case 'kvlistValue': {
+      if (depth > MAX_ANY_VALUE_DEPTH) {
+        p.deep ||= DEEP;
+        return {};
+      }
       const kvl = objectAt(p, raw, found);
       p.push(found);
       const values = arrayField(p, kvl, 'values', 'values');
       p.push('values');
-      const out = keyValues(p, values);
+      const out = keyValues(p, values, depth + 1);
       p.pop();
       p.pop();
       return { kvlistValue: { values: out } };

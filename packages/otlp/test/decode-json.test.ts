@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { OtlpDecodeError, decodeTraceRequest, decodeTraceRequestJson, encodeTracesJson } from '../src/index.js';
+import { MAX_ANY_VALUE_DEPTH, OtlpDecodeError, decodeTraceRequest, decodeTraceRequestJson, encodeTraceRequest, encodeTracesJson } from '../src/index.js';
 import type { Span } from '../src/index.js';
 import { expectedSpans, makeSdkSpans } from './sdk-spans.js';
 
@@ -240,3 +240,70 @@ test('wrong shapes throw with the JSON path', () => {
 });
 
 test.run();
+
+/** An OTLP/JSON AnyValue of `levels` nested arrays (or one-member kvlists) around a string, built without recursion. */
+function nestedJson(levels: number, kind: 'array' | 'kvlist'): Record<string, unknown> {
+  let v: Record<string, unknown> = { stringValue: 'leaf' };
+  for (let i = 0; i < levels; i++) v = kind === 'array' ? { arrayValue: { values: [v] } } : { kvlistValue: { values: [{ key: 'k', value: v }] } };
+  return v;
+}
+
+/** The same as JSON text, as a receiver gets it (JSON.parse does not recurse in V8). */
+function nestedJsonText(levels: number, kind: 'array' | 'kvlist'): string {
+  return kind === 'array'
+    ? '{"arrayValue":{"values":['.repeat(levels) + '{"stringValue":"leaf"}' + ']}}'.repeat(levels)
+    : '{"kvlistValue":{"values":[{"key":"k","value":'.repeat(levels) + '{"stringValue":"leaf"}' + '}]}}'.repeat(levels);
+}
+
+const deepReason = (key: string, what = '') => `${what}attribute "${key}": array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`;
+
+test(`nesting: arrays and kvlists up to ${MAX_ANY_VALUE_DEPTH} deep decode; one level more rejects only that span`, () => {
+  for (const kind of ['array', 'kvlist'] as const) {
+    const body = {
+      resourceSpans: [{ scopeSpans: [{ spans: [
+        { traceId: TRACE, spanId: SPAN, name: 'ok', attributes: [{ key: 'deep', value: nestedJson(MAX_ANY_VALUE_DEPTH, kind) }] },
+        { traceId: TRACE, spanId: SPAN, name: 'too deep', attributes: [{ key: 'plain', value: { intValue: 1 } }, { key: 'deeper', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, kind) }] },
+        { traceId: TRACE, spanId: SPAN, name: 'event', events: [{ name: 'e', attributes: [{ key: 'in.event', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, kind) }] }] },
+        { traceId: TRACE, spanId: SPAN, name: 'link', links: [{ traceId: TRACE, spanId: SPAN, attributes: [{ key: 'in.link', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, kind) }] }] },
+        { traceId: TRACE, spanId: SPAN, name: 'after' },
+      ] }] }],
+    };
+    const { spans, rejected } = decodeTraceRequestJson(body);
+    assert.equal(spans.map((s) => s.name), ['ok', 'after'], kind);
+    assert.equal(spans[0]!.attributes[0]!.value, nestedJson(MAX_ANY_VALUE_DEPTH, kind));
+    assert.equal(rejected, [
+      { index: 1, reason: `span 1: ${deepReason('deeper')}` },
+      { index: 2, reason: `span 2: ${deepReason('in.event')}` },
+      { index: 3, reason: `span 3: ${deepReason('in.link')}` },
+    ], kind);
+    // A value at the limit survives our protobuf encoder and decoder too.
+    assert.equal(decodeTraceRequest(encodeTraceRequest(spans)).spans, spans, kind);
+  }
+});
+
+test('nesting: a too deep resource or scope attribute rejects every span under it', () => {
+  const deep = [{ key: 'x', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, 'array') }];
+  const span = (name: string, spanId = SPAN) => ({ traceId: TRACE, spanId, name });
+  const { spans, rejected } = decodeTraceRequestJson({
+    resourceSpans: [
+      { resource: { attributes: deep }, scopeSpans: [{ spans: [span('r0.a'), span('r0.b', '0000000000000000')] }, { spans: [span('r0.c')] }] },
+      { scopeSpans: [{ scope: { name: 's', attributes: deep }, spans: [span('r1.s0')] }, { spans: [span('r1.s1')] }] },
+    ],
+  });
+  assert.equal(spans.map((s) => s.name), ['r1.s1']);
+  assert.equal(rejected, [
+    { index: 0, reason: `span 0: ${deepReason('x', 'resource ')}` },
+    { index: 1, reason: 'span 1: spanId is all zero' },
+    { index: 2, reason: `span 2: ${deepReason('x', 'resource ')}` },
+    { index: 3, reason: `span 3: ${deepReason('x', 'scope ')}` },
+  ]);
+});
+
+test('nesting: 100,000 levels from JSON text are rejected without a stack overflow; unknown keys are never walked', () => {
+  for (const kind of ['array', 'kvlist'] as const) {
+    const text = `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"${TRACE}","spanId":"${SPAN}","name":"deep","attributes":[{"key":"k","value":${nestedJsonText(100_000, kind)}}]},{"traceId":"${TRACE}","spanId":"${SPAN}","name":"next","unknownField":${nestedJsonText(100_000, kind)}}]}]}]}`;
+    const { spans, rejected } = decodeTraceRequestJson(JSON.parse(text));
+    assert.equal(spans.map((s) => s.name), ['next'], kind);
+    assert.equal(rejected, [{ index: 0, reason: `span 0: ${deepReason('k')}` }], kind);
+  }
+});
