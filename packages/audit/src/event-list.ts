@@ -38,6 +38,58 @@ function absent(v: unknown): boolean {
   return v === undefined || v === null || v === '';
 }
 
+/**
+ * The deepest an event may nest objects and arrays, counting the event itself as level 1 (so its
+ * `requestObject` is level 2). Kubernetes' own JSON decoder stops at 10000 (Go encoding/json's
+ * maxNestingDepth, which sigs.k8s.io/json keeps), but what this pipeline does with an event later
+ * recurses: JSON.stringify in the store's write transaction and the Kafka exporter overflows Node's
+ * default stack at about 4,000 levels, the summary's canonical JSON at about 2,300, fewer on a
+ * deeper stack. 1000 leaves that margin and is far above any real object (a CRD's schema nests a
+ * few dozen levels).
+ */
+export const MAX_AUDIT_EVENT_DEPTH = 1000;
+
+/**
+ * '' when no object or array of the event sits deeper than MAX_AUDIT_EVENT_DEPTH, else the
+ * top-level field it is in. Depth first with an explicit stack (no recursion), each value once,
+ * stopping at the first value past the limit. For JSON-parsed values (trees).
+ */
+function tooDeepField(e: Obj): string {
+  const values: object[] = [];
+  const depths: number[] = [];
+  for (const field in e) {
+    const top = e[field];
+    if (typeof top !== 'object' || top === null) continue;
+    // The event is level 1, its fields' values level 2.
+    let n = 0;
+    values[n] = top;
+    depths[n++] = 2;
+    while (n > 0) {
+      const v = values[--n]!;
+      const d = depths[n]!;
+      if (d > MAX_AUDIT_EVENT_DEPTH) return field;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const x: unknown = v[i];
+          if (typeof x === 'object' && x !== null) {
+            values[n] = x;
+            depths[n++] = d + 1;
+          }
+        }
+      } else {
+        for (const k in v) {
+          const x = (v as Obj)[k];
+          if (typeof x === 'object' && x !== null) {
+            values[n] = x;
+            depths[n++] = d + 1;
+          }
+        }
+      }
+    }
+  }
+  return '';
+}
+
 /** Optional fields we read: null means absent (other writers than Go emit it), a wrong type is an error. */
 const OPTIONAL_OBJECTS = ['objectRef', 'responseStatus', 'impersonatedUser', 'annotations'] as const;
 
@@ -97,9 +149,15 @@ function validate(value: unknown, inheritedApiVersion: AuditApiVersion | undefin
     (isObject(e.user) ? undefined : `user: expected an object, got ${describeValue(e.user)}`) ??
     checkTimestamp(e, 'requestReceivedTimestamp') ??
     checkTimestamp(e, 'stageTimestamp') ??
-    checkOptional(e);
+    checkOptional(e) ??
+    checkDepth(e);
   if (reason !== undefined) return reason;
   return e as AuditEvent;
+}
+
+function checkDepth(e: Obj): string | undefined {
+  const field = tooDeepField(e);
+  return field ? `${field}: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` : undefined;
 }
 
 /** Types of the optional fields the pipeline reads; null ones are dropped so readers see one shape. */

@@ -2,6 +2,7 @@ export { AUDIT_STAGES, AuditFormatError } from './model.js';
 export type { AuditEvent, AuditStage, AuditUser, AuditObjectRef, AuditResponseStatus, AuditEventError } from './model.js';
 export {
   AUDIT_API_VERSIONS,
+  MAX_AUDIT_EVENT_DEPTH,
   validateAuditEvent,
   parseEventList,
   parseEventListJson,
