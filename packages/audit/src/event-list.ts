@@ -5,6 +5,7 @@
 import { AUDIT_STAGES, AuditFormatError } from './model.js';
 import type { AuditEvent, AuditEventError, AuditStage } from './model.js';
 import { parseAuditTimestamp } from './timestamp.js';
+import { nestedDeeperThan } from './depth.js';
 
 export const AUDIT_API_VERSIONS = ['audit.k8s.io/v1', 'audit.k8s.io/v1beta1'] as const;
 export type AuditApiVersion = (typeof AUDIT_API_VERSIONS)[number];
@@ -49,43 +50,11 @@ function absent(v: unknown): boolean {
  */
 export const MAX_AUDIT_EVENT_DEPTH = 1000;
 
-/**
- * '' when no object or array of the event sits deeper than MAX_AUDIT_EVENT_DEPTH, else the
- * top-level field it is in. Depth first with an explicit stack (no recursion), each value once,
- * stopping at the first value past the limit. For JSON-parsed values (trees).
- */
+/** The top-level field of the event holding something nested too deep, or ''. */
 function tooDeepField(e: Obj): string {
-  const values: object[] = [];
-  const depths: number[] = [];
   for (const field in e) {
-    const top = e[field];
-    if (typeof top !== 'object' || top === null) continue;
     // The event is level 1, its fields' values level 2.
-    let n = 0;
-    values[n] = top;
-    depths[n++] = 2;
-    while (n > 0) {
-      const v = values[--n]!;
-      const d = depths[n]!;
-      if (d > MAX_AUDIT_EVENT_DEPTH) return field;
-      if (Array.isArray(v)) {
-        for (let i = 0; i < v.length; i++) {
-          const x: unknown = v[i];
-          if (typeof x === 'object' && x !== null) {
-            values[n] = x;
-            depths[n++] = d + 1;
-          }
-        }
-      } else {
-        for (const k in v) {
-          const x = (v as Obj)[k];
-          if (typeof x === 'object' && x !== null) {
-            values[n] = x;
-            depths[n++] = d + 1;
-          }
-        }
-      }
-    }
+    if (nestedDeeperThan(e[field], MAX_AUDIT_EVENT_DEPTH, 2)) return field;
   }
   return '';
 }

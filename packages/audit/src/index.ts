@@ -16,3 +16,10 @@ export { summarizeAudit, auditEventKey } from './summary.js';
 export type { AuditSummary } from './summary.js';
 export { readAuditLogFile, AuditLogFollower, DEFAULT_MAX_LINE_BYTES } from './log-file.js';
 export type { AuditLogError, AuditLogHandlers, AuditLogFollowerOptions } from './log-file.js';
+export {
+  REDACTED, LAST_APPLIED_ANNOTATION, DEFAULT_REDACTION_RULES, DEFAULT_RULES, RedactionRules, RedactionRuleError,
+  compileRedactionRules, parseRedactionPath, redactAuditEvent,
+} from './redact.js';
+export type { RedactionRule, Redaction } from './redact.js';
+export { redactionRuleSchema, k8sauditRedactionSchema, redactionRulesFromConfig } from './redaction-config.js';
+export type { K8sAuditRedactionConfig } from './redaction-config.js';
