@@ -51,6 +51,22 @@ class Path {
   }
 }
 
+/** `JSON.stringify(s)`, cut to 60 characters: error messages go back to senders and into logs. */
+function quote(s: string): string {
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
+}
+
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+/**
+ * The string with lone surrogates (JSON allows "\ud800") replaced by U+FFFD, as the protobuf
+ * decoder reads invalid UTF-8: protobuf strings, Kafka and Jaeger carry UTF-8 only, so the same span
+ * must read the same whichever encoding it came in (found by the fuzzer: a re-encoded span changed).
+ */
+function text(s: string): string {
+  return (s as WellFormed).isWellFormed() ? s : (s as WellFormed).toWellFormed();
+}
+
 /** Reads `camel` or its proto name `snake`; null counts as absent. */
 function field(o: Obj, camel: string, snake: string): unknown {
   const v = o[camel];
@@ -79,7 +95,7 @@ function stringField(p: Path, o: Obj, camel: string, snake: string): string {
   const v = field(o, camel, snake);
   if (v === undefined) return '';
   if (typeof v !== 'string') p.fail('expected a string', camel);
-  return v;
+  return text(v);
 }
 
 /** uint32 as a JSON number or decimal string. */
@@ -90,7 +106,8 @@ function uint32Field(p: Path, o: Obj, camel: string, snake: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
     p.fail('expected an unsigned 32-bit integer', camel);
   }
-  return n;
+  // -0 is 0 (JSON may say "-0"; the protobuf encoding of the span cannot).
+  return n + 0;
 }
 
 /** An enum: its integer value (int32, as number or decimal string) or its name. */
@@ -98,10 +115,11 @@ function enumField(p: Path, o: Obj, camel: string, snake: string, names: Record<
   const v = field(o, camel, snake);
   if (v === undefined) return 0;
   if (typeof v === 'string') {
-    const named = names[v];
-    if (named !== undefined) return named;
+    // Own names only: "__proto__" or "constructor" are no enum values (found by the fuzzer: the
+    // status code became Object.prototype).
+    if (Object.hasOwn(names, v)) return names[v]!;
     if (/^-?\d+$/.test(v)) return int32(p, Number(v), camel);
-    p.fail(`unknown enum value ${JSON.stringify(v)}`, camel);
+    p.fail(`unknown enum value ${quote(v)}`, camel);
   }
   if (typeof v !== 'number') p.fail('expected an enum name or integer', camel);
   return int32(p, v, camel);
@@ -109,7 +127,7 @@ function enumField(p: Path, o: Obj, camel: string, snake: string, names: Record<
 
 function int32(p: Path, n: number, key: string): number {
   if (!Number.isInteger(n) || n < -0x80000000 || n > 0x7fffffff) p.fail('expected a 32-bit integer', key);
-  return n;
+  return n | 0;
 }
 
 /**
@@ -140,7 +158,7 @@ function timeField(p: Path, o: Obj, camel: string, snake: string): string {
 /** Checks a hex id; returns the lowercase id, or a reason starting with the field name. */
 function hexId(v: string, name: string, digits: number): { id: string; problem: string } {
   if (v.length !== digits) return { id: '', problem: `${name} is ${v.length} hex digits, want ${digits}` };
-  if (!/^[0-9a-fA-F]*$/.test(v)) return { id: '', problem: `${name} ${JSON.stringify(v)} is not hex` };
+  if (!/^[0-9a-fA-F]*$/.test(v)) return { id: '', problem: `${name} ${quote(v)} is not hex` };
   const id = v.toLowerCase();
   if (/^0*$/.test(id)) return { id: '', problem: `${name} is all zero` };
   return { id, problem: '' };
@@ -155,7 +173,7 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
   // document (an audit EventList, a Jaeger trace): refuse it rather than accept it as empty.
   const keys = Object.keys(root);
   if (!('resourceSpans' in root) && !('resource_spans' in root) && keys.length > 0) {
-    throw new OtlpDecodeError(`expected an ExportTraceServiceRequest with "resourceSpans", got an object with ${keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 5 ? ', ...' : ''}`);
+    throw new OtlpDecodeError(`expected an ExportTraceServiceRequest with "resourceSpans", got an object with ${keys.slice(0, 5).map(quote).join(', ')}${keys.length > 5 ? ', ...' : ''}`);
   }
   const resourceSpans = arrayField(p, root, 'resourceSpans', 'resource_spans');
   p.push('resourceSpans');
@@ -378,7 +396,7 @@ function anyValue(p: Path, o: Obj, depth: number): AnyValue {
       return {};
     case 'stringValue':
       if (typeof raw !== 'string') p.fail('expected a string', found);
-      return { stringValue: raw };
+      return { stringValue: text(raw) };
     case 'boolValue':
       if (typeof raw !== 'boolean') p.fail('expected a boolean', found);
       return { boolValue: raw };

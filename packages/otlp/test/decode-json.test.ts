@@ -239,7 +239,6 @@ test('wrong shapes throw with the JSON path', () => {
   );
 });
 
-test.run();
 
 /** An OTLP/JSON AnyValue of `levels` nested arrays (or one-member kvlists) around a string, built without recursion. */
 function nestedJson(levels: number, kind: 'array' | 'kvlist'): Record<string, unknown> {
@@ -307,3 +306,38 @@ test('nesting: 100,000 levels from JSON text are rejected without a stack overfl
     assert.equal(rejected, [{ index: 0, reason: `span 0: ${deepReason('k')}` }], kind);
   }
 });
+
+test('found by the fuzzer: enum names are own names only ("__proto__", "constructor" are unknown values)', () => {
+  for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    throwsJson(oneSpan({ status: { code: name } }), `resourceSpans[0].scopeSpans[0].spans[0].status.code: unknown enum value ${JSON.stringify(name)}`);
+    throwsJson(oneSpan({ kind: name }), `resourceSpans[0].scopeSpans[0].spans[0].kind: unknown enum value ${JSON.stringify(name)}`);
+  }
+});
+
+test('found by the fuzzer: -0 integers read as 0, so the span encodes to protobuf and back unchanged', () => {
+  const { spans } = decodeTraceRequestJson(oneSpan({ kind: -0, flags: -0, droppedAttributesCount: '0', status: { code: '-0' }, attributes: [{ key: 'd', value: { doubleValue: -0 } }] }));
+  const s = spans[0]!;
+  assert.ok(Object.is(s.kind, 0) && Object.is(s.flags, 0) && Object.is(s.status.code, 0));
+  // A double keeps its sign: protobuf carries it.
+  assert.ok(Object.is((s.attributes[0]!.value as { doubleValue: number }).doubleValue, -0));
+  assert.equal(decodeTraceRequest(encodeTraceRequest(spans)).spans, spans);
+});
+
+test('found by the fuzzer: lone surrogates in strings become U+FFFD, as invalid UTF-8 does in protobuf', () => {
+  const body = JSON.parse(JSON.stringify(oneSpan({ name: 'a\ud800b', traceState: '\udfff', attributes: [{ key: 'k\udc00', value: { stringValue: 'v\ud83d' } }], status: { message: '\ud83d\ude80 ok' } })));
+  const { spans } = decodeTraceRequestJson(body);
+  const s = spans[0]!;
+  assert.is(s.name, 'a\ufffdb');
+  assert.is(s.traceState, '\ufffd');
+  assert.equal(s.attributes, [{ key: 'k\ufffd', value: { stringValue: 'v\ufffd' } }]);
+  assert.is(s.status.message, '\ud83d\ude80 ok', 'a valid pair is kept');
+  assert.equal(decodeTraceRequest(encodeTraceRequest(spans)).spans, spans);
+});
+
+test('found by the fuzzer: error messages quote at most 60 characters of a value (a 1 MiB enum name was echoed whole)', () => {
+  const big = 'x'.repeat(1 << 20);
+  throwsJson(oneSpan({ kind: big }), `resourceSpans[0].scopeSpans[0].spans[0].kind: unknown enum value "${'x'.repeat(57)}..."`);
+  throwsJson({ [big]: 1 }, `expected an ExportTraceServiceRequest with "resourceSpans", got an object with "${'x'.repeat(57)}..."`);
+});
+
+test.run();

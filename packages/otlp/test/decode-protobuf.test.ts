@@ -393,7 +393,6 @@ test('decodes from a Uint8Array view with a non-zero byteOffset', () => {
   assert.equal(decodeTraceRequest(padded.subarray(5, 5 + sdkBytes.length)), decodeTraceRequest(sdkBytes));
 });
 
-test.run();
 
 /** How many arrays or kvlists nest in a decoded value (0 for a scalar). */
 function nesting(v: unknown): number {
@@ -473,3 +472,5 @@ test('nesting: 100,000 levels (arrays, kvlists) are rejected without recursing, 
     assert.equal(decodeTraceRequest(ld(1, ld(2, spanBytes('unknown', TRACE, SPAN, ld(99, value))))).rejected, []);
   }
 });
+
+test.run();
