@@ -26,6 +26,11 @@ export function describeValue(v: unknown): string {
   return `${typeof v === 'number' ? 'the number' : typeof v === 'boolean' ? 'the boolean' : 'the string'} ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`;
 }
 
+/** A key for an error message: JSON-quoted, cut to 60 characters (keys come from the sender). */
+function quoteKey(k: string): string {
+  return JSON.stringify(k.length > 60 ? `${k.slice(0, 57)}...` : k);
+}
+
 function isAuditApiVersion(v: unknown): v is AuditApiVersion {
   return (AUDIT_API_VERSIONS as readonly unknown[]).includes(v);
 }
@@ -126,7 +131,9 @@ function validate(value: unknown, inheritedApiVersion: AuditApiVersion | undefin
 
 function checkDepth(e: Obj): string | undefined {
   const field = tooDeepField(e);
-  return field ? `${field}: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` : undefined;
+  if (!field) return undefined;
+  const name = /^[A-Za-z]\w{0,59}$/.test(field) ? field : quoteKey(field);
+  return `${name}: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)`;
 }
 
 /** Types of the optional fields the pipeline reads; null ones are dropped so readers see one shape. */
@@ -146,7 +153,7 @@ function checkOptional(e: Obj): string | undefined {
   const annotations = e.annotations as Obj | undefined;
   if (annotations) {
     for (const [k, v] of Object.entries(annotations)) {
-      if (typeof v !== 'string') return `annotations[${JSON.stringify(k)}]: expected a string, got ${describeValue(v)}`;
+      if (typeof v !== 'string') return `annotations[${quoteKey(k)}]: expected a string, got ${describeValue(v)}`;
     }
   }
   return undefined;

@@ -209,4 +209,14 @@ test('nesting: 100,000 levels in a webhook body or a log line are refused withou
   assert.equal(r, { index: 7, reason: `responseObject: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` });
 });
 
+test('reasons stay short whatever the keys: a 1 MiB annotation key or field name is cut to 60 characters', () => {
+  const big = 'k'.repeat(1 << 20);
+  const deep = JSON.parse(nestedText(MAX_AUDIT_EVENT_DEPTH));
+  const { errors } = parseEventList({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [item('a', 'ResponseComplete', { annotations: { [big]: 1 } }), item('b', 'ResponseComplete', { [big]: deep })] });
+  assert.equal(errors, [
+    { index: 0, reason: `annotations["${'k'.repeat(57)}..."]: expected a string, got the number 1` },
+    { index: 1, reason: `"${'k'.repeat(57)}...": objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` },
+  ]);
+});
+
 test.run();
