@@ -458,11 +458,20 @@ export function mutateJson(rng: Rng, seed: string, others: readonly string[]): U
       else if (Array.isArray(s.parent)) s.parent[s.key as number] = v;
       else Object.defineProperty(s.parent, s.key, { value: v, writable: true, enumerable: true, configurable: true });
     };
-    switch (rng.int(9)) {
+    switch (rng.int(10)) {
       case 0:
-      case 1:
         set(interesting(rng, donors));
         break;
+      case 1: {
+        // A counter or enum field on some object (the fields a decoder reads as numbers).
+        const objects = all.filter((x) => x.value !== null && typeof x.value === 'object' && !Array.isArray(x.value));
+        if (objects.length) {
+          const o = rng.pick(objects).value as { [k: string]: Json };
+          const key = rng.pick(['droppedAttributesCount', 'dropped_attributes_count', 'droppedEventsCount', 'droppedLinksCount', 'flags', 'kind', 'code', 'index']);
+          Object.defineProperty(o, key, { value: rng.chance(0.7) ? rng.small(1000) : rng.pick(NUMBERS), writable: true, enumerable: true, configurable: true });
+        }
+        break;
+      }
       case 2:
         // Remove it.
         if (Array.isArray(s.parent)) s.parent.splice(s.key as number, 1);
@@ -500,6 +509,9 @@ export function mutateJson(rng: Rng, seed: string, others: readonly string[]): U
       case 7:
         // A subtree of another seed here (a copy: sharing could close a cycle in a later round).
         if (donors.length) set(structuredClone(rng.pick(donors).value));
+        break;
+      case 8:
+        set(interesting(rng, donors));
         break;
       default:
         if (typeof s.value === 'string' && s.value.length > 0) {

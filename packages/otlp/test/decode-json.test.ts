@@ -340,4 +340,10 @@ test('found by the fuzzer: error messages quote at most 60 characters of a value
   throwsJson({ [big]: 1 }, `expected an ExportTraceServiceRequest with "resourceSpans", got an object with "${'x'.repeat(57)}..."`);
 });
 
+test('found by the fuzzer: encodeTracesJson keeps the scope\'s droppedAttributesCount', () => {
+  const { spans } = decodeTraceRequestJson({ resourceSpans: [{ scopeSpans: [{ scope: { name: 's', droppedAttributesCount: 3 }, spans: [{ traceId: TRACE, spanId: SPAN, name: 'x' }] }] }] });
+  assert.is(spans[0]!.scope.droppedAttributesCount, 3);
+  assert.equal(decodeTraceRequestJson(encodeTracesJson(spans)).spans, spans);
+});
+
 test.run();
