@@ -337,10 +337,11 @@ export function mutatePb(rng: Rng, input: Uint8Array, others: readonly Uint8Arra
         break;
       }
       default: {
-        // An unknown field of some wire type.
-        const wt = rng.pick([0, 1, 2, 5, 3, 4, 6, 7]);
-        const raw = wt === 0 ? varintBytes(rng.pick(VARINTS)) : wt === 1 ? rng.bytes(8) : wt === 5 ? rng.bytes(4) : rng.bytes(rng.small(32));
-        (node.children ?? list).push({ field: 1000 + rng.int(100), wt, raw });
+        // A field of some number (mostly the known ones, 1-16: repeated scalars, merged messages), of some wire type.
+        const wt = rng.chance(0.8) ? rng.pick([0, 1, 2, 5]) : rng.pick([3, 4, 6, 7]);
+        const raw = wt === 0 ? varintBytes(rng.pick(VARINTS)) : wt === 1 ? rng.bytes(8) : wt === 5 ? rng.bytes(4) : rng.chance(0.5) ? rng.bytes(rng.small(32)) : serializePb(rng.pick(all).node.children ?? []);
+        const into = node.children ?? list;
+        into.splice(rng.int(into.length + 1), 0, { field: rng.chance(0.8) ? 1 + rng.int(16) : 1000 + rng.int(100), wt, raw });
       }
     }
   }
