@@ -39,5 +39,6 @@ export function fuzzSuite(name: string, opts: { seed: number; cases: number; exp
       const r = runCase(t, readFileSync(join(dir, f)));
       assert.ok('outcome' in r, `${f}: ${'message' in r ? r.message : ''}`);
     }
+    if (files.length) process.stdout.write(`\n  ${name}: ${files.length} regression inputs replayed\n`);
   });
 }

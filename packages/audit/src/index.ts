@@ -20,6 +20,6 @@ export {
   REDACTED, LAST_APPLIED_ANNOTATION, DEFAULT_REDACTION_RULES, DEFAULT_RULES, RedactionRules, RedactionRuleError,
   compileRedactionRules, parseRedactionPath, redactAuditEvent,
 } from './redact.js';
-export type { RedactionRule, Redaction } from './redact.js';
+export type { RedactionRule, Redaction, RedactionPathSegment } from './redact.js';
 export { redactionRuleSchema, k8sauditRedactionSchema, redactionRulesFromConfig } from './redaction-config.js';
 export type { K8sAuditRedactionConfig } from './redaction-config.js';

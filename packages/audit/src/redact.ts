@@ -63,7 +63,8 @@ export class RedactionRuleError extends Error {
 }
 
 /** A path segment: a key, an array index, or `*` (every element or member). */
-type Segment = { key: string } | { index: number } | { any: true };
+export type RedactionPathSegment = { key: string } | { index: number } | { any: true };
+type Segment = RedactionPathSegment;
 
 interface CompiledRule {
   name: string;
