@@ -5,6 +5,7 @@
 import { AUDIT_STAGES, AuditFormatError } from './model.js';
 import type { AuditEvent, AuditEventError, AuditStage } from './model.js';
 import { parseAuditTimestamp } from './timestamp.js';
+import { nestedDeeperThan } from './depth.js';
 
 export const AUDIT_API_VERSIONS = ['audit.k8s.io/v1', 'audit.k8s.io/v1beta1'] as const;
 export type AuditApiVersion = (typeof AUDIT_API_VERSIONS)[number];
@@ -25,6 +26,11 @@ export function describeValue(v: unknown): string {
   return `${typeof v === 'number' ? 'the number' : typeof v === 'boolean' ? 'the boolean' : 'the string'} ${text.length > 60 ? `${text.slice(0, 57)}...` : text}`;
 }
 
+/** A key for an error message: JSON-quoted, cut to 60 characters (keys come from the sender). */
+function quoteKey(k: string): string {
+  return JSON.stringify(k.length > 60 ? `${k.slice(0, 57)}...` : k);
+}
+
 function isAuditApiVersion(v: unknown): v is AuditApiVersion {
   return (AUDIT_API_VERSIONS as readonly unknown[]).includes(v);
 }
@@ -36,6 +42,26 @@ function isStage(v: unknown): v is AuditStage {
 /** Missing, null and "" all mean "not written": Go writes a zero metav1.MicroTime as null. */
 function absent(v: unknown): boolean {
   return v === undefined || v === null || v === '';
+}
+
+/**
+ * The deepest an event may nest objects and arrays, counting the event itself as level 1 (so its
+ * `requestObject` is level 2). Kubernetes' own JSON decoder stops at 10000 (Go encoding/json's
+ * maxNestingDepth, which sigs.k8s.io/json keeps), but what this pipeline does with an event later
+ * recurses: JSON.stringify in the store's write transaction and the Kafka exporter overflows Node's
+ * default stack at about 4,000 levels, the summary's canonical JSON at about 2,300, fewer on a
+ * deeper stack. 1000 leaves that margin and is far above any real object (a CRD's schema nests a
+ * few dozen levels).
+ */
+export const MAX_AUDIT_EVENT_DEPTH = 1000;
+
+/** The top-level field of the event holding something nested too deep, or ''. */
+function tooDeepField(e: Obj): string {
+  for (const field in e) {
+    // The event is level 1, its fields' values level 2.
+    if (nestedDeeperThan(e[field], MAX_AUDIT_EVENT_DEPTH, 2)) return field;
+  }
+  return '';
 }
 
 /** Optional fields we read: null means absent (other writers than Go emit it), a wrong type is an error. */
@@ -97,9 +123,17 @@ function validate(value: unknown, inheritedApiVersion: AuditApiVersion | undefin
     (isObject(e.user) ? undefined : `user: expected an object, got ${describeValue(e.user)}`) ??
     checkTimestamp(e, 'requestReceivedTimestamp') ??
     checkTimestamp(e, 'stageTimestamp') ??
-    checkOptional(e);
+    checkOptional(e) ??
+    checkDepth(e);
   if (reason !== undefined) return reason;
   return e as AuditEvent;
+}
+
+function checkDepth(e: Obj): string | undefined {
+  const field = tooDeepField(e);
+  if (!field) return undefined;
+  const name = /^[A-Za-z]\w{0,59}$/.test(field) ? field : quoteKey(field);
+  return `${name}: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)`;
 }
 
 /** Types of the optional fields the pipeline reads; null ones are dropped so readers see one shape. */
@@ -119,7 +153,7 @@ function checkOptional(e: Obj): string | undefined {
   const annotations = e.annotations as Obj | undefined;
   if (annotations) {
     for (const [k, v] of Object.entries(annotations)) {
-      if (typeof v !== 'string') return `annotations[${JSON.stringify(k)}]: expected a string, got ${describeValue(v)}`;
+      if (typeof v !== 'string') return `annotations[${quoteKey(k)}]: expected a string, got ${describeValue(v)}`;
     }
   }
   return undefined;

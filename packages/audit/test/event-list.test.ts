@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   AuditFormatError,
+  MAX_AUDIT_EVENT_DEPTH,
   auditIDForSpans,
   isAuditEventError,
   parseAuditLine,
@@ -165,6 +166,57 @@ test('parseAuditLine: events, JSON errors with the line number, legacy format', 
 test('auditIDForSpans: the first 64 bytes, as kube-apiserver puts on spans', () => {
   assert.is(auditIDForSpans('d2a97a82-f39e-41d0-8b31-dd74f42ac7fe'), 'd2a97a82-f39e-41d0-8b31-dd74f42ac7fe');
   assert.is(auditIDForSpans('x'.repeat(100)), 'x'.repeat(64));
+});
+
+/** JSON text of a value of `levels` nested objects and arrays (alternating, starting with an object). */
+function nestedText(levels: number): string {
+  let open = '';
+  let close = '';
+  for (let i = 0; i < levels; i++) {
+    open += i % 2 ? '[' : '{"a":';
+    close = (i % 2 ? ']' : '}') + close;
+  }
+  return `${open}1${close}`;
+}
+
+test(`nesting: an event ${MAX_AUDIT_EVENT_DEPTH} levels deep is kept, one more is an item error; the rest of the batch is kept`, () => {
+  assert.is(MAX_AUDIT_EVENT_DEPTH, 1000);
+  // The event is level 1: its requestObject may hold MAX - 1 levels.
+  const atLimit = JSON.parse(nestedText(MAX_AUDIT_EVENT_DEPTH - 1));
+  const over = JSON.parse(nestedText(MAX_AUDIT_EVENT_DEPTH));
+  const { events, errors } = parseEventList({
+    kind: 'EventList', apiVersion: 'audit.k8s.io/v1',
+    items: [item('ok', 'ResponseComplete', { requestObject: atLimit }), item('deep', 'ResponseComplete', { responseObject: over }), item('unknown field', 'ResponseComplete', { extra: [over] }), item('after')],
+  });
+  assert.equal(events.map((e) => e.auditID), ['ok', 'after']);
+  assert.equal(errors, [
+    { index: 1, reason: `responseObject: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` },
+    { index: 2, reason: `extra: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` },
+  ]);
+  // What was kept survives what the pipeline does with it next.
+  assert.ok(JSON.stringify(events[0]).length > 0);
+});
+
+test('nesting: 100,000 levels in a webhook body or a log line are refused without a stack overflow', () => {
+  const deep = nestedText(100_000);
+  const body = `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[${JSON.stringify(item('deep')).slice(0, -1)},"requestObject":${deep}},${JSON.stringify(item('next'))}]}`;
+  const { events, errors } = parseEventListJson(body);
+  assert.equal(events.map((e) => e.auditID), ['next']);
+  assert.equal(errors.map((e) => [e.index, e.reason.split(':')[0]]), [[0, 'requestObject']]);
+  const line = `${JSON.stringify(v1Event('deep')).slice(0, -1)},"responseObject":${deep}}`;
+  const r = parseAuditLine(line, 7);
+  assert.ok(isAuditEventError(r));
+  assert.equal(r, { index: 7, reason: `responseObject: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` });
+});
+
+test('reasons stay short whatever the keys: a 1 MiB annotation key or field name is cut to 60 characters', () => {
+  const big = 'k'.repeat(1 << 20);
+  const deep = JSON.parse(nestedText(MAX_AUDIT_EVENT_DEPTH));
+  const { errors } = parseEventList({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [item('a', 'ResponseComplete', { annotations: { [big]: 1 } }), item('b', 'ResponseComplete', { [big]: deep })] });
+  assert.equal(errors, [
+    { index: 0, reason: `annotations["${'k'.repeat(57)}..."]: expected a string, got the number 1` },
+    { index: 1, reason: `"${'k'.repeat(57)}...": objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` },
+  ]);
 });
 
 test.run();

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readAuditLogFile } from '../src/index.js';
+import { MAX_AUDIT_EVENT_DEPTH, readAuditLogFile } from '../src/index.js';
 import type { AuditEvent, AuditLogError } from '../src/index.js';
 import { sleep, v1Event, withTempDir } from './helpers.js';
 
@@ -25,6 +25,20 @@ test('a bad line in the middle: its line number is reported, every other event d
     assert.equal(errors.map((e) => [e.index, e.path]), [[501, path], [801, path]]);
     assert.match(errors[0]!.reason, /^invalid JSON: /);
     assert.is(errors[1]!.reason, 'stage: missing');
+  });
+});
+
+test('a line nested too deep (100,000 levels) is an error; the next line is read', async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, 'audit.log');
+    const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+    await writeFile(path, `${line('a')}\n${line('deep').slice(0, -1)},"requestObject":${deep}}\n${line('b')}\n`);
+    const events: string[] = [];
+    const errors: AuditLogError[] = [];
+    const counts = await readAuditLogFile(path, { onEvent: (e) => void events.push(e.auditID), onError: (e) => void errors.push(e) });
+    assert.equal(counts, { lines: 3, events: 2, errors: 1 });
+    assert.equal(events, ['a', 'b']);
+    assert.equal(errors, [{ index: 2, path, reason: `requestObject: objects and arrays nested deeper than ${MAX_AUDIT_EVENT_DEPTH} levels (counting the event as 1)` }]);
   });
 });
 

@@ -5,9 +5,11 @@
  * (proto snake_case names accepted too), trace and span ids as hex (not base64), enums as integers
  * or names, 64-bit integers as numbers or decimal strings, bytes as base64, unknown keys ignored,
  * `null` read as the field's default. Wrong shapes throw OtlpDecodeError naming the JSON path;
- * bad ids only reject their span.
+ * bad ids only reject their span, and so does an array or kvlist nested deeper than
+ * MAX_ANY_VALUE_DEPTH (not read past that depth: the decoder's recursion stays bounded; JSON.parse
+ * itself does not recurse in V8). Unknown keys are never walked, however deep their values are.
  */
-import { OtlpDecodeError } from './model.js';
+import { MAX_ANY_VALUE_DEPTH, OtlpDecodeError, tooDeepReason } from './model.js';
 import type { AnyValue, DecodedTraces, KeyValue, Resource, Scope, Span, SpanEvent, SpanLink } from './model.js';
 
 type Obj = Record<string, unknown>;
@@ -32,6 +34,8 @@ const INT64_MAX = 9223372036854775807n;
  */
 class Path {
   private readonly parts: Array<string | number> = [];
+  /** Set (to the reason) when an attribute nested too deep was skipped; cleared by whoever owns the attributes. */
+  deep = '';
   push(part: string | number): void {
     this.parts.push(part);
   }
@@ -45,6 +49,22 @@ class Path {
     }
     throw new OtlpDecodeError(`${s || 'request body'}: ${what}`);
   }
+}
+
+/** `JSON.stringify(s)`, cut to 60 characters: error messages go back to senders and into logs. */
+function quote(s: string): string {
+  return JSON.stringify(s.length > 60 ? `${s.slice(0, 57)}...` : s);
+}
+
+type WellFormed = string & { isWellFormed(): boolean; toWellFormed(): string };
+
+/**
+ * The string with lone surrogates (JSON allows "\ud800") replaced by U+FFFD, as the protobuf
+ * decoder reads invalid UTF-8: protobuf strings, Kafka and Jaeger carry UTF-8 only, so the same span
+ * must read the same whichever encoding it came in (found by the fuzzer: a re-encoded span changed).
+ */
+function text(s: string): string {
+  return (s as WellFormed).isWellFormed() ? s : (s as WellFormed).toWellFormed();
 }
 
 /** Reads `camel` or its proto name `snake`; null counts as absent. */
@@ -75,7 +95,7 @@ function stringField(p: Path, o: Obj, camel: string, snake: string): string {
   const v = field(o, camel, snake);
   if (v === undefined) return '';
   if (typeof v !== 'string') p.fail('expected a string', camel);
-  return v;
+  return text(v);
 }
 
 /** uint32 as a JSON number or decimal string. */
@@ -86,7 +106,8 @@ function uint32Field(p: Path, o: Obj, camel: string, snake: string): number {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 0xffffffff) {
     p.fail('expected an unsigned 32-bit integer', camel);
   }
-  return n;
+  // -0 is 0 (JSON may say "-0"; the protobuf encoding of the span cannot).
+  return n + 0;
 }
 
 /** An enum: its integer value (int32, as number or decimal string) or its name. */
@@ -94,10 +115,11 @@ function enumField(p: Path, o: Obj, camel: string, snake: string, names: Record<
   const v = field(o, camel, snake);
   if (v === undefined) return 0;
   if (typeof v === 'string') {
-    const named = names[v];
-    if (named !== undefined) return named;
+    // Own names only: "__proto__" or "constructor" are no enum values (found by the fuzzer: the
+    // status code became Object.prototype).
+    if (Object.hasOwn(names, v)) return names[v]!;
     if (/^-?\d+$/.test(v)) return int32(p, Number(v), camel);
-    p.fail(`unknown enum value ${JSON.stringify(v)}`, camel);
+    p.fail(`unknown enum value ${quote(v)}`, camel);
   }
   if (typeof v !== 'number') p.fail('expected an enum name or integer', camel);
   return int32(p, v, camel);
@@ -105,7 +127,7 @@ function enumField(p: Path, o: Obj, camel: string, snake: string, names: Record<
 
 function int32(p: Path, n: number, key: string): number {
   if (!Number.isInteger(n) || n < -0x80000000 || n > 0x7fffffff) p.fail('expected a 32-bit integer', key);
-  return n;
+  return n | 0;
 }
 
 /**
@@ -136,7 +158,7 @@ function timeField(p: Path, o: Obj, camel: string, snake: string): string {
 /** Checks a hex id; returns the lowercase id, or a reason starting with the field name. */
 function hexId(v: string, name: string, digits: number): { id: string; problem: string } {
   if (v.length !== digits) return { id: '', problem: `${name} is ${v.length} hex digits, want ${digits}` };
-  if (!/^[0-9a-fA-F]*$/.test(v)) return { id: '', problem: `${name} ${JSON.stringify(v)} is not hex` };
+  if (!/^[0-9a-fA-F]*$/.test(v)) return { id: '', problem: `${name} ${quote(v)} is not hex` };
   const id = v.toLowerCase();
   if (/^0*$/.test(id)) return { id: '', problem: `${name} is all zero` };
   return { id, problem: '' };
@@ -151,7 +173,7 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
   // document (an audit EventList, a Jaeger trace): refuse it rather than accept it as empty.
   const keys = Object.keys(root);
   if (!('resourceSpans' in root) && !('resource_spans' in root) && keys.length > 0) {
-    throw new OtlpDecodeError(`expected an ExportTraceServiceRequest with "resourceSpans", got an object with ${keys.slice(0, 5).map((k) => JSON.stringify(k)).join(', ')}${keys.length > 5 ? ', ...' : ''}`);
+    throw new OtlpDecodeError(`expected an ExportTraceServiceRequest with "resourceSpans", got an object with ${keys.slice(0, 5).map(quote).join(', ')}${keys.length > 5 ? ', ...' : ''}`);
   }
   const resourceSpans = arrayField(p, root, 'resourceSpans', 'resource_spans');
   p.push('resourceSpans');
@@ -160,6 +182,7 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
     p.push(i);
     const rs = objectAt(p, resourceSpans[i]);
     const resource: Resource = { attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+    let resourceDeep = '';
     const res = field(rs, 'resource', 'resource');
     if (res !== undefined) {
       const ro = objectAt(p, res, 'resource');
@@ -167,6 +190,8 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
       resource.attributes = attributesField(p, ro, 'attributes', 'attributes');
       resource.droppedAttributesCount = uint32Field(p, ro, 'droppedAttributesCount', 'dropped_attributes_count');
       p.pop();
+      if (p.deep) resourceDeep = `resource ${p.deep}`;
+      p.deep = '';
     }
     resource.schemaUrl = stringField(p, rs, 'schemaUrl', 'schema_url');
     const scopeSpans = arrayField(p, rs, 'scopeSpans', 'scope_spans');
@@ -175,6 +200,7 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
       p.push(j);
       const ss = objectAt(p, scopeSpans[j]);
       const scope: Scope = { name: '', version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+      let sharedDeep = resourceDeep;
       const sc = field(ss, 'scope', 'scope');
       if (sc !== undefined) {
         const so = objectAt(p, sc, 'scope');
@@ -184,13 +210,15 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
         scope.attributes = attributesField(p, so, 'attributes', 'attributes');
         scope.droppedAttributesCount = uint32Field(p, so, 'droppedAttributesCount', 'dropped_attributes_count');
         p.pop();
+        if (p.deep) sharedDeep ||= `scope ${p.deep}`;
+        p.deep = '';
       }
       scope.schemaUrl = stringField(p, ss, 'schemaUrl', 'schema_url');
       const spans = arrayField(p, ss, 'spans', 'spans');
       p.push('spans');
       for (let k = 0; k < spans.length; k++) {
         p.push(k);
-        decodeSpan(p, objectAt(p, spans[k]), index++, resource, scope, out);
+        decodeSpan(p, objectAt(p, spans[k]), index++, resource, scope, out, sharedDeep);
         p.pop();
       }
       p.pop();
@@ -202,7 +230,8 @@ export function decodeTraceRequestJson(body: unknown): DecodedTraces {
   return out;
 }
 
-function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: Scope, out: DecodedTraces): void {
+/** `sharedDeep`: why the span's resource or scope is refused ('' when it is not). */
+function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: Scope, out: DecodedTraces, sharedDeep: string): void {
   const trace = hexId(stringField(p, o, 'traceId', 'trace_id'), 'traceId', 32);
   const span = hexId(stringField(p, o, 'spanId', 'span_id'), 'spanId', 16);
   const parentRaw = stringField(p, o, 'parentSpanId', 'parent_span_id');
@@ -272,6 +301,9 @@ function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: S
   const traceState = stringField(p, o, 'traceState', 'trace_state');
   const flags = uint32Field(p, o, 'flags', 'flags');
 
+  // Ids first (as the protobuf decoder reports them), then nesting: of the span, or shared.
+  problem ||= p.deep || sharedDeep;
+  p.deep = '';
   if (problem) {
     out.rejected.push({ index, reason: `span ${index}: ${problem}` });
     return;
@@ -301,12 +333,13 @@ function decodeSpan(p: Path, o: Obj, index: number, resource: Resource, scope: S
 function attributesField(p: Path, o: Obj, camel: string, snake: string): KeyValue[] {
   const raw = arrayField(p, o, camel, snake);
   p.push(camel);
-  const out = keyValues(p, raw);
+  const out = keyValues(p, raw, 1);
   p.pop();
   return out;
 }
 
-function keyValues(p: Path, raw: unknown[]): KeyValue[] {
+/** KeyValues whose values are at `depth` (1 for attributes). */
+function keyValues(p: Path, raw: unknown[], depth: number): KeyValue[] {
   const out: KeyValue[] = new Array(raw.length);
   for (let i = 0; i < raw.length; i++) {
     p.push(i);
@@ -316,14 +349,18 @@ function keyValues(p: Path, raw: unknown[]): KeyValue[] {
     let value: AnyValue = {};
     if (v !== undefined) {
       p.push('value');
-      value = anyValue(p, objectAt(p, v));
+      value = anyValue(p, objectAt(p, v), depth);
       p.pop();
+      if (depth === 1 && p.deep === DEEP) p.deep = tooDeepReason(key);
     }
     out[i] = { key, value };
     p.pop();
   }
   return out;
 }
+
+/** Marker in Path.deep until the attribute's key is known. */
+const DEEP = '\0';
 
 const ANY_VALUE_KEYS: ReadonlyArray<readonly [string, string]> = [
   ['stringValue', 'string_value'],
@@ -338,7 +375,12 @@ const ANY_VALUE_KEYS: ReadonlyArray<readonly [string, string]> = [
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2,3})?$/;
 const BASE64URL = /^[A-Za-z0-9_-]*={0,2}$/;
 
-function anyValue(p: Path, o: Obj): AnyValue {
+/**
+ * An AnyValue at `depth` (an attribute's value is at 1; members of an array or kvlist at d are at
+ * d + 1). An array or kvlist deeper than MAX_ANY_VALUE_DEPTH is not read: it becomes {} and
+ * p.deep is set, so this recursion is at most MAX_ANY_VALUE_DEPTH + 1 calls deep.
+ */
+function anyValue(p: Path, o: Obj, depth: number): AnyValue {
   let found: string | undefined;
   let raw: unknown;
   for (const [camel, snake] of ANY_VALUE_KEYS) {
@@ -354,7 +396,7 @@ function anyValue(p: Path, o: Obj): AnyValue {
       return {};
     case 'stringValue':
       if (typeof raw !== 'string') p.fail('expected a string', found);
-      return { stringValue: raw };
+      return { stringValue: text(raw) };
     case 'boolValue':
       if (typeof raw !== 'boolean') p.fail('expected a boolean', found);
       return { boolValue: raw };
@@ -363,6 +405,10 @@ function anyValue(p: Path, o: Obj): AnyValue {
     case 'doubleValue':
       return { doubleValue: doubleValue(p, raw, found) };
     case 'arrayValue': {
+      if (depth > MAX_ANY_VALUE_DEPTH) {
+        p.deep ||= DEEP;
+        return {};
+      }
       const arr = objectAt(p, raw, found);
       p.push(found);
       const values = arrayField(p, arr, 'values', 'values');
@@ -370,7 +416,7 @@ function anyValue(p: Path, o: Obj): AnyValue {
       const out: AnyValue[] = new Array(values.length);
       for (let i = 0; i < values.length; i++) {
         p.push(i);
-        out[i] = anyValue(p, objectAt(p, values[i]));
+        out[i] = anyValue(p, objectAt(p, values[i]), depth + 1);
         p.pop();
       }
       p.pop();
@@ -378,11 +424,15 @@ function anyValue(p: Path, o: Obj): AnyValue {
       return { arrayValue: { values: out } };
     }
     case 'kvlistValue': {
+      if (depth > MAX_ANY_VALUE_DEPTH) {
+        p.deep ||= DEEP;
+        return {};
+      }
       const kvl = objectAt(p, raw, found);
       p.push(found);
       const values = arrayField(p, kvl, 'values', 'values');
       p.push('values');
-      const out = keyValues(p, values);
+      const out = keyValues(p, values, depth + 1);
       p.pop();
       p.pop();
       return { kvlistValue: { values: out } };

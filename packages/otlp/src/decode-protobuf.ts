@@ -35,8 +35,13 @@
  *
  * Proto3 rules followed: a repeated scalar field takes its last value; a repeated embedded
  * message (resource, scope, status, a KeyValue's value) is merged into the earlier one.
+ *
+ * Nesting: the only recursive part of the grammar is AnyValue (arrays and kvlists). An array or
+ * kvlist deeper than MAX_ANY_VALUE_DEPTH is not decoded (its bytes are skipped, so the decoder's
+ * own recursion is bounded whatever the input): the span holding it is rejected, or every span of
+ * the resource or scope holding it (see model.ts).
  */
-import { OtlpDecodeError } from './model.js';
+import { MAX_ANY_VALUE_DEPTH, OtlpDecodeError, tooDeepReason } from './model.js';
 import type { AnyValue, DecodedTraces, KeyValue, Resource, Scope, Span, SpanEvent, SpanLink } from './model.js';
 
 /**
@@ -65,6 +70,12 @@ class Reader {
   pos = 0;
   /** Running index of spans in request order, for `rejected`. */
   spanIndex = 0;
+  /**
+   * Set when an AnyValue nested deeper than MAX_ANY_VALUE_DEPTH was skipped: DEEP until the
+   * top-level KeyValue names its key, then the reason. Read and cleared by whoever owns the
+   * attributes (span, resource, scope).
+   */
+  deep = '';
   readonly text: TextBuffer;
   readonly view: DataView;
   constructor(readonly buf: Uint8Array) {
@@ -303,9 +314,31 @@ export function decodeTraceRequest(bytes: Uint8Array): DecodedTraces {
   return out;
 }
 
+/** Marker in Reader.deep until the attribute's key is known. */
+const DEEP = '\0';
+
+/**
+ * Spans [firstIndex, lastIndex) share a resource or scope whose attributes nest too deep: every one
+ * of them is rejected (those already rejected keep their reason). They are the last ones decoded,
+ * so they sit at the ends of out.spans and out.rejected.
+ */
+function rejectAll(out: DecodedTraces, spansFrom: number, rejectedFrom: number, firstIndex: number, lastIndex: number, why: string): void {
+  const already = out.rejected.splice(rejectedFrom);
+  out.spans.length = spansFrom;
+  let k = 0;
+  for (let index = firstIndex; index < lastIndex; index++) {
+    if (k < already.length && already[k]!.index === index) out.rejected.push(already[k++]!);
+    else out.rejected.push({ index, reason: `span ${index}: ${why}` });
+  }
+}
+
 function decodeResourceSpans(r: Reader, end: number, out: DecodedTraces): void {
   // Created up front: the wire may carry spans before the resource, and spans share this object.
   const resource: Resource = { attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+  const spansFrom = out.spans.length;
+  const rejectedFrom = out.rejected.length;
+  const firstIndex = r.spanIndex;
+  let deep = '';
   while (r.pos < end) {
     const tagAt = r.pos;
     const tag = varint32(r, end);
@@ -314,6 +347,10 @@ function decodeResourceSpans(r: Reader, end: number, out: DecodedTraces): void {
       case 1:
         if (wt !== 2) wrongWireType('ResourceSpans.resource (1)', wt, 2, tagAt);
         decodeResource(r, lengthEnd(r, end), resource);
+        if (r.deep) {
+          deep ||= `resource ${r.deep}`;
+          r.deep = '';
+        }
         break;
       case 2:
         if (wt !== 2) wrongWireType('ResourceSpans.scope_spans (2)', wt, 2, tagAt);
@@ -327,6 +364,7 @@ function decodeResourceSpans(r: Reader, end: number, out: DecodedTraces): void {
         skipField(r, end, tag >>> 3, wt, tagAt);
     }
   }
+  if (deep) rejectAll(out, spansFrom, rejectedFrom, firstIndex, r.spanIndex, deep);
 }
 
 function decodeResource(r: Reader, end: number, resource: Resource): void {
@@ -351,6 +389,10 @@ function decodeResource(r: Reader, end: number, resource: Resource): void {
 
 function decodeScopeSpans(r: Reader, end: number, resource: Resource, out: DecodedTraces): void {
   const scope: Scope = { name: '', version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+  const spansFrom = out.spans.length;
+  const rejectedFrom = out.rejected.length;
+  const firstIndex = r.spanIndex;
+  let deep = '';
   while (r.pos < end) {
     const tagAt = r.pos;
     const tag = varint32(r, end);
@@ -359,6 +401,10 @@ function decodeScopeSpans(r: Reader, end: number, resource: Resource, out: Decod
       case 1:
         if (wt !== 2) wrongWireType('ScopeSpans.scope (1)', wt, 2, tagAt);
         decodeScope(r, lengthEnd(r, end), scope);
+        if (r.deep) {
+          deep ||= `scope ${r.deep}`;
+          r.deep = '';
+        }
         break;
       case 2:
         if (wt !== 2) wrongWireType('ScopeSpans.spans (2)', wt, 2, tagAt);
@@ -372,6 +418,7 @@ function decodeScopeSpans(r: Reader, end: number, resource: Resource, out: Decod
         skipField(r, end, tag >>> 3, wt, tagAt);
     }
   }
+  if (deep) rejectAll(out, spansFrom, rejectedFrom, firstIndex, r.spanIndex, deep);
 }
 
 function decodeScope(r: Reader, end: number, scope: Scope): void {
@@ -516,6 +563,11 @@ function decodeSpan(r: Reader, end: number, resource: Resource, scope: Scope, ou
       default:
         skipField(r, end, tag >>> 3, wt, tagAt);
     }
+  }
+  if (r.deep) {
+    // Attributes of the span, its events or its links.
+    problem ||= r.deep;
+    r.deep = '';
   }
   const idIssue =
     idProblem(buf, 'trace_id', traceAt, traceLen, 16) ||
@@ -663,7 +715,8 @@ function decodeLink(r: Reader, end: number): SpanLink | string {
   };
 }
 
-function decodeKeyValue(r: Reader, end: number): KeyValue {
+/** A KeyValue whose value is at `depth` (1 for an attribute, deeper inside kvlists). */
+function decodeKeyValue(r: Reader, end: number, depth = 1): KeyValue {
   let key = '';
   let value: AnyValue | undefined;
   while (r.pos < end) {
@@ -677,20 +730,25 @@ function decodeKeyValue(r: Reader, end: number): KeyValue {
         break;
       case 2:
         if (wt !== 2) wrongWireType('KeyValue.value (2)', wt, 2, tagAt);
-        value = decodeAnyValue(r, lengthEnd(r, end), value);
+        value = decodeAnyValue(r, lengthEnd(r, end), value, depth);
         break;
       default:
         skipField(r, end, tag >>> 3, wt, tagAt);
     }
   }
+  // The key of a top-level attribute comes last on the wire as often as first: named here.
+  if (depth === 1 && r.deep === DEEP) r.deep = tooDeepReason(key);
   return { key, value: value ?? {} };
 }
 
 /**
- * Decodes an AnyValue. `prior` is an earlier occurrence of the same field, merged as proto3 says:
- * a later oneof member replaces it, except that array and kvlist values append to the same member.
+ * Decodes an AnyValue at `depth` (an attribute's value is at 1, the members of an array or kvlist
+ * at depth d are at d + 1). `prior` is an earlier occurrence of the same field, merged as proto3
+ * says: a later oneof member replaces it, except that array and kvlist values append to the same
+ * member. An array or kvlist deeper than MAX_ANY_VALUE_DEPTH is skipped unread and flagged in
+ * r.deep, so this recursion is at most MAX_ANY_VALUE_DEPTH + 1 calls deep.
  */
-function decodeAnyValue(r: Reader, end: number, prior?: AnyValue): AnyValue {
+function decodeAnyValue(r: Reader, end: number, prior: AnyValue | undefined, depth: number): AnyValue {
   let value: AnyValue = prior ?? {};
   while (r.pos < end) {
     const tagAt = r.pos;
@@ -718,15 +776,27 @@ function decodeAnyValue(r: Reader, end: number, prior?: AnyValue): AnyValue {
       }
       case 5: {
         if (wt !== 2) wrongWireType('AnyValue.array_value (5)', wt, 2, tagAt);
+        if (depth > MAX_ANY_VALUE_DEPTH) {
+          r.pos = lengthEnd(r, end);
+          r.deep ||= DEEP;
+          value = {};
+          break;
+        }
         const values = 'arrayValue' in value ? value.arrayValue.values : [];
-        decodeArrayValue(r, lengthEnd(r, end), values);
+        decodeArrayValue(r, lengthEnd(r, end), values, depth + 1);
         value = { arrayValue: { values } };
         break;
       }
       case 6: {
         if (wt !== 2) wrongWireType('AnyValue.kvlist_value (6)', wt, 2, tagAt);
+        if (depth > MAX_ANY_VALUE_DEPTH) {
+          r.pos = lengthEnd(r, end);
+          r.deep ||= DEEP;
+          value = {};
+          break;
+        }
         const values = 'kvlistValue' in value ? value.kvlistValue.values : [];
-        decodeKeyValueList(r, lengthEnd(r, end), values);
+        decodeKeyValueList(r, lengthEnd(r, end), values, depth + 1);
         value = { kvlistValue: { values } };
         break;
       }
@@ -759,26 +829,28 @@ function boolVarint(r: Reader, end: number): boolean {
   return any !== 0;
 }
 
-function decodeArrayValue(r: Reader, end: number, values: AnyValue[]): void {
+/** The members of an array whose values are at `depth`. */
+function decodeArrayValue(r: Reader, end: number, values: AnyValue[], depth: number): void {
   while (r.pos < end) {
     const tagAt = r.pos;
     const tag = varint32(r, end);
     const wt = tag & 7;
     if (tag >>> 3 === 1) {
       if (wt !== 2) wrongWireType('ArrayValue.values (1)', wt, 2, tagAt);
-      values.push(decodeAnyValue(r, lengthEnd(r, end)));
+      values.push(decodeAnyValue(r, lengthEnd(r, end), undefined, depth));
     } else skipField(r, end, tag >>> 3, wt, tagAt);
   }
 }
 
-function decodeKeyValueList(r: Reader, end: number, values: KeyValue[]): void {
+/** The members of a kvlist whose values are at `depth`. */
+function decodeKeyValueList(r: Reader, end: number, values: KeyValue[], depth: number): void {
   while (r.pos < end) {
     const tagAt = r.pos;
     const tag = varint32(r, end);
     const wt = tag & 7;
     if (tag >>> 3 === 1) {
       if (wt !== 2) wrongWireType('KeyValueList.values (1)', wt, 2, tagAt);
-      values.push(decodeKeyValue(r, lengthEnd(r, end)));
+      values.push(decodeKeyValue(r, lengthEnd(r, end), depth));
     } else skipField(r, end, tag >>> 3, wt, tagAt);
   }
 }

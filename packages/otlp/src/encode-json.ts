@@ -6,7 +6,7 @@ export interface ExportTraceServiceRequestJson {
     resource: { attributes: KeyValue[]; droppedAttributesCount?: number };
     schemaUrl?: string;
     scopeSpans: Array<{
-      scope: { name: string; version?: string; attributes?: KeyValue[] };
+      scope: { name: string; version?: string; attributes?: KeyValue[]; droppedAttributesCount?: number };
       schemaUrl?: string;
       spans: Array<Record<string, unknown>>;
     }>;
@@ -32,7 +32,8 @@ export function encodeTracesJson(spans: readonly Span[]): ExportTraceServiceRequ
       resource: { attributes: resource.attributes, droppedAttributesCount: resource.droppedAttributesCount },
       ...(resource.schemaUrl ? { schemaUrl: resource.schemaUrl } : {}),
       scopeSpans: [...scopes].map(([scope, list]) => ({
-        scope: { name: scope.name, version: scope.version, attributes: scope.attributes },
+        // droppedAttributesCount only when set (it was left out: found by the fuzzer).
+        scope: { name: scope.name, version: scope.version, attributes: scope.attributes, ...(scope.droppedAttributesCount ? { droppedAttributesCount: scope.droppedAttributesCount } : {}) },
         ...(scope.schemaUrl ? { schemaUrl: scope.schemaUrl } : {}),
         spans: list.map(spanJson),
       })),

@@ -1,4 +1,4 @@
-export { SpanKind, StatusCode, OtlpDecodeError, attrString, serviceName, plainValue, plainAttributes } from './model.js';
+export { SpanKind, StatusCode, OtlpDecodeError, MAX_ANY_VALUE_DEPTH, attrString, serviceName, plainValue, plainAttributes } from './model.js';
 export type {
   AnyValue, KeyValue, Resource, Scope, Span, SpanEvent, SpanLink, RejectedSpan, DecodedTraces,
   SpanKindValue, StatusCodeValue,

@@ -111,6 +111,24 @@ export interface DecodedTraces {
   rejected: RejectedSpan[];
 }
 
+/**
+ * The deepest an array or kvlist AnyValue may sit. An attribute's value is at depth 1 and the
+ * members of an array or kvlist at depth d are at depth d + 1; an array or kvlist at a depth above
+ * this is refused (a scalar may sit one level deeper). The OpenTelemetry specification's
+ * AttributeValueDepthLimit counts the same way and defaults to 64, so nothing an SDK with default
+ * limits sends is refused, while what the pipeline later does recursively (JSON.stringify in the
+ * store, the protobuf encoder, plainValue) stays a few hundred frames deep at most. Spans holding a
+ * deeper value are rejected (OTLP partial success), not the whole request; a resource or scope
+ * holding one rejects every span under it.
+ */
+export const MAX_ANY_VALUE_DEPTH = 64;
+
+/** Why a span, resource or scope was refused for nesting: `attribute "key": ...`. */
+export function tooDeepReason(key: string): string {
+  const shown = key.length > 100 ? `${key.slice(0, 97)}...` : key;
+  return `attribute ${JSON.stringify(shown)}: array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`;
+}
+
 /** The whole request could not be read (malformed protobuf, JSON of the wrong shape). */
 export class OtlpDecodeError extends Error {
   override readonly name = 'OtlpDecodeError';

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { JsonTraceSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { OtlpDecodeError, decodeTraceRequest, decodeTraceRequestJson, encodeTracesJson } from '../src/index.js';
+import { MAX_ANY_VALUE_DEPTH, OtlpDecodeError, decodeTraceRequest, decodeTraceRequestJson, encodeTraceRequest, encodeTracesJson } from '../src/index.js';
 import type { Span } from '../src/index.js';
 import { expectedSpans, makeSdkSpans } from './sdk-spans.js';
 
@@ -237,6 +237,113 @@ test('wrong shapes throw with the JSON path', () => {
     oneSpan({ attributes: [{ key: 'k', value: { arrayValue: { values: [{ kvlistValue: { values: [{ key: 'x', value: { stringValue: 1 } }] } }] } } }] }),
     `${at}.attributes[0].value.arrayValue.values[0].kvlistValue.values[0].value.stringValue: expected a string`,
   );
+});
+
+
+/** An OTLP/JSON AnyValue of `levels` nested arrays (or one-member kvlists) around a string, built without recursion. */
+function nestedJson(levels: number, kind: 'array' | 'kvlist'): Record<string, unknown> {
+  let v: Record<string, unknown> = { stringValue: 'leaf' };
+  for (let i = 0; i < levels; i++) v = kind === 'array' ? { arrayValue: { values: [v] } } : { kvlistValue: { values: [{ key: 'k', value: v }] } };
+  return v;
+}
+
+/** The same as JSON text, as a receiver gets it (JSON.parse does not recurse in V8). */
+function nestedJsonText(levels: number, kind: 'array' | 'kvlist'): string {
+  return kind === 'array'
+    ? '{"arrayValue":{"values":['.repeat(levels) + '{"stringValue":"leaf"}' + ']}}'.repeat(levels)
+    : '{"kvlistValue":{"values":[{"key":"k","value":'.repeat(levels) + '{"stringValue":"leaf"}' + '}]}}'.repeat(levels);
+}
+
+const deepReason = (key: string, what = '') => `${what}attribute "${key}": array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`;
+
+test(`nesting: arrays and kvlists up to ${MAX_ANY_VALUE_DEPTH} deep decode; one level more rejects only that span`, () => {
+  for (const kind of ['array', 'kvlist'] as const) {
+    const body = {
+      resourceSpans: [{ scopeSpans: [{ spans: [
+        { traceId: TRACE, spanId: SPAN, name: 'ok', attributes: [{ key: 'deep', value: nestedJson(MAX_ANY_VALUE_DEPTH, kind) }] },
+        { traceId: TRACE, spanId: SPAN, name: 'too deep', attributes: [{ key: 'plain', value: { intValue: 1 } }, { key: 'deeper', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, kind) }] },
+        { traceId: TRACE, spanId: SPAN, name: 'event', events: [{ name: 'e', attributes: [{ key: 'in.event', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, kind) }] }] },
+        { traceId: TRACE, spanId: SPAN, name: 'link', links: [{ traceId: TRACE, spanId: SPAN, attributes: [{ key: 'in.link', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, kind) }] }] },
+        { traceId: TRACE, spanId: SPAN, name: 'after' },
+      ] }] }],
+    };
+    const { spans, rejected } = decodeTraceRequestJson(body);
+    assert.equal(spans.map((s) => s.name), ['ok', 'after'], kind);
+    assert.equal(spans[0]!.attributes[0]!.value, nestedJson(MAX_ANY_VALUE_DEPTH, kind));
+    assert.equal(rejected, [
+      { index: 1, reason: `span 1: ${deepReason('deeper')}` },
+      { index: 2, reason: `span 2: ${deepReason('in.event')}` },
+      { index: 3, reason: `span 3: ${deepReason('in.link')}` },
+    ], kind);
+    // A value at the limit survives our protobuf encoder and decoder too.
+    assert.equal(decodeTraceRequest(encodeTraceRequest(spans)).spans, spans, kind);
+  }
+});
+
+test('nesting: a too deep resource or scope attribute rejects every span under it', () => {
+  const deep = [{ key: 'x', value: nestedJson(MAX_ANY_VALUE_DEPTH + 1, 'array') }];
+  const span = (name: string, spanId = SPAN) => ({ traceId: TRACE, spanId, name });
+  const { spans, rejected } = decodeTraceRequestJson({
+    resourceSpans: [
+      { resource: { attributes: deep }, scopeSpans: [{ spans: [span('r0.a'), span('r0.b', '0000000000000000')] }, { spans: [span('r0.c')] }] },
+      { scopeSpans: [{ scope: { name: 's', attributes: deep }, spans: [span('r1.s0')] }, { spans: [span('r1.s1')] }] },
+    ],
+  });
+  assert.equal(spans.map((s) => s.name), ['r1.s1']);
+  assert.equal(rejected, [
+    { index: 0, reason: `span 0: ${deepReason('x', 'resource ')}` },
+    { index: 1, reason: 'span 1: spanId is all zero' },
+    { index: 2, reason: `span 2: ${deepReason('x', 'resource ')}` },
+    { index: 3, reason: `span 3: ${deepReason('x', 'scope ')}` },
+  ]);
+});
+
+test('nesting: 100,000 levels from JSON text are rejected without a stack overflow; unknown keys are never walked', () => {
+  for (const kind of ['array', 'kvlist'] as const) {
+    const text = `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"${TRACE}","spanId":"${SPAN}","name":"deep","attributes":[{"key":"k","value":${nestedJsonText(100_000, kind)}}]},{"traceId":"${TRACE}","spanId":"${SPAN}","name":"next","unknownField":${nestedJsonText(100_000, kind)}}]}]}]}`;
+    const { spans, rejected } = decodeTraceRequestJson(JSON.parse(text));
+    assert.equal(spans.map((s) => s.name), ['next'], kind);
+    assert.equal(rejected, [{ index: 0, reason: `span 0: ${deepReason('k')}` }], kind);
+  }
+});
+
+test('found by the fuzzer: enum names are own names only ("__proto__", "constructor" are unknown values)', () => {
+  for (const name of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+    throwsJson(oneSpan({ status: { code: name } }), `resourceSpans[0].scopeSpans[0].spans[0].status.code: unknown enum value ${JSON.stringify(name)}`);
+    throwsJson(oneSpan({ kind: name }), `resourceSpans[0].scopeSpans[0].spans[0].kind: unknown enum value ${JSON.stringify(name)}`);
+  }
+});
+
+test('found by the fuzzer: -0 integers read as 0, so the span encodes to protobuf and back unchanged', () => {
+  const { spans } = decodeTraceRequestJson(oneSpan({ kind: -0, flags: -0, droppedAttributesCount: '0', status: { code: '-0' }, attributes: [{ key: 'd', value: { doubleValue: -0 } }] }));
+  const s = spans[0]!;
+  assert.ok(Object.is(s.kind, 0) && Object.is(s.flags, 0) && Object.is(s.status.code, 0));
+  // A double keeps its sign: protobuf carries it.
+  assert.ok(Object.is((s.attributes[0]!.value as { doubleValue: number }).doubleValue, -0));
+  assert.equal(decodeTraceRequest(encodeTraceRequest(spans)).spans, spans);
+});
+
+test('found by the fuzzer: lone surrogates in strings become U+FFFD, as invalid UTF-8 does in protobuf', () => {
+  const body = JSON.parse(JSON.stringify(oneSpan({ name: 'a\ud800b', traceState: '\udfff', attributes: [{ key: 'k\udc00', value: { stringValue: 'v\ud83d' } }], status: { message: '\ud83d\ude80 ok' } })));
+  const { spans } = decodeTraceRequestJson(body);
+  const s = spans[0]!;
+  assert.is(s.name, 'a\ufffdb');
+  assert.is(s.traceState, '\ufffd');
+  assert.equal(s.attributes, [{ key: 'k\ufffd', value: { stringValue: 'v\ufffd' } }]);
+  assert.is(s.status.message, '\ud83d\ude80 ok', 'a valid pair is kept');
+  assert.equal(decodeTraceRequest(encodeTraceRequest(spans)).spans, spans);
+});
+
+test('found by the fuzzer: error messages quote at most 60 characters of a value (a 1 MiB enum name was echoed whole)', () => {
+  const big = 'x'.repeat(1 << 20);
+  throwsJson(oneSpan({ kind: big }), `resourceSpans[0].scopeSpans[0].spans[0].kind: unknown enum value "${'x'.repeat(57)}..."`);
+  throwsJson({ [big]: 1 }, `expected an ExportTraceServiceRequest with "resourceSpans", got an object with "${'x'.repeat(57)}..."`);
+});
+
+test('found by the fuzzer: encodeTracesJson keeps the scope\'s droppedAttributesCount', () => {
+  const { spans } = decodeTraceRequestJson({ resourceSpans: [{ scopeSpans: [{ scope: { name: 's', droppedAttributesCount: 3 }, spans: [{ traceId: TRACE, spanId: SPAN, name: 'x' }] }] }] });
+  assert.is(spans[0]!.scope.droppedAttributesCount, 3);
+  assert.equal(decodeTraceRequestJson(encodeTracesJson(spans)).spans, spans);
 });
 
 test.run();

@@ -1,12 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { OtlpDecodeError, decodeTraceRequest } from '../src/index.js';
+import { MAX_ANY_VALUE_DEPTH, OtlpDecodeError, decodeTraceRequest } from '../src/index.js';
 import type { Span } from '../src/index.js';
 import { uint64ToDecimal } from '../src/decode-protobuf.js';
 import { referenceDecode } from './reference-proto.js';
 import { expectedSpans, makeSdkSpans } from './sdk-spans.js';
-import { cat, dbl, f32, f64, hexField, ld, str, tag, unknownFields, varint, vi } from './pb.js';
+import { cat, dbl, f32, f64, hexField, keyValue, ld, nestedAnyValue, str, tag, unknownFields, varint, vi } from './pb.js';
 
 const sdkSpans = makeSdkSpans();
 const sdkBytes = ProtobufTraceSerializer.serializeRequest(sdkSpans)!;
@@ -391,6 +391,86 @@ test('decodes from a Uint8Array view with a non-zero byteOffset', () => {
   const padded = new Uint8Array(sdkBytes.length + 7);
   padded.set(sdkBytes, 5);
   assert.equal(decodeTraceRequest(padded.subarray(5, 5 + sdkBytes.length)), decodeTraceRequest(sdkBytes));
+});
+
+
+/** How many arrays or kvlists nest in a decoded value (0 for a scalar). */
+function nesting(v: unknown): number {
+  let n = 0;
+  for (let cur = v as Record<string, { values: Array<Record<string, unknown>> }>; ; n++) {
+    if (cur.arrayValue) cur = cur.arrayValue.values[0] as typeof cur;
+    else if (cur.kvlistValue) cur = cur.kvlistValue.values[0]!.value as typeof cur;
+    else return n;
+  }
+}
+
+const LEAF = str(1, 'leaf');
+
+test(`nesting: arrays and kvlists up to ${MAX_ANY_VALUE_DEPTH} deep decode; one level more rejects only that span`, () => {
+  assert.is(MAX_ANY_VALUE_DEPTH, 64);
+  for (const kind of ['array', 'kvlist'] as const) {
+    const bytes = ld(1, ld(2,
+      spanBytes('ok', TRACE, SPAN, keyValue(9, 'deep', nestedAnyValue(MAX_ANY_VALUE_DEPTH, kind, LEAF))),
+      spanBytes('too deep', TRACE, SPAN, cat(str(9, ''), keyValue(9, 'plain', LEAF), keyValue(9, 'deeper', nestedAnyValue(MAX_ANY_VALUE_DEPTH + 1, kind, LEAF)))),
+      spanBytes('after', TRACE, SPAN)));
+    const { spans, rejected } = decodeTraceRequest(bytes);
+    assert.equal(spans.map((s) => s.name), ['ok', 'after'], kind);
+    assert.is(nesting(spans[0]!.attributes[0]!.value), MAX_ANY_VALUE_DEPTH, kind);
+    assert.equal(rejected, [{ index: 1, reason: `span 1: attribute "deeper": array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels` }], kind);
+  }
+});
+
+test('nesting: the key of a too deep attribute is named whichever field comes first on the wire', () => {
+  const valueFirst = ld(9, ld(2, nestedAnyValue(MAX_ANY_VALUE_DEPTH + 1, 'array', LEAF)), str(1, 'late.key'));
+  const { rejected } = decodeTraceRequest(ld(1, ld(2, spanBytes('s', TRACE, SPAN, valueFirst))));
+  assert.equal(rejected, [{ index: 0, reason: `span 0: attribute "late.key": array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels` }]);
+});
+
+test('nesting: too deep in event or link attributes rejects the span', () => {
+  const deep = nestedAnyValue(MAX_ANY_VALUE_DEPTH + 1, 'kvlist', LEAF);
+  const bytes = ld(1, ld(2,
+    spanBytes('event', TRACE, SPAN, ld(11, str(2, 'e'), keyValue(3, 'in.event', deep))),
+    spanBytes('link', TRACE, SPAN, ld(13, hexField(1, TRACE), hexField(2, PARENT), keyValue(4, 'in.link', deep))),
+    spanBytes('fine', TRACE, SPAN)));
+  const { spans, rejected } = decodeTraceRequest(bytes);
+  assert.equal(spans.map((s) => s.name), ['fine']);
+  assert.equal(rejected.map((r) => r.reason), [
+    `span 0: attribute "in.event": array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`,
+    `span 1: attribute "in.link": array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`,
+  ]);
+});
+
+test('nesting: a too deep resource or scope attribute rejects every span under it, wherever it sits on the wire', () => {
+  const deep = keyValue(1, 'res.deep', nestedAnyValue(MAX_ANY_VALUE_DEPTH + 1, 'array', LEAF));
+  const scopeDeep = keyValue(3, 'scope.deep', nestedAnyValue(MAX_ANY_VALUE_DEPTH + 1, 'array', LEAF));
+  const reason = (what: string, key: string) => `${what} attribute "${key}": array or kvlist nested deeper than ${MAX_ANY_VALUE_DEPTH} levels`;
+  const bytes = cat(
+    ld(1, ld(2, spanBytes('r0.a', TRACE, SPAN))),
+    // Resource after its spans; one of them already rejected for its id, which it keeps.
+    ld(1, ld(2, spanBytes('r1.a', TRACE, SPAN), spanBytes('r1.b', TRACE, '0000000000000000')), ld(2, spanBytes('r1.c', TRACE, SPAN)), ld(1, deep)),
+    ld(1, ld(2, ld(1, scopeDeep), spanBytes('r2.s0', TRACE, SPAN)), ld(2, spanBytes('r2.s1', TRACE, SPAN))),
+    ld(1, ld(2, spanBytes('r3.a', TRACE, SPAN))),
+  );
+  const { spans, rejected } = decodeTraceRequest(bytes);
+  assert.equal(spans.map((s) => s.name), ['r0.a', 'r2.s1', 'r3.a']);
+  assert.equal(rejected, [
+    { index: 1, reason: `span 1: ${reason('resource', 'res.deep')}` },
+    { index: 2, reason: 'span 2: span_id is all zero' },
+    { index: 3, reason: `span 3: ${reason('resource', 'res.deep')}` },
+    { index: 4, reason: `span 4: ${reason('scope', 'scope.deep')}` },
+  ]);
+});
+
+test('nesting: 100,000 levels (arrays, kvlists) are rejected without recursing, and unknown fields of any depth are skipped', () => {
+  for (const kind of ['array', 'kvlist'] as const) {
+    const value = nestedAnyValue(100_000, kind, LEAF);
+    const bytes = ld(1, ld(2, spanBytes('deep', TRACE, SPAN, keyValue(9, 'k', value)), spanBytes('next', TRACE, SPAN)));
+    const { spans, rejected } = decodeTraceRequest(bytes);
+    assert.equal(spans.map((s) => s.name), ['next'], kind);
+    assert.is(rejected.length, 1, kind);
+    // As an unknown field, the same bytes are never looked into.
+    assert.equal(decodeTraceRequest(ld(1, ld(2, spanBytes('unknown', TRACE, SPAN, ld(99, value))))).rejected, []);
+  }
 });
 
 test.run();

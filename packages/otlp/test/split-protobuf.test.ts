@@ -5,7 +5,7 @@ import { decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, splitTraceRequ
 import type { Resource, Scope, Span } from '../src/index.js';
 import { referenceDecode } from './reference-proto.js';
 import { makeSdkSpans } from './sdk-spans.js';
-import { cat, hexField, ld, str, vi } from './pb.js';
+import { cat, hexField, keyValue, ld, nestedAnyValue, str, vi } from './pb.js';
 
 /** Spans of `traces` traces spread over 3 resources x 2 scopes, interleaved as a batch processor sends them. */
 function mixedSpans(traces: number, perTrace: number): Span[] {
@@ -115,6 +115,17 @@ test('malformed bytes throw OtlpDecodeError with an offset, never return a parti
   }
   assert.throws(() => splitTraceRequest(Uint8Array.of(0x0b)), (e: unknown) => e instanceof OtlpDecodeError); // resource_spans with wire type 3
   assert.equal(splitTraceRequest(new Uint8Array(0)), []);
+});
+
+test('a span holding 100,000 nested arrays is split without looking inside it; decoding the part rejects it', () => {
+  const trace = 'ab'.repeat(16);
+  const deep = ld(2, hexField(1, trace), hexField(2, '00000000000000a1'), str(5, 'deep'), keyValue(9, 'k', nestedAnyValue(100_000, 'array', str(1, 'leaf'))));
+  const fine = ld(2, hexField(1, 'cd'.repeat(16)), hexField(2, '00000000000000a2'), str(5, 'fine'));
+  const parts = splitTraceRequest(ld(1, ld(2, deep, fine)));
+  assert.equal(parts.map((p) => p.traceId), [trace, 'cd'.repeat(16)]);
+  const decoded = decodeTraceRequest(parts[0]!.request);
+  assert.equal([decoded.spans.length, decoded.rejected.length], [0, 1]);
+  assert.equal(decodeTraceRequest(parts[1]!.request).spans.map((s) => s.name), ['fine']);
 });
 
 test.run();

@@ -120,12 +120,25 @@ export class BadReviewError extends Error {
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * A short description of a value for an error message: strings and numbers quoted and cut to 60
+ * characters, objects and arrays named, never serialized (a body may nest 100,000 levels, where
+ * JSON.stringify overflows the stack, or carry megabytes).
+ */
+function describe(v: unknown): string {
+  if (v === undefined || v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'object') return 'an object';
+  const text = typeof v === 'string' ? JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v) : String(v);
+  return text;
+}
+
 /** Checks the envelope only; the object inside is looked at by mutate(). Throws BadReviewError. */
 export function parseAdmissionReview(body: unknown): AdmissionReviewRequest {
   if (!isRecord(body)) throw new BadReviewError('body is not a JSON object');
-  if (body.kind !== 'AdmissionReview') throw new BadReviewError(`kind must be "AdmissionReview", got ${JSON.stringify(body.kind ?? null)}`);
+  if (body.kind !== 'AdmissionReview') throw new BadReviewError(`kind must be "AdmissionReview", got ${describe(body.kind)}`);
   if (body.apiVersion !== ADMISSION_API_VERSION) {
-    throw new BadReviewError(`apiVersion must be "${ADMISSION_API_VERSION}" (set admissionReviewVersions: [v1]), got ${JSON.stringify(body.apiVersion ?? null)}`);
+    throw new BadReviewError(`apiVersion must be "${ADMISSION_API_VERSION}" (set admissionReviewVersions: [v1]), got ${describe(body.apiVersion)}`);
   }
   const req = body.request;
   if (!isRecord(req)) throw new BadReviewError('request is missing or not an object');

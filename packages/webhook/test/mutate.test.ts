@@ -529,4 +529,41 @@ test('parseAdmissionReview: envelope errors are BadReviewError with a message', 
   }
 });
 
+test('parseAdmissionReviewJson: a kind or apiVersion nested 100,000 deep or a megabyte long is a short BadReviewError (was a RangeError from JSON.stringify, and a megabyte echoed)', () => {
+  const deep = '['.repeat(100_000) + ']'.repeat(100_000);
+  const cases: Array<[string, string]> = [
+    [`{"kind":${deep}}`, 'kind must be "AdmissionReview", got an array'],
+    [`{"kind":{"a":${deep}}}`, 'kind must be "AdmissionReview", got an object'],
+    [`{"kind":"AdmissionReview","apiVersion":${deep}}`, 'apiVersion must be "admission.k8s.io/v1" (set admissionReviewVersions: [v1]), got an array'],
+    [`{"kind":"${'x'.repeat(1_000_000)}"}`, `kind must be "AdmissionReview", got "${'x'.repeat(57)}..."`],
+    ['{"kind":12}', 'kind must be "AdmissionReview", got 12'],
+    ['{"kind":"AdmissionReview"}', 'apiVersion must be "admission.k8s.io/v1" (set admissionReviewVersions: [v1]), got null'],
+  ];
+  for (const [text, message] of cases) {
+    try {
+      parseAdmissionReviewJson(text);
+      assert.unreachable(text.slice(0, 40));
+    } catch (err) {
+      assert.instance(err, BadReviewError);
+      assert.is((err as Error).message, message);
+    }
+  }
+});
+
+test('mutate: objects nested 100,000 deep (CREATE, UPDATE with a spec change, owner references, annotations) never throw', () => {
+  const deep = (): unknown => JSON.parse('{"a":'.repeat(100_000) + '1' + '}'.repeat(100_000));
+  const reviews = [
+    review('CREATE', { metadata: { name: 'x' }, spec: deep() }),
+    review('UPDATE', { metadata: {}, spec: deep() }, { oldObject: { metadata: {}, spec: deep() } }),
+    review('UPDATE', { metadata: {}, spec: { b: deep() } }, { oldObject: { metadata: {}, spec: { a: deep() } } }),
+    review('CREATE', { metadata: { ownerReferences: [deep()], annotations: { x: deep() } } }),
+    review('CREATE', { metadata: { annotations: { [ANNOTATION_SPAN]: deep() } } }),
+    review('DELETE', deep(), { oldObject: deep() }),
+  ];
+  for (const r of reviews) {
+    const result = mutate(r, { traceparent: TP });
+    assert.ok(JSON.stringify(result.review).length < 1000, result.outcome);
+  }
+});
+
 test.run();
