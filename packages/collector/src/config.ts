@@ -200,12 +200,16 @@ const otlpCommon = {
    * for `settle_after` (at the latest `max_delay` after its first new data); spans that may still
    * change (the root until the root object was seen, owners known only from ownerReferences,
    * requests whose audit is not complete) wait at most `wait_for_owners` more, then go as they are.
+   * One trace per set per `window` (UTC-aligned, by each request's requestReceivedTimestamp); a
+   * window's trace that would pass `max_spans_per_trace` continues in a further trace of the chain.
    */
   object_sets: z.strictObject({
     settle_after: duration.default('5s'),
     max_delay: duration.default('1m'),
     wait_for_owners: duration.default('2m'),
-  }).default({ settle_after: '5s', max_delay: '1m', wait_for_owners: '2m' }),
+    window: duration.refine((d) => !DURATION.test(d.trim()) || parseDuration(d) >= 1000, 'object_sets.window must be at least 1s').default('1h'),
+    max_spans_per_trace: z.number().int().min(10, 'object_sets.max_spans_per_trace must be at least 10').default(2000),
+  }).default({ settle_after: '5s', max_delay: '1m', wait_for_owners: '2m', window: '1h', max_spans_per_trace: 2000 }),
 };
 const otlpExporter = z.strictObject({
   /** host:port, or http(s)://host:port (https: TLS). */

@@ -73,7 +73,7 @@ export class Pipeline {
         const objectSets = otlp && (otlp.type === 'otlp' || otlp.type === 'otlphttp') ? otlp.config.object_sets : undefined;
         this.store = new TraceStore({
           dir, metrics, exportQueue: !!otlp, onExportQueued: () => this.otlpExporter?.notify(),
-          ...(objectSets ? { objectSetDebounce: { settleAfterMs: parseDuration(objectSets.settle_after), maxDelayMs: parseDuration(objectSets.max_delay) } } : {}),
+          ...(objectSets ? { objectSetDebounce: { settleAfterMs: parseDuration(objectSets.settle_after), maxDelayMs: parseDuration(objectSets.max_delay) }, objectSetWindowMs: parseDuration(objectSets.window) } : {}),
         });
         logger.info({ path: this.store.path }, 'embedded store opened');
       }
@@ -106,6 +106,7 @@ export class Pipeline {
           queueSize: c.sending_queue.queue_size, shutdownTimeoutMs: parseDuration(c.shutdown_timeout),
           retryPauseMs: parseDuration(c.retry_on_failure.initial_interval),
           waitForOwnersMs: parseDuration(c.object_sets.wait_for_owners),
+          maxSpansPerObjectSetTrace: c.object_sets.max_spans_per_trace,
           waitForAuditMs: parseDuration(c.wait_for_audit),
         });
         await this.otlpExporter.start();
@@ -133,7 +134,10 @@ export class Pipeline {
         logger.info({ endpoint: this.addresses.metrics }, '/metrics listening');
       }
       if (this.store && config.store) {
-        this.queryServer = createQueryApi({ store: this.store, metrics, logger: logger.child({ component: 'query' }) });
+        this.queryServer = createQueryApi({
+          store: this.store, metrics, logger: logger.child({ component: 'query' }),
+          receivers: () => ({ otlpGrpc: this.addresses.otlpGrpc, otlpHttp: this.addresses.otlpHttp, auditWebhook: this.addresses.auditWebhook }),
+        });
         this.addresses.query = await listenHttp(this.queryServer, config.store.endpoint, 'query API');
         logger.info({ endpoint: this.addresses.query }, 'query API and /metrics listening');
       }
