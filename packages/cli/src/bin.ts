@@ -94,9 +94,11 @@ program
 program
   .command('demo')
   .description('replay the Deployment scenario into the running pipeline (or a temporary one) and print its tree')
-  .option('--endpoint <url>', 'query API of a running pipeline', 'http://127.0.0.1:4320')
+  .option('--endpoint <url>', 'query API of a running pipeline (it says where its receivers listen)', 'http://127.0.0.1:4320')
+  .option('--otlp-endpoint <url>', 'OTLP/HTTP base URL to send to (default: where the pipeline says)')
+  .option('--audit-endpoint <url>', 'audit webhook URL to send to (default: where the pipeline says)')
   .option('--json', 'print JSON')
-  .action(async (opts: { endpoint: string; json?: boolean }) => {
+  .action(async (opts: { endpoint: string; otlpEndpoint?: string; auditEndpoint?: string; json?: boolean }) => {
     process.exitCode = await runDemo(opts);
   });
 
