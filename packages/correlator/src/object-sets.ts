@@ -176,6 +176,16 @@ export function objectSetTraceId(setId: string, windowStartMs: number, part = 0)
   return /^0+$/.test(hex) ? '00000000000000000000000000000001' : hex;
 }
 
+/**
+ * Span id of the root of one trace of an object set (a window, or a further part of one; every
+ * window when `windowStartMs` is undefined). Each trace's root has its own, so a root's span link to
+ * the root of the trace before it never names its own id (the Jaeger UI takes a span's first
+ * reference as its parent when the id is in the trace).
+ */
+export function objectSetRootSpanId(setId: string, windowStartMs?: number, part = 0): string {
+  return windowStartMs === undefined ? objectSetSpanId(setId, 'set') : objectSetSpanId(setId, 'set', new Date(windowStartMs).toISOString(), ...(part > 0 ? [String(part)] : []));
+}
+
 /** Deterministic span id for a node of an object-set trace. */
 export function objectSetSpanId(...parts: string[]): string {
   const hex = createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);

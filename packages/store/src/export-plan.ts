@@ -1,5 +1,5 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { auditSpanId, DERIVED_SCOPE, encodeCorrelatedTrace, encodeUnjoinedAudit, groupByAuditId, lateAuditSpanId, objectSetSpanId, objectSetTraceId, objectSetWindowStart, requestAnchor, type TreeNode } from '@kube-correlate/correlator';
+import { auditSpanId, DERIVED_SCOPE, encodeCorrelatedTrace, encodeUnjoinedAudit, groupByAuditId, lateAuditSpanId, objectSetRootSpanId, objectSetSpanId, objectSetTraceId, objectSetWindowStart, requestAnchor, type TreeNode } from '@kube-correlate/correlator';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { objectSetChainSpan, objectSetNodeReady, objectSetSpan, type HoldOptions, type ObjectSetTraceContext, type ObjectSetTree } from './object-set-tree.js';
 import { objectEntryKey, type ExportQueueEntry, type TraceStore } from './trace-store.js';
@@ -279,7 +279,9 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
     for (let p = parentOf.get(n); p; p = parentOf.get(p)) up.unshift(p);
     return up;
   };
-  const has = (p: PlannedPart, spanId: string) => p.planned.has(spanId) || store.isExported(p.traceId, spanId);
+  /** A node's span id in part `p` (each part's root has its own). */
+  const idIn = (p: PlannedPart, n: TreeNode) => (n === tree.root ? objectSetRootSpanId(setId, windowStartMs, p.part) : n.spanId);
+  const has = (p: PlannedPart, n: TreeNode) => p.planned.has(idIn(p, n)) || store.isExported(p.traceId, idIn(p, n));
   const ready = (n: TreeNode) => objectSetNodeReady(tree, n, hold);
 
   let held = 0;
@@ -296,7 +298,7 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
   });
   for (const r of pending) {
     let cur = parts[parts.length - 1]!;
-    const need = (p: PlannedPart) => 1 + ancestors(r).filter((a) => !has(p, a.spanId)).length;
+    const need = (p: PlannedPart) => 1 + ancestors(r).filter((a) => !has(p, a)).length;
     // A part takes at least one request, so a window always makes progress.
     if (cur.requests.length > 0 && cur.sent + cur.planned.size + need(cur) > maxSpans) {
       cur = { part: cur.part + 1, traceId: objectSetTraceId(setId, windowStartMs, cur.part + 1), sent: 0, planned: new Set(), requests: [] };
@@ -304,7 +306,7 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
     }
     cur.requests.push(r);
     cur.planned.add(r.spanId);
-    for (const a of ancestors(r)) if (!has(cur, a.spanId) && ready(a)) cur.planned.add(a.spanId);
+    for (const a of ancestors(r)) if (!has(cur, a) && ready(a)) cur.planned.add(idIn(cur, a));
   }
 
   const end = (n: TreeNode) => BigInt(n.startTimeUnixNano) + BigInt(n.durationNanos);
@@ -328,7 +330,7 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
     }
     for (const r of p.requests) if (p.planned.has(r.spanId)) push(objectSetSpan(tree, r, ctx));
     for (const [a, t] of times) {
-      if (store.isExported(p.traceId, a.spanId)) continue;
+      if (store.isExported(p.traceId, idIn(p, a))) continue;
       if (!ready(a)) {
         held++;
         continue;
@@ -339,7 +341,7 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
       }
       // The root goes out now: the chain. The trace before this one, and where its last request is.
       const before = previousTrace(store, setId, windowStartMs, parts, p);
-      push(objectSetSpan(tree, a, { ...ctx, times: t, ...(before ? { previous: { traceId: before.traceId, spanId: a.spanId } } : {}) }));
+      push(objectSetSpan(tree, a, { ...ctx, times: t, ...(before ? { previous: { traceId: before.traceId, spanId: objectSetRootSpanId(setId, Date.parse(before.window.start), before.part) } } : {}) }));
       if (before && !store.isExported(before.traceId, objectSetSpanId(setId, 'next', p.traceId))) {
         push(objectSetChainSpan(setId, 'next', before, { traceId: p.traceId, window, part: p.part }, before.at));
       }
@@ -380,7 +382,7 @@ function laterTrace(store: TraceStore, setId: string, windowStartMs: number): (P
   if (first === undefined) return undefined;
   const start = objectSetWindowStart(first, windowMs);
   const traceId = objectSetTraceId(setId, start);
-  if (!store.isExported(traceId, objectSetSpanId(setId, 'set'))) return undefined;
+  if (!store.isExported(traceId, objectSetRootSpanId(setId, start))) return undefined;
   return { traceId, part: 0, window: { start: new Date(start).toISOString(), end: new Date(start + windowMs).toISOString() }, at: BigInt(first) * 1_000_000n };
 }
 

@@ -1,5 +1,5 @@
 import { parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { auditSpanId, objectSetSpanId, objectSetTraceId, OBJSET_SCOPE, requestAnchor, toTreeAudit, unjoinedTraceId, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
+import { auditSpanId, objectSetRootSpanId, objectSetSpanId, objectSetTraceId, OBJSET_SCOPE, requestAnchor, toTreeAudit, unjoinedTraceId, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
 import { SpanKind, type KeyValue, type Span } from '@kube-correlate/otlp';
 
 /** A row of the `objects` table. */
@@ -91,7 +91,7 @@ export const OBSERVED = 'k8s.object.observed';
  */
 export function buildObjectSetTree(setId: string, members: ObjectRow[], src: ObjectSetSource, window?: { startMs: number; endMs: number }): ObjectSetTree {
   const traceId = window ? objectSetTraceId(setId, window.startMs) : '';
-  const rootId = objectSetSpanId(setId, 'set');
+  const rootId = objectSetRootSpanId(setId, window?.startMs);
   const byUid = new Map(members.map((o) => [o.uid, o]));
   const nodes = new Map<string, TreeNode>();
   const auditIds = new Set<string>();
@@ -291,12 +291,14 @@ export function objectSetSpan(tree: ObjectSetTree, n: TreeNode, ctx: ObjectSetTr
     : {};
   const isRoot = n === tree.root;
   const previous = isRoot ? ctx.previous : undefined;
+  // The root of a further part of a window has an id of its own (objectSetRootSpanId); the objects under it follow.
+  const rootId = objectSetRootSpanId(tree.objectSetId, Date.parse(ctx.window.start), ctx.part);
   const start = ctx.times?.start ?? BigInt(n.startTimeUnixNano);
   const end = ctx.times?.end ?? BigInt(n.startTimeUnixNano) + BigInt(n.durationNanos);
   const links = (n.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId, traceState: '', flags: 0, attributes: toKeyValues(l.attributes), droppedAttributesCount: 0 }));
   if (previous) links.push({ traceId: previous.traceId, spanId: previous.spanId, traceState: '', flags: 0, attributes: toKeyValues({ [OBJSET_ATTR.previous]: previous.traceId }), droppedAttributesCount: 0 });
   return {
-    traceId: ctx.traceId, spanId: n.spanId, parentSpanId: n.parentSpanId, traceState: '', flags: 0,
+    traceId: ctx.traceId, spanId: isRoot ? rootId : n.spanId, parentSpanId: n.parentSpanId === tree.root.spanId ? rootId : n.parentSpanId, traceState: '', flags: 0,
     name: isRoot && ctx.part > 0 ? `${n.name} (part ${ctx.part + 1})` : n.name, kind: SpanKind.INTERNAL,
     startTimeUnixNano: start.toString(), endTimeUnixNano: end.toString(),
     attributes: toKeyValues({ ...n.attributes, ...chainAttrs(tree.objectSetId, ctx), ...extra, ...(previous ? { [OBJSET_ATTR.previous]: previous.traceId } : {}) }), droppedAttributesCount: 0,
@@ -316,15 +318,17 @@ export function objectSetSpan(tree: ObjectSetTree, n: TreeNode, ctx: ObjectSetTr
  * link to the other trace's root. Its id comes from the other trace's id, so it is added once.
  */
 export function objectSetChainSpan(setId: string, direction: 'next' | 'previous', from: Pick<ObjectSetTraceContext, 'traceId' | 'part' | 'window'>, to: { traceId: string; window: ObjectSetWindow; part: number }, at: bigint): Span {
-  const rootId = objectSetSpanId(setId, 'set');
+  const rootId = objectSetRootSpanId(setId, Date.parse(from.window.start), from.part);
+  const toRootId = objectSetRootSpanId(setId, Date.parse(to.window.start), to.part);
   const what = to.window.start === from.window.start ? `part ${to.part + 1}` : `window ${to.window.start}`;
   const key = direction === 'next' ? OBJSET_ATTR.next : OBJSET_ATTR.previous;
   return {
     traceId: from.traceId, spanId: objectSetSpanId(setId, direction, to.traceId), parentSpanId: rootId, traceState: '', flags: 0,
-    name: direction === 'next' ? `continued in ${what}` : `continued from ${what}`, kind: SpanKind.INTERNAL, startTimeUnixNano: at.toString(), endTimeUnixNano: at.toString(),
+    // One microsecond long: Jaeger flags a span that ends when it starts ("negative duration").
+    name: direction === 'next' ? `continued in ${what}` : `continued from ${what}`, kind: SpanKind.INTERNAL, startTimeUnixNano: at.toString(), endTimeUnixNano: (at + 1000n).toString(),
     attributes: toKeyValues({ ...chainAttrs(setId, from), [key]: to.traceId }), droppedAttributesCount: 0,
     events: [], droppedEventsCount: 0,
-    links: [{ traceId: to.traceId, spanId: rootId, traceState: '', flags: 0, attributes: toKeyValues({ [key]: to.traceId }), droppedAttributesCount: 0 }],
+    links: [{ traceId: to.traceId, spanId: toRootId, traceState: '', flags: 0, attributes: toKeyValues({ [key]: to.traceId }), droppedAttributesCount: 0 }],
     droppedLinksCount: 0, status: { code: 0, message: '' }, resource: objsetResource('kube-correlate'), scope: objsetScope,
   };
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
-import { DEFAULT_OBJSET_WINDOW_MS, objectSetSpanId, objectSetTraceId, objectSetWindowStart, OBJSET_SCOPE } from '@kube-correlate/correlator';
+import { DEFAULT_OBJSET_WINDOW_MS, objectSetRootSpanId, objectSetSpanId, objectSetTraceId, objectSetWindowStart, OBJSET_SCOPE } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, Rng, type Scenario } from '@kube-correlate/fixtures';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { objectSetSpans, planExport, TraceStore } from '../src/index.js';
@@ -81,7 +81,7 @@ for (const annotations of [false, true]) {
       assert.ok(spans.every((x) => x.traceId === setTrace), 'object-set spans only ever in the set\'s trace');
       sent.push(...spans);
     }
-    const rootId = objectSetSpanId(s.deploymentUid, 'set');
+    const rootId = objectSetRootSpanId(s.deploymentUid, objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), DEFAULT_OBJSET_WINDOW_MS));
     assert.not.ok(sent.some((x) => x.spanId === rootId), 'the root waits for the root object');
     assert.not.ok(sent.some((x) => x.name.startsWith('Deployment ')), 'the owner known only from ownerReferences waits');
     if (annotations) {
@@ -276,6 +276,7 @@ test('one trace per window: a later window gets its own trace (the objects of it
   assert.is(root2.name, 'object set of Deployment default/web', 'named after the root object, as every window');
   assert.is(attr(root2, 'k8s.objset.previous_trace_id'), t1);
   assert.equal(root2.links.map((l) => `${l.traceId}/${l.spanId}`), [`${t1}/${root1.spanId}`], 'a span link to the previous window\'s root');
+  assert.is.not(root2.spanId, root1.spanId, 'each window\'s root has an id of its own');
   const deployment = inT2.find((x) => x.name === 'Deployment default/web');
   assert.ok(deployment, 'the Deployment is in the window as the owner of what its requests touched');
   assert.not.ok(inT2.some((x) => x.parentSpanId === deployment.spanId && attr(x, 'k8s.audit.id')), 'with no request of its own in the window');
@@ -371,6 +372,8 @@ test('a window past max_spans_per_trace continues in further parts: each connect
     assert.is(ids.size, inT.length, `part ${k}: every span once`);
     assert.ok(inT.every((x) => !x.parentSpanId || ids.has(x.parentSpanId)), `part ${k}: connected (each request under its object, under its owners, under the root)`);
     const root = inT.find((x) => !x.parentSpanId)!;
+    assert.is(root.spanId, objectSetRootSpanId(s.deploymentUid, w, k), `part ${k}: a root of its own`);
+    assert.ok(root.links.every((l) => l.spanId !== root.spanId), 'a root never links to its own span id (the Jaeger UI would take it as its parent)');
     assert.is(root.name, k === 0 ? 'object set of Deployment default/web' : `object set of Deployment default/web (part ${k + 1})`);
     const next = inT.filter((x) => attr(x, 'k8s.objset.next_trace_id'));
     assert.ok(inT.length - next.length <= cap, `part ${k}: ${inT.length} spans`);
