@@ -134,10 +134,13 @@ export async function ensureJaeger(): Promise<string> {
 
 /**
  * The real Jaeger UI's built assets (../shared/jaeger-ui/README.md: jaeger-ui v1.76.0, the UI of
- * Jaeger v2.13.0), served with `jaeger_query.ui.assets_path`; `$KC_JAEGER_UI_ASSETS` overrides.
+ * Jaeger v2.13.0), served with `jaeger_query.ui.assets_path`: beside the shared data
+ * (`$KC_SHARED_DATA/../jaeger-ui/build`); `$KC_JAEGER_UI_ASSETS` overrides.
  */
 export function jaegerUiAssets(): string {
-  const dir = process.env['KC_JAEGER_UI_ASSETS'] ?? join(ROOT, '..', 'shared', 'jaeger-ui', 'build');
+  // Beside the shared data (../shared/data, or $KC_SHARED_DATA) unless told otherwise.
+  const shared = process.env['KC_SHARED_DATA'] ? join(process.env['KC_SHARED_DATA'], '..') : join(ROOT, '..', 'shared');
+  const dir = process.env['KC_JAEGER_UI_ASSETS'] ?? join(shared, 'jaeger-ui', 'build');
   if (!existsSync(join(dir, 'index.html'))) {
     throw new Error(`the Jaeger UI assets are missing: ${join(dir, 'index.html')} not found. Every Jaeger the tests start serves the real UI (the Go-built binary has only a placeholder page): put the jaeger-ui v1.76.0 build there (../shared/jaeger-ui/README.md says how it was built) or set KC_JAEGER_UI_ASSETS to its build directory`);
   }

@@ -29,8 +29,9 @@ const shortTime = (iso: string) => iso.replace(/\.000Z$/, 'Z');
  */
 function objectSetHeader(tree: ObjectSetTree, objects: number, requests: number): string[] {
   const w = tree.window;
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
   const lines = [
-    `object set ${tree.objectSetId}  ${w ? `window ${shortTime(w.start)} to ${shortTime(w.end)}  trace ${tree.traceId}` : 'every window'}  ${objects} objects  ${requests} requests`,
+    `object set ${tree.objectSetId}  ${w ? `window ${shortTime(w.start)} to ${shortTime(w.end)}  trace ${tree.traceId}` : 'every window'}  ${plural(objects, 'object')}  ${plural(requests, 'request')}`,
   ];
   const chain = tree.chain ?? [];
   if (chain.length === 0) return lines;
