@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -424,6 +424,25 @@ test('5. the chain: a request in the next hour opens a trace of its own, reached
   assert.is(await spanWarnings(nextPage), '', 'no warning from Jaeger on the root');
   assert.is(root['k8s.objset.window.start'], chain[1]!.start);
   await shot(nextPage, '07-next-window-trace.png');
+});
+
+test('the README\'s "What an operator clicks" names what this test clicks, and shows its screenshot', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const start = readme.indexOf('**What an operator clicks**');
+  assert.ok(start > 0, 'the section is there');
+  const section = readme.slice(start, readme.indexOf('\n## ', start) > 0 ? readme.indexOf('\n## ', start) : undefined).replace(/\s+/g, ' ');
+  const links = (JSON.parse(readFileSync(join(ROOT, 'deploy/components/jaeger/ui-config.json'), 'utf8')) as { linkPatterns: Array<{ key: string; text: string }> }).linkPatterns;
+  // A link's text up to its first parameter, as the README quotes it ("Open the object-set trace of ...").
+  const text = (key: string, prefix: string) => links.find((l) => l.key === key && l.text.startsWith(prefix))!.text.split('#{')[0]!.trim();
+  for (const clicked of [
+    `service \`${SERVICE}\``, OPERATION, 'Find Traces', 'apiserver: authentication', 'audit create deployments', 'k8s.objset.id',
+    text('k8s.objset.id', 'Open the object-set trace'), text('k8s.objset.id', 'Search every trace'), 'create replicasets', 'k8s.audit.id',
+    text('k8s.audit.id', 'Open the request trace'), 'continued in window', 'k8s.objset.next_trace_id', text('k8s.objset.next_trace_id', 'Open the next trace'),
+    'k8s.objset.previous_trace_id', text('k8s.objset.previous_trace_id', 'Open the previous trace'),
+  ]) assert.ok(section.includes(clicked), `the README's operator section says "${clicked}"`);
+  const image = /!\[[^\]]*\]\((deploy\/docs\/[^)]+\.png)\)/.exec(section);
+  assert.ok(image, 'it shows a screenshot from deploy/docs/');
+  assert.ok(statSync(join(ROOT, image[1]!)).size > 10_000, `${image[1]} is committed`);
 });
 
 test('no console error, no page error, no request outside Jaeger on any page', () => {
