@@ -11,7 +11,7 @@ import { auditEvent } from '@kube-correlate/fixtures';
 import { attrString, encodeTraceRequest } from '@kube-correlate/otlp';
 import { silentLogger } from '@kube-correlate/telemetry';
 import { loadCapture, type Capture } from '../harness/captures.js';
-import { eventList, postJson, reported, ROOT, tempDir, waitFor } from '../harness/index.js';
+import { eventList, postJson, reported, ROOT, runCli, tempDir, waitFor } from '../harness/index.js';
 import { jaegerTrace } from '../harness/objset-order.js';
 import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
 
@@ -30,7 +30,8 @@ import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
  *     Deployment -> ReplicaSets -> Pods with their requests (every span the store's tree has);
  *  4. a request span's `k8s.audit.id` link opens that request's trace;
  *  5. the chain: a request in the next hour's window opens a trace of its own, reached from the
- *     first by its `k8s.objset.next_trace_id` link, and linking back.
+ *     first by its `k8s.objset.next_trace_id` link, and linking back; `correlate --objset/--object
+ *     --jaeger` follows the same chain and reads what the store has.
  * No console error on any page, no request leaves Jaeger. A screenshot of each step is written to
  * an artifacts directory (printed; `$KC_TEST_ARTIFACTS` or the OS temp dir).
  */
@@ -424,6 +425,28 @@ test('5. the chain: a request in the next hour opens a trace of its own, reached
   assert.is(await spanWarnings(nextPage), '', 'no warning from Jaeger on the root');
   assert.is(root['k8s.objset.window.start'], chain[1]!.start);
   await shot(nextPage, '07-next-window-trace.png');
+});
+
+test('the CLI follows the same chain: correlate --object/--objset (set id or the Deployment\'s uid) --window read the same from Jaeger as from the store', async () => {
+  const query = `http://${pipeline.addresses.query}`;
+  const uid = pipeline.store!.findObjects('deployment', cap.facts.namespace, 'web')[0]!.uid;
+  assert.is.not(uid, setId, 'the webhook named the set with an id of its own');
+  const first = pipeline.store!.objectSetChain(setId)[0]!;
+  // Back to the recording, however long ago it was made.
+  const lookback = `${Math.ceil((Date.now() - Date.parse(first.start)) / 86_400_000) + 1}d`;
+  for (const args of [['--object', `deployment/${cap.facts.namespace}/web`], ['--objset', uid], ['--objset', setId, '--window', first.start]]) {
+    const fromStore = await runCli([...args, '--json', '--endpoint', query], { timeoutMs: 120_000 });
+    const fromJaeger = await runCli([...args, '--json', '--jaeger', jaeger.queryHttp, '--lookback', lookback], { timeoutMs: 120_000 });
+    assert.is(fromStore.code, 0, fromStore.stderr);
+    assert.is(fromJaeger.code, 0, fromJaeger.stderr);
+    assert.is(fromJaeger.stdout, fromStore.stdout, `${args.join(' ')}: the same tree and chain from Jaeger`);
+    const out = JSON.parse(fromStore.stdout) as { objectSetId: string; chain: Array<{ traceIds: string[] }> };
+    assert.is(out.objectSetId, setId);
+    assert.equal(out.chain.map((c) => c.traceIds[0]), [setTrace, pipeline.store!.objectSetChain(setId)[1]!.traceIds[0]]);
+  }
+  const text = await runCli(['--objset', uid, '--endpoint', query]);
+  assert.match(text.stdout, /^chain: 2 windows, oldest first/m);
+  assert.match(text.stdout, new RegExp(`^  ${first.start.replace('.000Z', 'Z')} +\\d+ requests  trace ${setTrace}$`, 'm'));
 });
 
 test('the README\'s "What an operator clicks" names what this test clicks, and shows its screenshot', () => {
