@@ -51,7 +51,7 @@ const TOOLS = {
   kafka: ['kafka', 'bench-harness'],
   jaeger: ['jaeger', 'bench-harness'],
   kustomize: ['deploy-manifests', 'openapi-validator'],
-  chromium: ['coverage-html'],
+  chromium: ['coverage-html', 'jaeger-ui'],
   kubernetes: ['control-plane', 'real-cluster'],
 };
 const PREPARE_TIMEOUT_MS = { kubernetes: 60 * 60 * 1000 };

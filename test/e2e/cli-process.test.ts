@@ -131,4 +131,24 @@ test('`npm run demo` replays the Deployment scenario and prints the kubectl appl
   assert.match(r.out, /link → trace [0-9a-f]{32} span [0-9a-f]{16}: kubectl apply \(kubectl\)/);
 });
 
+test('`correlate demo --endpoint <url>` sends to the receivers of the pipeline at that URL (not the default ports)', async () => {
+  const run = await start([process.execPath, CLI, 'start'], join(tmp.dir, 'demo-endpoint'));
+  try {
+    const receivers = (await (await fetch(`${run.query}/api/v1/receivers`)).json()) as { otlpHttp?: string; auditWebhook?: string };
+    assert.is(receivers.otlpHttp, run.env.KC_OTLP_HTTP_ENDPOINT, 'the query API says where the receivers listen');
+    assert.is(receivers.auditWebhook, run.env.KC_AUDIT_WEBHOOK_ENDPOINT);
+    const demo = await runCli(['demo', '--endpoint', run.query], { timeoutMs: 120_000 });
+    assert.is(demo.code, 0, demo.stderr);
+    assert.not.match(demo.stderr, 'starting a temporary one', 'the running pipeline answered');
+    const traceId = /^trace ([0-9a-f]{32}) /.exec(demo.stdout)?.[1];
+    assert.ok(traceId, demo.stdout);
+    // The tree came from the pipeline on the other ports: its store has it.
+    const again = await runCli(['--trace', traceId, '--endpoint', run.query]);
+    assert.is(again.code, 0, again.stderr);
+    assert.match(again.stdout, 'audit  create  deployments  default/web');
+  } finally {
+    await stop(run);
+  }
+});
+
 test.run();

@@ -1,12 +1,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { JAEGER_VERSION, ensureJaeger, getTraceV3, startJaeger, type JaegerProcess } from '../harness/jaeger.js';
+import { JAEGER_VERSION, ensureJaeger, getTraceV3, jaegerUiAssets, startJaeger, type JaegerProcess } from '../harness/jaeger.js';
 
 /**
  * The real Jaeger v2 binary the interoperability suites run against (test/jaeger/README.md): it
  * starts with in-memory storage on loopback ports, takes a span over OTLP/HTTP, serves it back
- * through the query service's /api/v3, and leaves nothing behind when stopped.
+ * through the query service's /api/v3, serves the real Jaeger UI (../shared/jaeger-ui/build), and
+ * leaves nothing behind when stopped.
  */
 const TRACE_ID = '5b8efff798038103d269b633813fc60c';
 const SPAN_ID = 'eee19b7ec3c1b174';
@@ -79,6 +80,16 @@ test(`Jaeger ${JAEGER_VERSION}: OTLP/HTTP in, /api/v3/traces out`, async () => {
   assert.is(idHex(span.spanId, 8), SPAN_ID);
   assert.is(span.attributes?.find((a) => a.key === 'http.request.method')?.value.stringValue, 'GET');
 
+  // The real UI, not the Go build's placeholder page (../shared/jaeger-ui/build, served with ui.assets_path).
+  const index = await (await fetch(`${jaeger.queryHttp}/search`)).text();
+  assert.match(index, '<div id="jaeger-ui-root"></div>');
+  assert.not.match(index, 'placeholder for the Jaeger UI');
+  const script = /<script type="module" crossorigin src="\.\/(static\/index-[^"]+\.js)"/.exec(index);
+  assert.ok(script, 'index.html loads the UI bundle');
+  const bundle = await fetch(`${jaeger.queryHttp}/${script[1]}`);
+  assert.is(bundle.status, 200, `${script[1]} is served`);
+  assert.ok((await bundle.arrayBuffer()).byteLength > 100_000, 'the UI bundle');
+
   // The service is listed too.
   const services = (await (await fetch(`${jaeger.queryHttp}/api/v3/services`)).json()) as { services?: string[] };
   assert.ok(services.services?.includes(SERVICE), `services: ${JSON.stringify(services)}`);
@@ -92,6 +103,20 @@ test(`Jaeger ${JAEGER_VERSION}: OTLP/HTTP in, /api/v3/traces out`, async () => {
   const closed = await fetch(`${jaeger.queryHttp}/api/v3/services`).then(() => 'answered', () => 'refused');
   assert.is(closed, 'refused', 'the query port is closed after stop()');
   process.stdout.write(`  [jaeger] binary ${bin}: ensure ${t1 - t0} ms, start ${t2 - t1} ms (ready ${jaeger.readyMs} ms), span visible ${t3 - t2} ms, stop ${t5 - t4} ms\n`);
+});
+
+test('no Jaeger UI build: starting Jaeger fails with a message naming where it was looked for (never a skip)', async () => {
+  const before = process.env['KC_JAEGER_UI_ASSETS'];
+  process.env['KC_JAEGER_UI_ASSETS'] = '/nonexistent/jaeger-ui/build';
+  try {
+    assert.throws(() => jaegerUiAssets(), /Jaeger UI assets are missing: \/nonexistent\/jaeger-ui\/build\/index\.html not found/);
+    const err = await startJaeger().then(() => undefined, (e: Error) => e);
+    assert.ok(err, 'startJaeger refused');
+    assert.match(err.message, 'KC_JAEGER_UI_ASSETS');
+  } finally {
+    if (before === undefined) delete process.env['KC_JAEGER_UI_ASSETS'];
+    else process.env['KC_JAEGER_UI_ASSETS'] = before;
+  }
 });
 
 test.run();

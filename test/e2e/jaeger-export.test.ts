@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { isLoneAuthentication, objectSetTraceId, unjoinedTraceId } from '@kube-correlate/correlator';
+import { isLoneAuthentication, unjoinedTraceId } from '@kube-correlate/correlator';
 import { auditEvent, generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { attrString, decodeTraceRequestJson, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { eventList, metricValue, postJson, reported, ROOT, runCli, startPipeline, tempDir, waitFor, waitForTree, type TestPipeline } from '../harness/index.js';
 import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
-import { assertJaegerHasStoreTree, childrenFirst } from '../harness/objset-order.js';
+import { assertJaegerHasStoreTree, childrenFirst, scenarioSetTrace } from '../harness/objset-order.js';
 
 /**
  * Issue 4's acceptance against the real Jaeger v2 binary (in-memory storage, loopback): the
@@ -51,11 +51,12 @@ async function replay(pipeline: TestPipeline, s: ReturnType<typeof generateDeplo
   assert.is((await postJson(pipeline.audit, eventList(s.auditEvents))).status, 200);
 }
 
-/** Waits until the export queue is empty and Jaeger has the object-set trace with `spanCount` spans. */
-async function exported(pipeline: TestPipeline, setId: string, spanCount: number): Promise<Span[]> {
+/** Waits until the export queue is empty and Jaeger has the scenario's object-set trace (its window's) with `spanCount` spans. */
+async function exported(pipeline: TestPipeline, s: ReturnType<typeof generateDeploymentScenario>, spanCount: number): Promise<Span[]> {
+  const setId = s.deploymentUid;
   await waitFor('export queue drained', () => (pipeline.pipeline.store!.exportQueueSize() === 0 ? true : undefined), 30_000);
   return waitFor(`object-set trace of ${setId} in Jaeger with ${spanCount} spans`, async () => {
-    const spans = await jaegerSpans(objectSetTraceId(setId));
+    const spans = await jaegerSpans(scenarioSetTrace(s));
     return spans.length >= spanCount ? spans : undefined;
   }, 30_000).catch((err: Error) => {
     throw new Error(`${err.message}\njaeger log tail:\n${readFileSync(jaeger.logPath, 'utf8').slice(-2000)}`);
@@ -97,7 +98,7 @@ function assertObjectSet(spans: Span[], s: ReturnType<typeof generateDeploymentS
 test('the kubectl apply trace in Jaeger carries its audit: k8s.audit.* on the server span, an audit span with one event per stage', async () => {
   await replay(p, withAnnotations);
   for (const r of withAnnotations.requests) await waitForTree(p.query, r.traceId, r.spans.length, true);
-  const setSpans = await exported(p, withAnnotations.deploymentUid, 1);
+  const setSpans = await exported(p, withAnnotations, 1);
   assert.ok(setSpans.length > 0);
   const apply = withAnnotations.applyRequest;
   const spans = await jaegerSpans(apply.traceId);
@@ -112,7 +113,7 @@ test('the kubectl apply trace in Jaeger carries its audit: k8s.audit.* on the se
   assert.equal(audit[0]!.events.map((e) => e.name).sort(), ['RequestReceived', 'ResponseComplete']);
   for (const e of audit[0]!.events) assert.is((JSON.parse(attr({ attributes: e.attributes } as Span, 'k8s.audit.event')!) as { auditID: string }).auditID, apply.auditID);
   assert.is(attr(audit[0]!, 'k8s.objset.id'), withAnnotations.deploymentUid, 'the audit span names its object set');
-  assert.is(attr(audit[0]!, 'k8s.objset.trace_id'), objectSetTraceId(withAnnotations.deploymentUid));
+  assert.is(attr(audit[0]!, 'k8s.objset.trace_id'), scenarioSetTrace(withAnnotations), 'the trace of the set\'s window');
   assert.is(new Set(spans.map((s) => s.spanId)).size, spans.length, 'every span id once');
   assert.is(spans.length, apply.spans.length + 1, 'the received spans and the audit span');
 });
@@ -120,7 +121,7 @@ test('the kubectl apply trace in Jaeger carries its audit: k8s.audit.* on the se
 test('the object-set trace (annotations): Deployment -> ReplicaSet -> Pods, one link per request, as many spans as the store tree', async () => {
   const tree = p.pipeline.store!.getObjectSet(withAnnotations.deploymentUid)!;
   assert.ok(tree, 'the store has the set');
-  const spans = await exported(p, withAnnotations.deploymentUid, tree.spanCount);
+  const spans = await exported(p, withAnnotations, tree.spanCount);
   assert.is(spans.length, tree.spanCount);
   assertObjectSet(spans, withAnnotations);
 });
@@ -154,7 +155,7 @@ test('without trace.kubernetes.io annotations the same object set comes from own
   for (const r of ownersOnly.requests) await waitForTree(p.query, r.traceId, r.spans.length, true);
   const tree = p.pipeline.store!.getObjectSet(ownersOnly.deploymentUid)!;
   assert.ok(tree);
-  const spans = await exported(p, ownersOnly.deploymentUid, tree.spanCount);
+  const spans = await exported(p, ownersOnly, tree.spanCount);
   assert.is(spans.length, tree.spanCount);
   assertObjectSet(spans, ownersOnly);
   const fromStore = await runCli(['--object', 'deployments/default/api', '--json', '--data', data.dir]);
@@ -165,7 +166,7 @@ test('without trace.kubernetes.io annotations the same object set comes from own
 });
 
 test('replaying twice, and again after a restart, leaves every span id once in Jaeger; late activity adds spans', async () => {
-  const traces = [...new Set([...withAnnotations.traces, ...ownersOnly.traces].map((t) => t.traceId)), objectSetTraceId(withAnnotations.deploymentUid), objectSetTraceId(ownersOnly.deploymentUid)];
+  const traces = [...new Set([...withAnnotations.traces, ...ownersOnly.traces].map((t) => t.traceId)), scenarioSetTrace(withAnnotations), scenarioSetTrace(ownersOnly)];
   const all = async () => (await Promise.all(traces.map(jaegerSpans))).flat();
   const beforeSpans = await all();
   const before = beforeSpans.length;
@@ -183,9 +184,11 @@ test('replaying twice, and again after a restart, leaves every span id once in J
   await replay(p, ownersOnly);
   await waitFor('the replays settled', async () => ((await dups()) >= stored(withAnnotations) + stored(ownersOnly) ? true : undefined));
 
-  // Late activity: an unsampled `kubectl get deployment web` (audit only, no spans) an hour later.
+  // Late activity: an unsampled `kubectl get deployment web` (audit only, no spans) that arrives
+  // now, received in the set's window (a request in a later window goes to that window's trace:
+  // 'a later window' below).
   const auditID = randomUUID();
-  const now = new Date();
+  const now = new Date(Date.parse(withAnnotations.applyRequest.auditEvents[0]!.requestReceivedTimestamp) + 1);
   const ref = { resource: 'deployments', namespace: 'default', name: 'web', apiGroup: 'apps', apiVersion: 'v1', uid: withAnnotations.deploymentUid };
   const common = { auditID, verb: 'get', requestURI: '/apis/apps/v1/namespaces/default/deployments/web', objectRef: ref, requestReceivedTimestamp: now.toISOString() };
   const late = [
@@ -197,7 +200,7 @@ test('replaying twice, and again after a restart, leaves every span id once in J
     const t = p.pipeline.store!.getObjectSet(withAnnotations.deploymentUid);
     return t && t.auditIds.includes(auditIDForSpans(auditID)) ? t : undefined;
   }, 15_000);
-  const setSpans = await exported(p, withAnnotations.deploymentUid, tree.spanCount);
+  const setSpans = await exported(p, withAnnotations, tree.spanCount);
   const lateSpan = setSpans.filter((s) => attr(s, 'k8s.audit.id') === auditID);
   assert.is(lateSpan.length, 1, 'one new request span');
   assert.is(lateSpan[0]!.links[0]!.traceId, unjoinedTraceId(auditID), 'linked to the audit-only trace of the request');
@@ -233,7 +236,7 @@ for (const annotations of [false, true]) {
         const ids = new Set(batch.map((e) => auditIDForSpans(e.auditID)));
         await waitFor('the batch stored and exported', () => ([...ids].every((id) => store.auditEvents(id).length > 0) && store.allExports().every((e) => e.kind === 'release') ? true : undefined), 30_000);
       }
-      const setTrace = objectSetTraceId(s.deploymentUid);
+      const setTrace = scenarioSetTrace(s);
       const early = await jaegerSpans(setTrace);
       assert.not.ok(early.some((x) => !x.parentSpanId), 'no root span before the Deployment was seen');
       assert.is((await postJson(o.audit, eventList(owners))).status, 200);
@@ -267,7 +270,7 @@ test('otlphttp: the same export over OTLP/HTTP (protobuf) to Jaeger\'s :4318 rec
     await replay(h, viaHttp);
     for (const r of viaHttp.requests) await waitForTree(h.query, r.traceId, r.spans.length, true);
     const tree = h.pipeline.store!.getObjectSet(viaHttp.deploymentUid)!;
-    const spans = await exported(h, viaHttp.deploymentUid, tree.spanCount);
+    const spans = await exported(h, viaHttp, tree.spanCount);
     assert.is(spans.length, tree.spanCount);
     assertObjectSet(spans, viaHttp);
     assert.ok((await metricValue(h.metrics, 'kube_correlate_exporter_sent_items_total', { exporter: 'otlphttp/jaeger', signal: 'spans' })) > tree.spanCount);
@@ -286,7 +289,7 @@ test('deploy/components/jaeger/ui-config.json: Jaeger serves its link patterns, 
   assert.equal((JSON.parse(injected[1]!) as { linkPatterns: Pattern[] }).linkPatterns, config.linkPatterns);
 
   const apply = withAnnotations.applyRequest;
-  const spans = [...(await jaegerSpans(apply.traceId)), ...(await jaegerSpans(objectSetTraceId(withAnnotations.deploymentUid)))];
+  const spans = [...(await jaegerSpans(apply.traceId)), ...(await jaegerSpans(scenarioSetTrace(withAnnotations)))];
   const byId = new Map(spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
   // As the Jaeger UI does: a parameter comes from the span's tags, else from its ancestors'.
   const param = (s: Span, name: string): string | undefined => {
@@ -301,11 +304,12 @@ test('deploy/components/jaeger/ui-config.json: Jaeger serves its link patterns, 
     const url = p.url.replace(/#\{([^}]+)\}/g, (_m, name: string) => encodeURIComponent(param(s, name) ?? ((ok = false), '')));
     return ok ? url : undefined;
   };
-  const [toSet, toRequest, search] = config.linkPatterns as [Pattern, Pattern, Pattern];
+  const pattern = (key: string, url: RegExp) => config.linkPatterns.find((x) => x.key === key && url.test(x.url))!;
+  const [toSet, toRequest, search] = [pattern('k8s.objset.id', /^\/trace\//), pattern('k8s.audit.id', /^\/trace\//), pattern('k8s.audit.id', /^\/search/)];
   // From the apply request's audit span to its object set.
   const auditSpan = spans.find((s) => s.traceId === apply.traceId && s.scope.name === 'kube-correlate')!;
   const setUrl = resolve(toSet, auditSpan);
-  assert.is(setUrl, `/trace/${objectSetTraceId(withAnnotations.deploymentUid)}`);
+  assert.is(setUrl, `/trace/${scenarioSetTrace(withAnnotations)}`);
   // Every span carrying k8s.objset.id links to a trace Jaeger has.
   for (const s of spans.filter((x) => attr(x, toSet.key))) assert.is(resolve(toSet, s), setUrl);
   // From each request of the set to the request's own trace.
@@ -317,6 +321,69 @@ test('deploy/components/jaeger/ui-config.json: Jaeger serves its link patterns, 
     assert.ok((await jaegerSpans(url.slice('/trace/'.length))).length > 0, `${url} is a trace in Jaeger`);
   }
   assert.match(resolve(search, auditSpan)!, `tags=%7B%22k8s.audit.id%22%3A%22${encodeURIComponent(auditIDForSpans(apply.auditID))}%22%7D`);
+  // The set's search: every trace of the set, through the API the UI searches with (tags filter).
+  const setSearch = pattern('k8s.objset.id', /^\/search/);
+  const searchUrl = new URL(resolve(setSearch, auditSpan)!, jaeger.queryHttp);
+  assert.is(searchUrl.searchParams.get('tags'), JSON.stringify({ 'k8s.objset.id': withAnnotations.deploymentUid }));
+  const found = await (await fetch(`${jaeger.queryHttp}/api/traces?service=kube-correlate&lookback=2w&limit=100&tags=${encodeURIComponent(searchUrl.searchParams.get('tags')!)}&start=${(Date.now() - 14 * 86_400_000) * 1000}&end=${(Date.now() + 3_600_000) * 1000}`)).json() as { data: Array<{ traceID: string }> };
+  assert.equal(found.data.map((t) => t.traceID), [scenarioSetTrace(withAnnotations)], 'the search finds the set\'s trace');
+});
+
+test('a later window: its own trace, chained both ways in Jaeger; correlate --objset --jaeger lists the chain as the store does, --window picks one; the previous/next link patterns resolve', async () => {
+  const s = ownersOnly;
+  const first = scenarioSetTrace(s);
+  const windowStart = Date.parse(s.auditEvents[0]!.requestReceivedTimestamp) - (Date.parse(s.auditEvents[0]!.requestReceivedTimestamp) % 3_600_000);
+  // An unsampled `kubectl get deployment api` (audit only) in the next hour's window.
+  const at = new Date(windowStart + 3_600_000 + 1000);
+  const auditID = randomUUID();
+  const ref = { resource: 'deployments', namespace: 'default', name: 'api', apiGroup: 'apps', apiVersion: 'v1', uid: s.deploymentUid };
+  const common = { auditID, verb: 'get', requestURI: '/apis/apps/v1/namespaces/default/deployments/api', objectRef: ref, requestReceivedTimestamp: at.toISOString() };
+  assert.is((await postJson(p.audit, eventList([
+    auditEvent({ ...common, stage: 'RequestReceived', stageTimestamp: at.toISOString() }),
+    auditEvent({ ...common, stage: 'ResponseComplete', stageTimestamp: new Date(at.getTime() + 2).toISOString(), responseStatus: { metadata: {}, code: 200 } }),
+  ]))).status, 200);
+  const store = p.pipeline.store!;
+  const chain = await waitFor('two windows in the store', () => {
+    const c = store.getObjectSet(s.deploymentUid)?.chain;
+    return c && c.length === 2 ? c : undefined;
+  });
+  const second = chain[1]!.traceIds[0]!;
+  assert.is(chain[0]!.traceIds[0], first);
+  await waitFor('export queue drained', () => (store.exportQueueSize() === 0 ? true : undefined), 30_000);
+  const later = await waitFor('the later window\'s trace in Jaeger', async () => {
+    const got = await jaegerSpans(second);
+    return got.length >= 3 ? got : undefined;
+  }, 30_000);
+  const root = later.find((x) => !x.parentSpanId)!;
+  assert.is(root.name, 'object set of Deployment default/api');
+  assert.is(attr(root, 'k8s.objset.previous_trace_id'), first);
+  assert.equal(later.map((x) => x.name).sort(), ['Deployment default/api', 'get deployments', 'object set of Deployment default/api']);
+  const next = (await jaegerSpans(first)).filter((x) => attr(x, 'k8s.objset.next_trace_id'));
+  assert.equal(next.map((x) => [x.name, attr(x, 'k8s.objset.next_trace_id')]), [[`continued in window ${new Date(windowStart + 3_600_000).toISOString()}`, second]]);
+
+  // The CLI follows the chain, from the store and from Jaeger alike.
+  for (const args of [['--objset', s.deploymentUid], ['--object', 'deployment/default/api'], ['--objset', s.deploymentUid, '--window', new Date(windowStart + 60_000).toISOString()], ['--objset', s.deploymentUid, '--window', 'all']]) {
+    const fromStore = await runCli([...args, '--json', '--endpoint', p.query]);
+    const fromJaeger = await runCli([...args, '--json', '--jaeger', jaeger.queryHttp]);
+    assert.is(fromStore.code, 0, fromStore.stderr);
+    assert.is(fromJaeger.code, 0, fromJaeger.stderr);
+    assert.is(fromJaeger.stdout, fromStore.stdout, `${args.join(' ')}: the same from Jaeger`);
+    const out = JSON.parse(fromStore.stdout) as { traceId: string; window: { start: string } | null; chain: Array<{ traceIds: string[]; requests: number }> };
+    assert.equal(out.chain.map((c) => c.traceIds), [[first], [second]]);
+    assert.is(out.chain[1]!.requests, 1);
+    if (args.includes('all')) assert.is(out.window, null);
+    else assert.is(out.traceId, args.includes('--window') ? first : second, `${args.join(' ')}: the window shown`);
+  }
+  const text = await runCli(['--objset', s.deploymentUid, '--endpoint', p.query]);
+  assert.match(text.stdout, `object set ${s.deploymentUid}  window ${new Date(windowStart + 3_600_000).toISOString().replace('.000Z', 'Z')} to `);
+  assert.match(text.stdout, `chain: 2 windows, oldest first`);
+  assert.match(text.stdout, new RegExp(`^▶ ${new Date(windowStart + 3_600_000).toISOString().replace('.000Z', 'Z')} +1 request +trace ${second}$`, 'm'));
+
+  // The UI's previous/next link patterns resolve on these spans to the traces Jaeger has.
+  const config = JSON.parse(readFileSync(UI_CONFIG, 'utf8')) as { linkPatterns: Array<{ key: string; url: string }> };
+  const url = (key: string, span: Span) => config.linkPatterns.find((x) => x.key === key)!.url.replace(`#{${key}}`, attr(span, key)!);
+  assert.is(url('k8s.objset.previous_trace_id', root), `/trace/${first}`);
+  assert.is(url('k8s.objset.next_trace_id', next[0]!), `/trace/${second}`);
 });
 
 test.run();

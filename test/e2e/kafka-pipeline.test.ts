@@ -9,10 +9,9 @@ import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { KAFKA_VERSIONS, kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { eventList, postJson, reported, runCli, tempDir, waitFor, waitForTree } from '../harness/index.js';
 import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
-import { objectSetTraceId } from '@kube-correlate/correlator';
 import { decodeTraceRequestJson, attrString } from '@kube-correlate/otlp';
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { assertJaegerHasStoreTree, childrenFirst, jaegerTrace } from '../harness/objset-order.js';
+import { assertJaegerHasStoreTree, childrenFirst, jaegerTrace, scenarioSetTrace } from '../harness/objset-order.js';
 
 /**
  * Kafka mode against a real broker (each supported Kafka version): collector -> otlp_spans and
@@ -98,7 +97,7 @@ for (const version of KAFKA_VERSIONS) {
     for (const tr of lone) assert.is(store.store!.getTrace(tr.traceId), undefined, `lone authentication trace ${tr.traceId} dropped`);
 
     // kafka-jaeger.yaml: the same traces and the object set in Jaeger, read back as the store has them.
-    const setTrace = objectSetTraceId(scenario.deploymentUid);
+    const setTrace = scenarioSetTrace(scenario);
     const tree = await waitFor('the object set in the kafka-jaeger store', () => toJaeger.store!.getObjectSet(scenario.deploymentUid), 30_000);
     let last: Span[] = [];
     const setSpans = await waitFor(`object-set trace in Jaeger with ${tree.spanCount} spans`, async () => {
@@ -130,7 +129,7 @@ for (const version of KAFKA_VERSIONS) {
       const ids = new Set(batch.map((e) => auditIDForSpans(e.auditID)));
       await waitFor('the batch in the kafka-jaeger store, and its export round done', () => ([...ids].every((id) => store.auditEvents(id).length > 0) && store.allExports().every((e) => e.kind === 'release') ? true : undefined), 60_000);
     }
-    const setTrace = objectSetTraceId(s.deploymentUid);
+    const setTrace = scenarioSetTrace(s);
     assert.not.ok((await jaegerTrace(jaeger.queryHttp, setTrace)).some((x) => !x.parentSpanId), 'no root span before the Deployment was seen');
     assert.is((await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(owners))).status, 200);
     await waitFor('the Deployment in the kafka-jaeger store', () => (store.findObjects('deployment', 'default', 'late').length ? true : undefined), 60_000);

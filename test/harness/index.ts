@@ -47,13 +47,13 @@ export interface TestPipeline {
 }
 
 /** The embedded pipeline in this process, on OS-chosen loopback ports, with a fresh store. */
-export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string; apiSpec?: string; otlp?: { endpoint: string; protocol?: 'grpc' | 'http'; flushInterval?: string; retryInterval?: string; maxElapsed?: string; objsetSettle?: string; waitForOwners?: string; waitForAudit?: string } } = {}): Promise<TestPipeline> {
+export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string; apiSpec?: string; otlp?: { endpoint: string; protocol?: 'grpc' | 'http'; flushInterval?: string; retryInterval?: string; maxElapsed?: string; objsetSettle?: string; waitForOwners?: string; waitForAudit?: string; objsetWindow?: string; objsetMaxSpans?: number } } = {}): Promise<TestPipeline> {
   const tmp = opts.dataDir ? undefined : tempDir();
   const dataDir = opts.dataDir ?? tmp!.dir;
   const o = opts.otlp;
   const otlpName = o ? (o.protocol === 'http' ? 'otlphttp/jaeger' : 'otlp/jaeger') : undefined;
   const otlpExporter = o
-    ? `${otlpName}: { endpoint: "${o.endpoint}", flush_interval: "${o.flushInterval ?? '100ms'}", retry_on_failure: { initial_interval: "${o.retryInterval ?? '100ms'}", max_interval: "1s", max_elapsed_time: "${o.maxElapsed ?? '2s'}" }, wait_for_audit: "${o.waitForAudit ?? '3s'}", object_sets: { settle_after: "${o.objsetSettle ?? '300ms'}", max_delay: "10s", wait_for_owners: "${o.waitForOwners ?? '3s'}" } }`
+    ? `${otlpName}: { endpoint: "${o.endpoint}", flush_interval: "${o.flushInterval ?? '100ms'}", retry_on_failure: { initial_interval: "${o.retryInterval ?? '100ms'}", max_interval: "1s", max_elapsed_time: "${o.maxElapsed ?? '2s'}" }, wait_for_audit: "${o.waitForAudit ?? '3s'}", object_sets: { settle_after: "${o.objsetSettle ?? '300ms'}", max_delay: "10s", wait_for_owners: "${o.waitForOwners ?? '3s'}"${o.objsetWindow ? `, window: "${o.objsetWindow}"` : ''}${o.objsetMaxSpans ? `, max_spans_per_trace: ${o.objsetMaxSpans}` : ''} } }`
     : undefined;
   const yaml = `
 receivers:

@@ -9,6 +9,10 @@
  *   free loopback ports into a temp dir, starts the binary, and resolves when the query API answers
  *   and the OTLP receivers accept connections. With `kafka`, a kafka receiver feeds the same
  *   traces pipeline.
+ * - Every Jaeger started here serves the real Jaeger UI (jaeger-ui v1.76.0, the UI of v2.13.0) from
+ *   `../shared/jaeger-ui/build` (or `$KC_JAEGER_UI_ASSETS`) with `jaeger_query.ui.assets_path`: the
+ *   Go-built binary embeds only a placeholder page. A missing build fails the start with a message
+ *   saying where it was looked for (never a skip).
  * - `getTraceV3()` reads a trace back through the query service's `/api/v3/traces/{id}`.
  *
  * Nothing here mocks Jaeger. See test/jaeger/README.md for the version, build and config keys.
@@ -24,6 +28,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { requireGo, runGo, shellLine } from './go-build.js';
 import { freePort, sleep, stopTracked, tail, track, untrack, watchdogLauncher, withLock, type Tracked } from './supervise.js';
+import { ROOT } from './index.js';
 
 /** The Jaeger release (v2 line). */
 export const JAEGER_VERSION = 'v2.13.0';
@@ -125,6 +130,24 @@ export async function ensureJaeger(): Promise<string> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The UI assets
+
+/**
+ * The real Jaeger UI's built assets (../shared/jaeger-ui/README.md: jaeger-ui v1.76.0, the UI of
+ * Jaeger v2.13.0), served with `jaeger_query.ui.assets_path`: beside the shared data
+ * (`$KC_SHARED_DATA/../jaeger-ui/build`); `$KC_JAEGER_UI_ASSETS` overrides.
+ */
+export function jaegerUiAssets(): string {
+  // Beside the shared data (../shared/data, or $KC_SHARED_DATA) unless told otherwise.
+  const shared = process.env['KC_SHARED_DATA'] ? join(process.env['KC_SHARED_DATA'], '..') : join(ROOT, '..', 'shared');
+  const dir = process.env['KC_JAEGER_UI_ASSETS'] ?? join(shared, 'jaeger-ui', 'build');
+  if (!existsSync(join(dir, 'index.html'))) {
+    throw new Error(`the Jaeger UI assets are missing: ${join(dir, 'index.html')} not found. Every Jaeger the tests start serves the real UI (the Go-built binary has only a placeholder page): put the jaeger-ui v1.76.0 build there (../shared/jaeger-ui/README.md says how it was built) or set KC_JAEGER_UI_ASSETS to its build directory`);
+  }
+  return dir;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The Jaeger process
 
 export interface JaegerKafkaOptions {
@@ -164,7 +187,8 @@ export interface StartJaegerOptions {
    * Run this config file instead of the generated one (a plain OpenTelemetry Collector config, e.g.
    * collector-config/otelcol/apiserver-to-kafka.yaml, or deploy/components/jaeger/config.yaml). It
    * gets the free ports as `OTLP_GRPC_ENDPOINT`, `OTLP_HTTP_ENDPOINT`, `QUERY_HTTP_ENDPOINT`,
-   * `QUERY_GRPC_ENDPOINT`, plus `env`; readiness is the collector's ready log line and open OTLP
+   * `QUERY_GRPC_ENDPOINT`, the UI assets as `JAEGER_UI_ASSETS` (deploy/components/jaeger/config.yaml's
+   * `ui.assets_path`), plus `env`; readiness is the collector's ready log line and open OTLP
    * ports (a plain collector config has no query service: queryHttp/queryGrpc are then unusable).
    */
   configFile?: string;
@@ -200,6 +224,8 @@ const STORE = 'kc_memstore';
 export function jaegerConfigYaml(o: {
   otlpGrpcPort: number; otlpHttpPort: number; queryHttpPort: number; queryGrpcPort: number;
   maxTraces?: number; logLevel?: string; kafka?: JaegerKafkaOptions; kafkaGroupId?: string; kafkaExporter?: JaegerKafkaExporterOptions; uiConfigFile?: string;
+  /** `jaeger_query.ui.assets_path`: the real UI's build (jaegerUiAssets()). */
+  uiAssets: string;
 }): string {
   const ke = o.kafkaExporter;
   const q = (s: string) => JSON.stringify(s);
@@ -221,8 +247,10 @@ extensions:
       endpoint: ${q(`127.0.0.1:${o.queryHttpPort}`)}
     grpc:
       endpoint: ${q(`127.0.0.1:${o.queryGrpcPort}`)}
-${o.uiConfigFile ? `    ui:
-      config_file: ${q(o.uiConfigFile)}
+    ui:
+      # The real UI (the Go-built binary embeds only a placeholder page).
+      assets_path: ${q(o.uiAssets)}
+${o.uiConfigFile ? `      config_file: ${q(o.uiConfigFile)}
 ` : ''}
 receivers:
   otlp:
@@ -283,6 +311,7 @@ function tcpOpen(port: number, timeoutMs = 1000): Promise<boolean> {
 /** Starts Jaeger with in-memory storage on free loopback ports; resolves when it is ready. */
 export async function startJaeger(opts: StartJaegerOptions = {}): Promise<JaegerProcess> {
   const bin = await ensureJaeger();
+  const uiAssets = jaegerUiAssets();
   const dir = mkdtempSync(join(tmpdir(), 'kc-jaeger-'));
   const tracked: Tracked = { child: undefined, dir };
   track(tracked);
@@ -303,11 +332,12 @@ export async function startJaeger(opts: StartJaegerOptions = {}): Promise<Jaeger
   const spawnJaeger = async (): Promise<void> => {
     const taken = new Set<number>();
     ports = { otlpGrpcPort: await freePort(taken), otlpHttpPort: await freePort(taken), queryHttpPort: await freePort(taken), queryGrpcPort: await freePort(taken) };
-    if (!opts.configFile) writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter, uiConfigFile: opts.uiConfigFile }));
+    if (!opts.configFile) writeFileSync(configPath, jaegerConfigYaml({ ...ports, maxTraces: opts.maxTraces, logLevel: opts.logLevel, kafka: opts.kafka, kafkaGroupId, kafkaExporter: opts.kafkaExporter, uiConfigFile: opts.uiConfigFile, uiAssets }));
     const env = {
       ...process.env, KC_JAEGER_DIR: dir,
       OTLP_GRPC_ENDPOINT: `127.0.0.1:${ports.otlpGrpcPort}`, OTLP_HTTP_ENDPOINT: `127.0.0.1:${ports.otlpHttpPort}`,
       QUERY_HTTP_ENDPOINT: `127.0.0.1:${ports.queryHttpPort}`, QUERY_GRPC_ENDPOINT: `127.0.0.1:${ports.queryGrpcPort}`,
+      JAEGER_UI_ASSETS: uiAssets,
       ...opts.env,
     };
     // The log is appended to across attempts: readiness looks only at what this attempt wrote.

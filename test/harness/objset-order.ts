@@ -2,6 +2,7 @@ import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
 import type { Scenario } from '@kube-correlate/fixtures';
 import { Rng } from '@kube-correlate/fixtures';
+import { DEFAULT_OBJSET_WINDOW_MS, objectSetTraceId, objectSetWindowStart } from '@kube-correlate/correlator';
 import { decodeTraceRequestJson, type Span } from '@kube-correlate/otlp';
 import { objectSetSpans, type ObjectSetTree } from '@kube-correlate/store';
 
@@ -19,6 +20,14 @@ export function shuffled<T>(items: readonly T[], seed: number): T[] {
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
+}
+
+/**
+ * The trace in Jaeger of a scenario's object set: the trace of the window it ran in (one hour by
+ * default; a scenario lasts well under a second).
+ */
+export function scenarioSetTrace(s: Scenario, windowMs = DEFAULT_OBJSET_WINDOW_MS): string {
+  return objectSetTraceId(s.deploymentUid, objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), windowMs));
 }
 
 /** The scenario's audit events: children (ReplicaSet, Pods) in shuffled batches, then the owners. */

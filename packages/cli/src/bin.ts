@@ -30,10 +30,11 @@ const program = new Command('correlate')
   .option('--endpoint <url>', 'query API of a running pipeline', 'http://127.0.0.1:4320')
   .option('--data <dir>', 'read a store directory directly instead of the query API')
   .option('--jaeger <url>', 'read from Jaeger (query base URL, e.g. http://127.0.0.1:16686) through its HTTP API v3')
-  .option('--lookback <duration>', 'with --jaeger: how far back --object searches (e.g. 12h, 7d)', '7d')
+  .option('--lookback <duration>', 'with --jaeger: how far back --object and --objset search (e.g. 12h, 7d)', '7d')
+  .option('--window <time|all>', 'with --objset/--object: the time window to show (a time inside it, e.g. 2026-12-02T16:30:00Z), or all; default the newest')
   .showHelpAfterError('(run correlate --help for usage)')
   .exitOverride()
-  .action(async (opts: { trace?: string; auditId?: string; objset?: string; object?: string; json?: boolean; endpoint: string; data?: string; jaeger?: string; lookback?: string }) => {
+  .action(async (opts: { trace?: string; auditId?: string; objset?: string; object?: string; json?: boolean; endpoint: string; data?: string; jaeger?: string; lookback?: string; window?: string }) => {
     if (!opts.trace && !opts.auditId && opts.objset === undefined && opts.object === undefined) {
       program.outputHelp();
       throw new CliError('give --trace <id>, --audit-id <id>, --objset <id>, --object <kind/namespace/name> or a command');
@@ -93,9 +94,11 @@ program
 program
   .command('demo')
   .description('replay the Deployment scenario into the running pipeline (or a temporary one) and print its tree')
-  .option('--endpoint <url>', 'query API of a running pipeline', 'http://127.0.0.1:4320')
+  .option('--endpoint <url>', 'query API of a running pipeline (it says where its receivers listen)', 'http://127.0.0.1:4320')
+  .option('--otlp-endpoint <url>', 'OTLP/HTTP base URL to send to (default: where the pipeline says)')
+  .option('--audit-endpoint <url>', 'audit webhook URL to send to (default: where the pipeline says)')
   .option('--json', 'print JSON')
-  .action(async (opts: { endpoint: string; json?: boolean }) => {
+  .action(async (opts: { endpoint: string; otlpEndpoint?: string; auditEndpoint?: string; json?: boolean }) => {
     process.exitCode = await runDemo(opts);
   });
 

@@ -1,22 +1,47 @@
 import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlator';
+import type { ObjectSetChainEntry, ObjectSetTree, ObjectSetWindow } from '@kube-correlate/store';
 
 /**
  * The text form of a request tree (DESIGN.md, "correlate --trace"): one line per span with name,
  * status, duration and service; under a request's span its audit line (verb, resource,
  * namespace/name, user, user agent, code) and its followed links.
  */
-export function renderTree(tree: RequestTree & { objectSetId?: string }): string {
+export function renderTree(tree: RequestTree & { objectSetId?: string; window?: ObjectSetWindow | null; chain?: ObjectSetChainEntry[] }): string {
   const lines: string[] = [];
   const requests = countAudited(tree.root);
-  lines.push(
-    tree.objectSetId !== undefined
-      ? `object set ${tree.objectSetId}  trace ${tree.traceId}  ${countObjects(tree.root)} objects  ${requests} requests`
-      : tree.traceId
+  if (tree.objectSetId !== undefined) lines.push(...objectSetHeader(tree as ObjectSetTree, countObjects(tree.root), requests));
+  else lines.push(
+    tree.traceId
       ? `trace ${tree.traceId}  ${tree.spanCount} span${tree.spanCount === 1 ? '' : 's'}  ${requests} audited request${requests === 1 ? '' : 's'}`
       : `audit ${tree.auditIds[0] ?? ''}  no spans were received for this request (not sampled, or not yet arrived)`,
   );
   walk(tree.root, '', '', lines);
   return lines.join('\n') + '\n';
+}
+
+/** 2026-12-02T16:00:00.000Z -> 2026-12-02T16:00:00Z */
+const shortTime = (iso: string) => iso.replace(/\.000Z$/, 'Z');
+
+/**
+ * An object set's first lines: the set, the window shown, its trace, what it holds; then the chain
+ * of the set's windows (one trace per window, more for a window that outgrew its trace), the one
+ * shown marked with `▶`.
+ */
+function objectSetHeader(tree: ObjectSetTree, objects: number, requests: number): string[] {
+  const w = tree.window;
+  const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  const lines = [
+    `object set ${tree.objectSetId}  ${w ? `window ${shortTime(w.start)} to ${shortTime(w.end)}  trace ${tree.traceId}` : 'every window'}  ${plural(objects, 'object')}  ${plural(requests, 'request')}`,
+  ];
+  const chain = tree.chain ?? [];
+  if (chain.length === 0) return lines;
+  lines.push(`chain: ${chain.length} window${chain.length === 1 ? '' : 's'}, oldest first (--window <time> shows another, --window all every one)`);
+  const width = Math.max(...chain.map((c) => String(c.requests).length));
+  for (const c of chain) {
+    const mark = w && c.start === w.start ? '▶' : ' ';
+    lines.push(`${mark} ${shortTime(c.start)}  ${String(c.requests).padStart(width)} request${c.requests === 1 ? ' ' : 's'}  trace ${c.traceIds.join(', ')}${c.traceIds.length > 1 ? ` (${c.traceIds.length} parts)` : ''}`);
+  }
+  return lines;
 }
 
 function walk(node: TreeNode, firstPrefix: string, restPrefix: string, out: string[]): void {

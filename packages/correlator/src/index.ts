@@ -9,7 +9,7 @@ export { encodeCorrelatedTrace, encodeUnjoinedAudit, decodeCorrelated, groupByAu
 export type { DecodedCorrelated } from './correlated-format.js';
 export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS } from './kafka-correlator.js';
 export type { KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';
-export { objectsOfAudit, objectSetTraceId, objectSetSpanId, ANNOTATION_OBJSETID, ANNOTATION_SPAN } from './object-sets.js';
+export { objectsOfAudit, objectSetTraceId, objectSetSpanId, objectSetRootSpanId, objectSetWindowStart, DEFAULT_OBJSET_WINDOW_MS, ANNOTATION_OBJSETID, ANNOTATION_SPAN } from './object-sets.js';
 export type { ObjectRecord, ObjectRef } from './object-sets.js';
 export { describeRequests, apiAttributes, API_OPERATION_ID, API_STABILITY } from './api-attributes.js';
 export type { DescribeRequest, ApiOperation } from './api-attributes.js';

@@ -1,13 +1,13 @@
-export { TraceStore } from './trace-store.js';
+export { TraceStore, objectEntryKey } from './trace-store.js';
 export type { TraceStoreOptions, TraceSummary, ExportQueueEntry } from './trace-store.js';
-export { createQueryApi } from './query-api.js';
+export { createQueryApi, parseWindowParam } from './query-api.js';
 export type { QueryApiOptions } from './query-api.js';
 export { KafkaStoreLoader, correlatedToOutput } from './kafka-store.js';
 export type { KafkaStoreLoaderOptions } from './kafka-store.js';
-export { buildObjectSetTree, objectSetSpans } from './object-set-tree.js';
-export { planExport } from './export-plan.js';
+export { buildObjectSetTree, objectSetSpans, objectSetSpan, objectSetChainSpan, objectSetNodeReady, OBJSET_ATTR } from './object-set-tree.js';
+export { planExport, releaseKey } from './export-plan.js';
 export type { ExportPlan } from './export-plan.js';
-export type { ObjectSetTree, ObjectRow, RefRow } from './object-set-tree.js';
+export type { ObjectSetTree, ObjectSetWindow, ObjectSetChainEntry, ObjectRow, RefRow } from './object-set-tree.js';
 export { JaegerSource, JaegerSourceError } from './jaeger-source.js';
 export type { JaegerSourceOptions } from './jaeger-source.js';
 export { StoreMaintenance } from './maintenance.js';

@@ -1,8 +1,8 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { objectSetTraceId, OBJSET_SCOPE, unjoinedTraceId, type RequestTree } from '@kube-correlate/correlator';
+import { OBJSET_SCOPE, objectSetWindowStart, unjoinedTraceId, type RequestTree } from '@kube-correlate/correlator';
 import { attrString, decodeTraceRequestJson, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { correlatedToOutput } from './kafka-store.js';
-import type { ObjectSetTree } from './object-set-tree.js';
+import { OBJSET_ATTR, OBSERVED, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree } from './object-set-tree.js';
 import { TraceStore } from './trace-store.js';
 
 /** Jaeger could not be asked (unreachable, an error status, a body that is not a trace). */
@@ -32,9 +32,11 @@ const FETCH_CONCURRENCY = 8;
 /**
  * Trees read from Jaeger through its HTTP API v3, the same trees the store gives: the traces
  * (raw, without Jaeger's adjusters) are loaded into an in-memory store and the tree is built by the
- * same code. A request trace brings its audit with it (the audit span holds each stage's Event);
- * an object set is found by its trace id (from the set id) or by searching object spans by name,
- * and rebuilt from the request traces its spans link to.
+ * same code. A request trace brings its audit with it (the audit span holds each stage's Event).
+ * An object set is a chain of traces, one per time window (and further parts of a busy window):
+ * its traces are found by their `k8s.objset.id` (the query service's /api/traces search filters by
+ * attribute; API v3's does not before Jaeger v2.19), or by searching object spans by name, and the
+ * window shown is rebuilt from its objects' spans and the request traces its spans link to.
  */
 export class JaegerSource {
   private readonly base: string;
@@ -84,25 +86,77 @@ export class JaegerSource {
     return hit ? this.getTrace(hit.traceId) : undefined;
   }
 
-  /** By set id, or by the uid of one of its objects (found among the newest object-set traces). */
-  async getObjectSet(id: string): Promise<ObjectSetTree | undefined> {
-    const bySet = await this.objectSetById(id);
-    if (bySet) return bySet;
-    const hit = (await this.search(OBJSET_SERVICE)).find((s) => s.scope.name === OBJSET_SCOPE && attrString(s.attributes, 'k8s.object.uid') === id);
-    const setId = hit ? attrString(hit.attributes, 'k8s.objset.id') : undefined;
-    return setId && setId !== id ? this.objectSetById(setId) : undefined;
+  /**
+   * By set id, or by the uid of one of its objects: the newest window (or the one holding
+   * `window`, ms, or `'all'`), with the chain of the set's windows in the lookback (at most
+   * `searchLimit` traces).
+   */
+  async getObjectSet(id: string, opts: { window?: number | 'all' } = {}): Promise<ObjectSetTree | undefined> {
+    let traces = await this.objectSetTraces(id);
+    let setId = id;
+    if (traces.size === 0) {
+      const [hit] = await this.findTraceIds(OBJSET_SERVICE, { 'k8s.object.uid': id }, 1);
+      const spans = hit ? await this.fetchTrace(hit) : undefined;
+      const found = spans?.map((s) => attrString(s.attributes, OBJSET_ATTR.id)).find((x) => x !== undefined);
+      if (!found || found === id) return undefined;
+      setId = found;
+      traces = await this.objectSetTraces(setId);
+    }
+    return traces.size ? this.objectSetFrom(setId, traces, opts.window) : undefined;
   }
 
-  private async objectSetById(setId: string): Promise<ObjectSetTree | undefined> {
-    const spans = await this.fetchTrace(objectSetTraceId(setId));
-    if (!spans) return undefined;
-    const linked = new Set(spans.filter((s) => s.scope.name === OBJSET_SCOPE).flatMap((s) => s.links.map((l) => l.traceId)));
+  /** The traces of a set (every span of them carries k8s.objset.id), by trace id. */
+  private async objectSetTraces(setId: string): Promise<Map<string, Span[]>> {
+    const ids = await this.findTraceIds(OBJSET_SERVICE, { [OBJSET_ATTR.id]: setId }, this.searchLimit);
+    const out = new Map<string, Span[]>();
+    for (const s of await this.fetchTraces(ids)) {
+      if (s.scope.name !== OBJSET_SCOPE || attrString(s.attributes, OBJSET_ATTR.id) !== setId) continue;
+      out.set(s.traceId, [...(out.get(s.traceId) ?? []), s]);
+    }
+    return out;
+  }
+
+  /**
+   * The chain from the set's traces (window and part from their spans' k8s.objset.window.start and
+   * k8s.objset.part), and the tree of the window(s) shown: the objects from the object spans of
+   * those traces (the owners of a window's objects have no request in it), the requests from the
+   * request traces their request spans link to, loaded into an in-memory store.
+   */
+  private async objectSetFrom(setId: string, traces: Map<string, Span[]>, window: number | 'all' | undefined): Promise<ObjectSetTree | undefined> {
+    const windows = new Map<string, { end: string; parts: Map<number, string>; requests: Set<string>; spans: Span[] }>();
+    for (const [traceId, spans] of traces) {
+      const start = spans.map((s) => attrString(s.attributes, OBJSET_ATTR.windowStart)).find((x) => x !== undefined);
+      const end = spans.map((s) => attrString(s.attributes, OBJSET_ATTR.windowEnd)).find((x) => x !== undefined);
+      if (!start || !end) continue;
+      const w = windows.get(start) ?? { end, parts: new Map<number, string>(), requests: new Set<string>(), spans: [] as Span[] };
+      w.parts.set(Number(intAttr(spans[0]!.attributes, OBJSET_ATTR.part) ?? 0), traceId);
+      for (const s of spans) if (attrString(s.attributes, 'k8s.audit.id') !== undefined) w.requests.add(s.spanId);
+      w.spans.push(...spans);
+      windows.set(start, w);
+    }
+    const chain: ObjectSetChainEntry[] = [...windows].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([start, w]) => ({
+      start, end: w.end, requests: w.requests.size, traceIds: [...w.parts].sort((a, b) => a[0] - b[0]).map(([, t]) => t),
+    }));
+    if (chain.length === 0) return undefined;
+    const windowMs = Date.parse(chain[0]!.end) - Date.parse(chain[0]!.start);
+    const shown = window === 'all' ? chain : [chain.find((c) => Date.parse(c.start) === (window === undefined ? Date.parse(chain.at(-1)!.start) : objectSetWindowStart(window, windowMs)))].filter((c) => c !== undefined);
+    const spans = shown.flatMap((c) => windows.get(c.start)!.spans);
+    const linked = new Set(spans.filter((s) => attrString(s.attributes, 'k8s.audit.id') !== undefined).flatMap((s) => s.links.map((l) => l.traceId)));
     const requests = await this.fetchTraces([...linked]);
-    return this.withLoaded(requests, (store) => store.getObjectSet(setId));
+    const store = new TraceStore({ dir: '', memory: true, objectSetWindowMs: windowMs });
+    try {
+      // A window without requests shows the set's root alone (named from the newest window's objects), as the store does.
+      store.putObjects(objectsOfSpans(setId, shown.length ? spans : windows.get(chain.at(-1)!.start)!.spans));
+      store.writeSync(correlatedToOutput(requests));
+      const tree = store.getObjectSet(setId, { window: window ?? Date.parse(chain.at(-1)!.start) });
+      return tree ? { ...tree, chain } : undefined;
+    } finally {
+      store.close();
+    }
   }
 
   /** The set of the newest object with this kind (Kind, kind or plural resource), namespace and name. */
-  async getObjectSetOf(kind: string, namespace: string, name: string): Promise<ObjectSetTree | undefined> {
+  async getObjectSetOf(kind: string, namespace: string, name: string, opts: { window?: number | 'all' } = {}): Promise<ObjectSetTree | undefined> {
     const label = `${namespace ? `${namespace}/` : ''}${name}`;
     const ops = await this.getJson<{ operations?: Array<{ name: string }> }>(`/api/v3/operations?service=${encodeURIComponent(OBJSET_SERVICE)}`, true);
     const wanted = kind.toLowerCase();
@@ -119,7 +173,22 @@ export class JaegerSource {
         if (!best || start > best.start) best = { start, setId };
       }
     }
-    return best ? this.objectSetById(best.setId) : undefined;
+    return best ? this.getObjectSet(best.setId, opts) : undefined;
+  }
+
+  /**
+   * Trace ids of a service's traces with a span that has all these attributes, newest first, in the
+   * lookback window: the query service's /api/traces (the API the Jaeger UI searches with), whose
+   * `tags` filter reaches the storage (API v3's search has none before Jaeger v2.19).
+   */
+  private async findTraceIds(service: string, tags: Record<string, string>, limit: number): Promise<string[]> {
+    const now = Date.now();
+    const q = new URLSearchParams({
+      service, tags: JSON.stringify(tags), limit: String(limit),
+      start: String((now - this.lookbackMs) * 1000), end: String((now + 3600_000) * 1000),
+    });
+    const found = await this.getJson<{ data?: Array<{ traceID?: string }> | null }>(`/api/traces?${q}`, true);
+    return [...new Set((found?.data ?? []).map((t) => t.traceID).filter((t): t is string => typeof t === 'string' && /^[0-9a-f]{32}$/.test(t)))];
   }
 
   /**
@@ -210,6 +279,38 @@ function decodeResult(body: unknown, what: string): Span[] {
     if (err instanceof OtlpDecodeError) throw new JaegerSourceError(`Jaeger's answer for ${what} is not OTLP: ${err.message}`);
     throw err;
   }
+}
+
+function intAttr(attrs: Span['attributes'], key: string): number | undefined {
+  const v = attrs.find((kv) => kv.key === key)?.value;
+  return v && 'intValue' in v ? Number(v.intValue) : undefined;
+}
+
+const isTrue = (attrs: Span['attributes'], key: string): boolean => attrs.some((kv) => kv.key === key && 'boolValue' in kv.value && kv.value.boolValue);
+const isFalse = (attrs: Span['attributes'], key: string): boolean => attrs.some((kv) => kv.key === key && 'boolValue' in kv.value && !kv.value.boolValue);
+
+/**
+ * The objects of an object set's traces, from their object spans: kind, namespace, name and uid
+ * from `k8s.object.*`, the owner from the parent span. An owner shown only from its children's
+ * ownerReferences (k8s.object.observed=false) is left to them, as in the store it was exported from.
+ */
+function objectsOfSpans(setId: string, spans: Span[]): ObjectRow[] {
+  const objects = spans.filter((s) => s.scope.name === OBJSET_SCOPE && attrString(s.attributes, 'k8s.object.uid') !== undefined && attrString(s.attributes, 'k8s.audit.id') === undefined);
+  const bySpan = new Map(objects.map((s) => [s.spanId, s]));
+  const rows = new Map<string, ObjectRow>();
+  for (const s of objects) {
+    const a = (k: string) => attrString(s.attributes, k) ?? '';
+    if (rows.has(a('k8s.object.uid')) || isFalse(s.attributes, OBSERVED)) continue;
+    const owner = bySpan.get(s.parentSpanId);
+    const o = (k: string) => (owner ? attrString(owner.attributes, k) ?? '' : '');
+    rows.set(a('k8s.object.uid'), {
+      uid: a('k8s.object.uid'), kind: a('k8s.object.kind'), api_version: '', resource: '', namespace: a('k8s.object.namespace'), name: a('k8s.object.name'),
+      owner_uid: o('k8s.object.uid'), objset_id: setId, first_seen: new Date(Number(BigInt(s.startTimeUnixNano) / 1_000_000n)).toISOString(),
+      deleted: isTrue(s.attributes, 'k8s.object.deleted') ? 1 : 0,
+      owner_kind: o('k8s.object.kind'), owner_name: o('k8s.object.name'), owner_api_version: '',
+    });
+  }
+  return [...rows.values()];
 }
 
 /** Kind as written in a span name (Deployment) against what a user typed (deployment, deployments). */

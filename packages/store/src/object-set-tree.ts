@@ -1,5 +1,5 @@
 import { parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { auditSpanId, objectSetSpanId, objectSetTraceId, OBJSET_SCOPE, requestAnchor, toTreeAudit, unjoinedTraceId, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
+import { auditSpanId, objectSetRootSpanId, objectSetSpanId, objectSetTraceId, OBJSET_SCOPE, requestAnchor, toTreeAudit, unjoinedTraceId, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
 import { SpanKind, type KeyValue, type Span } from '@kube-correlate/otlp';
 
 /** A row of the `objects` table. */
@@ -31,14 +31,35 @@ export interface RefRow {
   request_received: string;
 }
 
+/** A time window of an object set: `[start, end)`, RFC 3339 UTC (e.g. `2026-12-02T16:00:00.000Z`). */
+export interface ObjectSetWindow {
+  start: string;
+  end: string;
+}
+
+/** One window of an object set's chain: its requests and its trace(s) in Jaeger, oldest part first. */
+export interface ObjectSetChainEntry extends ObjectSetWindow {
+  requests: number;
+  traceIds: string[];
+}
+
 export interface ObjectSetTree extends RequestTree {
   objectSetId: string;
+  /**
+   * The window this tree shows (the requests received in it, the objects they touched and those
+   * objects' owners up to the root), or null for every window at once (`--window all`). `traceId`
+   * is the window's trace (its first part); '' for every window.
+   */
+  window: ObjectSetWindow | null;
+  /** Every window of the set with requests, oldest first (on trees read through getObjectSet). */
+  chain?: ObjectSetChainEntry[];
 }
 
 /** What the tree needs from the store. */
 export interface ObjectSetSource {
   /** Members known only from an ownerReference: no audit event showed them yet. */
   referencedOnly?: ReadonlySet<string>;
+  /** The requests that touched an object (in the window, when the tree has one), in time order. */
   refsOf(o: ObjectRow): RefRow[];
   auditEvents(auditId: string): AuditEvent[];
   /** The trace(s) of an audit request, with their spans. */
@@ -63,10 +84,14 @@ export const OBSERVED = 'k8s.object.observed';
  *
  * The set is named after its root object: the top of the ownership chain when an audit event showed
  * it; else the top owner its children's ownerReferences name; else the set id.
+ *
+ * With a `window` (`src.refsOf` then gives the requests received in it), the tree holds the objects
+ * those requests touched and their owners up to the root, so it stays connected; the other objects
+ * are left out. Its trace id is the window's (objectSetTraceId). Without one, it is every window.
  */
-export function buildObjectSetTree(setId: string, members: ObjectRow[], src: ObjectSetSource): ObjectSetTree {
-  const traceId = objectSetTraceId(setId);
-  const rootId = objectSetSpanId(setId, 'set');
+export function buildObjectSetTree(setId: string, members: ObjectRow[], src: ObjectSetSource, window?: { startMs: number; endMs: number }): ObjectSetTree {
+  const traceId = window ? objectSetTraceId(setId, window.startMs) : '';
+  const rootId = objectSetRootSpanId(setId, window?.startMs);
   const byUid = new Map(members.map((o) => [o.uid, o]));
   const nodes = new Map<string, TreeNode>();
   const auditIds = new Set<string>();
@@ -125,12 +150,31 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
     parent.children.push(node);
   }
   span(root);
-  // The top objects, the observed ones first, each group oldest first: the first is the set's root object.
+  // The top objects, the observed ones first, each group oldest first: the first is the set's root
+  // object. Named before a window leaves objects out, so every window's trace has the same name.
   const tops = root.children.filter((c) => c.attributes['k8s.object.uid'] !== undefined);
   const observed = (n: TreeNode) => n.attributes[OBSERVED] !== false;
   const top = [...tops.filter(observed), ...tops.filter((n) => !observed(n))][0];
   root.name = top ? `object set of ${top.name}` : `object set ${setId}`;
-  return { traceId, objectSetId: setId, root, spanCount: count, auditIds: [...auditIds].sort() };
+  if (window) {
+    prune(root);
+    count = countNodes(root);
+    span(root);
+  }
+  return {
+    traceId, objectSetId: setId, root, spanCount: count, auditIds: [...auditIds].sort(),
+    window: window ? { start: new Date(window.startMs).toISOString(), end: new Date(window.endMs).toISOString() } : null,
+  };
+}
+
+/** Leaves out objects with no request under them; true when `n` keeps some. */
+function prune(n: TreeNode): boolean {
+  n.children = n.children.filter((c) => c.audit !== undefined || prune(c));
+  return n.children.length > 0;
+}
+
+function countNodes(n: TreeNode): number {
+  return 1 + n.children.reduce((s, c) => s + countNodes(c), 0);
 }
 
 /** Sets start and duration of nodes from their children, and sorts children by time. */
@@ -178,52 +222,135 @@ export interface ObjectSetSpans {
   held: number;
 }
 
+/** Attribute names of the chain of an object set's traces. */
+export const OBJSET_ATTR = {
+  id: 'k8s.objset.id',
+  traceId: 'k8s.objset.trace_id',
+  windowStart: 'k8s.objset.window.start',
+  windowEnd: 'k8s.objset.window.end',
+  part: 'k8s.objset.part',
+  previous: 'k8s.objset.previous_trace_id',
+  next: 'k8s.objset.next_trace_id',
+} as const;
+
+export interface HoldOptions {
+  /** Everything goes as it is (the hold's deadline passed). */
+  release?: boolean;
+  /** The set's id may still change (its root is an owner not seen yet): everything waits. */
+  tentative?: boolean;
+}
+
 /**
- * The object-set tree as OTLP spans, for Jaeger: trace id from the set id, a root span, a span per
- * object and a span per request, each request span linked to its request trace. Every span carries
- * `k8s.objset.id` and `k8s.objset.trace_id`; request spans carry `k8s.audit.*` and
- * `k8s.audit.trace_id` (the linked trace), which the Jaeger UI link patterns in deploy/components/jaeger use.
- * Nodes without a time yet (an object no stored request has touched) are left out until they have one.
+ * Whether a node's span may go out now (a span in Jaeger cannot be changed once sent): the root
+ * once the set's root object was seen (its name), an owner once an audit event showed it (not only
+ * an ownerReference: its own owner and name), a request once its audit record is complete
+ * (ResponseComplete or Panic: its code and duration). See objectSetSpans.
+ */
+export function objectSetNodeReady(tree: ObjectSetTree, n: TreeNode, opts: HoldOptions = {}): boolean {
+  if (opts.release) return true;
+  if (opts.tentative) return false;
+  if (n === tree.root) return tree.root.children.some((c) => c.attributes['k8s.object.uid'] !== undefined && c.attributes[OBSERVED] !== false);
+  if (n.attributes[OBSERVED] === false) return false;
+  if (n.audit) return FINAL_STAGES.some((st) => (n.audit!.stages as Record<string, string | undefined>)[st] !== undefined);
+  return true;
+}
+
+/** Where an object-set span goes: a trace of the set's chain (a window, or a further part of one). */
+export interface ObjectSetTraceContext {
+  traceId: string;
+  /** 0 for the window's own trace, 1.. for further parts (object_sets.max_spans_per_trace). */
+  part: number;
+  window: ObjectSetWindow;
+  /** Start and end (ns) of an object's or the root's span: its requests in this trace. Default: the node's own. */
+  times?: { start: bigint; end: bigint };
+  /** For the root: the trace before this one in the set's chain (span link and k8s.objset.previous_trace_id). */
+  previous?: { traceId: string; spanId: string };
+}
+
+const chainAttrs = (setId: string, ctx: Pick<ObjectSetTraceContext, 'traceId' | 'part' | 'window'>): Record<string, unknown> => ({
+  [OBJSET_ATTR.id]: setId, [OBJSET_ATTR.traceId]: ctx.traceId,
+  [OBJSET_ATTR.windowStart]: ctx.window.start, [OBJSET_ATTR.windowEnd]: ctx.window.end,
+  ...(ctx.part > 0 ? { [OBJSET_ATTR.part]: ctx.part } : {}),
+});
+
+const objsetResource = (service: string) => ({ attributes: [{ key: 'service.name', value: { stringValue: service } }], droppedAttributesCount: 0, schemaUrl: '' });
+const objsetScope = { name: OBJSET_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
+
+/**
+ * One node of an object-set tree as an OTLP span of the trace `ctx` names. Every span carries
+ * `k8s.objset.id`, `k8s.objset.trace_id` (its own trace), `k8s.objset.window.start`/`.end` and, in a
+ * further part of a window, `k8s.objset.part`; request spans carry `k8s.audit.*` and
+ * `k8s.audit.trace_id` (the linked request trace), which the Jaeger UI link patterns in
+ * deploy/components/jaeger use; the root of a trace after the first of its set carries
+ * `k8s.objset.previous_trace_id` and a span link to that trace's root.
+ */
+export function objectSetSpan(tree: ObjectSetTree, n: TreeNode, ctx: ObjectSetTraceContext): Span {
+  const a = n.audit;
+  const extra: Record<string, unknown> = a
+    ? { 'k8s.audit.verb': a.verb, 'k8s.audit.user': a.user, ...(a.userAgent ? { 'k8s.audit.user_agent': a.userAgent } : {}), ...(a.code !== undefined ? { 'k8s.audit.code': a.code } : {}), ...(n.links?.[0] ? { 'k8s.audit.trace_id': n.links[0].traceId } : {}) }
+    : {};
+  const isRoot = n === tree.root;
+  const previous = isRoot ? ctx.previous : undefined;
+  // The root of a further part of a window has an id of its own (objectSetRootSpanId); the objects under it follow.
+  const rootId = objectSetRootSpanId(tree.objectSetId, Date.parse(ctx.window.start), ctx.part);
+  const start = ctx.times?.start ?? BigInt(n.startTimeUnixNano);
+  const end = ctx.times?.end ?? BigInt(n.startTimeUnixNano) + BigInt(n.durationNanos);
+  const links = (n.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId, traceState: '', flags: 0, attributes: toKeyValues(l.attributes), droppedAttributesCount: 0 }));
+  if (previous) links.push({ traceId: previous.traceId, spanId: previous.spanId, traceState: '', flags: 0, attributes: toKeyValues({ [OBJSET_ATTR.previous]: previous.traceId }), droppedAttributesCount: 0 });
+  return {
+    traceId: ctx.traceId, spanId: isRoot ? rootId : n.spanId, parentSpanId: n.parentSpanId === tree.root.spanId ? rootId : n.parentSpanId, traceState: '', flags: 0,
+    name: isRoot && ctx.part > 0 ? `${n.name} (part ${ctx.part + 1})` : n.name, kind: SpanKind.INTERNAL,
+    startTimeUnixNano: start.toString(), endTimeUnixNano: end.toString(),
+    attributes: toKeyValues({ ...n.attributes, ...chainAttrs(tree.objectSetId, ctx), ...extra, ...(previous ? { [OBJSET_ATTR.previous]: previous.traceId } : {}) }), droppedAttributesCount: 0,
+    events: [], droppedEventsCount: 0, links, droppedLinksCount: 0,
+    status: { code: STATUS[n.status.code], message: n.status.message ?? '' },
+    resource: objsetResource(n.service),
+    scope: objsetScope,
+  };
+}
+
+/**
+ * A small span added to a trace of an object set to link it to another trace of its chain (a span
+ * sent cannot be changed, so a link added later is a span of its own): `next` when the trace after
+ * it first goes out (`k8s.objset.next_trace_id`), `previous` when a trace for an earlier window
+ * first goes out after this one did (late data; `k8s.objset.previous_trace_id`). A child of the
+ * trace's root, at `at` (ns: a request of the trace, so its timeline is not stretched), with a span
+ * link to the other trace's root. Its id comes from the other trace's id, so it is added once.
+ */
+export function objectSetChainSpan(setId: string, direction: 'next' | 'previous', from: Pick<ObjectSetTraceContext, 'traceId' | 'part' | 'window'>, to: { traceId: string; window: ObjectSetWindow; part: number }, at: bigint): Span {
+  const rootId = objectSetRootSpanId(setId, Date.parse(from.window.start), from.part);
+  const toRootId = objectSetRootSpanId(setId, Date.parse(to.window.start), to.part);
+  const what = to.window.start === from.window.start ? `part ${to.part + 1}` : `window ${to.window.start}`;
+  const key = direction === 'next' ? OBJSET_ATTR.next : OBJSET_ATTR.previous;
+  return {
+    traceId: from.traceId, spanId: objectSetSpanId(setId, direction, to.traceId), parentSpanId: rootId, traceState: '', flags: 0,
+    // One microsecond long: Jaeger flags a span that ends when it starts ("negative duration").
+    name: direction === 'next' ? `continued in ${what}` : `continued from ${what}`, kind: SpanKind.INTERNAL, startTimeUnixNano: at.toString(), endTimeUnixNano: (at + 1000n).toString(),
+    attributes: toKeyValues({ ...chainAttrs(setId, from), [key]: to.traceId }), droppedAttributesCount: 0,
+    events: [], droppedEventsCount: 0,
+    links: [{ traceId: to.traceId, spanId: toRootId, traceState: '', flags: 0, attributes: toKeyValues({ [key]: to.traceId }), droppedAttributesCount: 0 }],
+    droppedLinksCount: 0, status: { code: 0, message: '' }, resource: objsetResource('kube-correlate'), scope: objsetScope,
+  };
+}
+
+/**
+ * A windowed object-set tree as the OTLP spans of its window's first trace, for Jaeger (the export
+ * plan, export-plan.ts, also splits a window that outgrows object_sets.max_spans_per_trace into
+ * further parts and links the chain). Nodes without a time yet are left out.
  *
  * A span in Jaeger cannot be changed once sent, so unless `release` is set, spans whose content
- * may still change are held: the root span until the set's root object was seen (its name), the
- * span of an owner known only from an ownerReference (its own owner and name), and a request span
- * until its audit record is complete (ResponseComplete or Panic: its code and duration). With
- * `tentative` (the set's id may still change: its root is an owner not seen yet) all of it is held.
+ * may still change are held (objectSetNodeReady): the root span until the set's root object was
+ * seen, the span of an owner known only from an ownerReference, a request span until its audit
+ * record is complete. With `tentative` (the set's id may still change) all of it is held.
  */
-export function objectSetSpans(tree: ObjectSetTree, opts: { release?: boolean; tentative?: boolean } = {}): ObjectSetSpans {
+export function objectSetSpans(tree: ObjectSetTree, opts: HoldOptions & { previous?: { traceId: string; spanId: string } } = {}): ObjectSetSpans {
+  if (!tree.window) throw new Error('objectSetSpans: the tree of one window is exported, not every window at once');
   const out: Span[] = [];
   let held = 0;
-  const setAttrs: Record<string, unknown> = { 'k8s.objset.id': tree.objectSetId, 'k8s.objset.trace_id': tree.traceId };
-  const rootKnown = tree.root.children.some((c) => c.attributes['k8s.object.uid'] !== undefined && c.attributes[OBSERVED] !== false);
-  const ready = (n: TreeNode): boolean => {
-    if (opts.release) return true;
-    if (opts.tentative) return false;
-    if (n === tree.root) return rootKnown;
-    if (n.attributes[OBSERVED] === false) return false;
-    if (n.audit) return FINAL_STAGES.some((st) => (n.audit!.stages as Record<string, string | undefined>)[st] !== undefined);
-    return true;
-  };
+  const ctx: ObjectSetTraceContext = { traceId: tree.traceId, part: 0, window: tree.window, ...(opts.previous ? { previous: opts.previous } : {}) };
   const visit = (n: TreeNode) => {
-    if (n.startTimeUnixNano !== '0' && !ready(n)) held++;
-    else if (n.startTimeUnixNano !== '0') {
-      const a = n.audit;
-      const extra: Record<string, unknown> = a
-        ? { 'k8s.audit.verb': a.verb, 'k8s.audit.user': a.user, ...(a.userAgent ? { 'k8s.audit.user_agent': a.userAgent } : {}), ...(a.code !== undefined ? { 'k8s.audit.code': a.code } : {}), ...(n.links?.[0] ? { 'k8s.audit.trace_id': n.links[0].traceId } : {}) }
-        : {};
-      out.push({
-        traceId: tree.traceId, spanId: n.spanId, parentSpanId: n.parentSpanId, traceState: '', flags: 0,
-        name: n.name, kind: SpanKind.INTERNAL,
-        startTimeUnixNano: n.startTimeUnixNano, endTimeUnixNano: (BigInt(n.startTimeUnixNano) + BigInt(n.durationNanos)).toString(),
-        attributes: toKeyValues({ ...n.attributes, ...setAttrs, ...extra }), droppedAttributesCount: 0,
-        events: [], droppedEventsCount: 0,
-        links: (n.links ?? []).map((l) => ({ traceId: l.traceId, spanId: l.spanId, traceState: '', flags: 0, attributes: toKeyValues(l.attributes), droppedAttributesCount: 0 })),
-        droppedLinksCount: 0,
-        status: { code: STATUS[n.status.code], message: n.status.message ?? '' },
-        resource: { attributes: [{ key: 'service.name', value: { stringValue: n.service } }], droppedAttributesCount: 0, schemaUrl: '' },
-        scope: { name: OBJSET_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' },
-      });
-    }
+    if (n.startTimeUnixNano !== '0' && !objectSetNodeReady(tree, n, opts)) held++;
+    else if (n.startTimeUnixNano !== '0') out.push(objectSetSpan(tree, n, ctx));
     n.children.forEach(visit);
   };
   visit(tree.root);

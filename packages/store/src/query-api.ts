@@ -7,8 +7,10 @@ import type { TraceStore } from './trace-store.js';
  *   GET /api/v1/traces/{traceId}     request tree, 404 when unknown
  *   GET /api/v1/audit/{auditID}      request tree of that audit request
  *   GET /api/v1/traces?limit=N       most recently updated traces
- *   GET /api/v1/objsets/{id}         object-set tree
- *   GET /api/v1/objects/{kind}/{namespace}/{name}   object-set tree of that object ({kind}/{name}: cluster-scoped)
+ *   GET /api/v1/objsets/{id}         object-set tree: the newest time window, with the set's chain of windows;
+ *                                    ?window=<RFC 3339 time> the window holding it, ?window=all every window
+ *   GET /api/v1/objects/{kind}/{namespace}/{name}   object-set tree of that object ({kind}/{name}: cluster-scoped; ?window= too)
+ *   GET /api/v1/receivers            where this pipeline's receivers listen (`correlate demo` sends there)
  *   GET /metrics                     Prometheus text format
  *   GET /healthz                     liveness
  * Errors are JSON `{ "error": "<one line>" }`.
@@ -17,6 +19,16 @@ export interface QueryApiOptions {
   store: TraceStore;
   metrics: PipelineMetrics;
   logger: Logger;
+  /** Where the pipeline's receivers listen (host:port), asked when GET /api/v1/receivers comes (they start after the query API). */
+  receivers?: () => { otlpGrpc?: string; otlpHttp?: string; auditWebhook?: string };
+}
+
+/** The `window` query parameter of object-set routes: 'all', a time (ms), or absent; a string is the error. */
+export function parseWindowParam(value: string | null): number | 'all' | undefined | { error: string } {
+  if (value === null || value === '') return undefined;
+  if (value === 'all') return 'all';
+  const ms = Date.parse(value);
+  return Number.isFinite(ms) ? ms : { error: `invalid window "${value}": want a time such as 2026-12-02T16:30:00Z, or "all"` };
 }
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
@@ -67,12 +79,14 @@ export function createQueryApi(opts: QueryApiOptions): Server {
         const tree = store.getByAuditId(id);
         return tree ? send(200, tree) : send(404, { error: `audit id ${id} not found` });
       }
+      const window = parseWindowParam(url.searchParams.get('window'));
       m = /^\/api\/v1\/objsets\/([^/]+)$/.exec(path);
       if (m) {
         route = 'objset';
         const id = decodePathSegment(m[1]!) ?? '';
         if (id.length === 0 || id.length > 253) return send(400, { error: 'invalid object set id: want 1 to 253 characters' });
-        const tree = store.getObjectSet(id);
+        if (typeof window === 'object') return send(400, window);
+        const tree = store.getObjectSet(id, { window });
         return tree ? send(200, tree) : send(404, { error: `object set ${id} not found` });
       }
       m = /^\/api\/v1\/objects\/([^/]+)\/(?:([^/]*)\/)?([^/]+)$/.exec(path);
@@ -80,8 +94,13 @@ export function createQueryApi(opts: QueryApiOptions): Server {
         route = 'object';
         const [kind, namespace, name] = [m[1]!, m[2] ?? '', m[3]!].map((x) => decodePathSegment(x));
         if (kind === undefined || namespace === undefined || name === undefined) return send(400, { error: 'malformed percent-encoding in the object path' });
-        const tree = store.getObjectSetOf(kind, namespace, name);
+        if (typeof window === 'object') return send(400, window);
+        const tree = store.getObjectSetOf(kind, namespace, name, { window });
         return tree ? send(200, tree) : send(404, { error: `object ${kind}/${namespace ? `${namespace}/` : ''}${name} not found` });
+      }
+      if (path === '/api/v1/receivers') {
+        route = 'receivers';
+        return send(200, opts.receivers?.() ?? {});
       }
       if (path === '/api/v1/traces') {
         route = 'traces';

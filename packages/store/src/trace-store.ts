@@ -2,8 +2,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { AUTHENTICATION_SPAN, buildRequestTree, objectsOfAudit, type ApiOperation, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
-import { buildObjectSetTree, type ObjectRow, type ObjectSetTree, type RefRow } from './object-set-tree.js';
+import { AUTHENTICATION_SPAN, buildRequestTree, DEFAULT_OBJSET_WINDOW_MS, objectSetSpanId, objectSetTraceId, objectSetWindowStart, objectsOfAudit, type ApiOperation, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { buildObjectSetTree, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 
@@ -43,17 +43,47 @@ export interface TraceStoreOptions {
   onExportQueued?: () => void;
   /** A throwaway in-memory database (the CLI's view of traces read from Jaeger); `dir` is ignored. */
   memory?: boolean;
+  /**
+   * Length of an object set's time windows (the OTLP exporter's `object_sets.window`): one trace per
+   * set per window. A writable store records it, so the CLI reading the store directly shows the
+   * windows the exporter used; default: what the store recorded, else 1 hour.
+   */
+  objectSetWindowMs?: number;
 }
 
 /**
- * What the OTLP exporter has still to look at: a trace, an unjoined audit request, an object (its
- * set), or the release, at the entry's time, of spans held back (a trace's, an unjoined request's
- * or an object set's: see export-plan.ts).
+ * What the OTLP exporter has still to look at: a trace, an unjoined audit request, an object in a
+ * window (its set's trace of that window; key `<uid>@<window start ms>`), or the release, at the
+ * entry's time, of spans held back (a trace's, an unjoined request's or an object set window's:
+ * see export-plan.ts).
  */
 export interface ExportQueueEntry {
   kind: 'trace' | 'unjoined' | 'object' | 'release';
   key: string;
 }
+
+/** Key of an `object` export queue entry: the object and the window of the request that touched it. */
+export const objectEntryKey = {
+  of: (uid: string, windowStartMs: number) => `${uid}@${windowStartMs}`,
+  /** An entry queued before windows (schema v4) names no window: the set's newest. */
+  parse: (key: string): { uid: string; windowStartMs?: number } => {
+    const m = /^(.*)@(\d+)$/.exec(key);
+    return m ? { uid: m[1]!, windowStartMs: Number(m[2]) } : { uid: key };
+  },
+};
+
+/** The requests of one window of an object set. */
+interface WindowRefs {
+  startMs: number;
+  refs: number;
+}
+
+/** Timestamps as audit events carry them (RFC 3339, UTC); the store compares them as text, so a day either side is read and filtered exactly. */
+const DAY_MS = 86_400_000;
+const refMs = (r: { request_received: string }): number | undefined => {
+  const ns = r.request_received ? parseAuditTimestamp(r.request_received) : undefined;
+  return ns === undefined ? undefined : Number(ns / 1_000_000n);
+};
 
 export interface TraceSummary {
   traceId: string;
@@ -65,7 +95,7 @@ export interface TraceSummary {
   updatedAt: string;
 }
 
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 /**
  * The store holds what the cluster's audit logs and traces say: only its owner may read it. The
@@ -98,6 +128,7 @@ export class TraceStore implements CorrelatorSink {
   private obj!: ReturnType<TraceStore['objectStatements']>;
   private closed = false;
   private readonly now: () => number;
+  private readonly windowMs: number;
 
   constructor(private readonly opts: TraceStoreOptions) {
     this.path = opts.memory ? ':memory:' : join(opts.dir, 'kube-correlate.db');
@@ -120,6 +151,7 @@ export class TraceStore implements CorrelatorSink {
       }
     }
     this.prepareObjectStatements();
+    this.windowMs = this.resolveWindow(opts);
     this.stmt = {
       insertSpan: this.db.prepare('INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, start_ns, data) VALUES (?, ?, ?, ?, ?)'),
       insertOperation: this.db.prepare('INSERT OR IGNORE INTO audit_operations (audit_id, operation_id, stability) VALUES (?, ?, ?)'),
@@ -208,6 +240,10 @@ export class TraceStore implements CorrelatorSink {
       CREATE TABLE IF NOT EXISTS quarantine (
         id INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL, what TEXT NOT NULL, reason TEXT NOT NULL,
         summary TEXT NOT NULL, data BLOB);
+      -- v5: object sets in time windows: an object's requests by time, and the store's settings
+      -- (the window length the exporter uses, for readers of the store).
+      CREATE INDEX IF NOT EXISTS object_refs_by_uid_time ON object_refs (uid, request_received);
+      CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL) WITHOUT ROWID;
     `);
     const addColumns = (table: string, columns: string[]) => {
       const have = new Set((this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name));
@@ -244,6 +280,24 @@ export class TraceStore implements CorrelatorSink {
       this.db.prepare("INSERT INTO store_stats (name, value) VALUES ('payload_bytes', ?)").run(sum);
     }
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+  }
+
+  /** The window length: given (and recorded by a writable store), else recorded, else 1 hour. */
+  private resolveWindow(opts: TraceStoreOptions): number {
+    const hasSettings = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").get() !== undefined;
+    if (opts.objectSetWindowMs !== undefined) {
+      if (!(opts.objectSetWindowMs >= 1000)) throw new Error(`object set window ${opts.objectSetWindowMs} ms: want at least 1 s`);
+      if (!opts.readonly && hasSettings) this.db.prepare("INSERT INTO settings (key, value) VALUES ('objset_window_ms', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(opts.objectSetWindowMs));
+      return opts.objectSetWindowMs;
+    }
+    const row = hasSettings ? (this.db.prepare("SELECT value FROM settings WHERE key = 'objset_window_ms'").get() as { value: string } | undefined) : undefined;
+    const ms = row ? Number(row.value) : NaN;
+    return Number.isFinite(ms) && ms >= 1000 ? ms : DEFAULT_OBJSET_WINDOW_MS;
+  }
+
+  /** Length of an object set's time windows (one trace per set per window), ms. */
+  get objectSetWindowMs(): number {
+    return this.windowMs;
   }
 
   /** Stores one correlator output in one transaction. Idempotent: redelivered rows are ignored. */
@@ -341,7 +395,7 @@ export class TraceStore implements CorrelatorSink {
           } else counts.spanDup++;
         }
         for (const id of t.auditIds) this.stmt.insertPair.run(id, t.traceId);
-        for (const e of t.auditEvents) if (this.insertAudit(e, counts)) enqueue('object', objectUidOf(e));
+        for (const e of t.auditEvents) if (this.insertAudit(e, counts)) enqueue('object', this.objectEntryOf(e));
         this.stmt.touchTrace.run(t.traceId, now);
         if (counts.spanNew + counts.auditNew > before) enqueue('trace', t.traceId);
       }
@@ -349,7 +403,7 @@ export class TraceStore implements CorrelatorSink {
       for (const e of output.unjoinedAuditEvents) {
         if (!this.insertAudit(e, counts)) continue;
         enqueue('unjoined', auditIDForSpans(e.auditID));
-        enqueue('object', objectUidOf(e));
+        enqueue('object', this.objectEntryOf(e));
       }
       if (opts.inboxBefore !== undefined) this.inboxStatements().deleteBefore.run(opts.inboxBefore);
       if (counts.bytes) this.stmt.addPayload.run(counts.bytes);
@@ -361,6 +415,34 @@ export class TraceStore implements CorrelatorSink {
     this.metrics.storeRows.inc({ table: 'audit_events', outcome: 'inserted' }, counts.auditNew);
     this.metrics.storeRows.inc({ table: 'audit_events', outcome: 'duplicate' }, counts.auditDup);
     end();
+  }
+
+  /** The `object` queue entry of an audit event: the object it is about, in its request's window ('' when it names none). */
+  private objectEntryOf(e: AuditEvent): string {
+    // A request that names no uid (a get before the object existed, a subresource) is on the object
+    // its resource, namespace and name name, as the tree has it (refsOf).
+    const ref = e.objectRef;
+    const uid = objectUidOf(e) || (ref?.resource && ref.name ? (this.obj.byRefName.get(ref.resource, ref.namespace ?? '', ref.name) as ObjectRow | undefined)?.uid : undefined);
+    if (!uid) return '';
+    const ns = parseAuditTimestamp(e.requestReceivedTimestamp || e.stageTimestamp);
+    return ns === undefined ? uid : objectEntryKey.of(uid, objectSetWindowStart(Number(ns / 1_000_000n), this.windowMs));
+  }
+
+  /**
+   * Objects known from elsewhere than audit events: the object spans of object-set traces read back
+   * from Jaeger (jaeger-source.ts), whose owners may have no request in the window read. Audit
+   * events written after them fill in what they carry (upsert, as for audit events).
+   */
+  putObjects(rows: readonly ObjectRow[]): void {
+    this.db.transaction(() => {
+      for (const o of rows) {
+        this.obj.upsertObject.run({
+          uid: o.uid, kind: o.kind, apiVersion: o.api_version, resource: o.resource, namespace: o.namespace, name: o.name,
+          ownerUid: o.owner_uid, objsetId: o.objset_id, firstSeen: o.first_seen, deleted: o.deleted,
+          ownerKind: o.owner_kind, ownerName: o.owner_name, ownerApiVersion: o.owner_api_version,
+        });
+      }
+    })();
   }
 
   /** True when the event was new. */
@@ -404,7 +486,8 @@ export class TraceStore implements CorrelatorSink {
       markSpan: this.db.prepare('INSERT OR IGNORE INTO exported_spans (trace_id, span_id) VALUES (?, ?)'),
       stagesOf: this.db.prepare('SELECT stage FROM exported_stages WHERE audit_id = ?'),
       markStage: this.db.prepare('INSERT OR IGNORE INTO exported_stages (audit_id, stage) VALUES (?, ?)'),
-      refOf: this.db.prepare('SELECT uid FROM object_refs WHERE audit_id = ?'),
+      refOf: this.db.prepare('SELECT * FROM object_refs WHERE audit_id = ?'),
+      releasesFrom: this.db.prepare("SELECT key FROM export_queue WHERE kind = 'release' AND key >= ? AND key < ?"),
     };
   }
 
@@ -475,6 +558,29 @@ export class TraceStore implements CorrelatorSink {
     return uid ? this.objectSetOf(uid) : undefined;
   }
 
+  /**
+   * The object set of what an audit request touched and the trace in Jaeger that holds (or will
+   * hold) the request's span: its window's trace, or the further part of that window its span went
+   * to, or, not sent yet, the window's newest part (where new requests go).
+   */
+  objectSetTraceOfAudit(auditId: string): { setId: string; traceId: string } | undefined {
+    const ref = this.exportStatements().refOf.get(auditIDForSpans(auditId)) as RefRow | undefined;
+    const uid = ref ? ref.uid || (this.obj.byRefName.get(ref.resource, ref.namespace, ref.name) as ObjectRow | undefined)?.uid : undefined;
+    if (!ref || !uid) return undefined;
+    const setId = this.objectSetOf(uid);
+    const ms = refMs(ref);
+    if (ms === undefined) return undefined;
+    const parts = this.objectSetParts(setId, objectSetWindowStart(ms, this.windowMs));
+    const spanId = objectSetSpanId(setId, 'request', uid, ref.audit_id);
+    const sent = parts.find((p) => this.isExported(p.traceId, spanId));
+    return { setId, traceId: (sent ?? parts[parts.length - 1]!).traceId };
+  }
+
+  /** Keys of the queued `release` entries that start with `prefix` (an object set's windows: `objset/<id>/`). */
+  queuedReleases(prefix: string): string[] {
+    return (this.exportStatements().releasesFrom.all(prefix, `${prefix}\uffff`) as Array<{ key: string }>).map((r) => r.key);
+  }
+
   /** A trace's stored spans and the audit events of the auditIDs paired with it. */
   traceData(traceId: string): { spans: Span[]; auditEvents: AuditEvent[] } {
     const spans = (this.stmt.spansOf.all(traceId) as Array<{ data: string }>).map((r) => JSON.parse(r.data) as Span);
@@ -517,6 +623,16 @@ export class TraceStore implements CorrelatorSink {
       refsWithObjset: this.db.prepare('SELECT * FROM object_refs WHERE objset_id = ?'),
       refsOf: this.db.prepare(`SELECT * FROM object_refs WHERE uid = @uid
         OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name) ORDER BY request_received, audit_id`),
+      refsOfBetween: this.db.prepare(`SELECT * FROM object_refs WHERE (uid = @uid
+        OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name)) AND request_received >= @from AND request_received < @to
+        ORDER BY request_received, audit_id`),
+      refsBefore: this.db.prepare(`SELECT * FROM object_refs WHERE (uid = @uid
+        OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name)) AND request_received < @to
+        ORDER BY request_received DESC, audit_id`),
+      refsFrom: this.db.prepare(`SELECT * FROM object_refs WHERE (uid = @uid
+        OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name)) AND request_received >= @from
+        ORDER BY request_received, audit_id`),
+      exportedCount: this.db.prepare('SELECT count(*) AS n FROM exported_spans WHERE trace_id = ?'),
       objsetOfRefs: this.db.prepare(`SELECT objset_id FROM object_refs WHERE objset_id != '' AND (uid = @uid
         OR (uid = '' AND resource = @resource AND namespace = @namespace AND name = @name)) LIMIT 1`),
       byName: this.db.prepare('SELECT * FROM objects WHERE namespace = ? AND name = ? ORDER BY first_seen DESC'),
@@ -567,18 +683,20 @@ export class TraceStore implements CorrelatorSink {
     return this.obj.anyWithObjset.get(setId) !== undefined || this.obj.anyRefWithObjset.get(setId) !== undefined;
   }
 
-  /**
-   * The object-set tree of a set id, or of an object uid (users know their Deployment's uid, not
-   * the id a webhook gave its set); undefined when no stored object belongs to it.
-   */
-  getObjectSet(id: string): ObjectSetTree | undefined {
-    const tree = this.objectSetById(id);
-    if (tree || !this.obj.object.get(id)) return tree;
+  /** The set id of a set id, or of the uid of any object of a set; undefined when no stored object belongs to it. */
+  resolveObjectSet(id: string): string | undefined {
+    if (this.objectSetMembers(id).members.length) return id;
+    if (!this.obj.object.get(id)) return undefined;
     const setId = this.objectSetOf(id);
-    return setId === id ? undefined : this.objectSetById(setId);
+    return setId !== id && this.objectSetMembers(setId).members.length ? setId : undefined;
   }
 
-  private objectSetById(setId: string): ObjectSetTree | undefined {
+  /**
+   * The objects of a set, and the owners its objects name that no audit event showed yet (named
+   * from the reference, so the tree has the same shape whichever arrives first; their spans wait
+   * for them: export-plan.ts).
+   */
+  private objectSetMembers(setId: string): { members: ObjectRow[]; referenced: ObjectRow[] } {
     const candidates = new Map<string, ObjectRow>();
     const add = (o: ObjectRow | undefined) => {
       if (!o || candidates.has(o.uid)) return;
@@ -590,10 +708,6 @@ export class TraceStore implements CorrelatorSink {
     for (const r of this.obj.refsWithObjset.all(setId) as RefRow[]) add((r.uid ? this.obj.object.get(r.uid) : this.obj.byRefName.get(r.resource, r.namespace, r.name)) as ObjectRow | undefined);
     for (const c of this.obj.children.all(setId) as ObjectRow[]) add(c); // children of an owner never seen
     const members = [...candidates.values()].filter((o) => this.objectSetOf(o.uid) === setId);
-    if (members.length === 0) return undefined;
-    // Owners known only from their children's ownerReferences (not seen in any audit event yet)
-    // are in the tree too, named from the reference, so the tree has the same shape whichever
-    // arrives first (their spans wait for them: export-plan.ts).
     const inSet = new Set(members.map((o) => o.uid));
     const referenced = new Map<string, ObjectRow>();
     for (const o of members) {
@@ -603,16 +717,134 @@ export class TraceStore implements CorrelatorSink {
         owner_uid: '', objset_id: '', first_seen: o.first_seen, deleted: 0, owner_kind: '', owner_name: '', owner_api_version: '',
       });
     }
-    return buildObjectSetTree(setId, [...members, ...referenced.values()], {
-      referencedOnly: new Set(referenced.keys()),
-      refsOf: (o) => this.obj.refsOf.all(o) as RefRow[],
+    return { members, referenced: [...referenced.values()] };
+  }
+
+  /** An object's requests received in `[fromMs, toMs)`, in time order (all of them without a range). */
+  private refsOfObject(o: ObjectRow, range?: { fromMs: number; toMs: number }): RefRow[] {
+    if (!range) return this.obj.refsOf.all(o) as RefRow[];
+    // Compared as text (RFC 3339 UTC, as kube-apiserver writes them), widened by a day, then exactly.
+    const rows = this.obj.refsOfBetween.all({ ...o, from: new Date(range.fromMs - DAY_MS).toISOString(), to: new Date(range.toMs + DAY_MS).toISOString() }) as RefRow[];
+    return rows.filter((r) => {
+      const ms = refMs(r);
+      return ms !== undefined && ms >= range.fromMs && ms < range.toMs;
+    });
+  }
+
+  private treeOf(setId: string, members: { members: ObjectRow[]; referenced: ObjectRow[] }, windowStartMs?: number): ObjectSetTree {
+    const range = windowStartMs === undefined ? undefined : { fromMs: windowStartMs, toMs: windowStartMs + this.windowMs };
+    const referencedOnly = new Set(members.referenced.map((o) => o.uid));
+    return buildObjectSetTree(setId, [...members.members, ...members.referenced], {
+      referencedOnly,
+      refsOf: (o) => this.refsOfObject(o, range),
       auditEvents: (id) => this.auditEvents(id),
       tracesOf: (id) =>
         (this.stmt.tracesOfAudit.all(id) as Array<{ trace_id: string }>).map((r) => ({
           traceId: r.trace_id,
           spans: (this.stmt.spansOf.all(r.trace_id) as Array<{ data: string }>).map((x) => JSON.parse(x.data) as Span),
         })),
-    });
+    }, range ? { startMs: range.fromMs, endMs: range.toMs } : undefined);
+  }
+
+  /**
+   * The tree of one window of a set (the requests received in it, the objects they touched and
+   * their owners up to the root): what goes to that window's trace. Undefined when no stored object
+   * belongs to the set.
+   */
+  objectSetWindowTree(setId: string, windowStartMs: number): ObjectSetTree | undefined {
+    const members = this.objectSetMembers(setId);
+    return members.members.length ? this.treeOf(setId, members, windowStartMs) : undefined;
+  }
+
+  /** The windows of a set with requests, oldest first, and how many requests each has. */
+  private windowsOf(members: ObjectRow[]): WindowRefs[] {
+    const byStart = new Map<number, number>();
+    for (const o of members) {
+      for (const r of this.obj.refsOf.all(o) as RefRow[]) {
+        const ms = refMs(r);
+        if (ms === undefined) continue;
+        const start = objectSetWindowStart(ms, this.windowMs);
+        byStart.set(start, (byStart.get(start) ?? 0) + 1);
+      }
+    }
+    return [...byStart].sort((a, b) => a[0] - b[0]).map(([startMs, refs]) => ({ startMs, refs }));
+  }
+
+  /**
+   * The traces of one window of a set: its own (objectSetTraceId), then each further part the
+   * exporter opened when the window outgrew object_sets.max_spans_per_trace (known from the span
+   * ids it recorded as sent), with how many spans went to each.
+   */
+  objectSetParts(setId: string, windowStartMs: number): Array<{ part: number; traceId: string; spans: number }> {
+    const out: Array<{ part: number; traceId: string; spans: number }> = [];
+    for (let part = 0; ; part++) {
+      const traceId = objectSetTraceId(setId, windowStartMs, part);
+      const spans = (this.obj.exportedCount.get(traceId) as { n: number }).n;
+      if (part > 0 && spans === 0) return out;
+      out.push({ part, traceId, spans });
+    }
+  }
+
+  /** The chain of a set's traces: each window with requests, oldest first. */
+  objectSetChain(setId: string): ObjectSetChainEntry[] {
+    return this.chainOf(setId, this.objectSetMembers(setId).members);
+  }
+
+  private chainOf(setId: string, members: ObjectRow[]): ObjectSetChainEntry[] {
+    return this.windowsOf(members).map((w) => ({
+      start: new Date(w.startMs).toISOString(), end: new Date(w.startMs + this.windowMs).toISOString(), requests: w.refs,
+      traceIds: this.objectSetParts(setId, w.startMs).map((p) => p.traceId),
+    }));
+  }
+
+  /**
+   * When the last request of a set received before `beforeMs` was received (ms), or undefined:
+   * the nearest earlier window with activity, which the first trace of a window links back to.
+   */
+  lastObjectSetRequestBefore(setId: string, beforeMs: number): number | undefined {
+    let last: number | undefined;
+    const to = new Date(beforeMs + DAY_MS).toISOString();
+    for (const o of this.objectSetMembers(setId).members) {
+      for (const r of this.obj.refsBefore.iterate({ ...o, to }) as IterableIterator<RefRow>) {
+        const ms = refMs(r);
+        if (ms === undefined || ms >= beforeMs) continue;
+        if (last === undefined || ms > last) last = ms;
+        break; // newest first: the first one before the bound is this object's last
+      }
+    }
+    return last;
+  }
+
+  /** When the first request of a set received at or after `fromMs` was received (ms), or undefined. */
+  firstObjectSetRequestFrom(setId: string, fromMs: number): number | undefined {
+    let first: number | undefined;
+    const from = new Date(fromMs - DAY_MS).toISOString();
+    for (const o of this.objectSetMembers(setId).members) {
+      for (const r of this.obj.refsFrom.iterate({ ...o, from }) as IterableIterator<RefRow>) {
+        const ms = refMs(r);
+        if (ms === undefined || ms < fromMs) continue;
+        if (first === undefined || ms < first) first = ms;
+        break; // oldest first: the first one from the bound is this object's first
+      }
+    }
+    return first;
+  }
+
+  /**
+   * The object-set tree of a set id, or of an object uid (users know their Deployment's uid, not
+   * the id a webhook gave its set); undefined when no stored object belongs to it. Object sets are
+   * shown one time window at a time, as they are exported (one trace per window): by default the
+   * newest window with requests, or the window holding `window` (ms), or every window (`'all'`).
+   * The tree carries the set's chain of windows either way.
+   */
+  getObjectSet(id: string, opts: { window?: number | 'all' } = {}): ObjectSetTree | undefined {
+    const setId = this.resolveObjectSet(id);
+    if (setId === undefined) return undefined;
+    const members = this.objectSetMembers(setId);
+    const chain = this.chainOf(setId, members.members);
+    const newest = chain.length ? Date.parse(chain[chain.length - 1]!.start) : undefined;
+    const start = opts.window === 'all' ? undefined : opts.window !== undefined ? objectSetWindowStart(opts.window, this.windowMs) : newest;
+    return { ...this.treeOf(setId, members, start), chain };
   }
 
   /** Objects by kind (Deployment, deployment, deployments) or resource, namespace and name; newest first. */
@@ -621,10 +853,10 @@ export class TraceStore implements CorrelatorSink {
     return (this.obj.byName.all(namespace, name) as ObjectRow[]).filter((o) => [o.kind.toLowerCase(), o.resource.toLowerCase(), o.resource.toLowerCase().replace(/s$/, '')].includes(k));
   }
 
-  /** The object-set tree of the newest object with this kind, namespace and name. */
-  getObjectSetOf(kind: string, namespace: string, name: string): ObjectSetTree | undefined {
+  /** The object-set tree of the newest object with this kind, namespace and name (windows as getObjectSet). */
+  getObjectSetOf(kind: string, namespace: string, name: string, opts: { window?: number | 'all' } = {}): ObjectSetTree | undefined {
     const o = this.findObjects(kind, namespace, name)[0];
-    return o ? this.getObjectSet(this.objectSetOf(o.uid)) : undefined;
+    return o ? this.getObjectSet(this.objectSetOf(o.uid), opts) : undefined;
   }
 
   /** The request tree of a trace, or undefined when no span of it is stored. */

@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
-import { objectSetSpanId, objectSetTraceId, OBJSET_SCOPE } from '@kube-correlate/correlator';
+import { DEFAULT_OBJSET_WINDOW_MS, objectSetRootSpanId, objectSetSpanId, objectSetTraceId, objectSetWindowStart, OBJSET_SCOPE } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, Rng, type Scenario } from '@kube-correlate/fixtures';
-import type { Span } from '@kube-correlate/otlp';
+import { attrString, type Span } from '@kube-correlate/otlp';
 import { objectSetSpans, planExport, TraceStore } from '../src/index.js';
 
 /**
@@ -17,6 +17,8 @@ import { objectSetSpans, planExport, TraceStore } from '../src/index.js';
  * goes out once.
  */
 const dirs: string[] = [];
+/** The trace of the (one-hour) window a scenario ran in. */
+const windowTrace = (s: Scenario) => objectSetTraceId(s.deploymentUid, objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), DEFAULT_OBJSET_WINDOW_MS));
 test.after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 let clock = 1_000_000;
@@ -31,9 +33,9 @@ function writeTraces(store: TraceStore, s: Scenario): void {
 }
 
 /** One export round as the exporter runs it: plan what is due, "send" it, record it, queue releases. */
-function round(store: TraceStore, waitForOwnersMs = 60_000): Span[] {
+function round(store: TraceStore, waitForOwnersMs = 60_000, maxSpansPerTrace?: number): Span[] {
   const entries = store.nextExports(10_000);
-  const plan = planExport(store, entries, { now: clock, waitForOwnersMs, waitForAuditMs: waitForOwnersMs });
+  const plan = planExport(store, entries, { now: clock, waitForOwnersMs, waitForAuditMs: waitForOwnersMs, ...(maxSpansPerTrace ? { maxSpansPerTrace } : {}) });
   store.markExported(plan.spans, [], entries);
   for (const r of plan.releases) store.scheduleRelease(r.key, r.atMs);
   for (const k of plan.complete) store.cancelRelease(k);
@@ -67,7 +69,7 @@ for (const annotations of [false, true]) {
     const owners = shuffle(s.auditEvents.filter(isOwner), 8);
 
     const store = newStore();
-    const setTrace = objectSetTraceId(s.deploymentUid);
+    const setTrace = windowTrace(s);
     writeTraces(store, s);
     round(store); // the request traces
     const sent: Span[] = [];
@@ -79,7 +81,7 @@ for (const annotations of [false, true]) {
       assert.ok(spans.every((x) => x.traceId === setTrace), 'object-set spans only ever in the set\'s trace');
       sent.push(...spans);
     }
-    const rootId = objectSetSpanId(s.deploymentUid, 'set');
+    const rootId = objectSetRootSpanId(s.deploymentUid, objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), DEFAULT_OBJSET_WINDOW_MS));
     assert.not.ok(sent.some((x) => x.spanId === rootId), 'the root waits for the root object');
     assert.not.ok(sent.some((x) => x.name.startsWith('Deployment ')), 'the owner known only from ownerReferences waits');
     if (annotations) {
@@ -110,7 +112,7 @@ test('an owner that never comes: after wait_for_owners the held spans go out as 
   const store = newStore();
   writeTraces(store, s);
   store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents.filter((e) => e.objectRef?.resource !== 'deployments') });
-  const setTrace = objectSetTraceId(s.deploymentUid);
+  const setTrace = windowTrace(s);
   const first = round(store, 5000).filter((x) => x.traceId === setTrace);
   assert.is(first.length, 0, 'the set\'s id is an owner\'s not seen: it all waits');
   assert.is(store.allExports().filter((e) => e.key.startsWith('objset/')).length, 1, 'one release of the set queued');
@@ -231,6 +233,169 @@ test('--objset accepts the root object\'s uid when the set has an id of its own 
   const byUid = store.getObjectSet(deployment.uid);
   assert.ok(byUid, 'found by the Deployment\'s uid');
   assert.is(byUid.objectSetId, bySet.objectSetId);
+  store.close();
+});
+
+/** The same requests `ms` later, with their own audit IDs (`tag` appended): activity in a later window. */
+function shifted(events: AuditEvent[], ms: number, tag: string): AuditEvent[] {
+  const move = (t: string) => {
+    const micros = t.match(/\.(\d{6})Z$/)?.[1] ?? '000000';
+    return `${new Date(Date.parse(t) + ms).toISOString().slice(0, 19)}.${micros}Z`;
+  };
+  return events.map((e) => ({ ...e, auditID: `${e.auditID}-${tag}`, requestReceivedTimestamp: move(e.requestReceivedTimestamp), stageTimestamp: move(e.stageTimestamp) }));
+}
+
+const objset = (spans: Span[]) => spans.filter((x) => x.scope.name === OBJSET_SCOPE);
+const attr = (x: Span, key: string) => attrString(x.attributes, key);
+const HOUR = 3600_000;
+
+test('one trace per window: a later window gets its own trace (the objects of its requests under their owners), its root links back, the earlier trace gets one span linking forward', () => {
+  const s = generateDeploymentScenario({ seed: 40 }); // 2025-11-21T10:15
+  const store = newStore();
+  writeTraces(store, s);
+  store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents });
+  const first = objset(round(store));
+  const w1 = objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), HOUR);
+  const t1 = objectSetTraceId(s.deploymentUid, w1);
+  assert.ok(first.length > 0 && first.every((x) => x.traceId === t1), 'the 10:00 window\'s trace');
+  const root1 = first.find((x) => !x.parentSpanId)!;
+  assert.is(root1.name, 'object set of Deployment default/web');
+  assert.is(attr(root1, 'k8s.objset.window.start'), '2025-11-21T10:00:00.000Z');
+  assert.is(attr(root1, 'k8s.objset.window.end'), '2025-11-21T11:00:00.000Z');
+  assert.is(attr(root1, 'k8s.objset.previous_trace_id'), undefined, 'the first window has no previous');
+  assert.ok(first.every((x) => attr(x, 'k8s.objset.id') === s.deploymentUid && attr(x, 'k8s.objset.trace_id') === t1), 'every span names its set and its trace');
+
+  // Two hours later the controllers touch the ReplicaSet and the Pods again.
+  const later = shifted(s.auditEvents.filter((e) => e.objectRef?.resource !== 'deployments'), 2 * HOUR, 'later');
+  store.writeSync({ traces: [], unjoinedAuditEvents: later });
+  const second = round(store);
+  const t2 = objectSetTraceId(s.deploymentUid, w1 + 2 * HOUR);
+  const inT2 = second.filter((x) => x.traceId === t2);
+  const root2 = inT2.find((x) => !x.parentSpanId)!;
+  assert.ok(root2, 'the 12:00 window has its root');
+  assert.is(root2.name, 'object set of Deployment default/web', 'named after the root object, as every window');
+  assert.is(attr(root2, 'k8s.objset.previous_trace_id'), t1);
+  assert.equal(root2.links.map((l) => `${l.traceId}/${l.spanId}`), [`${t1}/${root1.spanId}`], 'a span link to the previous window\'s root');
+  assert.is.not(root2.spanId, root1.spanId, 'each window\'s root has an id of its own');
+  const deployment = inT2.find((x) => x.name === 'Deployment default/web');
+  assert.ok(deployment, 'the Deployment is in the window as the owner of what its requests touched');
+  assert.not.ok(inT2.some((x) => x.parentSpanId === deployment.spanId && attr(x, 'k8s.audit.id')), 'with no request of its own in the window');
+  assert.is(inT2.filter((x) => attr(x, 'k8s.audit.id')).length, later.filter((e) => e.stage === 'ResponseComplete').length, 'the window\'s requests');
+  const ids = new Set(inT2.map((x) => x.spanId));
+  assert.ok(inT2.every((x) => !x.parentSpanId || ids.has(x.parentSpanId)), 'the window\'s trace is connected');
+
+  const forward = second.filter((x) => x.traceId === t1);
+  assert.is(forward.length, 1, 'one new span in the earlier trace, none changed');
+  assert.is(forward[0]!.name, 'continued in window 2025-11-21T12:00:00.000Z');
+  assert.is(forward[0]!.parentSpanId, root1.spanId);
+  assert.is(attr(forward[0]!, 'k8s.objset.next_trace_id'), t2);
+  assert.equal(forward[0]!.links.map((l) => `${l.traceId}/${l.spanId}`), [`${t2}/${root2.spanId}`]);
+  assert.ok(BigInt(forward[0]!.startTimeUnixNano) <= BigInt(root1.endTimeUnixNano), 'at the last request of the earlier window, not stretching its timeline');
+
+  assert.is(round(store).length, 0, 'nothing again');
+  store.writeSync({ traces: [], unjoinedAuditEvents: later });
+  store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents });
+  assert.is(round(store).length, 0, 'a replay of both windows sends nothing');
+
+  const chain = store.getObjectSet(s.deploymentUid)!.chain!;
+  assert.equal(chain, [
+    { start: '2025-11-21T10:00:00.000Z', end: '2025-11-21T11:00:00.000Z', requests: 10, traceIds: [t1] },
+    { start: '2025-11-21T12:00:00.000Z', end: '2025-11-21T13:00:00.000Z', requests: 7, traceIds: [t2] },
+  ]);
+  assert.is(store.getObjectSet(s.deploymentUid)!.traceId, t2, 'the newest window by default');
+  assert.is(store.getObjectSet(s.deploymentUid, { window: Date.parse('2025-11-21T10:30:00Z') })!.traceId, t1, 'any time in a window picks it');
+  store.close();
+});
+
+test('late activity in an earlier window goes to that window\'s trace; the chain is not sent twice', () => {
+  const s = generateDeploymentScenario({ seed: 41 });
+  const store = newStore();
+  writeTraces(store, s);
+  store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents });
+  round(store);
+  store.writeSync({ traces: [], unjoinedAuditEvents: shifted(s.auditEvents, 3 * HOUR, 'b') });
+  round(store);
+  const w1 = objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), HOUR);
+  // A request of the first window whose audit came late (batches wait up to 30 s; a catch-up, hours).
+  const late = shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'deployments' && e.verb === 'get'), 60_000, 'late');
+  store.writeSync({ traces: [], unjoinedAuditEvents: late });
+  const spans = objset(round(store));
+  assert.equal(spans.map((x) => [x.traceId, x.name]), [[objectSetTraceId(s.deploymentUid, w1), 'get deployments']]);
+  store.close();
+});
+
+test('a window whose requests come after a later window went out: it links back and forward, and the later trace gets a span linking back', () => {
+  const s = generateDeploymentScenario({ seed: 43 });
+  const store = newStore();
+  writeTraces(store, s);
+  const w1 = objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), HOUR);
+  const [t1, t2, t3] = [0, 1, 2].map((h) => objectSetTraceId(s.deploymentUid, w1 + h * HOUR));
+  store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents });
+  round(store);
+  store.writeSync({ traces: [], unjoinedAuditEvents: shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'pods'), 2 * HOUR, 'w3') });
+  round(store);
+  // The 11:00 window's only requests arrive now (a catch-up after an outage).
+  store.writeSync({ traces: [], unjoinedAuditEvents: shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'replicasets'), HOUR, 'w2') });
+  const spans = round(store);
+  const root2 = spans.find((x) => x.traceId === t2 && !x.parentSpanId)!;
+  assert.is(attr(root2, 'k8s.objset.previous_trace_id'), t1, 'back to the nearest earlier window');
+  const chainSpans = spans.filter((x) => attr(x, 'k8s.objset.next_trace_id') || (x.parentSpanId && attr(x, 'k8s.objset.previous_trace_id')));
+  assert.equal(chainSpans.map((x) => [x.traceId === t1 ? 't1' : x.traceId === t2 ? 't2' : 't3', x.name]).sort(), [
+    ['t1', 'continued in window 2025-11-21T11:00:00.000Z'],
+    ['t2', 'continued in window 2025-11-21T12:00:00.000Z'],
+    ['t3', 'continued from window 2025-11-21T11:00:00.000Z'],
+  ]);
+  assert.is(attr(chainSpans.find((x) => x.traceId === t3)!, 'k8s.objset.previous_trace_id'), t2);
+  assert.is(round(store).length, 0);
+  assert.equal(store.objectSetChain(s.deploymentUid).map((c) => c.traceIds[0]), [t1, t2, t3]);
+  store.close();
+});
+
+test('a window past max_spans_per_trace continues in further parts: each connected, chained, every request once; a late request and a replay too', () => {
+  const s = generateDeploymentScenario({ seed: 42, replicas: 6 });
+  const store = newStore();
+  writeTraces(store, s);
+  store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents });
+  const cap = 9;
+  const sent = objset(round(store, 60_000, cap));
+  const w = objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), HOUR);
+  const traces = [...new Set(sent.map((x) => x.traceId))];
+  assert.ok(traces.length >= 3, `${traces.length} parts`);
+  assert.equal(traces, traces.map((_, k) => objectSetTraceId(s.deploymentUid, w, k)), 'part k of the window: objectSetTraceId(set, window, k)');
+  const requestsWanted = s.auditEvents.filter((e) => e.stage === 'ResponseComplete').length;
+  const requests = sent.filter((x) => attr(x, 'k8s.audit.id'));
+  assert.is(requests.length, requestsWanted, 'every request once');
+  assert.is(new Set(requests.map((x) => x.spanId)).size, requestsWanted);
+  for (const [k, t] of traces.entries()) {
+    const inT = sent.filter((x) => x.traceId === t);
+    const ids = new Set(inT.map((x) => x.spanId));
+    assert.is(ids.size, inT.length, `part ${k}: every span once`);
+    assert.ok(inT.every((x) => !x.parentSpanId || ids.has(x.parentSpanId)), `part ${k}: connected (each request under its object, under its owners, under the root)`);
+    const root = inT.find((x) => !x.parentSpanId)!;
+    assert.is(root.spanId, objectSetRootSpanId(s.deploymentUid, w, k), `part ${k}: a root of its own`);
+    assert.ok(root.links.every((l) => l.spanId !== root.spanId), 'a root never links to its own span id (the Jaeger UI would take it as its parent)');
+    assert.is(root.name, k === 0 ? 'object set of Deployment default/web' : `object set of Deployment default/web (part ${k + 1})`);
+    const next = inT.filter((x) => attr(x, 'k8s.objset.next_trace_id'));
+    assert.ok(inT.length - next.length <= cap, `part ${k}: ${inT.length} spans`);
+    if (k > 0) {
+      assert.is(attr(root, 'k8s.objset.previous_trace_id'), traces[k - 1]);
+      assert.equal(root.attributes.find((kv) => kv.key === 'k8s.objset.part')?.value, { intValue: String(k) });
+    }
+    assert.equal(next.map((x) => attr(x, 'k8s.objset.next_trace_id')), k < traces.length - 1 ? [traces[k + 1]] : [], `part ${k}: links forward to the next part`);
+  }
+  assert.equal(store.objectSetChain(s.deploymentUid).map((c) => c.traceIds), [traces], 'the chain lists the parts, as recorded');
+
+  // A late request of the window goes to its last part; the request trace's audit span names that part.
+  const late = shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'deployments' && e.verb === 'get'), 30_000, 'late');
+  store.writeSync({ traces: [], unjoinedAuditEvents: late });
+  const more = objset(round(store, 60_000, cap));
+  const lateSpan = more.find((x) => attr(x, 'k8s.audit.id') === late[0]!.auditID)!;
+  assert.ok(lateSpan);
+  assert.ok(traces.indexOf(lateSpan.traceId) >= traces.length - 1, 'in the last part (or a new one)');
+  assert.is(store.objectSetTraceOfAudit(late[0]!.auditID)?.traceId, lateSpan.traceId, 'the audit span\'s k8s.objset.trace_id names the part holding the request');
+  assert.is(store.objectSetTraceOfAudit(s.applyRequest.auditID)?.traceId, traces[0], 'an early request: the first part');
+  store.writeSync({ traces: [], unjoinedAuditEvents: [...s.auditEvents, ...late] });
+  assert.is(round(store, 60_000, cap).length, 0, 'a replay sends nothing');
   store.close();
 });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { AuditEvent } from '@kube-correlate/audit';
-import type { TreeNode } from '@kube-correlate/correlator';
+import { DEFAULT_OBJSET_WINDOW_MS, objectSetTraceId, objectSetWindowStart, type TreeNode } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, type Scenario } from '@kube-correlate/fixtures';
 import { TraceStore } from '../src/index.js';
 
@@ -48,7 +48,10 @@ test('Deployment -> ReplicaSet -> Pods from ownerReferences (no annotations), re
   const tree = store.getObjectSet(s.deploymentUid);
   assert.ok(tree);
   assert.is(tree.objectSetId, s.deploymentUid);
-  assert.is(tree.traceId, s.deploymentUid.replace(/-/g, ''), 'the set trace id is the UUID as it is');
+  const hour = objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), DEFAULT_OBJSET_WINDOW_MS);
+  assert.is(tree.traceId, objectSetTraceId(s.deploymentUid, hour), 'the trace of the set\'s window (the hour it ran in)');
+  assert.equal(tree.window, { start: new Date(hour).toISOString(), end: new Date(hour + 3600_000).toISOString() });
+  assert.equal(tree.chain, [{ start: new Date(hour).toISOString(), end: new Date(hour + 3600_000).toISOString(), requests: 10, traceIds: [tree.traceId] }]);
   assert.equal(shape(tree.root), want);
   const create = tree.root.children[0]!.children.find((c) => c.name === 'create deployments')!;
   assert.is(create.links?.[0]?.traceId, s.applyRequest.traceId);
@@ -97,7 +100,7 @@ test('owner seen after its children: the same set once the owner arrives, and th
   store.close();
 });
 
-test('a deleted object keeps its history', () => {
+test('a deleted object keeps its history (every window); the newest window shows the delete under the Pod\'s owners', () => {
   const s = generateDeploymentScenario({ seed: 7 });
   const pod = s.auditEvents.find((e) => e.objectRef?.resource === 'pods' && !e.objectRef.subresource && e.stage === 'ResponseComplete')!;
   const podObj = pod.responseObject as { metadata: { name: string; uid: string } };
@@ -107,11 +110,21 @@ test('a deleted object keeps its history', () => {
     responseStatus: { code: 200 }, requestReceivedTimestamp: '2030-01-01T00:00:00.000000Z', stageTimestamp: '2030-01-01T00:00:00.010000Z',
   }));
   const store = storeWith(s, [...s.auditEvents, ...del]);
-  const tree = store.getObjectSet(s.deploymentUid)!;
+  const tree = store.getObjectSet(s.deploymentUid, { window: 'all' })!;
   const json = JSON.stringify(tree);
   assert.ok(json.includes('"k8s.object.deleted":true'));
+  assert.is(tree.window, null);
+  assert.is(tree.traceId, '', 'every window: no one trace');
   const podNode = tree.root.children[0]!.children.find((c) => !c.audit)!.children.find((c) => c.attributes['k8s.object.uid'] === podObj.metadata.uid)!;
   assert.equal(podNode.children.filter((c) => c.audit).map((c) => c.name), ['create pods', 'create pods/binding', 'delete pods']);
+  // By default, the newest window (2030): the delete, under the Pod, under its ReplicaSet and Deployment.
+  const newest = store.getObjectSet(s.deploymentUid)!;
+  assert.is(newest.window?.start, '2030-01-01T00:00:00.000Z');
+  assert.equal(shape(newest.root), {
+    name: 'object set of Deployment default/web', requests: [],
+    objects: [{ name: 'Deployment default/web', requests: [], objects: [{ name: 'ReplicaSet default/web-x', requests: [], objects: [{ name: 'Pod default/web-x-x', requests: ['delete pods'], objects: [] }] }] }],
+  });
+  assert.equal(newest.chain!.map((c) => [c.start, c.requests]), [[newest.chain![0]!.start, 10], ['2030-01-01T00:00:00.000Z', 1]]);
   store.close();
 });
 

@@ -12,8 +12,11 @@ import { runReplay } from './replay.js';
 import { loadStartConfig } from './start.js';
 
 export interface DemoOptions {
+  /** Query API of the running pipeline; its receivers' addresses are asked from it. */
   endpoint?: string;
+  /** OTLP/HTTP base URL to send to, instead of where the pipeline says its receiver listens. */
   otlpEndpoint?: string;
+  /** Audit webhook URL to send to, instead of where the pipeline says its receiver listens. */
   auditEndpoint?: string;
   json?: boolean;
   /** How long to wait for the tree to settle. */
@@ -22,8 +25,11 @@ export interface DemoOptions {
 
 /**
  * `npm run demo`: generates the Deployment scenario (kubectl apply, then the controllers' requests),
- * replays it into the running pipeline and prints the kubectl apply request's tree. When no
- * pipeline answers on the query endpoint, it runs a temporary one in this process.
+ * replays it into the running pipeline and prints the kubectl apply request's tree. The pipeline
+ * answering on the query endpoint (`--endpoint`) says where its OTLP/HTTP and audit webhook
+ * receivers listen (GET /api/v1/receivers), so a pipeline on other ports than the defaults gets
+ * the data (`--otlp-endpoint` / `--audit-endpoint` override). When no pipeline answers, it runs a
+ * temporary one in this process.
  */
 export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const endpoint = opts.endpoint ?? DEFAULT_QUERY_ENDPOINT;
@@ -33,9 +39,18 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     const scenario = generateDeploymentScenario({ seed: Date.now() % 1_000_000, start: new Date() });
     const files = writeScenarioFiles(scenario, dir);
     let query = endpoint;
-    let otlpEndpoint = opts.otlpEndpoint ?? 'http://127.0.0.1:4318';
-    let auditEndpoint = opts.auditEndpoint ?? 'http://127.0.0.1:4319/';
-    if (!(await reachable(endpoint))) {
+    let otlpEndpoint = opts.otlpEndpoint;
+    let auditEndpoint = opts.auditEndpoint;
+    if (await reachable(endpoint)) {
+      if (otlpEndpoint === undefined || auditEndpoint === undefined) {
+        const at = await receiversOf(endpoint);
+        otlpEndpoint ??= at.otlpHttp;
+        auditEndpoint ??= at.auditWebhook;
+      }
+      if (otlpEndpoint === undefined || auditEndpoint === undefined) {
+        throw new CliError(`the pipeline at ${endpoint} has no ${otlpEndpoint === undefined ? 'OTLP/HTTP' : 'audit webhook'} receiver (a Kafka-mode store?): give --otlp-endpoint and --audit-endpoint`);
+      }
+    } else {
       process.stderr.write(`no pipeline answers at ${endpoint}: starting a temporary one in this process (data in ${dir})\n`);
       // Ports chosen by the OS so the demo never collides with anything; settle quickly.
       let config = loadStartConfig({ data: join(dir, 'data') });
@@ -62,6 +77,28 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     await pipeline?.shutdown();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Where the pipeline behind a query API receives OTLP/HTTP and audit events, as URLs: a receiver
+ * listening on every address (0.0.0.0, ::) is reached at the query API's host.
+ */
+async function receiversOf(endpoint: string): Promise<{ otlpHttp?: string; auditWebhook?: string }> {
+  let body: { otlpHttp?: string; auditWebhook?: string };
+  try {
+    const res = await fetch(new URL('/api/v1/receivers', endpoint), { signal: AbortSignal.timeout(5000) });
+    body = res.ok ? ((await res.json()) as typeof body) : {};
+  } catch {
+    body = {};
+  }
+  const host = new URL(endpoint).hostname;
+  const url = (addr: string | undefined, path: string) => {
+    if (!addr) return undefined;
+    const i = addr.lastIndexOf(':');
+    const h = addr.slice(0, i);
+    return `http://${h === '0.0.0.0' || h === '[::]' || h === '::' ? host : h}:${addr.slice(i + 1)}${path}`;
+  };
+  return { otlpHttp: url(body.otlpHttp, ''), auditWebhook: url(body.auditWebhook, '/') };
 }
 
 async function reachable(endpoint: string): Promise<boolean> {

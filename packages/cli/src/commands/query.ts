@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RequestTree } from '@kube-correlate/correlator';
-import { JaegerSource, JaegerSourceError, TraceStore } from '@kube-correlate/store';
+import { JaegerSource, JaegerSourceError, TraceStore, type ObjectSetChainEntry, type ObjectSetWindow } from '@kube-correlate/store';
 import { CliError, EXIT, fetchFailure } from '../errors.js';
 import { renderTree } from '../render.js';
 
@@ -21,7 +21,19 @@ export interface QueryOptions {
   jaeger?: string;
   /** How far back a Jaeger search looks (--object), e.g. "7d", "12h". */
   lookback?: string;
+  /** With --objset/--object: the time window to show (a time inside it), or "all"; default the newest. */
+  window?: string;
 }
+
+/** `--window`: "all", or a time inside the window wanted (RFC 3339, e.g. 2026-12-02T16:30:00Z) -> ms. */
+export function parseWindow(text: string): number | 'all' {
+  if (text === 'all') return 'all';
+  const ms = /^\d{4}-\d\d-\d\dT/.test(text) ? Date.parse(text) : NaN;
+  if (!Number.isFinite(ms)) throw new CliError(`invalid --window "${text}": want a time inside the window (e.g. 2026-12-02T16:30:00Z) or "all"`);
+  return ms;
+}
+
+type ShownTree = RequestTree & { objectSetId?: string; window?: ObjectSetWindow | null; chain?: ObjectSetChainEntry[] };
 
 /** "90m", "12h", "7d" -> ms. */
 export function parseLookback(text: string): number {
@@ -35,14 +47,17 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
   const given = [opts.trace, opts.auditId, opts.objset, opts.object].filter((x) => x !== undefined).length;
   if (given !== 1) throw new CliError('give exactly one of --trace <id>, --audit-id <id>, --objset <id> or --object <kind>/<namespace>/<name>');
   if (opts.jaeger !== undefined && opts.data !== undefined) throw new CliError('give --jaeger <url> or --data <dir>, not both');
-  let tree: (RequestTree & { objectSetId?: string }) | undefined;
+  if (opts.window !== undefined && opts.objset === undefined && opts.object === undefined) throw new CliError('--window goes with --objset or --object');
+  const window = opts.window !== undefined ? parseWindow(opts.window) : undefined;
+  const windowQuery = opts.window !== undefined ? `?window=${encodeURIComponent(opts.window)}` : '';
+  let tree: ShownTree | undefined;
   let what: string;
   const jaeger = opts.jaeger !== undefined ? jaegerSource(opts.jaeger, opts.lookback) : undefined;
   if (opts.objset !== undefined) {
     const id = opts.objset;
     if (id.length === 0 || id.length > 253) throw new CliError('invalid object set id: want 1 to 253 characters');
     what = `object set ${id}`;
-    tree = jaeger ? await fromJaeger(() => jaeger.getObjectSet(id)) : opts.data ? withStore(opts.data, (s) => s.getObjectSet(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objsets/${encodeURIComponent(id)}`);
+    tree = jaeger ? await fromJaeger(() => jaeger.getObjectSet(id, { window })) : opts.data ? withStore(opts.data, (s) => s.getObjectSet(id, { window })) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objsets/${encodeURIComponent(id)}${windowQuery}`);
   } else if (opts.object !== undefined) {
     const parts = opts.object.split('/');
     if (parts.length < 2 || parts.length > 3 || parts.some((p, i) => p === '' && !(parts.length === 3 && i === 1))) {
@@ -51,10 +66,10 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
     const [kind, namespace, name] = parts.length === 3 ? (parts as [string, string, string]) : [parts[0]!, '', parts[1]!];
     what = `object ${opts.object}`;
     tree = jaeger
-      ? await fromJaeger(() => jaeger.getObjectSetOf(kind, namespace, name))
+      ? await fromJaeger(() => jaeger.getObjectSetOf(kind, namespace, name, { window }))
       : opts.data
-      ? withStore(opts.data, (s) => s.getObjectSetOf(kind, namespace, name))
-      : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objects/${[kind, ...(namespace ? [namespace] : []), name].map(encodeURIComponent).join('/')}`);
+      ? withStore(opts.data, (s) => s.getObjectSetOf(kind, namespace, name, { window }))
+      : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objects/${[kind, ...(namespace ? [namespace] : []), name].map(encodeURIComponent).join('/')}${windowQuery}`);
   } else if (opts.trace) {
     const id = opts.trace.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(id)) throw new CliError(`invalid trace id "${opts.trace}": want 32 hex characters`);
@@ -67,12 +82,14 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
     tree = jaeger ? await fromJaeger(() => jaeger.getByAuditId(id)) : opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
   }
   if (!tree) throw new CliError(`${what} not found`, EXIT.NOT_FOUND);
-  const json = tree.objectSetId !== undefined ? { traceId: tree.traceId, objectSetId: tree.objectSetId, root: tree.root } : { traceId: tree.traceId, root: tree.root };
+  const json = tree.objectSetId !== undefined
+    ? { traceId: tree.traceId, objectSetId: tree.objectSetId, window: tree.window ?? null, chain: tree.chain ?? [], root: tree.root }
+    : { traceId: tree.traceId, root: tree.root };
   out.write(opts.json ? JSON.stringify(json, null, 2) + '\n' : renderTree(tree));
   return EXIT.OK;
 }
 
-async function fetchTree(endpoint: string, path: string): Promise<RequestTree | undefined> {
+async function fetchTree(endpoint: string, path: string): Promise<ShownTree | undefined> {
   let url: URL;
   try {
     url = new URL(path, endpoint);
@@ -88,7 +105,7 @@ async function fetchTree(endpoint: string, path: string): Promise<RequestTree | 
   if (res.status === 404) return undefined;
   const body = (await res.json().catch(() => ({}))) as { error?: string };
   if (!res.ok) throw new CliError(`query API answered ${res.status}: ${body.error ?? res.statusText}`);
-  return body as unknown as RequestTree;
+  return body as unknown as ShownTree;
 }
 
 function withStore<T>(dir: string, fn: (s: TraceStore) => T): T {

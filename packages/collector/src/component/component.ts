@@ -20,6 +20,8 @@ export interface Host {
   getExtension(idOrType: string): Component | undefined;
   /** A listener's bound address (the port the OS chose for `:0`), e.g. `reportAddress('otlpGrpc', '127.0.0.1:43117')`; the first of each name is kept. */
   reportAddress(name: string, address: string): void;
+  /** Every address reported so far (listeners that start later appear once they started). */
+  addresses(): Readonly<Record<string, string>>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -94,6 +94,7 @@ export class Pipeline {
         const addresses = this.addresses as Record<string, string | undefined>;
         addresses[name] ??= address;
       },
+      addresses: () => ({ ...(this.addresses as Record<string, string>) }),
     };
   }
 

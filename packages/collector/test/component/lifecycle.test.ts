@@ -4,7 +4,7 @@ import { silentLogger } from '@kube-correlate/telemetry';
 import type { Component, Host } from '../../src/component/component.js';
 import { guarded, Lifecycle } from '../../src/component/lifecycle.js';
 
-const host: Host = { getExtension: () => undefined, reportAddress: () => undefined };
+const host: Host = { getExtension: () => undefined, reportAddress: () => undefined, addresses: () => ({}) };
 
 function recorder(log: string[], name: string, opts: { failStart?: boolean; failShutdown?: boolean } = {}): Component {
   return {

@@ -48,6 +48,25 @@ test('embedded-jaeger.yaml and kafka-jaeger.yaml export to ${env:JAEGER_OTLP_END
   assert.throws(() => loadConfigFile(configDir + 'embedded-jaeger.yaml', {}), /environment variable JAEGER_OTLP_ENDPOINT is not set/);
 });
 
+test('otlp exporter object_sets: window (1h) and max_spans_per_trace (2000), from the environment in the shipped configs, checked', () => {
+  const env = { JAEGER_OTLP_ENDPOINT: 'jaeger-collector:4317', KAFKA_BROKERS: 'k:9092' };
+  for (const f of ['embedded-jaeger.yaml', 'kafka-jaeger.yaml']) {
+    const sets = (c: ReturnType<typeof loadConfigFile>) => {
+      const e = c.exporters.find((x) => x.type === 'otlp');
+      assert.ok(e && e.type === 'otlp');
+      return e.config.object_sets;
+    };
+    assert.equal(sets(loadConfigFile(configDir + f, env)), { settle_after: '5s', max_delay: '1m', wait_for_owners: '2m', window: '1h', max_spans_per_trace: 2000 }, f);
+    const tuned = sets(loadConfigFile(configDir + f, { ...env, KC_OBJSET_WINDOW: '10m', KC_OBJSET_MAX_SPANS_PER_TRACE: '500', KC_OBJSET_SETTLE_AFTER: '1s', KC_OBJSET_WAIT_FOR_OWNERS: '3s' }));
+    assert.equal([tuned.window, tuned.max_spans_per_trace, tuned.settle_after, tuned.wait_for_owners], ['10m', 500, '1s', '3s'], f);
+  }
+  const withSets = (sets: string) => minimal().replace('exporters:\n', `exporters:\n  otlp/j: { endpoint: "j:4317", object_sets: ${sets} }\n`).replace(/exporters: \[correlator\]/g, 'exporters: [correlator, otlp/j]');
+  assert.throws(() => parseConfig(withSets('{ window: 500ms }'), 'm.yaml', {}), /exporters\.otlp\/j\.object_sets\.window: object_sets\.window must be at least 1s/);
+  assert.throws(() => parseConfig(withSets('{ window: hourly }'), 'm.yaml', {}), /object_sets\.window: expected a duration/);
+  assert.throws(() => parseConfig(withSets('{ max_spans_per_trace: 5 }'), 'm.yaml', {}), /object_sets\.max_spans_per_trace: object_sets\.max_spans_per_trace must be at least 10/);
+  assert.throws(() => parseConfig(withSets('{ windows: 1h }'), 'm.yaml', {}), /object_sets\.windows: unknown key/);
+});
+
 test('otlp exporter: endpoint checked; needs the correlator or store exporter; at most one', () => {
   const withOtlp = (exporter: string, list = 'correlator, otlp/j') => minimal().replace('exporters:\n', `exporters:\n  ${exporter}\n`).replace(/exporters: \[correlator\]/g, `exporters: [${list}]`);
   const ok = parseConfig(withOtlp('otlphttp/j: { endpoint: "http://jaeger:4318" }', 'correlator, otlphttp/j'), 'm.yaml', {});

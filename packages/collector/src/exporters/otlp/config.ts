@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { duration, positiveInt } from '../../confmap/schema.js';
+import { duration, parseDuration, positiveInt } from '../../confmap/schema.js';
 
 export const OTLP_EXPORTER_DEFAULTS = {
   insecure: true,
@@ -12,7 +12,7 @@ export const OTLP_EXPORTER_DEFAULTS = {
   maxSpansPerRequest: 2000,
   shutdownTimeout: '5s',
   waitForAudit: '1m',
-  objectSets: { settleAfter: '5s', maxDelay: '1m', waitForOwners: '2m' },
+  objectSets: { settleAfter: '5s', maxDelay: '1m', waitForOwners: '2m', window: '1h', maxSpansPerTrace: 2000 },
 } as const;
 
 const D = OTLP_EXPORTER_DEFAULTS;
@@ -58,12 +58,19 @@ const common = {
    * for `settle_after` (at the latest `max_delay` after its first new data); spans that may still
    * change (the root until the root object was seen, owners known only from ownerReferences,
    * requests whose audit is not complete) wait at most `wait_for_owners` more, then go as they are.
+   * One trace per set per `window` (UTC-aligned, by each request's requestReceivedTimestamp); a
+   * window's trace that would pass `max_spans_per_trace` continues in a further trace of the chain.
    */
   object_sets: z.strictObject({
     settle_after: duration.default(D.objectSets.settleAfter),
     max_delay: duration.default(D.objectSets.maxDelay),
     wait_for_owners: duration.default(D.objectSets.waitForOwners),
-  }).default({ settle_after: D.objectSets.settleAfter, max_delay: D.objectSets.maxDelay, wait_for_owners: D.objectSets.waitForOwners }),
+    window: duration.refine((d) => { try { return parseDuration(d) >= 1000; } catch { return true; } }, 'object_sets.window must be at least 1s').default(D.objectSets.window),
+    max_spans_per_trace: z.number().int().min(10, 'object_sets.max_spans_per_trace must be at least 10').default(D.objectSets.maxSpansPerTrace),
+  }).default({
+    settle_after: D.objectSets.settleAfter, max_delay: D.objectSets.maxDelay, wait_for_owners: D.objectSets.waitForOwners,
+    window: D.objectSets.window, max_spans_per_trace: D.objectSets.maxSpansPerTrace,
+  }),
 };
 
 /** `exporters.otlp[/name]`: OTLP/gRPC. */

@@ -25,6 +25,8 @@ export interface OtlpTraceExporterOptions {
   waitForAuditMs?: number;
   /** How long an object set's spans that may still change are held (see @kube-correlate/store export-plan.ts). */
   waitForOwnersMs?: number;
+  /** Spans in one object-set trace before its window continues in a further trace (object_sets.max_spans_per_trace). */
+  maxSpansPerObjectSetTrace?: number;
 }
 
 /**
@@ -111,7 +113,7 @@ export class OtlpTraceExporter {
       if (entries.length === 0) return true;
       let plan;
       try {
-        plan = (this.opts.plan ?? planExport)(store, entries, { waitForOwnersMs: this.opts.waitForOwnersMs, waitForAuditMs: this.opts.waitForAuditMs });
+        plan = (this.opts.plan ?? planExport)(store, entries, { waitForOwnersMs: this.opts.waitForOwnersMs, waitForAuditMs: this.opts.waitForAuditMs, maxSpansPerTrace: this.opts.maxSpansPerObjectSetTrace });
       } catch (err) {
         // A bug or a stored row we cannot read: these entries would fail every time, so they go
         // (counted and logged) rather than block the queue behind them.

@@ -20,6 +20,7 @@ function create(protocol: 'grpc' | 'http', { id, metrics, logger, host }: Create
   const store = storeExtensionOf(host);
   store.useExportQueue({
     objectSetDebounce: { settleAfterMs: parseDuration(c.object_sets.settle_after), maxDelayMs: parseDuration(c.object_sets.max_delay) },
+    objectSetWindowMs: parseDuration(c.object_sets.window),
     onQueued: () => exporter?.notify(),
   });
   // `tls.insecure: false` with a bare host:port means TLS with the system roots.
@@ -51,6 +52,7 @@ function create(protocol: 'grpc' | 'http', { id, metrics, logger, host }: Create
         queueSize: c.sending_queue.queue_size, shutdownTimeoutMs: parseDuration(c.shutdown_timeout),
         retryPauseMs: parseDuration(c.retry_on_failure.initial_interval),
         waitForOwnersMs: parseDuration(c.object_sets.wait_for_owners),
+        maxSpansPerObjectSetTrace: c.object_sets.max_spans_per_trace,
         waitForAuditMs: parseDuration(c.wait_for_audit),
       });
       await exporter.start();

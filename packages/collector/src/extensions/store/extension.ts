@@ -18,6 +18,8 @@ export interface StoreExtensionOptions {
 export interface ExportQueueReader {
   /** When an object set's queue entry comes due (see @kube-correlate/store export-plan.ts). */
   objectSetDebounce?: { settleAfterMs: number; maxDelayMs: number };
+  /** Length of an object set's trace window (one trace per set per window). */
+  objectSetWindowMs?: number;
   /** A write queued something. */
   onQueued(): void;
 }
@@ -59,6 +61,7 @@ export class StoreExtension implements Component {
     this.traceStore = new TraceStore({
       dir: resolve(config.directory), metrics, exportQueue: !!q, onExportQueued: () => q?.onQueued(),
       ...(q?.objectSetDebounce ? { objectSetDebounce: q.objectSetDebounce } : {}),
+      ...(q?.objectSetWindowMs ? { objectSetWindowMs: q.objectSetWindowMs } : {}),
       synchronous: config.sync,
       ...(maxSize > 0 ? { maxSizeBytes: maxSize } : {}),
     });
@@ -68,7 +71,13 @@ export class StoreExtension implements Component {
       maxAgeMs: parseDuration(config.retention), ...(maxSize > 0 ? { maxSizeBytes: maxSize } : {}),
     });
     this.maintenanceRunner.start();
-    this.queryServer = createQueryApi({ store: this.traceStore, metrics, logger: logger.child({ component: 'query' }) });
+    this.queryServer = createQueryApi({
+      store: this.traceStore, metrics, logger: logger.child({ component: 'query' }),
+      receivers: () => {
+        const a = host.addresses();
+        return { otlpGrpc: a['otlpGrpc'], otlpHttp: a['otlpHttp'], auditWebhook: a['auditWebhook'] };
+      },
+    });
     const address = await listenHttp(this.queryServer, config.endpoint, 'query API');
     host.reportAddress('query', address);
     logger.info({ endpoint: address }, 'query API and /metrics listening');

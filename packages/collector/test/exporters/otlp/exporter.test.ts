@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { objectSetTraceId, type CorrelatorOutput } from '@kube-correlate/correlator';
+import type { CorrelatorOutput } from '@kube-correlate/correlator';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import type { Span } from '@kube-correlate/otlp';
 import { planExport, TraceStore } from '@kube-correlate/store';
@@ -88,7 +88,7 @@ test('backend down, then up: queued data goes out once; a restart and a redelive
     const audit = received.filter((s) => s.scope.name === 'kube-correlate');
     assert.is(audit.length, scenario.requests.length, 'one audit span per request');
     assert.is(audit.filter((s) => s.events.length === 1).length, 1, 'the held-back request has only RequestReceived');
-    const set = received.filter((s) => s.traceId === objectSetTraceId(scenario.deploymentUid));
+    const set = received.filter((s) => s.traceId === store.getObjectSet(scenario.deploymentUid)!.traceId);
     assert.is(set.length, store.getObjectSet(scenario.deploymentUid)!.spanCount, 'the whole object-set trace');
     const sent = (await metrics.exporterSent.get()).values.find((v) => v.labels.exporter === 'otlp/test')?.value;
     assert.is(sent, received.length);
