@@ -12,7 +12,7 @@ export {
 } from './event-list.js';
 export type { AuditApiVersion } from './event-list.js';
 export { parseAuditTimestamp } from './timestamp.js';
-export { summarizeAudit, auditEventKey } from './summary.js';
+export { summarizeAudit, auditEventKey, auditEventsConflict, canonicalJson } from './summary.js';
 export type { AuditSummary } from './summary.js';
 export { readAuditLogFile, AuditLogFollower, DEFAULT_MAX_LINE_BYTES } from './log-file.js';
 export type { AuditLogError, AuditLogHandlers, AuditLogFollowerOptions } from './log-file.js';

@@ -35,8 +35,8 @@ export function auditEventKey(e: Pick<AuditEvent, 'auditID' | 'stage'>): string 
   return `${e.auditID}/${e.stage}`;
 }
 
-/** JSON with sorted keys: a total order on events, used only to pick between conflicting duplicates. */
-function canonicalJson(v: unknown): string {
+/** JSON with sorted keys: a total order on events, used to find and pick between conflicting duplicates. */
+export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map((x) => canonicalJson(x) ?? 'null').join(',')}]`;
   if (typeof v === 'object' && v !== null) {
     const entries = Object.keys(v)
@@ -46,6 +46,14 @@ function canonicalJson(v: unknown): string {
     return `{${entries.join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
+}
+
+/**
+ * Whether two copies of one request stage (same auditID and stage) differ: a sender's retry repeats
+ * the same event; a different one under the same key is a conflict (a bug, or a forgery).
+ */
+export function auditEventsConflict(a: unknown, b: unknown): boolean {
+  return a !== b && canonicalJson(a) !== canonicalJson(b);
 }
 
 /** One event per stage; of two differing copies of a stage the canonically smaller wins, whatever came first. */

@@ -1,4 +1,4 @@
-import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
+import { auditEventsConflict, auditIDForSpans, canonicalJson, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
@@ -207,7 +207,8 @@ export class TraceJoin<T = number> {
       p.lastUpdate = now;
       this.pending.set(joinId, p);
       const key = auditKey(event);
-      if (p.events.has(key)) this.metrics.duplicates.inc({ kind: 'audit_event' });
+      const seen = p.events.get(key);
+      if (seen) this.duplicateAudit(p.events, key, seen, event);
       else {
         p.events.set(key, event);
         p.bytes += each;
@@ -336,10 +337,25 @@ export class TraceJoin<T = number> {
     }
   }
 
+  /**
+   * A second copy of a stage: a redelivery is dropped; a copy that differs (a bug, or a forged event)
+   * is counted as `audit_event_conflict`, and of the two the canonically smaller is kept, so what is
+   * kept does not depend on which came first.
+   */
+  private duplicateAudit(into: Map<string, AuditEvent>, key: string, seen: AuditEvent, event: AuditEvent): void {
+    if (!auditEventsConflict(seen, event)) {
+      this.metrics.duplicates.inc({ kind: 'audit_event' });
+      return;
+    }
+    this.metrics.duplicates.inc({ kind: 'audit_event_conflict' });
+    if (canonicalJson(event) < canonicalJson(seen)) into.set(key, event);
+  }
+
   private addAuditToTrace(trace: TraceBuffer<T>, event: AuditEvent, bytes: number): void {
     const key = auditKey(event);
-    if (trace.audit.has(key)) {
-      this.metrics.duplicates.inc({ kind: 'audit_event' });
+    const seen = trace.audit.get(key);
+    if (seen) {
+      this.duplicateAudit(trace.audit, key, seen, event);
       return;
     }
     trace.audit.set(key, event);

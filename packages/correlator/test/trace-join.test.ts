@@ -83,6 +83,28 @@ test('redelivered spans and audit events are dropped while buffered and counted'
   assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'audit_event' }), 2);
 });
 
+test('a differing copy of an audit stage is counted as a conflict, and the same copy is kept whichever came first', async () => {
+  const real = auditEvent({ auditID: 'x', stage: 'ResponseComplete', user: { username: 'system:serviceaccount:kube-system:deployment-controller' } });
+  const forged = auditEvent({ auditID: 'x', stage: 'ResponseComplete', user: { username: 'mallory' } });
+  const kept: string[] = [];
+  for (const order of [[real, forged], [forged, real]]) {
+    for (const joined of [true, false]) {
+      const { c, advance, all, metrics } = setup();
+      if (joined) c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'b', auditId: 'x' })]);
+      c.addAuditEvents([order[0]!]);
+      c.addAuditEvents([order[1]!]);
+      advance(joined ? 1000 : 5000);
+      await c.tick();
+      const events = joined ? all().traces[0]!.auditEvents : all().unjoined;
+      assert.is(events.length, 1);
+      kept.push(events[0]!.user.username ?? '');
+      assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'audit_event_conflict' }), 1);
+      assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'audit_event' }), 0);
+    }
+  }
+  assert.is(new Set(kept).size, 1, `one choice whatever the order: ${kept.join(', ')}`);
+});
+
 test('audit events whose trace never comes are stored unjoined after their TTL', async () => {
   const { c, advance, all } = setup();
   c.addAuditEvents([auditEvent({ auditID: 'lonely', stage: 'RequestReceived' })]);

@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { auditEventsConflict, auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
 import { AUTHENTICATION_SPAN, buildRequestTree, DEFAULT_OBJSET_WINDOW_MS, objectSetSpanId, objectSetTraceId, objectSetWindowStart, objectsOfAudit, type ApiOperation, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
 import { buildObjectSetTree, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
@@ -166,6 +166,7 @@ export class TraceStore implements CorrelatorSink {
       spansOf: this.db.prepare('SELECT data FROM spans WHERE trace_id = ?'),
       span: this.db.prepare('SELECT data FROM spans WHERE trace_id = ? AND span_id = ?'),
       auditOf: this.db.prepare('SELECT data FROM audit_events WHERE audit_id = ?'),
+      auditStage: this.db.prepare('SELECT data FROM audit_events WHERE audit_id = ? AND stage = ?'),
       auditIdsOf: this.db.prepare('SELECT audit_id FROM audit_traces WHERE trace_id = ? ORDER BY audit_id'),
       tracesOfAudit: this.db.prepare('SELECT trace_id FROM audit_traces WHERE audit_id = ? ORDER BY trace_id'),
       hasTrace: this.db.prepare('SELECT updated_at FROM traces WHERE trace_id = ?'),
@@ -457,6 +458,11 @@ export class TraceStore implements CorrelatorSink {
       return true;
     }
     counts.auditDup++;
+    // The stored copy stays (it may have been exported); a copy that differs is counted (outcome conflict).
+    const stored = this.stmt.auditStage.get(auditIDForSpans(e.auditID), e.stage) as { data: string } | undefined;
+    if (stored && stored.data !== data && auditEventsConflict(JSON.parse(stored.data), e)) {
+      this.metrics.storeRows.inc({ table: 'audit_events', outcome: 'conflict' });
+    }
     return false;
   }
 

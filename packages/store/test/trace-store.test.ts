@@ -55,6 +55,21 @@ test('split and redelivered updates merge to the same tree; duplicates are count
   b.close();
 });
 
+test('an audit stage stored twice with different content: the stored copy stays, the conflict is counted', async () => {
+  const metrics = new PipelineMetrics();
+  const s = new TraceStore({ dir: tmp(), metrics });
+  const real = auditEvent({ auditID: 'c1', stage: 'ResponseComplete' });
+  s.writeSync({ traces: [], unjoinedAuditEvents: [real] });
+  s.writeSync({ traces: [], unjoinedAuditEvents: [{ ...real }] });
+  s.writeSync({ traces: [], unjoinedAuditEvents: [{ ...real, user: { username: 'mallory' } }] });
+  const m = (await metrics.registry.getMetricsAsJSON()).find((x) => x.name === 'kube_correlate_store_rows_total')!;
+  const v = (outcome: string) => m.values.find((x) => x.labels.table === 'audit_events' && x.labels.outcome === outcome)?.value ?? 0;
+  assert.is(v('duplicate'), 2);
+  assert.is(v('conflict'), 1, 'only the copy that differs is a conflict');
+  assert.is(s.getByAuditId('c1')?.root.audit?.user, 'alice');
+  s.close();
+});
+
 test('an audit request without spans is found by auditID as a one-node tree', () => {
   const s = new TraceStore({ dir: tmp() });
   s.writeSync({ traces: [], unjoinedAuditEvents: [auditEvent({ auditID: 'solo', stage: 'RequestReceived' }), auditEvent({ auditID: 'solo', stage: 'ResponseComplete' })] });

@@ -70,7 +70,7 @@ export class PipelineMetrics {
     this.tracesInFlight = new Gauge({ name: `${p}correlator_traces_in_flight`, help: 'Traces buffered, waiting to settle.', registers });
     this.spansInFlight = new Gauge({ name: `${p}correlator_spans_in_flight`, help: 'Spans buffered, waiting to settle.', registers });
     this.pendingAudits = new Gauge({ name: `${p}correlator_pending_audits`, help: 'Audit requests whose trace has not been seen yet.', registers });
-    this.storeRows = new Counter({ name: `${p}store_rows_total`, help: 'Rows offered to the embedded store, by table and outcome (inserted | duplicate).', labelNames: ['table', 'outcome'], registers });
+    this.storeRows = new Counter({ name: `${p}store_rows_total`, help: 'Rows offered to the embedded store, by table and outcome (inserted | duplicate | conflict: an audit stage already stored with different content, the stored copy kept).', labelNames: ['table', 'outcome'], registers });
     this.storeWriteSeconds = new Histogram({ name: `${p}store_write_seconds`, help: 'Time to write one batch of trace updates.', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1], registers });
     this.queryRequests = new Counter({ name: `${p}query_requests_total`, help: 'Query API requests, by route and HTTP status.', labelNames: ['route', 'code'], registers });
     this.exporterSent = new Counter({ name: `${p}exporter_sent_items_total`, help: 'Items an exporter delivered durably.', labelNames: ['exporter', 'signal'], registers });
