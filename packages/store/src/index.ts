@@ -1,7 +1,7 @@
 export { TraceStore } from './trace-store.js';
 export type { TraceStoreOptions, TraceSummary, ExportQueueEntry } from './trace-store.js';
-export { createQueryApi } from './query-api.js';
-export type { QueryApiOptions } from './query-api.js';
+export { createQueryApi, queryApiHandler } from './query-api.js';
+export type { QueryApiOptions, QueryRefusal } from './query-api.js';
 export { KafkaStoreLoader, correlatedToOutput } from './kafka-store.js';
 export type { KafkaStoreLoaderOptions } from './kafka-store.js';
 export { buildObjectSetTree, objectSetSpans } from './object-set-tree.js';

@@ -1,12 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { decodeTraceRequest, encodeTraceResponse, OtlpDecodeError } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
-import type { SpanConsumer } from '../../component/component.js';
+import type { SecureContextOptions } from 'node:tls';
+import type { Host, SpanConsumer } from '../../component/component.js';
 import { PermanentError } from '../../component/errors.js';
 import { grpcError, statusOf } from '../../component/status.js';
 import { splitEndpoint } from '../../internal/http.js';
 import { EXPORT_PATH, passthrough } from '../../wire/otlp-service.js';
 import { ReceiverCounters } from '../../internal/receiver-counters.js';
+import type { ListenerSecurity } from '../../internal/security.js';
 import { ingestDecoded } from './ingest.js';
 
 export interface OtlpGrpcReceiverOptions {
@@ -17,13 +19,18 @@ export interface OtlpGrpcReceiverOptions {
   consumer: SpanConsumer;
   metrics: PipelineMetrics;
   logger: Logger;
+  /** `tls` and `auth` of `receivers.<name>.protocols.grpc`. */
+  security?: ListenerSecurity | undefined;
 }
 
 /**
  * OTLP/gRPC `TraceService/Export`. The request bytes reach our own decoder untouched (pass-through
  * deserializer), so a malformed message is answered INVALID_ARGUMENT with the decoder's reason
  * rather than grpc-js's generic INTERNAL. Failures are answered through the status table
- * (status.ts): backpressure is UNAVAILABLE with RetryInfo and `retry-after`.
+ * (status.ts): backpressure is UNAVAILABLE with RetryInfo and `retry-after`. With `tls` it serves
+ * TLS (ReloadingServerCredentials: the certificate reloaded when its files change); with `auth`
+ * a call without the token is answered UNAUTHENTICATED from its metadata, before its message is
+ * read (authInterceptor).
  */
 export class OtlpGrpcReceiver {
   private server: grpc.Server | undefined;
@@ -38,12 +45,14 @@ export class OtlpGrpcReceiver {
     return this.boundAddress;
   }
 
-  async start(): Promise<void> {
-    const { name, logger } = this.opts;
+  /** Listens. `host`: where the `auth.authenticator` extension is found (needed with `auth`). */
+  async start(host?: Pick<Host, 'getExtension'>): Promise<void> {
+    const { name, logger, security } = this.opts;
+    security?.resolve(host);
     const maxBytes = Math.floor(this.opts.maxRecvMsgSizeMiB * 1024 * 1024);
     const server = new grpc.Server({
       'grpc.max_receive_message_length': maxBytes,
-      interceptors: [statusInterceptor(this.counters)],
+      interceptors: [statusInterceptor(this.counters), ...(security?.authenticates ? [authInterceptor(security, this.counters)] : [])],
     });
     server.addService(
       {
@@ -66,16 +75,19 @@ export class OtlpGrpcReceiver {
         },
       },
     );
-    const { host, port } = splitEndpoint(this.opts.endpoint);
-    const target = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+    const { host: bindHost, port } = splitEndpoint(this.opts.endpoint);
+    const target = `${bindHost.includes(':') ? `[${bindHost}]` : bindHost}:${port}`;
+    const credentials = security?.tls ? new ReloadingServerCredentials(security) : grpc.ServerCredentials.createInsecure();
     const boundPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      server.bindAsync(target, credentials, (err, p) =>
         err ? reject(new Error(`receiver ${name} (OTLP/gRPC): cannot listen on ${this.opts.endpoint}: ${err.message}`)) : resolve(p),
       ),
     );
     this.server = server;
     this.boundAddress = `${target.slice(0, target.lastIndexOf(':'))}:${boundPort}`;
-    logger.info({ receiver: name, endpoint: this.boundAddress }, 'OTLP/gRPC receiver listening');
+    if (credentials instanceof ReloadingServerCredentials) security!.watch((o) => credentials.update(o));
+    security?.warnIfExposed(bindHost, `receiver ${name} (OTLP/gRPC)`);
+    logger.info({ receiver: name, endpoint: this.boundAddress, tls: !!security?.tls, auth: !!security?.authenticates }, 'OTLP/gRPC receiver listening');
   }
 
   private async export(request: Buffer): Promise<Buffer> {
@@ -98,6 +110,7 @@ export class OtlpGrpcReceiver {
   }
 
   async shutdown(): Promise<void> {
+    this.opts.security?.stop();
     const server = this.server;
     if (!server) return;
     this.server = undefined;
@@ -110,6 +123,50 @@ export class OtlpGrpcReceiver {
       });
     });
   }
+}
+
+/**
+ * TLS credentials for grpc-js's server from a listener's ServerTls: the protocol floor and suites
+ * of every listener (grpc-js's own createSsl sets neither), a client certificate required with a
+ * client CA, and new context options handed to grpc-js (which calls setSecureContext on its HTTP/2
+ * servers) when the files change.
+ */
+class ReloadingServerCredentials extends grpc.ServerCredentials {
+  constructor(security: ListenerSecurity) {
+    const { requestCert, rejectUnauthorized, ...context } = security.serverOptions();
+    super({ requestCert, rejectUnauthorized }, context);
+  }
+
+  update(options: SecureContextOptions): void {
+    this.updateSecureContextOptions(options);
+  }
+
+  _equals(other: grpc.ServerCredentials): boolean {
+    return other === this;
+  }
+}
+
+/**
+ * `auth`: the call's `authorization` metadata is checked as soon as it arrives. Without the token,
+ * or with a wrong one, the call is answered UNAUTHENTICATED and counted (reason
+ * `unauthenticated`); its metadata is not passed on, so the handler never starts and the message is
+ * never read.
+ */
+function authInterceptor(security: ListenerSecurity, counters: ReceiverCounters): grpc.ServerInterceptor {
+  return (_method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const value = metadata.get('authorization')[0];
+            const denied = security.check(typeof value === 'string' ? value : undefined);
+            if (!denied) return pass(metadata);
+            counters.refusedRequest('unauthenticated');
+            const r = statusOf(denied.error);
+            call.sendStatus({ code: r.grpc, details: r.message, metadata: new grpc.Metadata() });
+          },
+        }),
+    });
 }
 
 /**
