@@ -67,6 +67,24 @@ export const tlsServerSettings = z.strictObject({
 });
 export type TlsServerSettings = z.output<typeof tlsServerSettings>;
 
+/**
+ * The OpenTelemetry Collector's configtls client settings, shared by the kafka components'
+ * `auth.tls` and the otlp/otlphttp exporters' `tls`: the CAs to trust (default: the system's),
+ * a client certificate for mutual TLS, the name to verify, and (for tests) no verification.
+ */
+export const tlsClientFields = {
+  ca_file: path.optional(),
+  cert_file: path.optional(),
+  key_file: path.optional(),
+  insecure_skip_verify: z.boolean().default(false),
+  server_name_override: z.string().trim().min(1).optional(),
+};
+/** A refinement for tlsClientFields: a client certificate needs its key. */
+export const certWithKey: [(t: { cert_file?: string | undefined; key_file?: string | undefined }) => boolean, { message: string }] = [
+  (t) => (t.cert_file === undefined) === (t.key_file === undefined),
+  { message: 'cert_file and key_file go together (a client certificate needs its key)' },
+];
+
 /** An extension id, `type[/name]`. */
 const componentId = z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\/[^\s/]+)?$/, 'expected an extension id such as "bearertokenauth" or "bearertokenauth/ingest"');
 
