@@ -78,6 +78,35 @@ test('gRPC: truncated frame -> INVALID_ARGUMENT', async () => {
   await goodAfter('truncated frame');
 });
 
+test('gRPC: a frame flagged compressed without grpc-encoding -> INVALID_ARGUMENT (grpc-js alone reads it as uncompressed)', async () => {
+  const raw = Buffer.from(encodeTraceRequest(goodSpans()));
+  const before = await refused('bad_compression');
+  // Flag 1 with a plain protobuf body (grpc-js 1.14 accepted it), with a gzip body (it answered a
+  // wire-type error), and with `grpc-encoding: identity` (the same as none).
+  for (const [body, headers] of [[raw, {}], [gzipSync(raw), {}], [raw, { 'grpc-encoding': 'identity' }]] as const) {
+    const session = connect(`http://${p.grpc}`);
+    const req = session.request({ ':method': 'POST', ':path': EXPORT_PATH, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt8(1, 0);
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    const answered = new Promise<Record<string, unknown>>((resolve) => {
+      let h: Record<string, unknown> = {};
+      req.on('response', (x) => (h = { ...x }));
+      req.on('trailers', (x) => resolve({ ...h, ...x }));
+      req.on('end', () => resolve(h));
+      req.resume();
+    });
+    req.end(frame);
+    const t = await answered;
+    session.close();
+    assert.is(t['grpc-status'], String(grpc.status.INVALID_ARGUMENT), JSON.stringify(headers));
+    assert.match(decodeURIComponent(String(t['grpc-message'])), 'flagged compressed, but the call declares no grpc-encoding');
+  }
+  assert.is(await refused('bad_compression'), before + 3);
+  await goodAfter('a compressed flag without grpc-encoding');
+});
+
 test('gRPC: message over the limit -> RESOURCE_EXHAUSTED', async () => {
   const big = makeSpan({ trace: 1, id: 1, name: 'x'.repeat(1.5 * 1024 * 1024) });
   const r = await grpcExport(Buffer.from(encodeTraceRequest([big])));

@@ -176,7 +176,8 @@ function authInterceptor(security: ListenerSecurity, counters: ReceiverCounters)
  *    "Received no request message" -> INVALID_ARGUMENT;
  *  - two messages on a unary call -> INVALID_ARGUMENT;
  *  - message over the size limit: RESOURCE_EXHAUSTED, kept;
- *  - undecompressable grpc-encoding payload: INTERNAL -> INVALID_ARGUMENT.
+ *  - undecompressable grpc-encoding payload: INTERNAL -> INVALID_ARGUMENT;
+ *  - a frame flagged compressed without a grpc-encoding: INVALID_ARGUMENT (refuseUndeclaredCompression).
  *
  * The over-size answer is sent by grpc-js's own call object straight from its frame decoder,
  * bypassing interceptor responders; so the hook wraps `sendStatus` of the call the interceptor is
@@ -189,7 +190,32 @@ function statusInterceptor(counters: ReceiverCounters): grpc.ServerInterceptor {
   return (_method, call) => {
     const send = call.sendStatus.bind(call);
     call.sendStatus = (st: StatusObject) => send(mapTransportStatus(st, counters));
+    refuseUndeclaredCompression(call);
     return new grpc.ServerInterceptingCall(call);
+  };
+}
+
+/**
+ * A message whose frame says "compressed" (flag 1) while the call declares no `grpc-encoding` (or
+ * `identity`) cannot be read: the gRPC protocol names the compression in that header. grpc-js
+ * 1.14 reads such a frame as uncompressed (a protobuf body flagged compressed was accepted, a gzip
+ * body got a decoder error about wire types). Its call object decompresses each frame through its
+ * own `decompressMessage(frame, encoding)`, whose rejection it answers as the call's status; the
+ * wrapper rejects this case with INVALID_ARGUMENT, which mapTransportStatus counts as
+ * `bad_compression`. The bad-input end-to-end test fails if a grpc-js upgrade renames the method.
+ */
+function refuseUndeclaredCompression(call: grpc.ServerInterceptingCallInterface): void {
+  const c = call as unknown as { decompressMessage?: (frame: Buffer, encoding: string) => Buffer | Promise<Buffer> };
+  const decompress = c.decompressMessage?.bind(call);
+  if (!decompress) return;
+  c.decompressMessage = (frame, encoding) => {
+    if (frame.length >= 5 && frame.readUInt8(0) === 1 && encoding === 'identity') {
+      return Promise.reject({
+        code: grpc.status.INVALID_ARGUMENT,
+        details: 'message flagged compressed, but the call declares no grpc-encoding (send grpc-encoding: gzip or deflate, or an uncompressed message)',
+      });
+    }
+    return decompress(frame, encoding);
   };
 }
 
@@ -208,6 +234,8 @@ function mapTransportStatus(st: StatusObject, counters: ReceiverCounters): Statu
   } else if (st.code === grpc.status.INTERNAL && /decompress|compress|encoding/i.test(details)) {
     reason = 'bad_compression';
     out = { ...st, code: grpc.status.INVALID_ARGUMENT, details: `cannot decompress request: ${details}` };
+  } else if (st.code === grpc.status.INVALID_ARGUMENT && details.startsWith('message flagged compressed')) {
+    reason = 'bad_compression';
   }
   if (reason) counters.refusedRequest(reason);
   return out;
