@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { MAX_AUDIT_ID_LENGTH } from '@kube-correlate/audit';
 import type { PipelineMetrics, Logger } from '@kube-correlate/telemetry';
 import type { TraceStore } from './trace-store.js';
 
@@ -47,8 +48,9 @@ function routeOf(path: string): string {
 }
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
-// Clients may choose any Audit-ID; the store keys it by its first 64 bytes, as spans carry it.
-const MAX_AUDIT_ID = 1024;
+// Clients may choose any Audit-ID; the store keys it by its first 64 bytes, as spans carry it. The
+// receivers refuse auditIDs longer than MAX_AUDIT_ID_LENGTH, so any stored one can be asked for.
+const MAX_AUDIT_ID = MAX_AUDIT_ID_LENGTH;
 
 /** The query API on a plain HTTP server (the collector's store extension serves queryApiHandler with its listener settings: TLS, auth). */
 export function createQueryApi(opts: QueryApiOptions): Server {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { MAX_AUDIT_ID_LENGTH } from '@kube-correlate/audit';
 import type { RequestTree } from '@kube-correlate/correlator';
 import { JaegerSource, JaegerSourceError, TraceStore } from '@kube-correlate/store';
 import { CliError, EXIT, fetchFailure } from '../errors.js';
@@ -62,7 +63,7 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
     tree = jaeger ? await fromJaeger(() => jaeger.getTrace(id)) : opts.data ? withStore(opts.data, (s) => s.getTrace(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/traces/${id}`);
   } else {
     const id = opts.auditId!;
-    if (id.length === 0 || id.length > 1024) throw new CliError('invalid audit id: want 1 to 1024 characters');
+    if (id.length === 0 || id.length > MAX_AUDIT_ID_LENGTH) throw new CliError(`invalid audit id: want 1 to ${MAX_AUDIT_ID_LENGTH} characters`);
     what = `audit id ${id}`;
     tree = jaeger ? await fromJaeger(() => jaeger.getByAuditId(id)) : opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
   }
