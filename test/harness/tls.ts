@@ -6,9 +6,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { connect as http2Connect } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 
 const OPENSSL = '/usr/bin/openssl';
@@ -113,11 +114,11 @@ export function httpCall(url: string, opts: TlsClientOptions & { method?: string
   const tls = u.protocol === 'https:';
   return new Promise((resolve) => {
     const common = { method: opts.method ?? (opts.body !== undefined ? 'POST' : 'GET'), headers, agent: false as const };
-    const onResponse = (res: import('node:http').IncomingMessage) => {
+    const onResponse = (res: IncomingMessage) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        const socket = res.socket as import('node:tls').TLSSocket;
+        const socket = res.socket as TLSSocket;
         const fp = tls && typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate()?.fingerprint256 : undefined;
         resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), ...(fp ? { fingerprint256: fp } : {}) });
       });
