@@ -285,6 +285,10 @@ test('the CLI over TLS with a token: queries and replay work; every refusal is o
   const noCert = await runCli([...replay, '--token-file', tokenFile]);
   assert.is(noCert.code, 2);
   assert.match(noCert.stderr, new RegExp(`^correlate: the OTLP/HTTP receiver at ${new URL(p.http).origin.replace(/\./g, '\\.')} refused the TLS handshake \\([A-Z_0-9]+\\): it requires a client certificate it trusts: give --cert <file> and --key <file>\\n$`));
+  // A certificate from another CA: the listener checks it after the handshake and closes the connection without an alert.
+  const otherCert = await runCli([...replay, '--cert', pki.otherClientCert, '--key', pki.otherClientKey, '--token-file', tokenFile]);
+  assert.is(otherCert.code, 2);
+  assert.match(otherCert.stderr, new RegExp(`^correlate: the OTLP/HTTP receiver at ${new URL(p.http).origin.replace(/\./g, '\\.')} closed the connection after the TLS handshake \\((ECONNRESET|EPIPE)\\): it did not accept the client certificate given: give --cert <file> and --key <file> from a CA it trusts\\n$`));
   const noToken = await runCli([...replay, '--cert', pki.clientCert, '--key', pki.clientKey]);
   assert.is(noToken.code, 2);
   assert.is(noToken.stderr, `correlate: the OTLP/HTTP receiver at ${new URL(p.http).origin} answered 401: authentication required: send "authorization: Bearer <token>" (give the token with --token-file <file> or --token <token>)\n`);

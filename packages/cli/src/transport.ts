@@ -116,14 +116,21 @@ export class HttpClient {
     const tls = url.protocol === 'https:';
     const send = tls ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
+      // Whether this request's own connection completed its TLS handshake before failing, with no
+      // answer: see failure().
+      let handshaken = false;
+      let answered = false;
+      const fail = (err: NodeJS.ErrnoException) => reject(this.failure(err, url, opts.what, opts.hint, handshaken && !answered));
       const req = send(url, { method: opts.method ?? 'GET', headers, agent: tls ? this.https : this.http }, (res) => {
+        answered = true;
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-        res.on('error', (err) => reject(this.failure(err, url, opts.what, opts.hint)));
+        res.on('error', fail);
       });
+      if (tls) req.once('socket', (socket) => socket.once('secureConnect', () => (handshaken = true)));
       req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error(`no answer within ${(opts.timeoutMs ?? 30_000) / 1000} s`), { code: 'ETIMEDOUT' })));
-      req.on('error', (err) => reject(this.failure(err, url, opts.what, opts.hint)));
+      req.on('error', fail);
       req.end(opts.body);
     });
   }
@@ -133,8 +140,11 @@ export class HttpClient {
     this.https.destroy();
   }
 
-  /** A failed connection as one line that says what to change. */
-  private failure(err: NodeJS.ErrnoException, url: URL, what: string, hint: string | undefined): CliError {
+  /**
+   * A failed connection as one line that says what to change. `closedAfterHandshake`: the
+   * connection was closed right after its TLS handshake, before any answer.
+   */
+  private failure(err: NodeJS.ErrnoException, url: URL, what: string, hint: string | undefined, closedAfterHandshake = false): CliError {
     const code = err.code ?? err.message;
     const at = `${what} at ${url.origin}`;
     const tls = url.protocol === 'https:';
@@ -147,6 +157,12 @@ export class HttpClient {
     }
     if (tls && (code === 'EPROTO' || /WRONG_VERSION_NUMBER|PACKET_LENGTH_TOO_LONG/.test(code) || /wrong version number/i.test(err.message))) {
       return new CliError(`${at} does not speak TLS (${code}): use http://`);
+    }
+    // A Node server (every kube-correlate listener) that requires a client certificate checks it
+    // after the handshake and closes the connection without a TLS alert when it does not trust it:
+    // the client sees its handshake succeed, then a reset.
+    if (closedAfterHandshake && this.transport.cert && (code === 'ECONNRESET' || code === 'EPIPE' || /socket hang up/i.test(err.message))) {
+      return new CliError(`${at} closed the connection after the TLS handshake (${code}): it did not accept the client certificate given: give --cert <file> and --key <file> from a CA it trusts`);
     }
     if (!tls && (code === 'ECONNRESET' || code === 'HPE_INVALID_CONSTANT' || /socket hang up/i.test(err.message))) {
       return new CliError(`${at} closed the connection (${code}): if it serves TLS, use https:// (with --cacert <file> for a private CA)`);
