@@ -4,9 +4,10 @@ import * as grpc from '@grpc/grpc-js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { EXPORT_PATH } from '@kube-correlate/collector';
+import { MAX_AUDIT_ID_LENGTH } from '@kube-correlate/audit';
 import { encodeTraceRequest, encodeTracesJson, type Span } from '@kube-correlate/otlp';
 import { auditEvent, makeSpan } from '@kube-correlate/fixtures';
-import { eventList, metricValue, postJson, startPipeline, waitFor, waitForTree, type TestPipeline } from '../harness/index.js';
+import { eventList, metricValue, postJson, runCli, startPipeline, waitFor, waitForTree, type TestPipeline } from '../harness/index.js';
 
 /**
  * Every kind of bad input gets a clear answer and a metric, and a good request right after it
@@ -76,6 +77,35 @@ test('gRPC: truncated frame -> INVALID_ARGUMENT', async () => {
   assert.match(decodeURIComponent(String(t['grpc-message'])), 'truncated gRPC message');
   assert.is(await refused('truncated_frame'), 1);
   await goodAfter('truncated frame');
+});
+
+test('gRPC: a frame flagged compressed without grpc-encoding -> INVALID_ARGUMENT (grpc-js alone reads it as uncompressed)', async () => {
+  const raw = Buffer.from(encodeTraceRequest(goodSpans()));
+  const before = await refused('bad_compression');
+  // Flag 1 with a plain protobuf body (grpc-js 1.14 accepted it), with a gzip body (it answered a
+  // wire-type error), and with `grpc-encoding: identity` (the same as none).
+  for (const [body, headers] of [[raw, {}], [gzipSync(raw), {}], [raw, { 'grpc-encoding': 'identity' }]] as const) {
+    const session = connect(`http://${p.grpc}`);
+    const req = session.request({ ':method': 'POST', ':path': EXPORT_PATH, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    const frame = Buffer.alloc(5 + body.length);
+    frame.writeUInt8(1, 0);
+    frame.writeUInt32BE(body.length, 1);
+    body.copy(frame, 5);
+    const answered = new Promise<Record<string, unknown>>((resolve) => {
+      let h: Record<string, unknown> = {};
+      req.on('response', (x) => (h = { ...x }));
+      req.on('trailers', (x) => resolve({ ...h, ...x }));
+      req.on('end', () => resolve(h));
+      req.resume();
+    });
+    req.end(frame);
+    const t = await answered;
+    session.close();
+    assert.is(t['grpc-status'], String(grpc.status.INVALID_ARGUMENT), JSON.stringify(headers));
+    assert.match(decodeURIComponent(String(t['grpc-message'])), 'flagged compressed, but the call declares no grpc-encoding');
+  }
+  assert.is(await refused('bad_compression'), before + 3);
+  await goodAfter('a compressed flag without grpc-encoding');
 });
 
 test('gRPC: message over the limit -> RESOURCE_EXHAUSTED', async () => {
@@ -194,6 +224,25 @@ test('audit webhook: a batch over the limit -> 413; the next batch is accepted',
   assert.is(await refused('too_large', 'k8saudit'), 1);
   const next = await postJson(p.audit, eventList([auditEvent({ auditID: 'after-big', stage: 'RequestReceived' })]));
   assert.is(next.status, 200);
+});
+
+test(`audit webhook: an auditID of ${MAX_AUDIT_ID_LENGTH} characters is stored and can be queried (query API, correlate --audit-id); one more -> 400 naming the item`, async () => {
+  const longest = `long-${'x'.repeat(MAX_AUDIT_ID_LENGTH - 5)}`;
+  const tooLong = `${longest}y`;
+  const r = await postJson(p.audit, eventList([auditEvent({ auditID: tooLong, stage: 'ResponseComplete' }), auditEvent({ auditID: longest, stage: 'ResponseComplete' })]));
+  assert.is(r.status, 400);
+  assert.match(String(r.body.error), `1 of 2 events rejected (the other 1 were accepted): items[0]: auditID: ${MAX_AUDIT_ID_LENGTH + 1} characters, longer than the limit of ${MAX_AUDIT_ID_LENGTH}`);
+  assert.is(await refused('audit_id_too_long', 'k8saudit'), 1);
+  const tree = await waitFor('the longest auditID stored', async () => {
+    const res = await fetch(`${p.query}/api/v1/audit/${encodeURIComponent(longest)}`);
+    return res.ok ? ((await res.json()) as { root: { audit?: { auditID: string } } }) : undefined;
+  });
+  assert.is(tree.root.audit?.auditID, longest);
+  const cli = await runCli(['--endpoint', p.query, '--audit-id', longest, '--json']);
+  assert.is(cli.code, 0, cli.stderr);
+  assert.is((JSON.parse(cli.stdout) as { root: { audit?: { auditID: string } } }).root.audit?.auditID, longest);
+  // The query API's limit is the receivers': one more character is not a valid id.
+  assert.is((await fetch(`${p.query}/api/v1/audit/${encodeURIComponent(tooLong)}`)).status, 400);
 });
 
 test('gRPC: a gzip-compressed export (grpc-encoding) is accepted', async () => {

@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlator';
-import { KUBERNETES_VERSION, MUTATING_WEBHOOK_MANIFEST, startControlPlane, type ControlPlane } from '../harness/kube.js';
+import { KUBERNETES_VERSION, MUTATING_WEBHOOK_MANIFEST, auditIdFromKubectlLog, startControlPlane, type ControlPlane } from '../harness/kube.js';
 import { freePort, reported, runCli, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
 import { killGroup } from '../harness/supervise.js';
 
@@ -76,24 +76,6 @@ async function queryJson<T>(path: string): Promise<T | undefined> {
   if (res.status === 404) return undefined;
   if (!res.ok) throw new Error(`GET ${path}: HTTP ${res.status}: ${await res.text()}`);
   return (await res.json()) as T;
-}
-
-/**
- * The Audit-Id response header of kubectl's request whose log entries mention `method` and `path`
- * (-v=8 logs each response with its headers; klog entries start with a severity and a date).
- */
-function auditIdFromKubectlLog(stderr: string, method: string, path: string): string | undefined {
-  const entries = stderr.split(/\n(?=[IWEF]\d{4} )/);
-  let found: string | undefined;
-  entries.forEach((entry, i) => {
-    const m = /Audit-Id:?\s*"?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/i.exec(entry);
-    if (!m) return;
-    // The response entry itself names the request (1.3x: "Response" verb="POST" url=...), older
-    // kubectl logs the request line in an entry just before the headers.
-    const context = entries.slice(Math.max(0, i - 3), i + 1).join('\n');
-    if (context.includes(method) && context.includes(path)) found = m[1];
-  });
-  return found;
 }
 
 test('/version and kubectl say v1.37.2', async () => {

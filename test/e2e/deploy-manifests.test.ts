@@ -20,8 +20,9 @@ const VERSIONS = ['1.33', '1.34', '1.35'];
 const CRDS = new Set(['cert-manager.io/v1 Issuer', 'cert-manager.io/v1 Certificate', 'kafka.strimzi.io/v1beta2 KafkaTopic']);
 
 interface K8sObject { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; annotations?: Record<string, string>; labels?: Record<string, string> }; [k: string]: unknown }
-type Container = { name: string; args?: string[]; env?: Array<{ name: string; value?: string }>; envFrom?: Array<{ configMapRef?: { name: string } }>; ports?: Array<{ name?: string; containerPort: number }>; volumeMounts?: Array<{ name: string; mountPath: string }> };
-type PodSpec = { containers: Container[]; volumes?: Array<{ name: string; secret?: { secretName: string }; configMap?: { name: string } }> };
+type Probe = { httpGet?: { host?: string; path: string; port: number | string; scheme?: string } };
+type Container = { name: string; args?: string[]; env?: Array<{ name: string; value?: string }>; envFrom?: Array<{ configMapRef?: { name: string } }>; ports?: Array<{ name?: string; containerPort: number }>; volumeMounts?: Array<{ name: string; mountPath: string }>; readinessProbe?: Probe; livenessProbe?: Probe };
+type PodSpec = { containers: Container[]; volumes?: Array<{ name: string; secret?: { secretName: string }; configMap?: { name: string } }>; hostNetwork?: boolean };
 
 const overlays = readdirSync(join(DEPLOY, 'overlays')).sort();
 const rendered = new Map<string, K8sObject[]>();
@@ -101,7 +102,7 @@ test('the webhook never blocks, skips kube-system, its namespace and opted-out o
     assert.ok(mount && keyPath.startsWith(`${mount.mountPath}/`), 'cert and key are on one mounted volume');
     const secretName = spec.volumes!.find((v) => v.name === mount.name)!.secret!.secretName;
     const keys = [certPath, keyPath].map((p) => p.slice(mount.mountPath.length + 1));
-    const cert = find(objs, 'Certificate');
+    const cert = find(objs, 'Certificate', 'kube-correlate-webhook');
     if (cert.length) {
       // cert-manager writes tls.crt / tls.key into spec.secretName and injects the CA.
       const c0 = cert[0] as K8sObject & { spec: { secretName: string; dnsNames: string[] } };
@@ -317,6 +318,230 @@ test('Jaeger runs the shipped config with the UI link patterns mounted where the
     assert.is(uiPath, `${dir}/ui-config.json`);
     assert.equal(JSON.parse(cm.data['ui-config.json']!), JSON.parse(readFileSync(join(DEPLOY, 'components/jaeger/ui-config.json'), 'utf8')));
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Transport security (issue 14): what listens where, NetworkPolicies, TLS files, kube-apiserver's TLS variants
+
+type PolicyPort = { protocol?: string; port: number; endPort?: number };
+type PolicyRule = { from?: Array<Record<string, unknown>>; to?: Array<Record<string, unknown>>; ports?: PolicyPort[] };
+type NetworkPolicy = K8sObject & { spec: { podSelector: { matchLabels?: Record<string, string> }; policyTypes: string[]; ingress?: PolicyRule[]; egress?: PolicyRule[] } };
+
+const WORKLOADS = ['Deployment', 'DaemonSet', 'StatefulSet', 'Job'];
+/** The labels a workload's pods carry (a Job's pods also get batch.kubernetes.io/job-name). */
+function podLabels(o: K8sObject): Record<string, string> {
+  const labels = (o['spec'] as { template: { metadata?: { labels?: Record<string, string> } } }).template.metadata?.labels ?? {};
+  return o.kind === 'Job' ? { ...labels, 'batch.kubernetes.io/job-name': o.metadata.name } : labels;
+}
+const policies = (objs: K8sObject[]) => find(objs, 'NetworkPolicy') as NetworkPolicy[];
+const selects = (np: NetworkPolicy, labels: Record<string, string>) => Object.entries(np.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+const portIn = (p: PolicyPort, port: number) => (p.endPort ? port >= p.port && port <= p.endPort : p.port === port);
+/** Is `port` open to some pod-to-pod ingress for pods with `labels`? */
+function ingressOpen(objs: K8sObject[], labels: Record<string, string>, port: number): boolean {
+  return policies(objs).some((np) => selects(np, labels) && np.spec.policyTypes.includes('Ingress') && (np.spec.ingress ?? []).some((r) => !r.ports || r.ports.some((p) => portIn(p, port))));
+}
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|\[::1\]|localhost):\d+$/;
+
+interface Listener { what: string; endpoint: string; tls: boolean }
+/** Every listener a loaded config opens, with whether it serves TLS. */
+function listenersOf(config: ReturnType<typeof loadConfigFile>): Listener[] {
+  const out: Listener[] = [];
+  for (const r of config.receivers) {
+    if (r.type === 'otlp') {
+      for (const [proto, l] of Object.entries(r.config.protocols)) if (l) out.push({ what: `receivers.${r.name}.protocols.${proto}`, endpoint: l.endpoint, tls: !!l.tls });
+    } else if (r.type === 'k8saudit') {
+      out.push({ what: `receivers.${r.name}`, endpoint: r.config.endpoint, tls: !!r.config.tls });
+    }
+  }
+  for (const e of config.extensions) if (e.type === 'store') out.push({ what: `extensions.${e.name}`, endpoint: e.config.endpoint, tls: !!e.config.tls });
+  if (config.metricsAddress) out.push({ what: 'service.telemetry.metrics', endpoint: config.metricsAddress, tls: false });
+  return out;
+}
+
+/** Every files a loaded config reads at start: TLS pairs, client CAs, token files. */
+function filesOf(config: ReturnType<typeof loadConfigFile>): string[] {
+  const tls = (t: { cert_file: string; key_file: string; client_ca_file?: string | undefined } | undefined) => (t ? [t.cert_file, t.key_file, ...(t.client_ca_file ? [t.client_ca_file] : [])] : []);
+  const out: string[] = [];
+  for (const r of config.receivers) {
+    if (r.type === 'otlp') for (const l of Object.values(r.config.protocols)) out.push(...tls(l?.tls));
+    else if (r.type === 'k8saudit') out.push(...tls(r.config.tls));
+  }
+  for (const e of config.extensions) {
+    if (e.type === 'store') out.push(...tls(e.config.tls));
+    if (e.type === 'bearertokenauth' && e.config.filename) out.push(e.config.filename);
+  }
+  return [...new Set(out)];
+}
+
+/** Renders an overlay of our own: embedded plus `components` (kustomize wants relative paths). */
+async function renderWith(components: string[]): Promise<K8sObject[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'kc-kustomize-'));
+  try {
+    writeFileSync(join(dir, 'kustomization.yaml'), [
+      'apiVersion: kustomize.config.k8s.io/v1beta1', 'kind: Kustomization',
+      `resources: [${relative(dir, join(DEPLOY, 'overlays', 'embedded'))}]`,
+      `components: [${components.map((c) => relative(dir, join(DEPLOY, 'components', c))).join(', ')}]`, '',
+    ].join('\n'));
+    return (await kustomizeBuild(dir)) as K8sObject[];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The checks of one rendered set: every kube-correlate container's listeners are on loopback, or
+ * serve TLS behind a NetworkPolicy rule for their port (host-network pods: loopback only, policies
+ * do not isolate them); every file its config reads is on a mounted Secret, which a cert-manager
+ * Certificate fills (TLS files) or deploy/README.md says how to create (tokens).
+ */
+function checkListenersAndFiles(label: string, objs: K8sObject[]): number {
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  let listeners = 0;
+  for (const o of objs.filter((x) => WORKLOADS.includes(x.kind) && x.metadata.name.startsWith('kube-correlate-') && x.metadata.name !== 'kube-correlate-jaeger')) {
+    const spec = podSpec(o);
+    for (const c of spec.containers) {
+      const i = c.args?.indexOf('--config') ?? -1;
+      if (i < 0) continue;
+      const config = loadConfigFile(join(ROOT, c.args![i + 1]!), containerEnv(objs, c));
+      for (const l of listenersOf(config)) {
+        listeners++;
+        const where = `${label}: ${o.metadata.name} ${l.what} on ${l.endpoint}`;
+        if (LOOPBACK.test(l.endpoint)) continue;
+        assert.not.ok(spec.hostNetwork, `${where}: a host-network pod listens on loopback only (NetworkPolicy does not isolate it)`);
+        const port = Number(l.endpoint.slice(l.endpoint.lastIndexOf(':') + 1));
+        assert.ok(c.ports?.some((p) => p.containerPort === port), `${where}: a declared container port`);
+        assert.ok(ingressOpen(objs, podLabels(o), port), `${where}: a NetworkPolicy lets it be reached`);
+        if (l.what !== 'service.telemetry.metrics') assert.ok(l.tls, `${where}: not on loopback, so TLS`);
+      }
+      for (const f of filesOf(config)) {
+        const mount = c.volumeMounts?.find((m) => f.startsWith(`${m.mountPath}/`));
+        assert.ok(mount, `${label}: ${o.metadata.name} reads ${f}: on a mounted volume`);
+        const secret = spec.volumes!.find((v) => v.name === mount.name)?.secret?.secretName;
+        assert.ok(secret, `${label}: ${f} comes from a Secret`);
+        const key = f.slice(mount.mountPath.length + 1);
+        const certs = find(objs, 'Certificate').filter((x) => (x['spec'] as { secretName: string }).secretName === secret);
+        if (['tls.crt', 'tls.key', 'ca.crt'].includes(key)) assert.is(certs.length, 1, `${label}: a cert-manager Certificate fills ${secret} (${key})`);
+        else assert.ok(readme.includes(`create secret generic ${secret}`), `${label}: deploy/README.md says how to create the Secret ${secret} (${key})`);
+      }
+      // Probes of a TLS query API speak HTTPS.
+      const store = listenersOf(config).find((l) => l.what.startsWith('extensions.'));
+      for (const probe of [c.readinessProbe, c.livenessProbe]) {
+        if (probe?.httpGet && store) assert.is(probe.httpGet.scheme ?? 'HTTP', store.tls ? 'HTTPS' : 'HTTP', `${label}: ${o.metadata.name} probe scheme`);
+      }
+    }
+  }
+  return listeners;
+}
+
+test('every listener of every overlay: on loopback, or TLS behind a NetworkPolicy rule; every TLS file and token on a mounted Secret someone fills', () => {
+  let n = 0;
+  for (const [overlay, objs] of rendered) n += checkListenersAndFiles(overlay, objs);
+  assert.ok(n >= 10, `${n} listeners checked`);
+  // Kafka mode's query API is the one reached from other pods: TLS and the token.
+  const exporter = one(rendered.get('kafka')!, 'StatefulSet', 'kube-correlate-exporter');
+  const c = podSpec(exporter).containers[0]!;
+  const config = loadConfigFile(join(ROOT, c.args![c.args!.indexOf('--config') + 1]!), containerEnv(rendered.get('kafka')!, c));
+  const store = config.extensions.find((e) => e.type === 'store')!;
+  assert.ok(store.type === 'store' && store.config.tls && store.config.auth, 'the exporter\'s query API has tls and auth');
+  const cert = one(rendered.get('kafka')!, 'Certificate', 'kube-correlate-exporter') as K8sObject & { spec: { dnsNames: string[]; ipAddresses: string[] } };
+  assert.ok(cert.spec.dnsNames.includes('kube-correlate-exporter.kube-correlate.svc') && cert.spec.ipAddresses.includes('127.0.0.1'), 'names the Service and 127.0.0.1 (kubectl port-forward)');
+});
+
+test('NetworkPolicies: default deny and DNS everywhere; each workload a policy of its own; every opened port is a container port; Jaeger\'s query ports closed to pods', () => {
+  for (const [overlay, objs] of rendered) {
+    const nps = policies(objs);
+    const deny = one(objs, 'NetworkPolicy', 'kube-correlate-default-deny') as NetworkPolicy;
+    assert.equal(deny.spec.podSelector, {});
+    assert.equal([...deny.spec.policyTypes].sort(), ['Egress', 'Ingress']);
+    assert.is(deny.spec.ingress, undefined);
+    assert.is(deny.spec.egress, undefined);
+    const dns = one(objs, 'NetworkPolicy', 'kube-correlate-dns') as NetworkPolicy;
+    assert.ok(dns.spec.egress!.every((r) => r.ports!.every((p) => p.port === 53)), `${overlay}: the DNS policy opens port 53 only`);
+    for (const o of objs.filter((x) => WORKLOADS.includes(x.kind))) {
+      const labels = podLabels(o);
+      const own = nps.filter((np) => Object.keys(np.spec.podSelector.matchLabels ?? {}).length > 0 && selects(np, labels));
+      assert.ok(own.length > 0, `${overlay}: ${o.kind} ${o.metadata.name} has a NetworkPolicy of its own`);
+      for (const np of own) {
+        for (const r of np.spec.ingress ?? []) {
+          for (const p of r.ports ?? []) assert.ok(podSpec(o).containers.some((c) => c.ports?.some((cp) => portIn(p, cp.containerPort))), `${overlay}: ${np.metadata.name} opens ${p.port} on ${o.metadata.name}, a container port`);
+        }
+      }
+    }
+    const jaeger = podLabels(one(objs, 'Deployment', 'kube-correlate-jaeger'));
+    for (const port of [16686, 16685, 4318]) assert.not.ok(ingressOpen(objs, jaeger, port), `${overlay}: Jaeger ${port} is reached with kubectl port-forward only`);
+    assert.ok(ingressOpen(objs, jaeger, 4317), `${overlay}: Jaeger takes OTLP/gRPC`);
+    // The webhook answers kube-apiserver (not a pod) on its container port, and calls nothing.
+    const webhook = nps.find((np) => np.metadata.name === 'kube-correlate-webhook')!;
+    assert.equal(webhook.spec.egress, []);
+    assert.ok(ingressOpen(objs, podLabels(one(objs, 'Deployment', 'kube-correlate-webhook')), 8443));
+  }
+  // The certgen Job (embedded-self-signed) may call kube-apiserver.
+  const certgen = policies(rendered.get('embedded-self-signed')!).find((np) => np.metadata.name === 'kube-correlate-certgen')!;
+  assert.ok(selects(certgen, podLabels(one(rendered.get('embedded-self-signed')!, 'Job', 'kube-correlate-certgen'))));
+  assert.ok(certgen.spec.egress!.some((r) => r.ports!.some((p) => p.port === 443)));
+});
+
+test('components/collector-tls with deploy/apiserver\'s TLS variants: the collector serves TLS on loopback with the token and a client CA; kube-apiserver\'s kubeconfig and tracing config point at it', async () => {
+  const objs = await renderWith(['collector-tls']);
+  for (const v of VERSIONS) {
+    const api = loadOpenApi(openApiSpecPath(v));
+    for (const o of objs) {
+      const r = api.validate(o);
+      if (r.known) assert.equal(r.errors, [], `${o.kind} ${o.metadata.name} against ${v}`);
+      else assert.ok(CRDS.has(`${o.apiVersion} ${o.kind}`), `${o.apiVersion} ${o.kind}`);
+    }
+  }
+  assert.ok(checkListenersAndFiles('embedded + collector-tls', objs) >= 4);
+  const ds = one(objs, 'DaemonSet', 'kube-correlate-collector');
+  const c = podSpec(ds).containers[0]!;
+  assert.equal(c.args, ['start', '--config', 'collector-config/embedded-jaeger-tls.yaml']);
+  const env = containerEnv(objs, c);
+  const config = loadConfigFile(join(ROOT, c.args![2]!), env);
+  for (const l of listenersOf(config)) {
+    assert.ok(l.tls, `${l.what} serves TLS`);
+    assert.match(l.endpoint, LOOPBACK, `${l.what} stays on loopback`);
+  }
+  const otlp = config.receivers.find((r) => r.type === 'otlp')!;
+  const audit = config.receivers.find((r) => r.type === 'k8saudit')!;
+  assert.ok(otlp.type === 'otlp' && audit.type === 'k8saudit');
+  assert.ok(otlp.config.protocols.grpc!.tls!.client_ca_file && audit.config.tls!.client_ca_file, 'the receivers kube-apiserver calls require its client certificate');
+  assert.ok(audit.config.auth && otlp.config.protocols.http!.auth, 'and the token where kube-apiserver can send one (the audit webhook)');
+  // The certificates: the serving one names 127.0.0.1 (kube-apiserver dials it); the client CA the
+  // collector trusts is the CA that issues kube-apiserver's client certificate.
+  type Cert = K8sObject & { spec: { secretName: string; ipAddresses?: string[]; usages?: string[]; isCA?: boolean; issuerRef: { name: string; kind: string } } };
+  const serving = one(objs, 'Certificate', 'kube-correlate-collector') as Cert;
+  const client = one(objs, 'Certificate', 'kube-correlate-apiserver-client') as Cert;
+  const ca = one(objs, 'Certificate', 'kube-correlate-collector-ca') as Cert;
+  const caIssuer = one(objs, 'Issuer', serving.spec.issuerRef.name) as K8sObject & { spec: { ca: { secretName: string } } };
+  assert.ok(serving.spec.ipAddresses?.includes('127.0.0.1'));
+  assert.ok(ca.spec.isCA);
+  assert.is(caIssuer.spec.ca.secretName, ca.spec.secretName);
+  assert.is(client.spec.issuerRef.name, serving.spec.issuerRef.name);
+  assert.ok(client.spec.usages?.includes('client auth') && serving.spec.usages?.includes('server auth'));
+  assert.is(env['KC_TLS_CLIENT_CA_FILE'], '/etc/kube-correlate/tls/ca.crt', 'the ca.crt cert-manager writes beside the serving pair');
+
+  // kube-apiserver's side, as deploy/README.md copies it to /etc/kubernetes/kube-correlate/.
+  const kc = parseYaml(readFileSync(join(DEPLOY, 'apiserver', 'audit-webhook-kubeconfig-tls.yaml'), 'utf8')) as {
+    kind: string; 'current-context': string; contexts: Array<{ name: string; context: { cluster: string; user: string } }>;
+    clusters: Array<{ name: string; cluster: Record<string, string> }>; users: Array<{ name: string; user: Record<string, string> }>;
+  };
+  assert.is(kc.kind, 'Config');
+  const ctx = kc.contexts.find((x) => x.name === kc['current-context'])!;
+  const cluster = kc.clusters.find((x) => x.name === ctx.context.cluster)!.cluster;
+  const user = kc.users.find((x) => x.name === ctx.context.user)!.user;
+  const server = new URL(cluster['server']!);
+  assert.is(server.protocol, 'https:');
+  assert.is(server.host, env['KC_AUDIT_WEBHOOK_ENDPOINT'], 'the audit webhook is the collector\'s k8saudit listener');
+  assert.equal(Object.keys(user).sort(), ['client-certificate', 'client-key', 'tokenFile']);
+  for (const f of [cluster['certificate-authority']!, ...Object.values(user)]) assert.match(f, /^\/etc\/kubernetes\/kube-correlate\/collector-[a-z.-]+$/);
+  const tracingText = readFileSync(join(DEPLOY, 'apiserver', 'tracing-config-v1-tls.yaml'), 'utf8');
+  const t = parseYaml(tracingText) as Record<string, unknown>;
+  assert.equal(Object.keys(t).sort(), ['apiVersion', 'endpoint', 'kind', 'samplingRatePerMillion'], 'TracingConfiguration has no TLS keys: the environment variables carry TLS');
+  assert.is(t['apiVersion'], 'apiserver.config.k8s.io/v1');
+  assert.is(t['endpoint'], env['KC_OTLP_GRPC_ENDPOINT']);
+  for (const v of ['OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE', 'OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE', 'OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY']) assert.match(tracingText, `- name: ${v}`);
+  const readme = readFileSync(join(DEPLOY, 'README.md'), 'utf8');
+  for (const f of ['audit-webhook-kubeconfig-tls.yaml', 'tracing-config-v1-tls.yaml', 'components/collector-tls']) assert.ok(readme.includes(f), `deploy/README.md documents ${f}`);
 });
 
 test.run();

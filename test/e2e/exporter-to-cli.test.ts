@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { SpanKind as ApiSpanKind, SpanStatusCode, context, trace } from '@opentelemetry/api';
@@ -5,7 +6,7 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-grpc';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import type { TreeNode } from '@kube-correlate/correlator';
-import { eventList, freePort, postJson, runCli, startPipeline, waitForTree, type TestPipeline } from '../harness/index.js';
+import { ROOT, eventList, freePort, postJson, runCli, startPipeline, waitForTree, type TestPipeline } from '../harness/index.js';
 
 let p: TestPipeline;
 test.before(async () => {
@@ -126,6 +127,19 @@ test('exit codes: 1 not found, 2 usage and connection errors, each with a one-li
   assert.is(noServer.code, 2);
   assert.match(noServer.stderr, `correlate: cannot reach the query API at http://127.0.0.1:${port}: ECONNREFUSED`);
   assert.is(noServer.stderr.trim().split('\n').length, 1);
+  // An endpoint that is not an http(s) URL: one line naming the flag, exit 2 (it used to reach fetch).
+  for (const [args, want] of [
+    [['--endpoint', 'ftp://127.0.0.1:4320'], 'correlate: invalid --endpoint "ftp://127.0.0.1:4320": ftp is not http or https; want a URL such as http://127.0.0.1:4320\n'],
+    [['--endpoint', '127.0.0.1:4320'], 'correlate: invalid --endpoint "127.0.0.1:4320": want an http:// or https:// URL such as http://127.0.0.1:4320 (add the scheme: http://127.0.0.1:4320)\n'],
+    [['--endpoint', 'localhost:4320'], 'correlate: invalid --endpoint "localhost:4320": want an http:// or https:// URL such as http://127.0.0.1:4320 (add the scheme: http://localhost:4320)\n'],
+  ] as const) {
+    const r = await runCli(['--trace', '0af7651916cd43dd8448eb211c80319c', ...args]);
+    assert.is(r.code, 2, args.join(' '));
+    assert.is(r.stderr, want);
+  }
+  const replayBad = await runCli(['replay', '--otlp', join(ROOT, 'package.json'), '--otlp-endpoint', 'unix:/run/x.sock']);
+  assert.is(replayBad.code, 2);
+  assert.is(replayBad.stderr, 'correlate: invalid --otlp-endpoint "unix:/run/x.sock": unix is not http or https; want a URL such as http://127.0.0.1:4318\n');
   const unknownFlag = await runCli(['--tracee', 'x']);
   assert.is(unknownFlag.code, 2);
   const both = await runCli(['--trace', '0af7651916cd43dd8448eb211c80319c', '--audit-id', 'x', '--endpoint', p.query]);

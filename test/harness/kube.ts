@@ -405,6 +405,8 @@ export interface StartControlPlaneOptions {
   admissionWebhook?: boolean;
   /** Extra flags, appended last (a repeated flag overrides the harness's). */
   apiserverArgs?: string[];
+  /** Extra environment variables of kube-apiserver (e.g. OTEL_EXPORTER_OTLP_TRACES_* for its trace exporter's TLS). */
+  apiserverEnv?: Record<string, string>;
   controllerManagerArgs?: string[];
   /** How long to wait for each component to be ready; default 180 s (the CPU may be shared). */
   readyTimeoutMs?: number;
@@ -542,7 +544,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions = {}): Pr
         ...(auditLogPath ? ['--audit-log-path', auditLogPath, '--audit-log-format', 'json', '--audit-log-maxbackup', '1', '--audit-log-maxsize', '1000'] : []),
         ...(opts.apiserverArgs ?? []),
       ];
-      const p = supervise('kube-apiserver', args, dir, apiserverLog);
+      const p = supervise('kube-apiserver', args, dir, apiserverLog, { ...process.env, ...(opts.apiserverEnv ?? {}) });
       procs.push(p);
       try {
         await waitReady(p, `kube-apiserver ${KUBERNETES_VERSION} (${server})`, readyTimeout, async () => {
@@ -717,6 +719,24 @@ async function webhookCalled(kubectl: ControlPlane['kubectl']): Promise<string |
   if (r.code !== 0) return `dry-run create deployment: exit ${r.code}: ${r.stderr.trim()}`;
   const annotations = (JSON.parse(r.stdout) as { metadata?: { annotations?: Record<string, string> } }).metadata?.annotations ?? {};
   return annotations['trace.kubernetes.io/objsetid'] ? undefined : 'a dry-run Deployment came back without trace.kubernetes.io/objsetid';
+}
+
+/**
+ * The Audit-Id response header of kubectl's request whose log entries mention `method` and `path`
+ * (-v=8 logs each response with its headers; klog entries start with a severity and a date).
+ */
+export function auditIdFromKubectlLog(stderr: string, method: string, path: string): string | undefined {
+  const entries = stderr.split(/\n(?=[IWEF]\d{4} )/);
+  let found: string | undefined;
+  entries.forEach((entry, i) => {
+    const m = /Audit-Id:?\s*"?([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})/i.exec(entry);
+    if (!m) return;
+    // The response entry itself names the request (1.3x: "Response" verb="POST" url=...), older
+    // kubectl logs the request line in an entry just before the headers.
+    const context = entries.slice(Math.max(0, i - 3), i + 1).join('\n');
+    if (context.includes(method) && context.includes(path)) found = m[1];
+  });
+  return found;
 }
 
 // `node test/dist/harness/kube.js build` builds (or finds) the binaries and prints their paths.

@@ -64,6 +64,22 @@ function tooDeepField(e: Obj): string {
   return '';
 }
 
+/**
+ * The longest auditID accepted, in characters (UTF-16 code units, as JavaScript counts them). A
+ * client chooses its request's auditID with the `Audit-ID` header, so nothing in Kubernetes bounds
+ * it; the query API and `correlate --audit-id` accept up to this length, so every stored auditID
+ * can be queried. Longer ones are refused where events come in (the k8saudit receiver answers 400
+ * naming the item, the auditlog receiver counts the line).
+ */
+export const MAX_AUDIT_ID_LENGTH = 1024;
+
+function checkAuditId(e: Obj): string | undefined {
+  const r = checkString(e, 'auditID', true);
+  if (r !== undefined) return r;
+  const id = e.auditID as string;
+  return id.length > MAX_AUDIT_ID_LENGTH ? `auditID: ${id.length} characters, longer than the limit of ${MAX_AUDIT_ID_LENGTH}` : undefined;
+}
+
 /** Optional fields we read: null means absent (other writers than Go emit it), a wrong type is an error. */
 const OPTIONAL_OBJECTS = ['objectRef', 'responseStatus', 'impersonatedUser', 'annotations'] as const;
 
@@ -115,7 +131,7 @@ function validate(value: unknown, inheritedApiVersion: AuditApiVersion | undefin
   }
 
   const reason =
-    checkString(e, 'auditID', true) ??
+    checkAuditId(e) ??
     (isStage(e.stage) ? undefined : e.stage === undefined ? 'stage: missing' : `stage: expected one of ${AUDIT_STAGES.join(', ')}, got ${describeValue(e.stage)}`) ??
     checkString(e, 'verb') ??
     checkString(e, 'requestURI') ??

@@ -3,6 +3,7 @@ export type { AuditEvent, AuditStage, AuditUser, AuditObjectRef, AuditResponseSt
 export {
   AUDIT_API_VERSIONS,
   MAX_AUDIT_EVENT_DEPTH,
+  MAX_AUDIT_ID_LENGTH,
   validateAuditEvent,
   parseEventList,
   parseEventListJson,

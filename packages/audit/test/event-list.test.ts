@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import {
   AuditFormatError,
   MAX_AUDIT_EVENT_DEPTH,
+  MAX_AUDIT_ID_LENGTH,
   auditIDForSpans,
   isAuditEventError,
   parseAuditLine,
@@ -138,6 +139,16 @@ test('validateAuditEvent: required fields and the types of optional fields read 
   // A standalone event without apiVersion is accepted and left without one.
   const { kind: _k, apiVersion: _a, ...bare } = v1Event('v10');
   assert.is((validateAuditEvent(bare) as Record<string, unknown>).apiVersion, undefined);
+});
+
+test(`auditID: up to ${MAX_AUDIT_ID_LENGTH} characters (what the query API accepts), longer is an item error naming the length`, () => {
+  const max = 'a'.repeat(MAX_AUDIT_ID_LENGTH);
+  const r = parseEventList({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items: [item(max), item(`${max}b`), item('é'.repeat(MAX_AUDIT_ID_LENGTH))] });
+  assert.equal(r.events.map((e) => e.auditID.length), [MAX_AUDIT_ID_LENGTH, MAX_AUDIT_ID_LENGTH]);
+  assert.equal(r.errors, [{ index: 1, reason: `auditID: ${MAX_AUDIT_ID_LENGTH + 1} characters, longer than the limit of ${MAX_AUDIT_ID_LENGTH}` }]);
+  const line = parseAuditLine(JSON.stringify(v1Event('z'.repeat(10_000), 'ResponseComplete')), 7);
+  assert.ok(isAuditEventError(line));
+  assert.match((line as { reason: string }).reason, /^auditID: 10000 characters, longer than the limit of 1024$/);
 });
 
 test('parseAuditTimestamp: microseconds, offsets, and what is not RFC 3339', () => {

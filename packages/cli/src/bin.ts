@@ -27,14 +27,19 @@ const program = new Command('correlate')
   .option('--objset <id>', 'print an object-set tree (root object, owned objects, the requests that touched each)')
   .option('--object <kind/namespace/name>', 'print the object-set tree of an object (kind/name when cluster-scoped)')
   .option('--json', 'print JSON instead of the text tree')
-  .option('--endpoint <url>', 'query API of a running pipeline', 'http://127.0.0.1:4320')
+  .option('--endpoint <url>', 'query API of a running pipeline (http:// or https://)', 'http://127.0.0.1:4320')
+  .option('--token-file <file>', 'with --endpoint: a file holding the query API\'s bearer token (extensions.store.auth)')
+  .option('--token <token>', 'with --endpoint: the bearer token itself (visible to other users in ps: prefer --token-file)')
+  .option('--cacert <file>', 'with an https:// --endpoint: the CA (PEM) that signed the query API\'s certificate')
+  .option('--cert <file>', 'with an https:// --endpoint: a client certificate (PEM) for mutual TLS, with --key')
+  .option('--key <file>', 'the private key (PEM) of --cert')
   .option('--data <dir>', 'read a store directory directly instead of the query API')
   .option('--jaeger <url>', 'read from Jaeger (query base URL, e.g. http://127.0.0.1:16686) through its HTTP API v3')
   .option('--lookback <duration>', 'with --jaeger: how far back --object and --objset search (e.g. 12h, 7d)', '7d')
   .option('--window <time|all>', 'with --objset/--object: the time window to show (a time inside it, e.g. 2026-12-02T16:30:00Z), or all; default the newest')
   .showHelpAfterError('(run correlate --help for usage)')
   .exitOverride()
-  .action(async (opts: { trace?: string; auditId?: string; objset?: string; object?: string; json?: boolean; endpoint: string; data?: string; jaeger?: string; lookback?: string; window?: string }) => {
+  .action(async (opts: { trace?: string; auditId?: string; objset?: string; object?: string; json?: boolean; endpoint: string; data?: string; jaeger?: string; lookback?: string; window?: string; token?: string; tokenFile?: string; cacert?: string; cert?: string; key?: string }) => {
     if (!opts.trace && !opts.auditId && opts.objset === undefined && opts.object === undefined) {
       program.outputHelp();
       throw new CliError('give --trace <id>, --audit-id <id>, --objset <id>, --object <kind/namespace/name> or a command');
@@ -81,11 +86,16 @@ program
   .description('send recorded OTLP/JSON lines and audit log lines into a running pipeline')
   .option('--otlp <file>', 'OTLP/JSON ExportTraceServiceRequest per line')
   .option('--audit <file>', 'audit Event per line (as --audit-log-path writes)')
-  .option('--otlp-endpoint <url>', 'OTLP/HTTP base URL', 'http://127.0.0.1:4318')
-  .option('--audit-endpoint <url>', 'audit webhook URL', 'http://127.0.0.1:4319/')
+  .option('--otlp-endpoint <url>', 'OTLP/HTTP base URL (http:// or https://)', 'http://127.0.0.1:4318')
+  .option('--audit-endpoint <url>', 'audit webhook URL (http:// or https://)', 'http://127.0.0.1:4319/')
   .addOption(new Option('--batch-size <n>', 'audit events per EventList').default(400).argParser((v) => parsePositive(v, '--batch-size')))
+  .option('--token-file <file>', 'a file holding the receivers\' bearer token (their auth.authenticator)')
+  .option('--token <token>', 'the bearer token itself (visible to other users in ps: prefer --token-file)')
+  .option('--cacert <file>', 'with https:// endpoints: the CA (PEM) that signed the receivers\' certificates')
+  .option('--cert <file>', 'with https:// endpoints: a client certificate (PEM) for mutual TLS, with --key')
+  .option('--key <file>', 'the private key (PEM) of --cert')
   .option('--no-progress', 'no progress bar')
-  .action(async (opts: { otlp?: string; audit?: string; otlpEndpoint: string; auditEndpoint: string; batchSize: number; progress: boolean }) => {
+  .action(async (opts: { otlp?: string; audit?: string; otlpEndpoint: string; auditEndpoint: string; batchSize: number; progress: boolean; token?: string; tokenFile?: string; cacert?: string; cert?: string; key?: string }) => {
     const r = await runReplay(opts);
     process.stderr.write(`replayed ${r.otlpRequests} OTLP requests and ${r.auditEvents} audit events; ${r.refused} refused\n`);
     process.exitCode = r.refused ? EXIT.USAGE : EXIT.OK;

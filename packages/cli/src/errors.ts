@@ -8,9 +8,3 @@ export class CliError extends Error {
     super(message);
   }
 }
-
-/** The useful part of a failed fetch: the socket error code (ECONNREFUSED) or undici's reason. */
-export function fetchFailure(err: unknown): string {
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  return cause?.code ?? cause?.message ?? (err as Error).message;
-}

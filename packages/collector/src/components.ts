@@ -3,6 +3,7 @@ import { correlatorExporterFactory } from './exporters/correlator/factory.js';
 import { kafkaExporterFactory } from './exporters/kafka/factory.js';
 import { otlpExporterFactory, otlphttpExporterFactory } from './exporters/otlp/factory.js';
 import { storeExporterFactory } from './exporters/store/factory.js';
+import { bearerTokenAuthExtensionFactory } from './extensions/bearertokenauth/factory.js';
 import { storeExtensionFactory } from './extensions/store/factory.js';
 import { correlatorProcessorFactory } from './processors/correlator/factory.js';
 import { auditlogReceiverFactory } from './receivers/auditlog/factory.js';
@@ -26,6 +27,7 @@ export const BUILTIN_FACTORIES = [
   otlpExporterFactory,
   otlphttpExporterFactory,
   storeExtensionFactory,
+  bearerTokenAuthExtensionFactory,
 ] as const;
 
 /** A registry of the built-in components (a new one each call: callers may register more). */

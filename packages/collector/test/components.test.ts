@@ -79,7 +79,7 @@ for (const [folder, factories] of folders) {
       assert.ok(instances.length > 0, `a ${f.kind} of type ${f.type} in testdata`);
       const set = new Set(instances.flatMap(([, v]) => setKeys(v)));
       const keys = leaves(f.config as z.ZodType).filter(Boolean);
-      // otlphttp shares every key with otlp but `tls`, and only one of them may be used at once.
+      // otlphttp has exactly otlp's keys (its testdata sets them on otlp/jaeger; only one of them may be used at once).
       if (f.type !== 'otlphttp') for (const k of keys) assert.ok(set.has(k) || [...set].some((x) => x.startsWith(`${k}.`)), `${f.type}: testdata sets ${k}`);
     }
   });

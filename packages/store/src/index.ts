@@ -1,7 +1,7 @@
 export { TraceStore, objectEntryKey } from './trace-store.js';
 export type { TraceStoreOptions, TraceSummary, ExportQueueEntry } from './trace-store.js';
-export { createQueryApi, parseWindowParam } from './query-api.js';
-export type { QueryApiOptions } from './query-api.js';
+export { createQueryApi, parseWindowParam, queryApiHandler } from './query-api.js';
+export type { QueryApiOptions, QueryRefusal } from './query-api.js';
 export { KafkaStoreLoader, correlatedToOutput } from './kafka-store.js';
 export type { KafkaStoreLoaderOptions } from './kafka-store.js';
 export { buildObjectSetTree, objectSetSpans, objectSetSpan, objectSetChainSpan, objectSetNodeReady, OBJSET_ATTR } from './object-set-tree.js';

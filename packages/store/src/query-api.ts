@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { MAX_AUDIT_ID_LENGTH } from '@kube-correlate/audit';
 import type { PipelineMetrics, Logger } from '@kube-correlate/telemetry';
 import type { TraceStore } from './trace-store.js';
 
@@ -12,8 +13,12 @@ import type { TraceStore } from './trace-store.js';
  *   GET /api/v1/objects/{kind}/{namespace}/{name}   object-set tree of that object ({kind}/{name}: cluster-scoped; ?window= too)
  *   GET /api/v1/receivers            where this pipeline's receivers listen (`correlate demo` sends there)
  *   GET /metrics                     Prometheus text format
- *   GET /healthz                     liveness
+ *   GET /healthz                     liveness (also /readyz)
  * Errors are JSON `{ "error": "<one line>" }`.
+ *
+ * With `authorize`, every request but the health checks (which reveal nothing: kubelet probes
+ * cannot send a token) must pass it, or it is answered 401 with the refusal's message and
+ * headers (`WWW-Authenticate`) before anything is looked up, listed or served.
  */
 export interface QueryApiOptions {
   store: TraceStore;
@@ -21,6 +26,8 @@ export interface QueryApiOptions {
   logger: Logger;
   /** Where the pipeline's receivers listen (host:port), asked when GET /api/v1/receivers comes (they start after the query API). */
   receivers?: () => { otlpGrpc?: string; otlpHttp?: string; auditWebhook?: string };
+  /** Checks a request's credentials: undefined lets it in; a refusal is answered 401 (counted as `code="401"`). */
+  authorize?: (req: IncomingMessage) => QueryRefusal | undefined;
 }
 
 /** The `window` query parameter of object-set routes: 'all', a time (ms), or absent; a string is the error. */
@@ -31,18 +38,47 @@ export function parseWindowParam(value: string | null): number | 'all' | undefin
   return Number.isFinite(ms) ? ms : { error: `invalid window "${value}": want a time such as 2026-12-02T16:30:00Z, or "all"` };
 }
 
-const TRACE_ID = /^[0-9a-f]{32}$/;
-// Clients may choose any Audit-ID; the store keys it by its first 64 bytes, as spans carry it.
-const MAX_AUDIT_ID = 1024;
+/** Why a request was not let in: a one-line message and the headers to answer with (`www-authenticate`). */
+export interface QueryRefusal {
+  message: string;
+  headers: Record<string, string>;
+}
 
+/** Paths answered without credentials. */
+const PUBLIC_PATHS = new Set(['/healthz', '/readyz']);
+
+/** The `route` label of a path (bounded: never the ids themselves). */
+function routeOf(path: string): string {
+  if (path === '/metrics') return 'metrics';
+  if (PUBLIC_PATHS.has(path)) return 'health';
+  if (/^\/api\/v1\/traces\/[^/]+$/.test(path)) return 'trace';
+  if (/^\/api\/v1\/audit\/[^/]+$/.test(path)) return 'audit';
+  if (/^\/api\/v1\/objsets\/[^/]+$/.test(path)) return 'objset';
+  if (/^\/api\/v1\/objects\/[^/]+\/(?:[^/]*\/)?[^/]+$/.test(path)) return 'object';
+  if (path === '/api/v1/traces') return 'traces';
+  if (path === '/api/v1/receivers') return 'receivers';
+  return 'other';
+}
+
+const TRACE_ID = /^[0-9a-f]{32}$/;
+// Clients may choose any Audit-ID; the store keys it by its first 64 bytes, as spans carry it. The
+// receivers refuse auditIDs longer than MAX_AUDIT_ID_LENGTH, so any stored one can be asked for.
+const MAX_AUDIT_ID = MAX_AUDIT_ID_LENGTH;
+
+/** The query API on a plain HTTP server (the collector's store extension serves queryApiHandler with its listener settings: TLS, auth). */
 export function createQueryApi(opts: QueryApiOptions): Server {
+  return createServer(queryApiHandler(opts));
+}
+
+/** The query API's request handler, for any HTTP or HTTPS server. */
+export function queryApiHandler(opts: QueryApiOptions): RequestListener {
   const { store, metrics, logger } = opts;
-  return createServer((req, res) => {
+  return (req, res) => {
     let route = 'other';
-    const send = (code: number, body: unknown, type = 'application/json') => {
+    const send = (code: number, body: unknown, type = 'application/json', headers: Record<string, string> = {}) => {
       metrics.queryRequests.inc({ route, code: String(code) });
       const text = type === 'application/json' ? JSON.stringify(body) + '\n' : String(body);
-      res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(text) });
+      res.writeHead(code, { 'content-type': type, 'content-length': Buffer.byteLength(text), ...headers });
       res.end(text);
     };
     void handle(req).catch((err: unknown) => {
@@ -54,6 +90,13 @@ export function createQueryApi(opts: QueryApiOptions): Server {
     async function handle(req: IncomingMessage): Promise<void> {
       const url = new URL(req.url ?? '/', 'http://query');
       const path = url.pathname;
+      if (opts.authorize && !PUBLIC_PATHS.has(path)) {
+        const refusal = opts.authorize(req);
+        if (refusal) {
+          route = routeOf(path);
+          return send(401, { error: refusal.message }, 'application/json', refusal.headers);
+        }
+      }
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, { error: `method ${req.method} not allowed; the query API is read-only` });
       if (path === '/metrics') {
         route = 'metrics';
@@ -110,7 +153,7 @@ export function createQueryApi(opts: QueryApiOptions): Server {
       }
       return send(404, { error: `no route ${path}` });
     }
-  });
+  };
 }
 
 

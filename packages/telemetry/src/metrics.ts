@@ -53,6 +53,10 @@ export class PipelineMetrics {
   /** Acknowledged input not stored yet (the store's inbox): rows and bytes. */
   readonly inboxRows: Gauge;
   readonly inboxBytes: Gauge;
+  /** TLS handshakes a listener refused or that failed, by listener (its config path) and reason (tls.ts TlsErrorReason). */
+  readonly tlsHandshakeErrors: Counter<'listener' | 'reason'>;
+  /** Reloads of a listener's certificate, key and client CAs after their files changed, by outcome (ok | error). */
+  readonly tlsCertReloads: Counter<'listener' | 'outcome'>;
 
   constructor(registry: Registry = new Registry(), opts: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -85,6 +89,13 @@ export class PipelineMetrics {
     this.storeBytes = new Gauge({ name: `${p}store_bytes`, help: 'Bytes the embedded store\'s database uses.', registers });
     this.inboxRows = new Gauge({ name: `${p}store_inbox_rows`, help: 'Acknowledged requests not yet stored in full (the inbox).', registers });
     this.inboxBytes = new Gauge({ name: `${p}store_inbox_bytes`, help: 'Bytes of acknowledged requests not yet stored in full (the inbox).', registers });
+    this.tlsHandshakeErrors = new Counter({
+      name: `${p}tls_handshake_errors_total`,
+      help: 'TLS handshakes a listener refused or that failed, by listener and reason (protocol_version, no_shared_cipher, no_client_certificate, untrusted_client_certificate, not_tls, timeout, aborted, other).',
+      labelNames: ['listener', 'reason'],
+      registers,
+    });
+    this.tlsCertReloads = new Counter({ name: `${p}tls_certificate_reloads_total`, help: 'Reloads of a listener\'s certificate, key and client CAs after their files changed, by outcome.', labelNames: ['listener', 'outcome'], registers });
     if (opts.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: p });
   }
 }

@@ -1,12 +1,9 @@
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createSecureContext, type SecureContextOptions, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Registry } from 'prom-client';
-import { silentLogger, type Logger } from '@kube-correlate/telemetry';
+import { ServerTls, TlsFileError, TLS_MIN_VERSION, describeCert, silentLogger, tlsErrorReason, type Logger } from '@kube-correlate/telemetry';
 import { WebhookMetrics, type ReviewMetricOutcome } from './metrics.js';
 import {
   BadReviewError, allowResponse, mutate as defaultMutate, parseAdmissionReviewJson,
@@ -18,49 +15,9 @@ export const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
 export const DEFAULT_PORT = 8443;
 export const DEFAULT_HOST = '0.0.0.0';
 export const DEFAULT_CERT_POLL_INTERVAL_MS = 2000;
-/** The oldest protocol served. TLS 1.0 and 1.1 are refused. */
-export const TLS_MIN_VERSION = 'TLSv1.2';
-/**
- * Cipher suites offered: the TLS 1.3 suites (all AEAD, all forward-secret), and for TLS 1.2 only
- * ECDHE key exchange (forward secrecy) with AES-GCM or ChaCha20-Poly1305 (AEAD). No RSA key
- * exchange, no DHE, no CBC, no SHA-1 MACs. Every client kube-apiserver is built with (Go's
- * crypto/tls) offers these.
- */
-export const TLS_CIPHERS = [
-  'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256',
-  'ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384',
-  'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305',
-].join(':');
-
-/** Why a TLS handshake was refused (label `reason` of kube_correlate_webhook_tls_handshake_errors_total). */
-export type TlsErrorReason =
-  | 'protocol_version' | 'no_shared_cipher' | 'no_client_certificate' | 'untrusted_client_certificate' | 'not_tls' | 'timeout' | 'aborted' | 'other';
-
-/** Classifies a `tlsClientError`: the OpenSSL error code, or the verification result Node left on the socket. */
-export function tlsErrorReason(err: NodeJS.ErrnoException, socket?: Pick<TLSSocket, 'authorizationError'>): TlsErrorReason {
-  // Node verifies the client certificate after the handshake and closes the socket: the error is then
-  // a plain ECONNRESET and the verification result is on the socket.
-  if (socket?.authorizationError) return 'untrusted_client_certificate';
-  switch (err.code) {
-    case 'ERR_SSL_UNSUPPORTED_PROTOCOL':
-    case 'ERR_SSL_VERSION_TOO_LOW':
-    case 'ERR_SSL_WRONG_VERSION_NUMBER':
-      return 'protocol_version';
-    case 'ERR_SSL_NO_SHARED_CIPHER':
-      return 'no_shared_cipher';
-    case 'ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE':
-      return 'no_client_certificate';
-    case 'ERR_SSL_HTTP_REQUEST':
-      return 'not_tls';
-    case 'ERR_TLS_HANDSHAKE_TIMEOUT':
-      return 'timeout';
-    case 'ECONNRESET':
-    case 'EPIPE':
-      return 'aborted';
-    default:
-      return 'other';
-  }
-}
+// The protocol floor, the suites and the handshake error reasons are every listener's
+// (@kube-correlate/telemetry's tls.ts); re-exported here for the webhook's callers.
+export { TLS_MIN_VERSION, TLS_CIPHERS, tlsErrorReason, type TlsErrorReason } from '@kube-correlate/telemetry';
 
 export interface WebhookServerOptions {
   /** PEM certificate (chain) file, served to kube-apiserver. */
@@ -106,35 +63,6 @@ export class WebhookStartError extends Error {
   }
 }
 
-/** What the secure context is built from: the serving pair and, with clientCaFile, the client CAs. */
-interface TlsFiles {
-  cert: Buffer;
-  key: Buffer;
-  ca?: Buffer;
-}
-
-/**
- * The secure context's options: the files plus the protocol floor and the suites. Always given
- * whole, also on reload: server.setSecureContext() builds a new context from what it is given, so a
- * reload without minVersion and ciphers would quietly serve Node's defaults.
- */
-function contextOptions(files: TlsFiles): SecureContextOptions {
-  return { cert: files.cert, key: files.key, ...(files.ca ? { ca: files.ca } : {}), minVersion: TLS_MIN_VERSION, ciphers: TLS_CIPHERS, honorCipherOrder: true };
-}
-
-/** The certificates of a PEM bundle; throws when there is none or one does not parse. */
-function parseCaBundle(pem: Buffer): X509Certificate[] {
-  const blocks = pem.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  if (!blocks.length) throw new Error('no PEM certificate in it');
-  return blocks.map((b, i) => {
-    try {
-      return new X509Certificate(b);
-    } catch (err) {
-      throw new Error(`certificate ${i + 1} does not parse: ${(err as Error).message}`);
-    }
-  });
-}
-
 /** A minute between warnings about refused client certificates (each one is counted). */
 const CLIENT_CERT_WARN_INTERVAL_MS = 60_000;
 
@@ -142,15 +70,6 @@ function positive(name: string, v: number | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   if (!Number.isFinite(v) || v <= 0) throw new RangeError(`${name} must be a positive number, got ${v}`);
   return v;
-}
-
-function describeCert(cert: Buffer): { fingerprint256?: string; notAfter?: string } {
-  try {
-    const x = new X509Certificate(cert);
-    return { fingerprint256: x.fingerprint256, notAfter: x.validTo };
-  } catch {
-    return {};
-  }
 }
 
 /**
@@ -172,12 +91,9 @@ export class WebhookServer {
   private readonly graceMs: number;
   private readonly decide: NonNullable<WebhookServerOptions['mutate']>;
   private server: Server | undefined;
+  private readonly tls: ServerTls;
   private poll: NodeJS.Timeout | undefined;
-  private polling = false;
-  private files: TlsFiles | undefined;
   private lastClientCertWarning = 0;
-  /** stat signature of (cert, key, client CA) last loaded or tried. */
-  private signature = '';
   private closing: Promise<void> | undefined;
 
   constructor(opts: WebhookServerOptions) {
@@ -192,6 +108,10 @@ export class WebhookServer {
     this.requestTimeoutMs = positive('requestTimeoutMs', opts.requestTimeoutMs, 30_000);
     this.graceMs = positive('shutdownGraceMs', opts.shutdownGraceMs, 5000);
     this.decide = opts.mutate ?? defaultMutate;
+    this.tls = new ServerTls({
+      certFile: opts.certFile, keyFile: opts.keyFile, ...(opts.clientCaFile !== undefined ? { clientCaFile: opts.clientCaFile } : {}),
+      names: { cert: '--cert', key: '--key', clientCa: '--client-ca' },
+    });
   }
 
   /** The bound address, once started. */
@@ -203,12 +123,16 @@ export class WebhookServer {
   /** Loads the key pair and listens. Throws WebhookStartError. */
   async start(): Promise<{ host: string; port: number }> {
     if (this.server) throw new Error('WebhookServer already started');
-    const files = this.readFilesSync();
-    this.signature = await this.statSignature();
-    const requireClientCert = files.ca !== undefined;
+    let files;
+    try {
+      files = this.tls.load();
+    } catch (err) {
+      if (err instanceof TlsFileError) throw new WebhookStartError(err.code, err.message, { cause: err });
+      throw err;
+    }
     const server = createServer(
       {
-        ...contextOptions(files), requestCert: requireClientCert, rejectUnauthorized: requireClientCert,
+        ...this.tls.serverOptions(),
         requestTimeout: this.requestTimeoutMs, headersTimeout: Math.min(10_000, this.requestTimeoutMs),
       },
       (req, res) => this.onRequest(req, res),
@@ -229,7 +153,6 @@ export class WebhookServer {
     });
     server.on('error', (err) => this.logger.error({ err }, 'webhook server error'));
     this.server = server;
-    this.files = files;
     this.poll = setInterval(() => void this.checkCertificate(), this.pollMs);
     this.poll.unref();
     const address = this.address!;
@@ -261,34 +184,18 @@ export class WebhookServer {
    * previous ones stay), or 'unchanged'. Called by the poller; callable directly.
    */
   async checkCertificate(): Promise<'ok' | 'error' | 'unchanged'> {
-    if (this.polling || !this.server || this.closing) return 'unchanged';
-    this.polling = true;
-    try {
-      const sig = await this.statSignature();
-      if (sig === this.signature) return 'unchanged';
-      this.signature = sig;
-      const caFile = this.opts.clientCaFile;
-      let next: TlsFiles;
-      try {
-        const [cert, key, ca] = await Promise.all([readFile(this.opts.certFile), readFile(this.opts.keyFile), caFile === undefined ? undefined : readFile(caFile)]);
-        next = { cert, key, ...(ca ? { ca } : {}) };
-        if (this.files && cert.equals(this.files.cert) && key.equals(this.files.key) && (ca === undefined || (this.files.ca !== undefined && ca.equals(this.files.ca)))) return 'unchanged';
-        if (ca) parseCaBundle(ca);
-        const options = contextOptions(next);
-        createSecureContext(options); // throws on unparseable PEM or a key that does not match
-        this.server.setSecureContext(options);
-      } catch (err) {
-        this.metrics.certReloads.inc({ outcome: 'error' });
-        this.logger.warn({ err: (err as Error).message, certFile: this.opts.certFile, keyFile: this.opts.keyFile, clientCaFile: caFile }, 'new certificate, key or client CA did not load; still serving the previous ones');
-        return 'error';
-      }
-      this.files = next;
+    const server = this.server;
+    if (!server || this.closing) return 'unchanged';
+    const caFile = this.opts.clientCaFile;
+    const r = await this.tls.check((options) => server.setSecureContext(options));
+    if (r.outcome === 'error') {
+      this.metrics.certReloads.inc({ outcome: 'error' });
+      this.logger.warn({ err: r.error.message, certFile: this.opts.certFile, keyFile: this.opts.keyFile, clientCaFile: caFile }, 'new certificate, key or client CA did not load; still serving the previous ones');
+    } else if (r.outcome === 'ok') {
       this.metrics.certReloads.inc({ outcome: 'ok' });
-      this.logger.info({ certFile: this.opts.certFile, ...describeCert(next.cert), clientCaFile: caFile }, 'serving certificate and client CAs reloaded');
-      return 'ok';
-    } finally {
-      this.polling = false;
+      this.logger.info({ certFile: this.opts.certFile, ...describeCert(r.files.cert), clientCaFile: caFile }, 'serving certificate and client CAs reloaded');
     }
+    return r.outcome;
   }
 
   private onTlsError(err: NodeJS.ErrnoException, socket: TLSSocket | undefined): void {
@@ -305,46 +212,6 @@ export class WebhookServer {
     } else {
       this.logger.debug(fields, 'TLS handshake failed');
     }
-  }
-
-  private readFilesSync(): TlsFiles {
-    const read = (flag: string, file: string): Buffer => {
-      try {
-        return readFileSync(file);
-      } catch (err) {
-        throw new WebhookStartError('cert_unreadable', `cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
-      }
-    };
-    const files: TlsFiles = { cert: read('--cert', this.opts.certFile), key: read('--key', this.opts.keyFile) };
-    const caFile = this.opts.clientCaFile;
-    if (caFile !== undefined) {
-      files.ca = read('--client-ca', caFile);
-      try {
-        parseCaBundle(files.ca);
-      } catch (err) {
-        throw new WebhookStartError('cert_invalid', `--client-ca ${caFile} does not load: ${(err as Error).message}`, { cause: err });
-      }
-    }
-    try {
-      createSecureContext(contextOptions(files));
-    } catch (err) {
-      throw new WebhookStartError('cert_invalid', `--cert ${this.opts.certFile} / --key ${this.opts.keyFile} do not load: ${(err as Error).message}`, { cause: err });
-    }
-    return files;
-  }
-
-  /** dev:ino:size:mtime of the cert, key and client CA files (following symlinks), or the error code of a missing one. */
-  private async statSignature(): Promise<string> {
-    const one = async (file: string | undefined): Promise<string> => {
-      if (file === undefined) return '';
-      try {
-        const s = await stat(file, { bigint: true });
-        return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
-      } catch (err) {
-        return `error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`;
-      }
-    };
-    return `${await one(this.opts.certFile)}|${await one(this.opts.keyFile)}|${await one(this.opts.clientCaFile)}`;
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {

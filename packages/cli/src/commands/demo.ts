@@ -7,6 +7,7 @@ import { generateDeploymentScenario, writeScenarioFiles } from '@kube-correlate/
 import { createLogger } from '@kube-correlate/telemetry';
 import { CliError } from '../errors.js';
 import { renderTree } from '../render.js';
+import { parseEndpoint } from '../transport.js';
 import { DEFAULT_QUERY_ENDPOINT } from './query.js';
 import { runReplay } from './replay.js';
 import { loadStartConfig } from './start.js';
@@ -32,7 +33,7 @@ export interface DemoOptions {
  * temporary one in this process.
  */
 export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
-  const endpoint = opts.endpoint ?? DEFAULT_QUERY_ENDPOINT;
+  const endpoint = parseEndpoint('--endpoint', opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, DEFAULT_QUERY_ENDPOINT).href;
   const dir = mkdtempSync(join(tmpdir(), 'kube-correlate-demo-'));
   let pipeline: Pipeline | undefined;
   try {

@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { MAX_AUDIT_ID_LENGTH } from '@kube-correlate/audit';
 import type { RequestTree } from '@kube-correlate/correlator';
 import { JaegerSource, JaegerSourceError, TraceStore, type ObjectSetChainEntry, type ObjectSetWindow } from '@kube-correlate/store';
-import { CliError, EXIT, fetchFailure } from '../errors.js';
+import { CliError, EXIT } from '../errors.js';
 import { renderTree } from '../render.js';
+import { answerMessage, hasTransportFlags, HttpClient, loadTransport, parseEndpoint, unauthorizedHint, type Transport, type TransportFlags } from '../transport.js';
 
 export const DEFAULT_QUERY_ENDPOINT = 'http://127.0.0.1:4320';
 
-export interface QueryOptions {
+export interface QueryOptions extends TransportFlags {
   trace?: string;
   auditId?: string;
   objset?: string;
@@ -50,6 +52,13 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
   if (opts.window !== undefined && opts.objset === undefined && opts.object === undefined) throw new CliError('--window goes with --objset or --object');
   const window = opts.window !== undefined ? parseWindow(opts.window) : undefined;
   const windowQuery = opts.window !== undefined ? `?window=${encodeURIComponent(opts.window)}` : '';
+  if ((opts.jaeger !== undefined || opts.data !== undefined) && hasTransportFlags(opts)) {
+    throw new CliError(`--token, --token-file, --cacert, --cert and --key are for the query API (--endpoint), not ${opts.data !== undefined ? '--data' : '--jaeger'}`);
+  }
+  const api = opts.jaeger === undefined && opts.data === undefined
+    ? { endpoint: parseEndpoint('--endpoint', opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, DEFAULT_QUERY_ENDPOINT), transport: loadTransport(opts) }
+    : undefined;
+  const fetchTree = (path: string) => fetchTreeFrom(api!.endpoint, api!.transport, path);
   let tree: ShownTree | undefined;
   let what: string;
   const jaeger = opts.jaeger !== undefined ? jaegerSource(opts.jaeger, opts.lookback) : undefined;
@@ -57,7 +66,7 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
     const id = opts.objset;
     if (id.length === 0 || id.length > 253) throw new CliError('invalid object set id: want 1 to 253 characters');
     what = `object set ${id}`;
-    tree = jaeger ? await fromJaeger(() => jaeger.getObjectSet(id, { window })) : opts.data ? withStore(opts.data, (s) => s.getObjectSet(id, { window })) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objsets/${encodeURIComponent(id)}${windowQuery}`);
+    tree = jaeger ? await fromJaeger(() => jaeger.getObjectSet(id, { window })) : opts.data ? withStore(opts.data, (s) => s.getObjectSet(id, { window })) : await fetchTree(`/api/v1/objsets/${encodeURIComponent(id)}${windowQuery}`);
   } else if (opts.object !== undefined) {
     const parts = opts.object.split('/');
     if (parts.length < 2 || parts.length > 3 || parts.some((p, i) => p === '' && !(parts.length === 3 && i === 1))) {
@@ -69,17 +78,17 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
       ? await fromJaeger(() => jaeger.getObjectSetOf(kind, namespace, name, { window }))
       : opts.data
       ? withStore(opts.data, (s) => s.getObjectSetOf(kind, namespace, name, { window }))
-      : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/objects/${[kind, ...(namespace ? [namespace] : []), name].map(encodeURIComponent).join('/')}${windowQuery}`);
+      : await fetchTree(`/api/v1/objects/${[kind, ...(namespace ? [namespace] : []), name].map(encodeURIComponent).join('/')}${windowQuery}`);
   } else if (opts.trace) {
     const id = opts.trace.toLowerCase();
     if (!/^[0-9a-f]{32}$/.test(id)) throw new CliError(`invalid trace id "${opts.trace}": want 32 hex characters`);
     what = `trace ${id}`;
-    tree = jaeger ? await fromJaeger(() => jaeger.getTrace(id)) : opts.data ? withStore(opts.data, (s) => s.getTrace(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/traces/${id}`);
+    tree = jaeger ? await fromJaeger(() => jaeger.getTrace(id)) : opts.data ? withStore(opts.data, (s) => s.getTrace(id)) : await fetchTree(`/api/v1/traces/${id}`);
   } else {
     const id = opts.auditId!;
-    if (id.length === 0 || id.length > 1024) throw new CliError('invalid audit id: want 1 to 1024 characters');
+    if (id.length === 0 || id.length > MAX_AUDIT_ID_LENGTH) throw new CliError(`invalid audit id: want 1 to ${MAX_AUDIT_ID_LENGTH} characters`);
     what = `audit id ${id}`;
-    tree = jaeger ? await fromJaeger(() => jaeger.getByAuditId(id)) : opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(opts.endpoint ?? DEFAULT_QUERY_ENDPOINT, `/api/v1/audit/${encodeURIComponent(id)}`);
+    tree = jaeger ? await fromJaeger(() => jaeger.getByAuditId(id)) : opts.data ? withStore(opts.data, (s) => s.getByAuditId(id)) : await fetchTree(`/api/v1/audit/${encodeURIComponent(id)}`);
   }
   if (!tree) throw new CliError(`${what} not found`, EXIT.NOT_FOUND);
   const json = tree.objectSetId !== undefined
@@ -89,23 +98,23 @@ export async function runQuery(opts: QueryOptions, out: NodeJS.WritableStream = 
   return EXIT.OK;
 }
 
-async function fetchTree(endpoint: string, path: string): Promise<ShownTree | undefined> {
-  let url: URL;
+/** GET a tree from the query API: undefined for 404, a one-line CliError for anything else that is not 200. */
+async function fetchTreeFrom(endpoint: URL, transport: Transport, path: string): Promise<ShownTree | undefined> {
+  const url = new URL(path, endpoint);
+  const client = new HttpClient(transport);
   try {
-    url = new URL(path, endpoint);
-  } catch {
-    throw new CliError(`invalid --endpoint "${endpoint}": want a URL such as ${DEFAULT_QUERY_ENDPOINT}`);
+    const res = await client.request(url, { what: 'the query API', timeoutMs: 10_000, hint: 'is `correlate start` running? or read a store directly with --data <dir>' });
+    if (res.status === 404) return undefined;
+    if (res.status === 401) throw new CliError(`query API answered 401: ${answerMessage(res)} (${unauthorizedHint(transport)})`);
+    if (res.status !== 200) throw new CliError(`query API answered ${res.status}: ${answerMessage(res)}`);
+    try {
+      return JSON.parse(res.body.toString('utf8')) as ShownTree;
+    } catch (err) {
+      throw new CliError(`query API answered 200 with a body that is not JSON: ${(err as Error).message}`);
+    }
+  } finally {
+    client.close();
   }
-  let res: Response;
-  try {
-    res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  } catch (err) {
-    throw new CliError(`cannot reach the query API at ${url.origin}: ${fetchFailure(err)} (is \`correlate start\` running? or read a store directly with --data <dir>)`);
-  }
-  if (res.status === 404) return undefined;
-  const body = (await res.json().catch(() => ({}))) as { error?: string };
-  if (!res.ok) throw new CliError(`query API answered ${res.status}: ${body.error ?? res.statusText}`);
-  return body as unknown as ShownTree;
 }
 
 function withStore<T>(dir: string, fn: (s: TraceStore) => T): T {

@@ -1,9 +1,13 @@
 import { createReadStream, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { SingleBar, Presets } from 'cli-progress';
-import { CliError, fetchFailure } from '../errors.js';
+import { CliError } from '../errors.js';
+import { answerMessage, HttpClient, loadTransport, parseEndpoint, unauthorizedHint, type Transport, type TransportFlags } from '../transport.js';
 
-export interface ReplayOptions {
+export const DEFAULT_OTLP_HTTP_ENDPOINT = 'http://127.0.0.1:4318';
+export const DEFAULT_AUDIT_WEBHOOK_ENDPOINT = 'http://127.0.0.1:4319/';
+
+export interface ReplayOptions extends TransportFlags {
   otlp?: string;
   audit?: string;
   /** OTLP/HTTP base URL. */
@@ -32,6 +36,9 @@ const MAX_ATTEMPTS = 8;
  */
 export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   if (!opts.otlp && !opts.audit) throw new CliError('nothing to replay: give --otlp <file> and/or --audit <file>');
+  const otlpBase = parseEndpoint('--otlp-endpoint', opts.otlpEndpoint ?? DEFAULT_OTLP_HTTP_ENDPOINT, DEFAULT_OTLP_HTTP_ENDPOINT);
+  const auditUrl = parseEndpoint('--audit-endpoint', opts.auditEndpoint ?? DEFAULT_AUDIT_WEBHOOK_ENDPOINT, DEFAULT_AUDIT_WEBHOOK_ENDPOINT);
+  const transport = loadTransport(opts);
   const files = [opts.otlp, opts.audit].filter((f): f is string => !!f);
   let total = 0;
   for (const f of files) {
@@ -48,26 +55,28 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
   let done = 0;
   const result: ReplayResult = { otlpRequests: 0, auditEvents: 0, refused: 0 };
   const log = opts.log ?? ((l: string) => process.stderr.write(l + '\n'));
+  const client = new HttpClient(transport);
+  const post = (url: URL, body: string, where: string, what: string) => postOne(client, transport, url, body, where, what, log);
   try {
     if (opts.otlp) {
-      const url = new URL('/v1/traces', opts.otlpEndpoint ?? 'http://127.0.0.1:4318');
+      const url = new URL('/v1/traces', otlpBase);
       for await (const { line, lineNo, bytes } of lines(opts.otlp)) {
         done += bytes;
-        const ok = await post(url, line, `${opts.otlp}:${lineNo}`, log);
+        const ok = await post(url, line, `${opts.otlp}:${lineNo}`, 'the OTLP/HTTP receiver');
         if (ok) result.otlpRequests++;
         else result.refused++;
         bar?.update(done, { what: `${result.otlpRequests} OTLP requests` });
       }
     }
     if (opts.audit) {
-      const url = new URL(opts.auditEndpoint ?? 'http://127.0.0.1:4319/');
+      const url = auditUrl;
       const size = opts.batchSize ?? 400;
       let batch: string[] = [];
       let firstLine = 1;
       const flush = async (lastLine: number) => {
         if (!batch.length) return;
         const body = `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":[${batch.join(',')}]}`;
-        const ok = await post(url, body, `${opts.audit}:${firstLine}-${lastLine}`, log);
+        const ok = await post(url, body, `${opts.audit}:${firstLine}-${lastLine}`, 'the audit webhook');
         if (ok) result.auditEvents += batch.length;
         else result.refused += 1;
         batch = [];
@@ -91,6 +100,7 @@ export async function runReplay(opts: ReplayOptions): Promise<ReplayResult> {
     }
   } finally {
     bar?.stop();
+    client.close();
   }
   return result;
 }
@@ -105,36 +115,32 @@ async function* lines(path: string): AsyncGenerator<{ line: string; lineNo: numb
   }
 }
 
-/** POSTs one JSON body; true when accepted. Retries what the server says is retryable. */
-async function post(url: URL, body: string, where: string, log: (l: string) => void): Promise<boolean> {
+/**
+ * POSTs one JSON body; true when accepted. Retries what the server says is retryable; a 401 ends
+ * the replay (every other request would get it too).
+ */
+async function postOne(client: HttpClient, transport: Transport, url: URL, body: string, where: string, what: string, log: (l: string) => void): Promise<boolean> {
   for (let attempt = 1; ; attempt++) {
-    let res: Response;
-    try {
-      res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(30_000) });
-    } catch (err) {
-      throw new CliError(`cannot reach ${url.origin}: ${fetchFailure(err)} (is \`correlate start\` running?)`);
-    }
-    const text = await res.text();
-    if (res.ok) {
-      const partial = text ? (JSON.parse(text) as { partialSuccess?: { errorMessage?: string } }).partialSuccess : undefined;
+    const res = await client.request(url, { what, method: 'POST', headers: { 'content-type': 'application/json' }, body, timeoutMs: 30_000, hint: 'is `correlate start` running?' });
+    if (res.status >= 200 && res.status < 300) {
+      const text = res.body.toString('utf8');
+      let partial: { errorMessage?: string } | undefined;
+      try {
+        partial = text ? (JSON.parse(text) as { partialSuccess?: { errorMessage?: string } }).partialSuccess : undefined;
+      } catch {
+        partial = undefined;
+      }
       if (partial?.errorMessage) log(`${where}: partially accepted: ${partial.errorMessage}`);
       return true;
     }
+    if (res.status === 401) throw new CliError(`${what} at ${url.origin} answered 401: ${answerMessage(res)} (${unauthorizedHint(transport)})`);
     if ((res.status === 429 || res.status === 503) && attempt < MAX_ATTEMPTS) {
-      const wait = Math.min(30, Number(res.headers.get('retry-after') ?? '1') || 1);
+      const retryAfter = res.headers['retry-after'];
+      const wait = Math.min(30, Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter ?? '1') || 1);
       await new Promise((r) => setTimeout(r, wait * 1000));
       continue;
     }
-    log(`${where}: refused with ${res.status}: ${extractError(text)}`);
+    log(`${where}: refused with ${res.status}: ${answerMessage(res)}`);
     return false;
-  }
-}
-
-function extractError(text: string): string {
-  try {
-    const j = JSON.parse(text) as { error?: string; message?: string };
-    return j.error ?? j.message ?? text.trim();
-  } catch {
-    return text.trim();
   }
 }

@@ -1,4 +1,4 @@
-import { loadConfigFile, Pipeline, withComponentConfig, type CollectorConfig } from '@kube-correlate/collector';
+import { findComponent, loadConfigFile, Pipeline, withComponentConfig, type CollectorConfig } from '@kube-correlate/collector';
 import { createLogger } from '@kube-correlate/telemetry';
 import { DEFAULT_CONFIG } from '../paths.js';
 import { runUntilSignal } from './until-signal.js';
@@ -29,6 +29,12 @@ export async function runStart(opts: StartOptions): Promise<number> {
   const pipeline = new Pipeline({ config, logger });
   await pipeline.start();
   const a = pipeline.addresses;
+  // https:// where the listener has tls (the banner says how to reach each one).
+  const otlp = findComponent(config, 'receivers', 'otlp')?.config.protocols;
+  const scheme = (tls: unknown) => (tls ? 'https' : 'http');
+  const httpScheme = scheme(otlp?.http?.tls);
+  const auditScheme = scheme(findComponent(config, 'receivers', 'k8saudit')?.config.tls);
+  const queryScheme = scheme(findComponent(config, 'extensions', 'store')?.config.tls);
   logger.info({ config: config.source, ...a }, 'kube-correlate pipeline started');
   return runUntilSignal(logger, {
     stopping: 'shutting down: draining in-flight traces into the store',
@@ -37,10 +43,10 @@ export async function runStart(opts: StartOptions): Promise<number> {
     ready: () => {
       process.stderr.write(
         `kube-correlate is running (config ${config.source})\n` +
-          (a.otlpGrpc ? `  OTLP/gRPC      ${a.otlpGrpc}\n` : '') +
-          (a.otlpHttp ? `  OTLP/HTTP      http://${a.otlpHttp}/v1/traces\n` : '') +
-          (a.auditWebhook ? `  audit webhook  http://${a.auditWebhook}/\n` : '') +
-          (a.query ? `  query API      http://${a.query}  (metrics: /metrics)\n` : '') +
+          (a.otlpGrpc ? `  OTLP/gRPC      ${a.otlpGrpc}${otlp?.grpc?.tls ? ' (TLS)' : ''}\n` : '') +
+          (a.otlpHttp ? `  OTLP/HTTP      ${httpScheme}://${a.otlpHttp}/v1/traces\n` : '') +
+          (a.auditWebhook ? `  audit webhook  ${auditScheme}://${a.auditWebhook}/\n` : '') +
+          (a.query ? `  query API      ${queryScheme}://${a.query}  (metrics: /metrics)\n` : '') +
           (a.metrics ? `  metrics        http://${a.metrics}/metrics\n` : '') +
           `Press Ctrl-C to stop.\n`,
       );

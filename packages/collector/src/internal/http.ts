@@ -1,16 +1,20 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { gunzip, inflate } from 'node:zlib';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import { PermanentError, PipelineError } from '../component/errors.js';
 import { retryAfterHeaders, statusOf, type Refusal } from '../component/status.js';
+import type { Host } from '../component/component.js';
 import { ReceiverCounters } from './receiver-counters.js';
+import type { ListenerSecurity } from './security.js';
 
 /**
  * HTTP listeners: one way to create, bind, answer on and close them, for the OTLP/HTTP receiver,
- * the audit webhook, the query API and /metrics. (TLS and authentication are to be added here,
- * from the `serverSettings` of config/schema.ts, so every listener gets them alike.)
+ * the audit webhook, the query API and /metrics. With `tls` (serverSettings, confmap/schema.ts)
+ * they serve HTTPS with the certificate reloaded on change, with `auth` every request must carry
+ * the token (security.ts): `serveHttp` is where both happen, for every HTTP listener alike.
  */
 
 const gunzipAsync = promisify(gunzip);
@@ -37,7 +41,7 @@ export abstract class HttpReceiver {
   constructor(
     /** For messages: "OTLP/HTTP", "audit webhook". */
     private readonly what: string,
-    protected readonly listener: { name: string; endpoint: string; logger: Logger; metrics: PipelineMetrics },
+    protected readonly listener: { name: string; endpoint: string; logger: Logger; metrics: PipelineMetrics; security?: ListenerSecurity | undefined },
   ) {
     this.counters = new ReceiverCounters(listener.metrics, listener.name);
   }
@@ -75,20 +79,63 @@ export abstract class HttpReceiver {
     }
   }
 
-  async start(): Promise<void> {
-    const { name, endpoint, logger } = this.listener;
-    const server = createServer((req, res) => void this.handle(req, res));
-    server.requestTimeout = 60_000;
-    this.boundAddress = await listenHttp(server, endpoint, `receiver ${name} (${this.what})`);
+  /**
+   * Listens. `host`: where the `auth.authenticator` extension is found (a receiver with `auth`
+   * needs it). A request without the token is refused 401 before anything else is looked at.
+   */
+  async start(host?: Pick<Host, 'getExtension'>): Promise<void> {
+    const { name, endpoint, logger, security } = this.listener;
+    const { server, address } = await serveHttp({
+      endpoint, security, host, what: `receiver ${name} (${this.what})`,
+      handler: (req, res) => {
+        const denied = security?.check(req.headers.authorization);
+        if (denied) return this.refuse(req, res, denied.error, { 'www-authenticate': denied.challenge });
+        void this.handle(req, res);
+      },
+    });
+    this.boundAddress = address;
     this.server = server;
-    logger.info({ receiver: name, endpoint: this.boundAddress }, `${this.what} receiver listening`);
+    logger.info({ receiver: name, endpoint: this.boundAddress, tls: !!security?.tls, auth: !!security?.authenticates }, `${this.what} receiver listening`);
   }
 
   async shutdown(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.listener.security?.stop();
     if (server) await closeHttp(server);
   }
+}
+
+/**
+ * Creates and binds an HTTP listener: HTTPS when `security` has TLS (TLS handshake refusals
+ * counted, the certificate reloaded when its files change), plain HTTP otherwise (with a warning
+ * when that is not on loopback). Loads the TLS files and finds the authenticator first (`resolve`):
+ * a missing file fails here, with a message naming its key. Requests get at most a minute.
+ */
+export async function serveHttp(opts: {
+  endpoint: string;
+  handler: RequestListener;
+  /** For messages: "receiver otlp (OTLP/HTTP)", "query API". */
+  what: string;
+  security?: ListenerSecurity | undefined;
+  host?: Pick<Host, 'getExtension'> | undefined;
+  requestTimeoutMs?: number;
+}): Promise<{ server: Server; address: string }> {
+  const { security, handler } = opts;
+  security?.resolve(opts.host);
+  let server: Server;
+  if (security?.tls) {
+    const https: HttpsServer = createHttpsServer(security.serverOptions(), handler);
+    https.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => security.onTlsClientError(err, socket));
+    server = https;
+  } else {
+    server = createServer(handler);
+  }
+  server.requestTimeout = opts.requestTimeoutMs ?? 60_000;
+  const address = await listenHttp(server, opts.endpoint, opts.what);
+  if (security?.tls) security.watch((o) => (server as HttpsServer).setSecureContext(o));
+  security?.warnIfExposed(splitEndpoint(opts.endpoint).host, opts.what);
+  return { server, address };
 }
 
 /** Listens and resolves with the bound address, or rejects with a message naming the endpoint. */

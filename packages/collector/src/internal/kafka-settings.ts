@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { KafkaClientOptions } from '@kube-correlate/kafka';
 import type { Logger } from '@kube-correlate/telemetry';
-import { duration, enabled, parseDuration } from '../confmap/schema.js';
+import { certWithKey, duration, enabled, parseDuration, tlsClientFields } from '../confmap/schema.js';
 
 /** Settings the kafka receiver and the kafka exporter share, as the OpenTelemetry Collector's kafka components name them. */
 
@@ -47,13 +47,7 @@ export const kafkaClient = z.preprocess((v) => (typeof v === 'string' ? { librar
  * value enables TLS with the system's root CAs.
  */
 export const kafkaAuth = z.strictObject({
-  tls: enabled(z.strictObject({
-    ca_file: z.string().min(1).optional(),
-    cert_file: z.string().min(1).optional(),
-    key_file: z.string().min(1).optional(),
-    insecure_skip_verify: z.boolean().default(false),
-    server_name_override: z.string().min(1).optional(),
-  }).refine((t) => (t.cert_file === undefined) === (t.key_file === undefined), { message: 'cert_file and key_file go together (a client certificate needs its key)' })),
+  tls: enabled(z.strictObject(tlsClientFields).refine(...certWithKey)),
   sasl: z.strictObject({
     mechanism: z.enum(['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'], { message: 'expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512' }),
     username: z.string().min(1),

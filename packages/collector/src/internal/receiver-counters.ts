@@ -37,6 +37,7 @@ export class ReceiverCounters {
 
 /** A bounded label set for per-item audit event reasons (webhook items, log file lines). */
 export function auditReasonLabel(reason: string): string {
+  if (/^auditID: \d+ characters, longer than/.test(reason)) return 'audit_id_too_long';
   if (/auditID/i.test(reason)) return 'missing_audit_id';
   if (/stage/i.test(reason)) return 'invalid_stage';
   if (/timestamp/i.test(reason)) return 'invalid_timestamp';

@@ -38,7 +38,7 @@ test('embedded-jaeger.yaml and kafka-jaeger.yaml export to ${env:JAEGER_OTLP_END
   assert.ok(e && e.type === 'otlp');
   assert.is(e.name, 'otlp/jaeger');
   assert.is(e.config.endpoint, 'jaeger-collector:4317');
-  assert.is(e.config.tls.insecure, true);
+  assert.is(e.config.tls?.insecure, true);
   assert.is(e.config.retry_on_failure.max_elapsed_time, '300s');
   assert.ok(correlatorOf(embedded), 'with the embedded correlator');
   assert.equal(embedded.receivers.map((r) => r.exporters), [['correlator', 'otlp/jaeger'], ['correlator', 'otlp/jaeger']]);
@@ -176,8 +176,8 @@ test('a whole ${env:...} value is read as a boolean or a number where the key wa
   assert.is(correlatorOf(c)?.max_traces_in_flight, 100);
   const jaeger = loadConfigFile(configDir + 'embedded-jaeger.yaml', { JAEGER_OTLP_ENDPOINT: 'j:4317', JAEGER_OTLP_INSECURE: 'false' });
   const e = findComponent(jaeger, 'exporters', 'otlp');
-  assert.is(e?.config.tls.insecure, false);
-  assert.is(findComponent(loadConfigFile(configDir + 'embedded-jaeger.yaml', { JAEGER_OTLP_ENDPOINT: 'j:4317' }), 'exporters', 'otlp')?.config.tls.insecure, true);
+  assert.is(e?.config.tls?.insecure, false);
+  assert.is(findComponent(loadConfigFile(configDir + 'embedded-jaeger.yaml', { JAEGER_OTLP_ENDPOINT: 'j:4317' }), 'exporters', 'otlp')?.config.tls?.insecure, true);
   assert.throws(() => parseConfig(yaml, 'c.yaml', { MIB: '{ a: 1 }' }), /c\.yaml: receivers\.otlp\.protocols\.grpc\.max_recv_msg_size_mib: Invalid input: expected number, received string/);
   assert.throws(() => parseConfig(yaml, 'c.yaml', { MIB: '16', TRACES: 'many' }), /exporters\.correlator\.max_traces_in_flight: Invalid input: expected number, received string/);
   // A string key keeps the text, also when it looks like a number.

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
+import { createSecureContext } from 'node:tls';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
@@ -27,6 +28,14 @@ export interface OtlpClientOptions {
   endpoint: string;
   /** Extra HTTP headers or gRPC metadata (keys ending in "-bin" take base64 values). */
   headers?: Record<string, string>;
+  /**
+   * For an https:// endpoint (TLS): the CAs to trust (default: Node's roots), a client certificate
+   * and key (mutual TLS), the name the server certificate must carry instead of the endpoint's host,
+   * and no verification at all (tests only: anyone on the path could read and change the data).
+   */
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string; insecureSkipVerify?: boolean };
+  /** The `authorization` to send with each attempt (an authenticator extension; a token file may change between attempts). */
+  authorization?: () => string;
   /** Deadline of one attempt (connect, send, response), ms. */
   timeoutMs: number;
   /**
@@ -80,12 +89,20 @@ export class OtlpClient {
         'grpc.primary_user_agent': USER_AGENT,
       };
       if (opts.compression === 'gzip') channelOptions['grpc.default_compression_algorithm'] = grpc.compressionAlgorithms.gzip;
+      if (tls && opts.tls?.serverName) channelOptions['grpc.ssl_target_name_override'] = opts.tls.serverName;
       this.metadata = new grpc.Metadata();
       for (const [k, v] of Object.entries(headers)) {
         const key = k.toLowerCase();
         this.metadata.set(key, key.endsWith('-bin') ? Buffer.from(v, 'base64') : v);
       }
-      this.grpcClient = new grpc.Client(target, tls ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(), channelOptions);
+      const t = opts.tls ?? {};
+      const credentials = tls
+        ? grpc.credentials.createFromSecureContext(
+          createSecureContext({ minVersion: 'TLSv1.2', ...(t.ca ? { ca: t.ca } : {}), ...(t.cert ? { cert: t.cert } : {}), ...(t.key ? { key: t.key } : {}) }),
+          t.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : {},
+        )
+        : grpc.credentials.createInsecure();
+      this.grpcClient = new grpc.Client(target, credentials, channelOptions);
     } else {
       const base = /^https?:\/\//i.test(opts.endpoint) ? opts.endpoint : `http://${opts.endpoint}`;
       let url: URL;
@@ -100,7 +117,15 @@ export class OtlpClient {
         http.validateHeaderValue(k, v);
       }
       this.url = url;
-      this.agent = new (url.protocol === 'https:' ? https.Agent : http.Agent)({ keepAlive: true });
+      const t = opts.tls ?? {};
+      this.agent = url.protocol === 'https:'
+        ? new https.Agent({
+          keepAlive: true, minVersion: 'TLSv1.2',
+          ...(t.ca ? { ca: t.ca } : {}), ...(t.cert ? { cert: t.cert } : {}), ...(t.key ? { key: t.key } : {}),
+          ...(t.serverName ? { servername: t.serverName } : {}),
+          ...(t.insecureSkipVerify ? { rejectUnauthorized: false } : {}),
+        })
+        : new http.Agent({ keepAlive: true });
     }
   }
 
@@ -180,7 +205,9 @@ export class OtlpClient {
   private grpcAttempt(payload: Buffer): Promise<Uint8Array> {
     const client = this.grpcClient!;
     return new Promise((resolve, reject) => {
-      const call = client.makeUnaryRequest(EXPORT_PATH, passthrough, passthrough, payload, this.metadata!.clone(), { deadline: Date.now() + this.opts.timeoutMs }, (err, value) => {
+      const metadata = this.metadata!.clone();
+      if (this.opts.authorization) metadata.set('authorization', this.opts.authorization());
+      const call = client.makeUnaryRequest(EXPORT_PATH, passthrough, passthrough, payload, metadata, { deadline: Date.now() + this.opts.timeoutMs }, (err, value) => {
         this.inflight.delete(cancel);
         if (this.closed) reject(shutdownError(0));
         else if (err) reject(grpcError(err));
@@ -198,6 +225,7 @@ export class OtlpClient {
     const url = this.url!;
     const headers: http.OutgoingHttpHeaders = { 'user-agent': USER_AGENT };
     for (const [k, v] of Object.entries(this.opts.headers ?? {})) headers[k.toLowerCase()] = v;
+    if (this.opts.authorization) headers['authorization'] = this.opts.authorization();
     headers['content-type'] = 'application/x-protobuf';
     headers['content-length'] = payload.length;
     if (this.opts.compression === 'gzip') headers['content-encoding'] = 'gzip';

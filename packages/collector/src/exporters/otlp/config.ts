@@ -1,8 +1,7 @@
 import { z } from 'zod';
-import { duration, parseDuration, positiveInt } from '../../confmap/schema.js';
+import { authSettings, certWithKey, duration, parseDuration, positiveInt, tlsClientFields } from '../../confmap/schema.js';
 
 export const OTLP_EXPORTER_DEFAULTS = {
-  insecure: true,
   compression: 'none',
   timeout: '10s',
   retry: { enabled: true, initialInterval: '1s', maxInterval: '30s', maxElapsedTime: '300s', multiplier: 1.5, randomizationFactor: 0.5 },
@@ -31,8 +30,19 @@ const retryOnFailure = z.strictObject({
   max_elapsed_time: D.retry.maxElapsedTime, multiplier: D.retry.multiplier, randomization_factor: D.retry.randomizationFactor,
 });
 
+/**
+ * `tls`, as the OpenTelemetry Collector's configtls client settings: `insecure` (plaintext) and
+ * the client keys shared with the kafka components (confmap/schema.ts). `insecure` has no default
+ * of its own: unset, the connection is plaintext unless another `tls` key is set or the endpoint
+ * says https:// (otlpTls below).
+ */
+const tlsClient = z.strictObject({ insecure: z.boolean().optional(), ...tlsClientFields }).refine(...certWithKey);
+
 /** Settings shared by `otlp` (gRPC) and `otlphttp`: what the store holds, exported to an OTLP backend such as Jaeger. */
 const common = {
+  tls: tlsClient.optional(),
+  /** An authenticator extension whose token goes with every export (bearertokenauth). */
+  auth: authSettings.optional(),
   headers: z.record(z.string(), z.string()).default({}),
   compression: z.enum(['none', 'gzip']).default(D.compression),
   /** Deadline of one send attempt. */
@@ -73,20 +83,52 @@ const common = {
   }),
 };
 
+type TlsClient = z.output<typeof tlsClient>;
+/** The tls keys that mean "use TLS". */
+const TLS_KEYS = ['ca_file', 'cert_file', 'key_file', 'server_name_override', 'insecure_skip_verify'] as const;
+const tlsKeysSet = (t: TlsClient | undefined) => TLS_KEYS.filter((k) => t !== undefined && t[k] !== undefined && t[k] !== false);
+
+/**
+ * Whether an exporter speaks TLS, from its endpoint and `tls`: https:// or `insecure: false` or any
+ * other tls key means TLS; http://, `insecure: true` or nothing set means plaintext (the default,
+ * for a backend in the cluster on a trusted network; anything else should use TLS).
+ */
+export function usesTls(endpoint: string, tls: TlsClient | undefined): boolean {
+  if (/^https:\/\//i.test(endpoint)) return true;
+  if (/^http:\/\//i.test(endpoint)) return false;
+  if (tls?.insecure !== undefined) return !tls.insecure;
+  return tlsKeysSet(tls).length > 0;
+}
+
+/** Settings that contradict each other: an endpoint's scheme and `tls.insecure`, or TLS keys that would be ignored. */
+function consistentTls(c: { endpoint: string; tls?: TlsClient | undefined }, ctx: z.RefinementCtx): void {
+  const scheme = /^(https?):\/\//i.exec(c.endpoint)?.[1]?.toLowerCase();
+  const set = tlsKeysSet(c.tls);
+  if (scheme === 'https' && c.tls?.insecure === true) {
+    ctx.addIssue({ code: 'custom', path: ['tls', 'insecure'], message: 'insecure: true contradicts the https:// endpoint (drop one of them)' });
+  }
+  if (scheme === 'http' && c.tls?.insecure === false) {
+    ctx.addIssue({ code: 'custom', path: ['tls', 'insecure'], message: 'insecure: false asks for TLS but the endpoint says http:// (use https://)' });
+  }
+  const plaintext = scheme === 'http' || c.tls?.insecure === true;
+  if (plaintext) {
+    for (const k of set) ctx.addIssue({ code: 'custom', path: ['tls', k], message: `has no effect on a plaintext connection (${scheme === 'http' ? 'the endpoint says http://: use https://' : 'tls.insecure is true'})` });
+  }
+}
+
 /** `exporters.otlp[/name]`: OTLP/gRPC. */
 export const otlpExporterConfig = z.strictObject({
   /** host:port, or http(s)://host:port (https: TLS). */
   endpoint: z.string().regex(/^(https?:\/\/)?(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):\d{1,5}\/?$/, 'expected host:port or http(s)://host:port, e.g. "jaeger-collector:4317"'),
-  tls: z.strictObject({ insecure: z.boolean().default(D.insecure) }).default({ insecure: D.insecure }),
   ...common,
-});
+}).superRefine(consistentTls);
 
 /** `exporters.otlphttp[/name]`: OTLP/HTTP, protobuf. */
 export const otlphttpExporterConfig = z.strictObject({
   /** Base URL; traces go to <endpoint>/v1/traces. */
   endpoint: z.string().regex(/^https?:\/\/[^\s/]+(\/\S*)?$/, 'expected a URL such as "http://jaeger-collector:4318"'),
   ...common,
-});
+}).superRefine(consistentTls);
 
 export type OtlpExporterConfig = z.output<typeof otlpExporterConfig>;
 export type OtlpHttpExporterConfig = z.output<typeof otlphttpExporterConfig>;

@@ -1,11 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { exporterFactory, type ComponentUse, type CreateSettings, type ServiceView } from '../../component/factory.js';
 import type { z } from 'zod';
 import type { Component } from '../../component/component.js';
 import type { ConfigProblem } from '../../confmap/problems.js';
 import { parseDuration } from '../../confmap/schema.js';
+import { isClientAuthenticator } from '../../extensions/bearertokenauth/extension.js';
+import { authenticatorProblems } from '../../extensions/bearertokenauth/factory.js';
 import { storeExtensionOf } from '../../extensions/store/extension.js';
-import { OtlpClient } from './client.js';
-import { otlpExporterConfig, otlphttpExporterConfig, type OtlpExporterConfig, type OtlpHttpExporterConfig } from './config.js';
+import { OtlpClient, type OtlpClientOptions } from './client.js';
+import { otlpExporterConfig, otlphttpExporterConfig, usesTls, type OtlpExporterConfig, type OtlpHttpExporterConfig } from './config.js';
 import { OtlpTraceExporter } from './exporter.js';
 
 /**
@@ -23,14 +26,23 @@ function create(protocol: 'grpc' | 'http', { id, metrics, logger, host }: Create
     objectSetWindowMs: parseDuration(c.object_sets.window),
     onQueued: () => exporter?.notify(),
   });
-  // `tls.insecure: false` with a bare host:port means TLS with the system roots.
-  const endpoint = 'tls' in c && !c.tls.insecure && !/^https?:\/\//.test(c.endpoint) ? `https://${c.endpoint}` : c.endpoint;
+  // TLS with a bare host:port (`tls.insecure: false`, or another tls key): https://.
+  const tls = usesTls(c.endpoint, c.tls);
+  const endpoint = tls && !/^https?:\/\//.test(c.endpoint) ? `https://${c.endpoint}` : c.endpoint;
   return {
-    async start() {
+    async start(host) {
+      let authorization: (() => string) | undefined;
+      if (c.auth) {
+        const ext = host.getExtension(c.auth.authenticator);
+        if (!isClientAuthenticator(ext)) throw new Error(`exporters.${id}.auth.authenticator: "${c.auth.authenticator}" is not a running bearertokenauth extension (list it in service.extensions)`);
+        authorization = () => ext.authorization();
+      }
       const client = new OtlpClient({
         protocol,
         endpoint,
         headers: c.headers,
+        ...(tls ? { tls: clientTls(id, c.tls) } : {}),
+        ...(authorization ? { authorization } : {}),
         compression: c.compression,
         timeoutMs: parseDuration(c.timeout),
         retry: {
@@ -56,7 +68,7 @@ function create(protocol: 'grpc' | 'http', { id, metrics, logger, host }: Create
         waitForAuditMs: parseDuration(c.wait_for_audit),
       });
       await exporter.start();
-      logger.info({ exporter: id, endpoint: c.endpoint }, 'exporting correlated traces over OTLP');
+      logger.info({ exporter: id, endpoint: c.endpoint, tls, auth: !!authorization }, 'exporting correlated traces over OTLP');
     },
     async shutdown() {
       if (!exporter) return;
@@ -66,9 +78,34 @@ function create(protocol: 'grpc' | 'http', { id, metrics, logger, host }: Create
   };
 }
 
-/** At most one of them (they would share the queue), and after a component that writes the store. */
+/** The PEM files of `tls`, read at start (a missing file fails it, naming the key). */
+function clientTls(id: string, t: OtlpExporterConfig['tls']): NonNullable<OtlpClientOptions['tls']> {
+  const read = (key: string, file: string | undefined): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new Error(`exporters.${id}.tls.${key}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    }
+  };
+  const ca = read('ca_file', t?.ca_file);
+  const cert = read('cert_file', t?.cert_file);
+  const key = read('key_file', t?.key_file);
+  return {
+    ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}),
+    ...(t?.server_name_override ? { serverName: t.server_name_override } : {}),
+    insecureSkipVerify: t?.insecure_skip_verify ?? false,
+  };
+}
+
+/** At most one of them (they would share the queue), after a component that writes the store, and an authenticator that is there. */
 function checkService(self: ComponentUse, service: ServiceView): ConfigProblem[] {
   if (self.pipelines.length === 0) return [];
+  const auth = authenticatorProblems(self, service, `exporters.${self.id}.auth`, (self.config as OtlpExporterConfig).auth?.authenticator);
+  return [...auth, ...senderProblems(self, service)];
+}
+
+function senderProblems(self: ComponentUse, service: ServiceView): ConfigProblem[] {
   const senders = service.used('exporter').filter((e) => e.type === 'otlp' || e.type === 'otlphttp');
   if (senders[0]!.id !== self.id) {
     return senders[1]!.id === self.id ? [{ path: `exporters.${self.id}`, message: 'only one otlp/otlphttp exporter may be used (they share the store\'s export queue)' }] : [];
@@ -79,7 +116,7 @@ function checkService(self: ComponentUse, service: ServiceView): ConfigProblem[]
   return [];
 }
 
-/** One of the two: same keys (otlp adds `tls`), same behaviour, another transport. */
+/** One of the two: same keys, same behaviour, another transport. */
 function senderFactory<T extends string, C extends OtlpExporterConfig | OtlpHttpExporterConfig>(type: T, protocol: 'grpc' | 'http', config: z.ZodType<C>) {
   return exporterFactory({
     kind: 'exporter',

@@ -1,9 +1,10 @@
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
-import { createQueryApi, StoreMaintenance, TraceStore } from '@kube-correlate/store';
+import { queryApiHandler, StoreMaintenance, TraceStore } from '@kube-correlate/store';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { Component, Host } from '../../component/component.js';
-import { closeHttp, listenHttp } from '../../internal/http.js';
+import { closeHttp, serveHttp } from '../../internal/http.js';
+import { ListenerSecurity } from '../../internal/security.js';
 import { parseDuration, parseSize } from '../../confmap/schema.js';
 import type { StoreExtensionConfig } from './config.js';
 
@@ -35,8 +36,11 @@ export class StoreExtension implements Component {
   private traceStore: TraceStore | undefined;
   private queryServer: Server | undefined;
   private maintenanceRunner: StoreMaintenance | undefined;
+  private readonly security: ListenerSecurity;
 
-  constructor(private readonly opts: StoreExtensionOptions) {}
+  constructor(private readonly opts: StoreExtensionOptions) {
+    this.security = new ListenerSecurity({ path: `extensions.${opts.id}`, settings: opts.config, metrics: opts.metrics, logger: opts.logger.child({ component: 'query' }) });
+  }
 
   /** Keep an export queue in the store, filled in the same transaction as the data. Before `start`. */
   useExportQueue(reader: ExportQueueReader): void {
@@ -71,16 +75,24 @@ export class StoreExtension implements Component {
       maxAgeMs: parseDuration(config.retention), ...(maxSize > 0 ? { maxSizeBytes: maxSize } : {}),
     });
     this.maintenanceRunner.start();
-    this.queryServer = createQueryApi({
+    const security = this.security;
+    const handler = queryApiHandler({
       store: this.traceStore, metrics, logger: logger.child({ component: 'query' }),
+      ...(security.authenticates ? {
+        authorize: (req) => {
+          const denied = security.check(req.headers.authorization);
+          return denied ? { message: denied.error.message, headers: { 'www-authenticate': denied.challenge } } : undefined;
+        },
+      } : {}),
       receivers: () => {
         const a = host.addresses();
         return { otlpGrpc: a['otlpGrpc'], otlpHttp: a['otlpHttp'], auditWebhook: a['auditWebhook'] };
       },
     });
-    const address = await listenHttp(this.queryServer, config.endpoint, 'query API');
+    const { server, address } = await serveHttp({ endpoint: config.endpoint, handler, what: 'query API', security, host });
+    this.queryServer = server;
     host.reportAddress('query', address);
-    logger.info({ endpoint: address }, 'query API and /metrics listening');
+    logger.info({ endpoint: address, tls: !!security.tls, auth: security.authenticates }, 'query API and /metrics listening');
   }
 
   /** Retention (started with the store): a full store asks it to run at once. */
@@ -89,6 +101,7 @@ export class StoreExtension implements Component {
   }
 
   async shutdown(): Promise<void> {
+    this.security.stop();
     if (this.queryServer) await closeHttp(this.queryServer, 1000);
     this.maintenanceRunner?.stop();
     this.traceStore?.close();

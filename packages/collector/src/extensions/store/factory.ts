@@ -1,6 +1,7 @@
 import { extensionFactory, type ComponentUse, type ServiceView } from '../../component/factory.js';
 import type { ConfigProblem } from '../../confmap/problems.js';
-import { storeExtensionConfig } from './config.js';
+import { authenticatorProblems } from '../bearertokenauth/factory.js';
+import { storeExtensionConfig, type StoreExtensionConfig } from './config.js';
 import { StoreExtension } from './extension.js';
 
 /** `extensions.store`: the embedded store and the query API (see README.md). */
@@ -13,9 +14,12 @@ export const storeExtensionFactory = extensionFactory({
   },
   checkService(self, service) {
     const enabled = service.used('extension').filter((e) => e.type === 'store');
-    return enabled.length > 1 && enabled[1]!.id === self.id
-      ? [{ path: 'service.extensions', message: `only one store extension may be listed (${enabled.map((e) => e.id).join(', ')})` }]
-      : [];
+    return [
+      ...(enabled.length > 1 && enabled[1]!.id === self.id
+        ? [{ path: 'service.extensions', message: `only one store extension may be listed (${enabled.map((e) => e.id).join(', ')})` }]
+        : []),
+      ...authenticatorProblems(self, service, `extensions.${self.id}.auth`, (self.config as StoreExtensionConfig).auth?.authenticator),
+    ];
   },
 });
 

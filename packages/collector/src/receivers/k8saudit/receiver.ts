@@ -4,6 +4,7 @@ import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { AuditConsumer } from '../../component/component.js';
 import { PermanentError } from '../../component/errors.js';
 import type { Refusal } from '../../component/status.js';
+import type { ListenerSecurity } from '../../internal/security.js';
 import { answer, HttpReceiver, mediaType, parseJson } from '../../internal/http.js';
 import { auditReasonLabel } from '../../internal/receiver-counters.js';
 
@@ -14,6 +15,8 @@ export interface K8sAuditReceiverOptions {
   consumer: AuditConsumer;
   metrics: PipelineMetrics;
   logger: Logger;
+  /** `tls` and `auth` of the listener. */
+  security?: ListenerSecurity | undefined;
 }
 
 const MAX_REASONS = 5;

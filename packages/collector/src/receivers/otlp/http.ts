@@ -5,6 +5,7 @@ import type { SpanConsumer } from '../../component/component.js';
 import { PermanentError } from '../../component/errors.js';
 import type { Refusal } from '../../component/status.js';
 import { HttpReceiver, mediaType, parseJson } from '../../internal/http.js';
+import type { ListenerSecurity } from '../../internal/security.js';
 import { ingestDecoded } from './ingest.js';
 
 export interface OtlpHttpReceiverOptions {
@@ -15,6 +16,8 @@ export interface OtlpHttpReceiverOptions {
   consumer: SpanConsumer;
   metrics: PipelineMetrics;
   logger: Logger;
+  /** `tls` and `auth` of the listener. */
+  security?: ListenerSecurity | undefined;
 }
 
 /**
