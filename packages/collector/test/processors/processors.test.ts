@@ -2,7 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LAST_APPLIED_ANNOTATION, REDACTED, type AuditEvent } from '@kube-correlate/audit';
 import type { Span } from '@kube-correlate/otlp';
-import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
+import { Writable } from 'node:stream';
+import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { parseConfig, RetryableError, type Component, type CreateSettings, type Downstream } from '../../src/index.js';
 import { statusOf, retryAfterHeaders } from '../../src/component/status.js';
 import { k8sauditRedactionFactory } from '../../src/processors/k8saudit_redaction/factory.js';
@@ -169,6 +170,34 @@ test('memory_limiter: above the soft limit it refuses retryably (UNAVAILABLE / 5
   } finally {
     process.memoryUsage.rss = real;
     await p.shutdown();
+  }
+});
+
+test('memory_limiter: one limiter per component id, shared by the pipelines that list it (one timer, one log line), until the last stops', async () => {
+  const MiB = 1024 * 1024;
+  const real = process.memoryUsage.rss;
+  let rss = 10 * MiB;
+  process.memoryUsage.rss = () => rss;
+  const lines: string[] = [];
+  const logger = createLogger({ level: 'info', destination: new Writable({ write(chunk: Buffer, _e, cb) { lines.push(chunk.toString()); cb(); } }) });
+  const metrics = new PipelineMetrics();
+  const config = parseConfig(yaml('  memory_limiter: { check_interval: 20ms, limit_mib: 100 }', 'memory_limiter', 'memory_limiter'), 'p.yaml', {}).processors.find((p) => p.type === 'memory_limiter')!.config;
+  const host = { getExtension: () => undefined, reportAddress: () => undefined };
+  const [a, b] = [0, 1].map(() => memoryLimiterFactory.create({ ...settings(metrics), id: 'memory_limiter', logger }, config as never, sink().next) as unknown as Consumers);
+  try {
+    await a!.start(host);
+    await b!.start(host);
+    rss = 90 * MiB;
+    await new Promise((r) => setTimeout(r, 100));
+    await a!.shutdown();
+    rss = 95 * MiB;
+    await new Promise((r) => setTimeout(r, 100));
+    await b!.consumeSpans([]).then(() => assert.unreachable('refused'), (e: unknown) => assert.match((e as Error).message, /95 MiB/));
+    assert.is(lines.filter((l) => l.includes('memory limiter started')).length, 1, 'started once');
+    assert.is(lines.filter((l) => l.includes('memory usage above the soft limit')).length, 1, 'one line per crossing');
+  } finally {
+    process.memoryUsage.rss = real;
+    await b!.shutdown();
   }
 });
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import type { AuditEvent } from '@kube-correlate/audit';
 import type { Span } from '@kube-correlate/otlp';
-import { MemoryLimiter } from '@kube-correlate/telemetry';
+import { MemoryLimiter, type PipelineMetrics } from '@kube-correlate/telemetry';
 import { RetryableError } from '../../component/errors.js';
 import { processorFactory } from '../../component/factory.js';
 import { parseDuration } from '../../confmap/schema.js';
@@ -32,6 +32,13 @@ function limits(c: MemoryLimiterConfig): { limitBytes: number; spikeBytes?: numb
 }
 
 /**
+ * One limiter per `memory_limiter[/name]` of a process's pipelines, shared by every pipeline that
+ * lists it (as in the OpenTelemetry Collector): one timer, one log line per crossing. Keyed by the
+ * metrics too, so that two pipelines built in one process (tests) do not share.
+ */
+const shared = new WeakMap<PipelineMetrics, Map<string, { limiter: MemoryLimiter; started: number }>>();
+
+/**
  * `processors.memory_limiter` (see README.md): above its soft limit (limit - spike) of resident
  * memory, spans and audit events are refused with a retryable status (gRPC UNAVAILABLE, HTTP 503 +
  * Retry-After) until usage drops; list it first in each pipeline, as in the OpenTelemetry Collector.
@@ -43,21 +50,34 @@ export const memoryLimiterFactory = processorFactory({
   takes: ['spans', 'audit_events'],
   emits: 'same',
   config: memoryLimiterConfig,
-  create({ metrics, logger }, config, next) {
-    const log = logger.child({ component: 'memory_limiter' });
+  create({ id, metrics, logger }, config, next) {
+    const log = logger.child({ component: 'processor', processor: id });
     const lim = limits(config);
-    const limiter = new MemoryLimiter({ checkIntervalMs: parseDuration(config.check_interval), ...lim, metrics, logger: log });
+    let byId = shared.get(metrics);
+    if (!byId) shared.set(metrics, (byId = new Map()));
+    let entry = byId.get(id);
+    if (!entry) byId.set(id, (entry = { limiter: new MemoryLimiter({ checkIntervalMs: parseDuration(config.check_interval), ...lim, metrics, logger: log }), started: 0 }));
+    const { limiter } = entry;
+    const own = entry;
+    let running = false;
     const refuse = () => {
       const why = limiter.refusing();
       if (why) throw new RetryableError(`memory limit: ${why}`, parseDuration(config.check_interval) * 2, { reason: 'memory_limit' });
     };
     return {
       async start() {
-        limiter.start();
+        if (running) return;
+        running = true;
+        if (own.started++ > 0) return;
         log.info({ limitMiB: Math.round(lim.limitBytes / MiB), softLimitMiB: Math.round(limiter.softLimitBytes / MiB), checkInterval: config.check_interval }, 'memory limiter started: receivers refuse (retryable) above the soft limit');
+        limiter.start();
       },
       async shutdown() {
+        if (!running) return;
+        running = false;
+        if (--own.started > 0) return;
         limiter.stop();
+        byId.delete(id);
       },
       async consumeSpans(spans: Span[]) {
         refuse();
