@@ -54,7 +54,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const doc = parseDocument(text);
   if (doc.errors.length) throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })));
   const { value, wholeReferences, problems } = substituteEnvTree(doc.toJS() ?? {}, env);
-  if (registry.get('processor', K8SAUDIT_REDACTION)) alwaysRedact(value);
+  const inserted = registry.get('processor', K8SAUDIT_REDACTION) ? alwaysRedact(value) : new Map<string, number>();
   const unset = new Set(problems.map((p) => p.path));
   const check: Check = (schema, v, at) => {
     const r = validate(schema, v, at, wholeReferences);
@@ -89,7 +89,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     used: (kind) => uses.filter((c) => c.kind === kind && isUsed(c)),
   };
   for (const c of uses) problems.push(...(c.factory.checkService?.(c, view) ?? []));
-  if (problems.length) throw new ConfigError(source, problems);
+  if (problems.length) throw new ConfigError(source, problems.map((p) => asWritten(p, inserted)));
 
   const entry = (c: ComponentUse) => ({ type: c.type, name: c.id, config: c.config });
   const exportersOf = (receiver: string) => [...new Set(pipelines.filter((p) => p.receivers.includes(receiver)).flatMap((p) => p.exporters))];
@@ -111,11 +111,12 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
  * memory_limiter), and defines it (defaults) when the config does not. Every `logs` pipeline carries
  * audit events (its receivers are k8saudit or auditlog), so nothing reaches an exporter unredacted.
  */
-function alwaysRedact(value: unknown): void {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return;
+function alwaysRedact(value: unknown): Map<string, number> {
+  const inserted = new Map<string, number>();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return inserted;
   const root = value as Record<string, unknown>;
   const pipelines = (root['service'] as { pipelines?: unknown } | undefined)?.pipelines;
-  if (pipelines === null || typeof pipelines !== 'object') return;
+  if (pipelines === null || typeof pipelines !== 'object') return inserted;
   let used = false;
   for (const [id, p] of Object.entries(pipelines as Record<string, unknown>)) {
     if (id.split('/')[0] !== 'logs' || p === null || typeof p !== 'object') continue;
@@ -128,13 +129,27 @@ function alwaysRedact(value: unknown): void {
       let at = 0;
       while (at < list.length && typeOf(list[at]) === 'memory_limiter') at++;
       pipe.processors = [...list.slice(0, at), K8SAUDIT_REDACTION, ...list.slice(at)];
+      inserted.set(id, at);
     }
     used = true;
   }
-  if (!used) return;
+  if (!used) return inserted;
   const processors = root['processors'];
   if (processors === undefined || processors === null) root['processors'] = { [K8SAUDIT_REDACTION]: null };
   else if (typeof processors === 'object' && !Array.isArray(processors) && !(K8SAUDIT_REDACTION in processors)) (processors as Record<string, unknown>)[K8SAUDIT_REDACTION] = null;
+  return inserted;
+}
+
+/** A problem's path as the user wrote the config: a pipeline's processors[i] after the inserted k8saudit_redaction is [i - 1]. */
+function asWritten(p: ConfigProblem, inserted: ReadonlyMap<string, number>): ConfigProblem {
+  for (const [id, at] of inserted) {
+    const prefix = `service.pipelines.${id}.processors[`;
+    if (!p.path.startsWith(prefix)) continue;
+    const m = /^(\d+)\]/.exec(p.path.slice(prefix.length));
+    if (!m || Number(m[1]) <= at) continue;
+    return { ...p, path: `${prefix}${Number(m[1]) - 1}${p.path.slice(prefix.length + m[1]!.length)}` };
+  }
+  return p;
 }
 
 type Check = <T>(schema: z.ZodType<T>, value: unknown, at: string) => T | undefined;

@@ -50,6 +50,14 @@ test('k8saudit_redaction is put first in every logs pipeline that does not list 
   assert.equal([cfg.default_rules, cfg.rules.map((r) => [r.resource, r.paths])], [false, [['databases', ['spec.password']]]]);
 });
 
+test('k8saudit_redaction: problems in a logs pipeline\'s processors name them as written, not as shifted by the inserted one', () => {
+  assert.throws(() => parseConfig(yaml('', '', 'nope'), 'p.yaml', {}), /p\.yaml: service\.pipelines\.logs\.processors\[0\]: processor "nope" is not defined under processors/);
+  assert.throws(
+    () => parseConfig(yaml('  memory_limiter: { limit_mib: 100 }', '', 'memory_limiter, nope').replace('    logs:', '    logs/audit:'), 'p.yaml', {}),
+    /service\.pipelines\.logs\/audit\.processors\[1\]: processor "nope" is not defined/,
+  );
+});
+
 test('k8saudit_redaction: bad rules are config errors naming the rule and the character', () => {
   assert.throws(() => parseConfig(yaml('  k8saudit_redaction: { rules: [{ resource: x, paths: ["spec..x"] }] }'), 'p.yaml', {}), /p\.yaml: processors\.k8saudit_redaction\.rules\[0\]\.paths\[0\]: path "spec\.\.x": empty key at character 6/);
   assert.throws(() => parseConfig(yaml('  k8saudit_redaction: { rules: [{ paths: [a] }] }'), 'p.yaml', {}), /processors\.k8saudit_redaction\.rules\[0\]\.resource/);
