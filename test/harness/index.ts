@@ -46,8 +46,15 @@ export interface TestPipeline {
   stop(): Promise<void>;
 }
 
+/** `processors:` of the test pipeline (YAML lines under it, indented two spaces) and what each pipeline lists. */
+export interface PipelineProcessors {
+  yaml: string;
+  traces?: string[];
+  logs?: string[];
+}
+
 /** The embedded pipeline in this process, on OS-chosen loopback ports, with a fresh store. */
-export async function startPipeline(opts: { logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string; apiSpec?: string; otlp?: { endpoint: string; protocol?: 'grpc' | 'http'; flushInterval?: string; retryInterval?: string; maxElapsed?: string; objsetSettle?: string; waitForOwners?: string; waitForAudit?: string; objsetWindow?: string; objsetMaxSpans?: number } } = {}): Promise<TestPipeline> {
+export async function startPipeline(opts: { processors?: PipelineProcessors; logs?: string[]; settleAfter?: string; pendingAuditTtl?: string; grpcMaxMiB?: number; httpMaxBytes?: number; auditMaxBytes?: number; auditLog?: string[]; followAuditLog?: boolean; dataDir?: string; apiSpec?: string; otlp?: { endpoint: string; protocol?: 'grpc' | 'http'; flushInterval?: string; retryInterval?: string; maxElapsed?: string; objsetSettle?: string; waitForOwners?: string; waitForAudit?: string; objsetWindow?: string; objsetMaxSpans?: number } } = {}): Promise<TestPipeline> {
   const tmp = opts.dataDir ? undefined : tempDir();
   const dataDir = opts.dataDir ?? tmp!.dir;
   const o = opts.otlp;
@@ -63,6 +70,7 @@ receivers:
       http: { endpoint: "127.0.0.1:0", max_request_body_size: ${opts.httpMaxBytes ?? 20 * 1024 * 1024} }
   k8saudit: { endpoint: "127.0.0.1:0", max_request_body_size: ${opts.auditMaxBytes ?? 64 * 1024 * 1024} }
 ${opts.auditLog ? `  auditlog: { include: ${JSON.stringify(opts.auditLog)}, follow: ${opts.followAuditLog ?? false}, poll_interval: 50ms }` : ''}
+${opts.processors ? `processors:\n${opts.processors.yaml}` : ''}
 exporters:
   correlator: { settle_after: "${opts.settleAfter ?? '200ms'}", pending_audit_ttl: "${opts.pendingAuditTtl ?? '30s'}"${opts.apiSpec ? `, api_spec: ${JSON.stringify(opts.apiSpec)}` : ''} }
 ${otlpExporter ? `  ${otlpExporter}` : ''}
@@ -71,8 +79,8 @@ extensions:
 service:
   extensions: [store]
   pipelines:
-    traces: { receivers: [otlp], exporters: [correlator${otlpName ? `, ${otlpName}` : ''}] }
-    logs: { receivers: [k8saudit${opts.auditLog ? ', auditlog' : ''}], exporters: [correlator${otlpName ? `, ${otlpName}` : ''}] }
+    traces: { receivers: [otlp], processors: ${JSON.stringify(opts.processors?.traces ?? [])}, exporters: [correlator${otlpName ? `, ${otlpName}` : ''}] }
+    logs: { receivers: [k8saudit${opts.auditLog ? ', auditlog' : ''}], processors: ${JSON.stringify(opts.processors?.logs ?? [])}, exporters: [correlator${otlpName ? `, ${otlpName}` : ''}] }
 `;
   const metrics = new PipelineMetrics();
   const logger = opts.logs ? createLogger({ level: 'info', destination: new Writable({ write(chunk: Buffer, _enc, cb) { opts.logs!.push(chunk.toString()); cb(); } }) }) : silentLogger();

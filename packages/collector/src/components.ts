@@ -6,6 +6,8 @@ import { storeExporterFactory } from './exporters/store/factory.js';
 import { bearerTokenAuthExtensionFactory } from './extensions/bearertokenauth/factory.js';
 import { storeExtensionFactory } from './extensions/store/factory.js';
 import { correlatorProcessorFactory } from './processors/correlator/factory.js';
+import { k8sauditRedactionFactory } from './processors/k8saudit_redaction/factory.js';
+import { memoryLimiterFactory } from './processors/memory_limiter/factory.js';
 import { auditlogReceiverFactory } from './receivers/auditlog/factory.js';
 import { k8sauditReceiverFactory } from './receivers/k8saudit/factory.js';
 import { kafkaReceiverFactory } from './receivers/kafka/factory.js';
@@ -20,6 +22,8 @@ export const BUILTIN_FACTORIES = [
   k8sauditReceiverFactory,
   auditlogReceiverFactory,
   kafkaReceiverFactory,
+  memoryLimiterFactory,
+  k8sauditRedactionFactory,
   correlatorProcessorFactory,
   correlatorExporterFactory,
   kafkaExporterFactory,

@@ -1,6 +1,6 @@
 import { describeRequests, type DescribeRequest } from './api-attributes.js';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
-import { auditIDForSpans, validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
+import { auditIDForSpans, DEFAULT_RULES, redactAuditEvent, validateAuditEvent, type AuditEvent, type RedactionRules } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
@@ -72,6 +72,13 @@ export interface KafkaCorrelatorOptions {
   logger?: Logger;
   /** Names each audit request's API operation: adds k8s.api.operation_id / k8s.api.stability to its route span. */
   describeRequest?: DescribeRequest;
+  /**
+   * Applied to every audit event read from the audit topic (and from kc_audit_by_trace) before it is
+   * held, forwarded or written out: the collector redacts before producing, this covers whatever
+   * else produced to the topic. Default: the default rules (Secret data/stringData, TokenReview and
+   * TokenRequest tokens).
+   */
+  redactionRules?: RedactionRules;
 }
 
 type Held = [topic: string, partition: number, offset: number];
@@ -294,8 +301,9 @@ export class KafkaCorrelator {
       this.logger.warn({ topic: m.topic, offset: m.offset }, 'skipping unreadable forwarded audit message');
       return;
     }
-    const event = validateAuditEvent(msg.event);
-    if (typeof event === 'string') return;
+    const valid = validateAuditEvent(msg.event);
+    if (typeof valid === 'string') return;
+    const event = this.redact(valid);
     const traceId = m.key?.toString('utf8') ?? '';
     this.join.addTraceAudit(traceId, [event], msg.anchor, now, [m.topic, m.partition, offset], m.value?.byteLength ?? 0, m.partition);
   }
@@ -315,7 +323,14 @@ export class KafkaCorrelator {
       this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: ${event}`);
       return undefined;
     }
-    return event;
+    return this.redact(event);
+  }
+
+  /** The event with what the redaction rules name hidden (the same object when nothing applies), counted by rule. */
+  private redact(event: AuditEvent): AuditEvent {
+    const r = redactAuditEvent(event, this.opts.redactionRules ?? DEFAULT_RULES);
+    for (const x of r.redactions) this.metrics.auditRedactions.inc({ rule: x.rule });
+    return r.event;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { auditIDForSpans } from '@kube-correlate/audit';
-import { generateDeploymentScenario } from '@kube-correlate/fixtures';
+import { auditIDForSpans, REDACTED, type AuditEvent } from '@kube-correlate/audit';
+import { auditEvent, generateDeploymentScenario, makeSpan } from '@kube-correlate/fixtures';
 import { InMemoryKafka } from '@kube-correlate/kafka';
 import { decodeTraceRequest, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
@@ -107,6 +107,46 @@ test('caps apply in Kafka mode too: a trace over max_spans_per_trace is settled 
   assert.is(new Set(output(kafka).spans.filter((s) => s.traceId === big.traceId).map((s) => s.spanId)).size, big.spans.length);
   const evicted = (await metrics.evicted.get()).values.find((v) => v.labels.reason === 'max_spans')?.value ?? 0;
   assert.ok(evicted > 0);
+});
+
+test('audit events read from k8s_audit are redacted before they are held, forwarded or written out (whatever produced them), and counted', async () => {
+  const kafka = new InMemoryKafka();
+  const metrics = new PipelineMetrics();
+  const c = correlator(kafka, metrics);
+  await c.start();
+  const MARK = 'kc-kafka-marker-5e2a';
+  const b64 = (x: string) => Buffer.from(x).toString('base64');
+  const applied = JSON.stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, stringData: { token: `${MARK}-applied` } });
+  const secret = {
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: 's', namespace: 'd', annotations: { 'kubectl.kubernetes.io/last-applied-configuration': applied } },
+    data: { password: b64(`${MARK}-data`) }, stringData: { token: `${MARK}-string` },
+  };
+  // Joined: its spans arrive (forwarded through kc_audit_by_trace); unjoined: no spans, goes out after pending_audit_ttl.
+  const joinedId = '5ec00000-0000-4000-8000-000000000001';
+  const loneId = '5ec00000-0000-4000-8000-000000000002';
+  const events: AuditEvent[] = [
+    auditEvent({ auditID: joinedId, stage: 'ResponseComplete', level: 'RequestResponse', verb: 'create', objectRef: { resource: 'secrets', namespace: 'd', name: 's', apiVersion: 'v1' }, requestObject: secret, responseObject: secret }),
+    auditEvent({ auditID: loneId, stage: 'ResponseComplete', level: 'RequestResponse', verb: 'create', requestURI: '/apis/authentication.k8s.io/v1/tokenreviews', objectRef: { resource: 'tokenreviews', apiGroup: 'authentication.k8s.io', apiVersion: 'v1' }, requestObject: { spec: { token: `${MARK}-token` } } }),
+  ];
+  for (const e of events) kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) });
+  kafka.append({ topic: 'otlp_spans', key: '', value: encodeTraceRequest([makeSpan({ trace: 0x5ec, id: 1, name: 'POST', auditId: joinedId }), makeSpan({ trace: 0x5ec, id: 2, parent: 1, name: 'Create', auditId: joinedId })]) });
+  await until('both audit requests written out', () => {
+    const out = output(kafka);
+    return out.joined.size === 1 && out.unjoined.length === 1;
+  });
+  await c.stop();
+  for (const topic of ['kc_audit_by_trace', 'otlp_correlated']) {
+    const text = kafka.messages(topic).map((m) => m.value!.toString('latin1')).join('\n');
+    assert.ok(text.length > 0, `${topic} has messages`);
+    for (const needle of [MARK, b64(`${MARK}-data`)]) assert.not.ok(text.includes(needle), `${needle} in ${topic}`);
+  }
+  const out = output(kafka);
+  const joined = [...out.joined.values()].flat()[0]!;
+  assert.equal((joined.requestObject as { data: unknown }).data, { password: REDACTED }, 'keys kept');
+  assert.match(JSON.stringify(out.unjoined), REDACTED);
+  const counted = Object.fromEntries((await metrics.auditRedactions.get()).values.map((v) => [v.labels.rule, v.value]));
+  // Secret: request data, stringData, the annotation's stringData; response the same: 6. TokenReview: 1.
+  assert.equal(counted, { secret: 6, tokenreview: 1 });
 });
 
 test.run();

@@ -43,6 +43,8 @@ export class PipelineMetrics {
   readonly storeQuarantined: Counter<'what'>;
   /** Store writes that failed and will be tried again (disk full, I/O error, busy), by reason. */
   readonly storeWriteFailed: Counter<'reason'>;
+  /** Values redacted from audit events before anything stored or sent them, by rule. */
+  readonly auditRedactions: Counter<'rule'>;
   /** The memory limiter's view: resident memory sampled, and its hard limit. */
   readonly memoryUsage: Gauge;
   readonly memoryLimit: Gauge;
@@ -83,6 +85,7 @@ export class PipelineMetrics {
     this.bytesInFlight = new Gauge({ name: `${p}correlator_bytes_in_flight`, help: 'Bytes (as received) of the spans and audit events the correlator holds.', registers });
     this.storeQuarantined = new Counter({ name: `${p}store_quarantined_total`, help: 'Items the store could not write and set aside for inspection (the rest was written), by kind.', labelNames: ['what'], registers });
     this.storeWriteFailed = new Counter({ name: `${p}store_write_failed_total`, help: 'Store writes that failed and are retried, by reason (full, io, busy, ...).', labelNames: ['reason'], registers });
+    this.auditRedactions = new Counter({ name: `${p}audit_redactions_total`, help: 'Values redacted from audit events (Secret data, tokens, user rules) before anything stored, wrote to Kafka or exported them, by rule.', labelNames: ['rule'], registers });
     this.memoryUsage = new Gauge({ name: `${p}memory_limiter_usage_bytes`, help: 'Resident memory the memory limiter last sampled.', registers });
     this.memoryLimit = new Gauge({ name: `${p}memory_limiter_limit_bytes`, help: 'The memory limiter\'s hard limit (receivers refuse above limit - spike).', registers });
     this.storeRetained = new Counter({ name: `${p}store_retention_deleted_total`, help: 'What retention deleted (by age or size), by kind.', labelNames: ['what'], registers });

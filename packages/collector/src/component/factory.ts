@@ -69,7 +69,8 @@ export interface ReceiverFactory<T extends string = string, C = unknown> extends
 export interface ProcessorFactory<T extends string = string, C = unknown> extends FactoryBase<'processor', T, C> {
   readonly signals: readonly Signal[];
   readonly takes: readonly DataForm[];
-  readonly emits: DataForm;
+  /** What it hands on; `same`: what it was handed (memory_limiter, redaction). */
+  readonly emits: DataForm | 'same';
   /** One instance per pipeline that lists it, as in the OpenTelemetry Collector. */
   create(settings: CreateSettings, config: C, next: Downstream): Component;
 }

@@ -9,7 +9,8 @@ import { PermanentError, PipelineError, RetryableError } from './errors.js';
  * webhook and Kafka:
  *
  *  - receivers: `statusOf(err)` -> the gRPC code, HTTP status, Retry-After and metric reason to
- *    answer with (`RetryableError` -> UNAVAILABLE + RetryInfo / 503 + Retry-After, reason `busy`;
+ *    answer with (`RetryableError` -> UNAVAILABLE + RetryInfo / 503 + Retry-After, reason `busy`,
+ *    or `memory_limit` from the memory_limiter processor;
  *    `PermanentError` -> its status, its reason; anything else -> INTERNAL / 500, `internal`);
  *  - exporters: `fromGrpcStatus`, `fromHttpStatus`, `fromConnectionError`, `fromKafkaError` ->
  *    a `RetryableError` (with the delay the backend asked for) or a `PermanentError`, whose
@@ -85,9 +86,13 @@ export interface Refusal {
   internal: boolean;
 }
 
+/** Retryable refusals receivers count under their own reason; every other one is `busy`. */
+const OWN_REFUSAL_REASONS: ReadonlySet<string> = new Set(['memory_limit']);
+
 export function statusOf(err: unknown): Refusal {
   if (err instanceof RetryableError) {
-    return { grpc: grpc.status.UNAVAILABLE, http: 503, retryable: true, delayMs: err.delayMs ?? DEFAULT_RETRY_DELAY_MS, reason: 'busy', message: err.message, internal: false };
+    const reason = OWN_REFUSAL_REASONS.has(err.reason) ? err.reason : 'busy';
+    return { grpc: grpc.status.UNAVAILABLE, http: 503, retryable: true, delayMs: err.delayMs ?? DEFAULT_RETRY_DELAY_MS, reason, message: err.message, internal: false };
   }
   if (err instanceof PermanentError) {
     return { grpc: HTTP_STATUSES[err.http]?.grpc ?? grpc.status.UNKNOWN, http: err.http, retryable: false, reason: err.reason, message: err.message, internal: false };

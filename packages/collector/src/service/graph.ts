@@ -90,39 +90,48 @@ export function checkPipelines(service: ServiceConfig, defined: Defined, registr
       });
     const stages = [lookup('receiver', p.receivers), ...lookup('processor', p.processors).map((c) => [c]), lookup('exporter', p.exporters)];
     if (problems.length > before) continue;
-    for (let i = 0; i + 1 < stages.length; i++) checkHandOver(at, stages[i]! as DefinedComponent[], stages[i + 1]! as DefinedComponent[], registry, problems);
+    // The forms each stage hands on: a processor that emits `same` hands on what it was handed.
+    let handed: DataForm[] = [];
+    for (let i = 0; i + 1 < stages.length; i++) handed = checkHandOver(at, stages[i]! as DefinedComponent[], stages[i + 1]! as DefinedComponent[], handed, registry, problems);
     out.push({ id, signal, receivers: p.receivers, processors: p.processors, exporters: p.exporters });
   }
   return out;
 }
 
-/** Does the next stage take what each component of this one hands on? */
-function checkHandOver(at: string, upstream: DefinedComponent[], downstream: DefinedComponent[], registry: FactoryRegistry, problems: ConfigProblem[]): void {
+/** Does the next stage take what each component of this one hands on? Returns the forms the next stage hands on when it passes them through. */
+function checkHandOver(at: string, upstream: DefinedComponent[], downstream: DefinedComponent[], handedToUpstream: DataForm[], registry: FactoryRegistry, problems: ConfigProblem[]): DataForm[] {
   // Components of unknown type or with invalid configs were reported already.
-  if (![...upstream, ...downstream].every((c) => c.factory && c.config !== undefined)) return;
+  if (![...upstream, ...downstream].every((c) => c.factory && c.config !== undefined)) return [];
   const takers = downstream.filter((c) => !(c.factory!.kind === 'exporter' && c.factory!.fedByExtension));
+  const forms = new Set<DataForm>();
   for (const u of upstream) {
     const f = u.factory!;
     if (f.kind !== 'receiver' && f.kind !== 'processor') continue;
-    const form = f.emits;
     const from = `${SECTION[u.kind]}.${u.id}`;
-    const where = whoTakes(form, registry);
-    if (takers.length === 0) {
-      problems.push({ path: at, message: `nothing takes the ${FORM_TEXT[form]} of ${from}${where}` });
-      continue;
-    }
-    for (const t of takers) {
-      const tf = t.factory as { takes: readonly DataForm[] };
-      if (!tf.takes.includes(form)) problems.push({ path: at, message: `${SECTION[t.kind]}.${t.id} does not take ${FORM_TEXT[form]} from ${from}${where}` });
-    }
-    if (EXCLUSIVE.has(form) && takers.length > 1) {
-      problems.push({ path: at, message: `only one component can take the ${FORM_TEXT[form]} of ${from}, not ${takers.map((t) => `${SECTION[t.kind]}.${t.id}`).join(' and ')}` });
+    for (const form of f.emits === 'same' ? handedToUpstream : [f.emits]) {
+      forms.add(form);
+      const where = whoTakes(form, registry);
+      if (takers.length === 0) {
+        problems.push({ path: at, message: `nothing takes the ${FORM_TEXT[form]} of ${from}${where}` });
+        continue;
+      }
+      for (const t of takers) {
+        const tf = t.factory as { takes: readonly DataForm[] };
+        if (!tf.takes.includes(form)) problems.push({ path: at, message: `${SECTION[t.kind]}.${t.id} does not take ${FORM_TEXT[form]} from ${from}${where}` });
+      }
+      if (EXCLUSIVE.has(form) && takers.length > 1) {
+        problems.push({ path: at, message: `only one component can take the ${FORM_TEXT[form]} of ${from}, not ${takers.map((t) => `${SECTION[t.kind]}.${t.id}`).join(' and ')}` });
+      }
     }
   }
+  return [...forms];
 }
 
 /** " (what takes Kafka topics: the correlator processor, the store exporter)", from the registry. */
 function whoTakes(form: DataForm, registry: FactoryRegistry): string {
-  const names = registry.all().filter((f) => (f.kind === 'processor' || f.kind === 'exporter') && !(f.kind === 'exporter' && f.fedByExtension) && f.takes.includes(form)).map((f) => `the ${f.type} ${f.kind}`);
+  // Processors that hand on what they were handed (memory_limiter, k8saudit_redaction) are no answer: something must still take it after them.
+  const names = registry.all()
+    .filter((f) => (f.kind === 'processor' ? f.emits !== 'same' && f.takes.includes(form) : f.kind === 'exporter' && !f.fedByExtension && f.takes.includes(form)))
+    .map((f) => `the ${f.type} ${f.kind}`);
   return names.length ? ` (what takes ${FORM_TEXT[form]}: ${names.join(', ')})` : '';
 }

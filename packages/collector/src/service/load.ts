@@ -9,12 +9,16 @@ import { substituteEnvTree } from '../confmap/env.js';
 import { ConfigError, type ConfigProblem } from '../confmap/problems.js';
 import { checkPipelines, type DefinedComponent, SECTION, serviceSchema } from './graph.js';
 import { validate } from '../confmap/validate.js';
+import { K8SAUDIT_REDACTION } from '../processors/k8saudit_redaction/factory.js';
 
 /**
  * Loads a collector config in the OpenTelemetry Collector's schema: `receivers`, `processors`,
  * `exporters`, `extensions`, `service.pipelines`, components named `type[/name]`. In this order:
  *  1. parse the YAML;
  *  2. substitute `${env:NAME}` / `${env:NAME:-default}` in string values (env.ts);
+ *  2b. add the processors that are always on: `k8saudit_redaction` first (after a leading
+ *     `memory_limiter`) in every `logs` pipeline that does not list it (secrets never reach an
+ *     exporter; defining it only changes its rules);
  *  3. validate everything: the top level, every component with its factory's schema, the
  *     service's extensions and pipelines, then the rules between components (`checkService`).
  * Every problem found is reported at once in one ConfigError, each naming the file and the key.
@@ -50,6 +54,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const doc = parseDocument(text);
   if (doc.errors.length) throw new ConfigError(source, doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })));
   const { value, wholeReferences, problems } = substituteEnvTree(doc.toJS() ?? {}, env);
+  const inserted = registry.get('processor', K8SAUDIT_REDACTION) ? alwaysRedact(value) : new Map<string, number>();
   const unset = new Set(problems.map((p) => p.path));
   const check: Check = (schema, v, at) => {
     const r = validate(schema, v, at, wholeReferences);
@@ -84,7 +89,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     used: (kind) => uses.filter((c) => c.kind === kind && isUsed(c)),
   };
   for (const c of uses) problems.push(...(c.factory.checkService?.(c, view) ?? []));
-  if (problems.length) throw new ConfigError(source, problems);
+  if (problems.length) throw new ConfigError(source, problems.map((p) => asWritten(p, inserted)));
 
   const entry = (c: ComponentUse) => ({ type: c.type, name: c.id, config: c.config });
   const exportersOf = (receiver: string) => [...new Set(pipelines.filter((p) => p.receivers.includes(receiver)).flatMap((p) => p.exporters))];
@@ -99,6 +104,52 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     ...(service.telemetry?.metrics ? { metricsAddress: service.telemetry.metrics.address } : {}),
   };
   return config as CollectorConfig;
+}
+
+/**
+ * Puts k8saudit_redaction first in each `logs` pipeline that does not list it (after a leading
+ * memory_limiter), and defines it (defaults) when the config does not. Every `logs` pipeline carries
+ * audit events (its receivers are k8saudit or auditlog), so nothing reaches an exporter unredacted.
+ */
+function alwaysRedact(value: unknown): Map<string, number> {
+  const inserted = new Map<string, number>();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return inserted;
+  const root = value as Record<string, unknown>;
+  const pipelines = (root['service'] as { pipelines?: unknown } | undefined)?.pipelines;
+  if (pipelines === null || typeof pipelines !== 'object') return inserted;
+  let used = false;
+  for (const [id, p] of Object.entries(pipelines as Record<string, unknown>)) {
+    if (id.split('/')[0] !== 'logs' || p === null || typeof p !== 'object') continue;
+    const pipe = p as { processors?: unknown };
+    const list = Array.isArray(pipe.processors) ? pipe.processors : pipe.processors === undefined || pipe.processors === null ? [] : undefined;
+    if (!list) continue; // not a list: validation says so
+    const typeOf = (x: unknown) => (typeof x === 'string' ? x.split('/')[0] : undefined);
+    if (!list.some((x) => typeOf(x) === K8SAUDIT_REDACTION)) {
+      // After a leading memory_limiter (refusing costs less than redacting), before everything else.
+      let at = 0;
+      while (at < list.length && typeOf(list[at]) === 'memory_limiter') at++;
+      pipe.processors = [...list.slice(0, at), K8SAUDIT_REDACTION, ...list.slice(at)];
+      inserted.set(id, at);
+    }
+    used = true;
+  }
+  if (!used) return inserted;
+  const processors = root['processors'];
+  if (processors === undefined || processors === null) root['processors'] = { [K8SAUDIT_REDACTION]: null };
+  else if (typeof processors === 'object' && !Array.isArray(processors) && !(K8SAUDIT_REDACTION in processors)) (processors as Record<string, unknown>)[K8SAUDIT_REDACTION] = null;
+  return inserted;
+}
+
+/** A problem's path as the user wrote the config: a pipeline's processors[i] after the inserted k8saudit_redaction is [i - 1]. */
+function asWritten(p: ConfigProblem, inserted: ReadonlyMap<string, number>): ConfigProblem {
+  for (const [id, at] of inserted) {
+    const prefix = `service.pipelines.${id}.processors[`;
+    if (!p.path.startsWith(prefix)) continue;
+    const m = /^(\d+)\]/.exec(p.path.slice(prefix.length));
+    if (!m || Number(m[1]) <= at) continue;
+    return { ...p, path: `${prefix}${Number(m[1]) - 1}${p.path.slice(prefix.length + m[1]!.length)}` };
+  }
+  return p;
 }
 
 type Check = <T>(schema: z.ZodType<T>, value: unknown, at: string) => T | undefined;

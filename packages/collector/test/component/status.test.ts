@@ -13,6 +13,13 @@ test('receivers: a RetryableError is UNAVAILABLE / 503 with Retry-After in whole
   assert.equal(retryAfterHeaders(statusOf(new RetryableError('x', 0))), { 'retry-after': '0' });
 });
 
+test('receivers: the memory limiter\'s refusal is counted as memory_limit, other retryable reasons as busy', () => {
+  const r = statusOf(new RetryableError('memory limit: above', 2000, { reason: 'memory_limit' }));
+  assert.equal([r.grpc, r.http, r.retryable, r.reason], [grpc.status.UNAVAILABLE, 503, true, 'memory_limit']);
+  assert.equal(retryAfterHeaders(r), { 'retry-after': '2' });
+  assert.is(statusOf(new RetryableError('queue', 2000, { reason: 'queue_full' })).reason, 'busy');
+});
+
 test('receivers: a PermanentError keeps its reason; its HTTP status gives the gRPC code', () => {
   const cases: Array<[number | undefined, grpc.status]> = [
     [undefined, grpc.status.INVALID_ARGUMENT], [400, grpc.status.INVALID_ARGUMENT], [413, grpc.status.RESOURCE_EXHAUSTED],

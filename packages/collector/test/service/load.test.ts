@@ -31,6 +31,17 @@ test('every shipped config in collector-config/ loads', () => {
   for (const f of files) loadConfigFile(configDir + f, { KAFKA_BROKERS: '127.0.0.1:9092,127.0.0.2:9092', JAEGER_OTLP_ENDPOINT: 'jaeger-collector:4317' });
 });
 
+test('shipped configs: memory_limiter first in every pipeline that takes spans or audit events, k8saudit_redaction next in every logs pipeline', () => {
+  const env = { KAFKA_BROKERS: 'k:9092', JAEGER_OTLP_ENDPOINT: 'jaeger-collector:4317' };
+  for (const f of ['embedded.yaml', 'embedded-jaeger.yaml', 'kafka-collector.yaml']) {
+    const c = loadConfigFile(configDir + f, env);
+    const pipelines = Object.fromEntries(c.pipelines.map((p) => [p.id, p.processors]));
+    assert.equal(pipelines, { traces: ['memory_limiter'], 'logs/audit': ['memory_limiter', 'k8saudit_redaction'] }, f);
+    assert.equal(c.processors.find((p) => p.type === 'memory_limiter')?.config, { check_interval: '1s', limit_percentage: 80, spike_limit_percentage: 20 }, f);
+    assert.equal(c.processors.find((p) => p.type === 'k8saudit_redaction')?.config, { default_rules: true, rules: [] }, f);
+  }
+});
+
 test('embedded-jaeger.yaml and kafka-jaeger.yaml export to ${env:JAEGER_OTLP_ENDPOINT}, which they require', () => {
   const env = { JAEGER_OTLP_ENDPOINT: 'jaeger-collector:4317', KAFKA_BROKERS: 'k:9092' };
   const embedded = loadConfigFile(configDir + 'embedded-jaeger.yaml', env);
