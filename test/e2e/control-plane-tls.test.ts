@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlator';
 import { auditIdFromKubectlLog, startControlPlane, type ControlPlane } from '../harness/kube.js';
 import { ROOT, freePort, reported, runCli, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
-import { killGroup } from '../harness/supervise.js';
+import { stopGracefully } from '../harness/supervise.js';
 import { httpCall, makeTestPki, type TestPki } from '../harness/tls.js';
 
 /**
@@ -110,11 +110,7 @@ test.before(reported('setup', async () => {
 test.after(async () => {
   await cp?.stop();
   if (pipeline) {
-    pipeline.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([pipeline.exited, new Promise((r) => { timer = setTimeout(r, 20_000); })]);
-    clearTimeout(timer);
-    killGroup(pipeline.child.pid, 'SIGKILL');
+    await stopGracefully(pipeline.child, pipeline.exited);
   }
   tmp.cleanup();
 });

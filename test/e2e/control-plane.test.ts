@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlator';
 import { KUBERNETES_VERSION, MUTATING_WEBHOOK_MANIFEST, auditIdFromKubectlLog, startControlPlane, type ControlPlane } from '../harness/kube.js';
 import { freePort, reported, runCli, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
-import { killGroup } from '../harness/supervise.js';
+import { stopGracefully } from '../harness/supervise.js';
 
 /**
  * Smoke test of the real control plane (test/harness/kube.ts): etcd, kube-apiserver and
@@ -59,11 +59,7 @@ test.before(reported('setup', async () => {
 test.after(async () => {
   await cp?.stop();
   if (pipeline) {
-    pipeline.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([pipeline.exited, new Promise((r) => { timer = setTimeout(r, 20_000); })]);
-    clearTimeout(timer); // else it holds the process for 20 s after the last test
-    killGroup(pipeline.child.pid, 'SIGKILL'); // and its watchdog
+    await stopGracefully(pipeline.child, pipeline.exited);
   }
   tmp.cleanup();
 });

@@ -9,7 +9,7 @@ import { buildRequestTree, isLoneAuthentication, type RequestTree, type TreeNode
 import { attrString, decodeTraceRequestJson, type Span } from '@kube-correlate/otlp';
 import { KUBERNETES_VERSION, startControlPlane, type ControlPlane } from '../harness/kube.js';
 import { freePort, reported, runCli, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
-import { killGroup, sleep } from '../harness/supervise.js';
+import { sleep, stopGracefully } from '../harness/supervise.js';
 import { startTap, type Tap } from '../harness/tap.js';
 
 /**
@@ -347,11 +347,7 @@ test.after(async () => {
   await cp?.stop();
   await tap?.stop();
   if (pipeline) {
-    pipeline.child.kill('SIGTERM');
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([pipeline.exited, new Promise((r) => { timer = setTimeout(r, 20_000); })]);
-    clearTimeout(timer); // else it holds the process for 20 s
-    killGroup(pipeline.child.pid, 'SIGKILL'); // and its watchdog
+    await stopGracefully(pipeline.child, pipeline.exited);
   }
   tmp.cleanup();
   log('done');

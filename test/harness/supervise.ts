@@ -55,6 +55,19 @@ export function killGroup(pid: number | undefined, signal: NodeJS.Signals): void
   try { process.kill(-pid, signal); } catch { /* already gone */ }
 }
 
+/**
+ * Stops a spawned `correlate` process as an operator would: SIGTERM, up to `graceMs` for it to exit,
+ * then SIGKILL to its group (its watchdog included). The timer is cleared, so it does not hold
+ * the test process after the last test.
+ */
+export async function stopGracefully(child: ChildProcess, exited: Promise<unknown>, graceMs = 20_000): Promise<void> {
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([exited, new Promise((r) => { timer = setTimeout(r, graceMs); })]);
+  clearTimeout(timer);
+  killGroup(child.pid, 'SIGKILL');
+}
+
 /** A supervised process (its group) and its temp dir, killed and removed when this process exits. */
 export interface Tracked { child: ChildProcess | undefined; dir: string }
 const live = new Set<Tracked>();
