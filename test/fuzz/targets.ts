@@ -20,7 +20,8 @@ import {
   AuditFormatError, isAuditEventError, parseAuditLine, parseEventListJson, redactAuditEvent, summarizeAudit, type AuditEvent,
 } from '@kube-correlate/audit';
 import {
-  OtlpDecodeError, decodeTraceRequest, decodeTraceRequestJson, encodeTraceRequest, encodeTracesJson, splitTraceRequest, type DecodedTraces, type Span,
+  OtlpDecodeError, attrString, decodeTraceRequest, decodeTraceRequestJson, encodeTraceRequest, encodeTracesJson, scanTraceRequest, spliceTraceRequest, splitTraceRequest,
+  type DecodedTraces, type Span,
 } from '@kube-correlate/otlp';
 import { BadReviewError, mutate, parseAdmissionReviewJson, type JsonPatchOp, type TraceHeaders } from '@kube-correlate/webhook';
 import { mutateBytes, mutateJson, mutatePb } from './mutate.js';
@@ -219,6 +220,36 @@ function firstDifference(a: readonly Span[], b: readonly Span[]): string {
   return diff(a, b, 'spans') ?? 'equal';
 }
 
+/** Spans in a canonical order (by their JSON: ids first, and equal ids with different content still sort apart). */
+const bySpanKey = (spans: readonly Span[]): Span[] => spans.map((s) => [JSON.stringify(s), s] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, s]) => s);
+
+/**
+ * The scanner (the Kafka correlator's reader) against the decoder: it refuses what the decoder
+ * refuses with the same message, rejects the same spans for the same reasons, reads the same join
+ * fields, and its spans spliced back into one request decode to the decoder's spans (as a set: the
+ * splice groups them by resource and scope).
+ */
+function checkScan(input: Uint8Array, decoded: DecodedTraces | Error): void {
+  const scanned = typed(() => scanTraceRequest(input), OtlpDecodeError);
+  if (decoded instanceof Error || scanned instanceof Error) {
+    must(decoded instanceof Error && scanned instanceof Error, `scanTraceRequest ${scanned instanceof Error ? `refused (${scanned.message})` : 'accepted'} what decodeTraceRequest ${decoded instanceof Error ? `refused (${decoded.message})` : 'accepted'}`);
+    must(scanned.message === decoded.message, `scanTraceRequest refused with "${scanned.message}", decodeTraceRequest with "${decoded.message}"`);
+    return;
+  }
+  must(isDeepStrictEqual(scanned.rejected, decoded.rejected), `scan rejected ${JSON.stringify(scanned.rejected).slice(0, 300)}, decode ${JSON.stringify(decoded.rejected).slice(0, 300)}`);
+  must(scanned.spans.length === decoded.spans.length, `scan: ${scanned.spans.length} spans, decode: ${decoded.spans.length}`);
+  scanned.spans.forEach((r, i) => {
+    const s = decoded.spans[i]!;
+    const got = [r.traceId, r.spanId, r.parentSpanId, r.name, r.kind, r.auditId, r.attributeCount, r.eventCount, r.linkCount, r.scope.name];
+    const want = [s.traceId, s.spanId, s.parentSpanId, s.name, s.kind, attrString(s.attributes, 'audit-id'), s.attributes.length, s.events.length, s.links.length, s.scope.name];
+    must(isDeepStrictEqual(got, want), `scanned span ${i}: ${JSON.stringify(got)}, decoded: ${JSON.stringify(want)}`);
+  });
+  const spliced = decodeTraceRequest(spliceTraceRequest(scanned.spans));
+  must(spliced.rejected.length === 0, `spliced spans rejected: ${spliced.rejected[0]?.reason}`);
+  const [a, b] = [bySpanKey(spliced.spans), bySpanKey(decoded.spans)];
+  must(sameSpans(a, b), `spliced: ${firstDifference(a, b)}`);
+}
+
 /** What every accepted span must survive: the store's JSON, and our own encoders and decoders. */
 function checkSpans(decoded: DecodedTraces, via: string): void {
   for (const s of decoded.spans) must(typeof JSON.stringify(s) === 'string', 'JSON.stringify of a span');
@@ -248,6 +279,7 @@ const otlpProtobuf: Target = {
   check(input) {
     const decoded = typed(() => decodeTraceRequest(input), OtlpDecodeError);
     const parts = typed(() => splitTraceRequest(input), OtlpDecodeError);
+    checkScan(input, decoded);
     if (decoded instanceof Error) return 'refused';
     // What decodes also splits, and the parts hold exactly the spans (and rejections) of each trace.
     must(!(parts instanceof Error), `decodeTraceRequest accepted what splitTraceRequest refused: ${(parts as Error).message}`);

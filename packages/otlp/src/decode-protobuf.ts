@@ -855,5 +855,5 @@ function decodeKeyValueList(r: Reader, end: number, values: KeyValue[], depth: n
   }
 }
 
-/** The reader primitives, for split-protobuf.ts (not part of the package's API). */
-export { Reader, varint32, lengthEnd, skipField, hex, fail, wrongWireType };
+/** The reader primitives, for split-protobuf.ts and scan-protobuf.ts (not part of the package's API). */
+export { Reader, varint32, lengthEnd, skipField, hex, allZero, idProblem, utf8, fail, wrongWireType, DEEP };

@@ -465,6 +465,18 @@ export function encodeTraceRequest(spans: readonly Span[]): Uint8Array {
 }
 
 /**
+ * Encodes KeyValues as repeated field `field` (attributes are 9 in a Span): bytes that, appended to
+ * a message's, add these attributes after its own.
+ */
+export function encodeKeyValueFields(field: number, attributes: readonly KeyValue[]): Uint8Array {
+  const w = new Writer();
+  writeAttributes(w, field, attributes);
+  w.allocate();
+  writeAttributes(w, field, attributes);
+  return w.buf;
+}
+
+/**
  * Encodes an ExportTraceServiceResponse. With no argument the response is empty (full success);
  * with one, partial_success carries how many spans were rejected and why.
  */

@@ -9,4 +9,6 @@ export { decodeTraceRequest } from './decode-protobuf.js';
 export { splitTraceRequest } from './split-protobuf.js';
 export type { TraceRequest } from './split-protobuf.js';
 export { decodeTraceRequestJson } from './decode-json.js';
-export { encodeTraceRequest, encodeTraceResponse, encodeRpcStatus } from './encode-protobuf.js';
+export { encodeTraceRequest, encodeTraceResponse, encodeRpcStatus, encodeKeyValueFields } from './encode-protobuf.js';
+export { scanTraceRequest, spliceTraceRequest, detachRawSpans } from './scan-protobuf.js';
+export type { RawSpan, RawScope, ScannedTraces } from './scan-protobuf.js';
