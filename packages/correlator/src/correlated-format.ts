@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { attrString, SpanKind, type KeyValue, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
-import { requestAnchor } from './request-tree.js';
+import { attrString, encodeKeyValueFields, encodeTraceRequest, SpanKind, spliceTraceRequest, type KeyValue, type RawSpan, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
+import { requestAnchorBy, type AnchorSpan } from './request-tree.js';
+import { RAW_SPANS } from './span-model.js';
 import { API_OPERATION_ID, API_STABILITY, apiAttributes, type ApiOperation } from './api-attributes.js';
 
 /**
@@ -111,28 +112,57 @@ export function groupByAuditId(events: readonly AuditEvent[]): Map<string, Audit
   return byAudit;
 }
 
+/** What encodeCorrelatedTrace adds to a trace: attributes per span id (route spans), and the derived audit spans. */
+interface CorrelatedPlan {
+  extra: Map<string, KeyValue[]>;
+  derived: Span[];
+}
+
+function planCorrelated<S extends AnchorSpan>(traceId: string, spans: readonly S[], auditIdOf: (s: S) => string | undefined, auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string>, api: ReadonlyMap<string, ApiOperation>): CorrelatedPlan {
+  const byAudit = groupByAuditId(auditEvents);
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const anchorOf = new Map<string, string>();
+  for (const id of byAudit.keys()) {
+    const anchor = requestAnchorBy(id, byId, auditIdOf)?.spanId ?? anchors.get(id);
+    if (anchor) anchorOf.set(id, anchor);
+  }
+  const extra = new Map<string, KeyValue[]>();
+  for (const [id, spanId] of anchorOf) if (byId.has(spanId)) extra.set(spanId, [...(extra.get(spanId) ?? []), ...auditAttributes(byAudit.get(id)!), ...apiAttributes(api.get(id))]);
+  const derived: Span[] = [];
+  for (const [id, events] of byAudit) derived.push(auditSpan(traceId, anchorOf.get(id) ?? '', events, false, api.get(id)));
+  return { extra, derived };
+}
+
+const decodedAuditId = (s: Span): string | undefined => attrString(s.attributes, 'audit-id');
+
 /**
  * One settled trace as `otlp_correlated` spans. `auditEvents` are the events of auditIDs carried by
  * the spans, or, for an update without spans (late audit events), of the auditIDs in `anchors`,
  * which name the span each audit request hangs under.
  */
 export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string> = new Map(), api: ReadonlyMap<string, ApiOperation> = new Map()): Span[] {
-  const byAudit = groupByAuditId(auditEvents);
-  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  const { extra, derived } = planCorrelated(traceId, spans, decodedAuditId, auditEvents, anchors, api);
   const out: Span[] = [];
-  const anchorOf = new Map<string, string>();
-  for (const id of byAudit.keys()) {
-    const anchor = requestAnchor(id, byId)?.spanId ?? anchors.get(id);
-    if (anchor) anchorOf.set(id, anchor);
-  }
-  const extra = new Map<string, KeyValue[]>();
-  for (const [id, spanId] of anchorOf) if (byId.has(spanId)) extra.set(spanId, [...(extra.get(spanId) ?? []), ...auditAttributes(byAudit.get(id)!), ...apiAttributes(api.get(id))]);
   for (const s of spans) {
     const add = extra.get(s.spanId);
     out.push(add ? { ...s, attributes: [...s.attributes, ...add] } : s);
   }
-  for (const [id, events] of byAudit) out.push(auditSpan(traceId, anchorOf.get(id) ?? '', events, false, api.get(id)));
+  out.push(...derived);
   return out;
+}
+
+/**
+ * encodeCorrelatedTrace for the Kafka correlator's RawSpans, encoded: the spans' bytes are copied as
+ * they came (grouped by resource and scope), a route span's added attributes are appended to its
+ * bytes (Span.attributes is a repeated field), and the derived audit spans are encoded. Decodes to
+ * the spans of encodeTraceRequest(encodeCorrelatedTrace(...)) of the same spans decoded, up to
+ * their order.
+ */
+export function encodeCorrelatedRaw(traceId: string, spans: readonly RawSpan[], auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string> = new Map(), api: ReadonlyMap<string, ApiOperation> = new Map()): Uint8Array {
+  const { extra, derived } = planCorrelated(traceId, spans, RAW_SPANS.auditId, auditEvents, anchors, api);
+  const appended = new Map<string, Uint8Array>();
+  for (const [spanId, kvs] of extra) appended.set(spanId, encodeKeyValueFields(9, kvs)); // Span.attributes = 9
+  return spliceTraceRequest(spans, appended.size ? (s) => appended.get(s.spanId) : undefined, derived.length ? encodeTraceRequest(derived) : undefined);
 }
 
 /** Spans for audit events whose trace never came: one trace per auditID. */

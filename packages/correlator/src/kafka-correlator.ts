@@ -2,9 +2,10 @@ import { describeRequests, type DescribeRequest } from './api-attributes.js';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
 import { auditIDForSpans, DEFAULT_RULES, redactAuditEvent, validateAuditEvent, type AuditEvent, type RedactionRules } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
-import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
+import { encodeTraceRequest, OtlpDecodeError, scanTraceRequest, type RawSpan } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
-import { encodeCorrelatedTrace, encodeUnjoinedAudit } from './correlated-format.js';
+import { encodeCorrelatedRaw, encodeUnjoinedAudit } from './correlated-format.js';
+import { RAW_SPANS } from './span-model.js';
 
 /**
  * The correlator in Kafka mode: a consumer group of any number of instances.
@@ -121,7 +122,7 @@ export class KafkaCorrelator {
   private readonly pairCacheSize: number;
   private readonly tracker = new OffsetTracker();
   /** The trace side: spans of otlp_spans[p] and audit events forwarded to kc_audit_by_trace[p]. Tokens are offsets. */
-  private readonly join: TraceJoin<Held>;
+  private readonly join: TraceJoin<Held, RawSpan>;
   /** The audit side: events of k8s_audit[q] waiting for their auditID's pair (kc_audit_trace[q]). */
   private readonly pending = new Map<string, PendingAudit>();
   private readonly pairs = new Map<string, Pair & { sourcePartition: number }>();
@@ -143,7 +144,9 @@ export class KafkaCorrelator {
     this.settleAfterMs = opts.settleAfterMs ?? 5000;
     this.pendingTtlMs = opts.pendingAuditTtlMs ?? 30000;
     this.pairCacheSize = opts.pairCacheSize ?? 200000;
-    this.join = new TraceJoin<Held>({
+    this.join = new TraceJoin<Held, RawSpan>({
+      // Spans are held as their bytes plus what the join reads (scanTraceRequest), and written out by splicing.
+      spanModel: RAW_SPANS,
       settleAfterMs: this.settleAfterMs,
       // Pairing waits on the audit side (pendingTtlMs); the trace side never waits for audit by auditID.
       pendingAuditTtlMs: this.pendingTtlMs,
@@ -227,9 +230,9 @@ export class KafkaCorrelator {
   }
 
   private onSpans(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[]): void {
-    let spans: Span[];
+    let spans: RawSpan[];
     try {
-      const decoded = decodeTraceRequest(m.value ?? new Uint8Array());
+      const decoded = scanTraceRequest(ownBytes(m.value));
       spans = decoded.spans;
       if (decoded.rejected.length) this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_span' }, decoded.rejected.length);
     } catch (err) {
@@ -241,7 +244,7 @@ export class KafkaCorrelator {
     this.metrics.receiverItems.inc({ receiver: 'kafka', signal: 'spans' }, spans.length);
     // Each auditID seen here for the first time is paired with this trace, on the audit side.
     for (const s of spans) {
-      const auditId = attrString(s.attributes, 'audit-id');
+      const auditId = s.auditId;
       if (!auditId) continue;
       const key = `${s.traceId}/${auditId}`;
       if (this.announced.has(key)) continue;
@@ -346,7 +349,7 @@ export class KafkaCorrelator {
       for (const [t, p, o] of first.released) this.tracker.release(t, p, o);
     }
     const now = Date.now();
-    const joined: JoinOutput<Held> = this.join.settle(now, all);
+    const joined: JoinOutput<Held, RawSpan> = this.join.settle(now, all);
     const released: Held[] = [...joined.released];
     const expired: PendingAudit[] = [];
     for (const [id, p] of [...this.pending]) {
@@ -358,7 +361,7 @@ export class KafkaCorrelator {
     const messages: OutgoingMessage[] = joined.traces.map((t) => ({
       topic: this.topics.correlated,
       key: t.traceId,
-      value: encodeTraceRequest(encodeCorrelatedTrace(t.traceId, t.spans, t.auditEvents, t.anchors, joined.apiOperations)),
+      value: encodeCorrelatedRaw(t.traceId, t.spans, t.auditEvents, t.anchors, joined.apiOperations),
     }));
     if (expired.length) {
       const events = expired.flatMap((p) => [...p.events.values()]);
@@ -446,6 +449,18 @@ export class KafkaCorrelator {
   stats(): { traces: number; pending: number; pairs: number; held: number } {
     return { traces: this.join.stats().tracesInFlight, pending: this.pending.size, pairs: this.pairs.size, held: this.tracker.heldCount() };
   }
+}
+
+/**
+ * The message's bytes, in a buffer of their own: the spans held point into them, and a client's
+ * message value is often a view into a whole fetch response, which they would otherwise keep alive.
+ * One copy per message (its spans are one trace's, held and released together) costs less than a
+ * copy per span: packages/correlator/bench/raw-spans.ts measures both.
+ */
+function ownBytes(value: Buffer | null): Uint8Array {
+  if (!value) return new Uint8Array();
+  if (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) return value;
+  return new Uint8Array(value); // a copy into a new ArrayBuffer (not Node's shared Buffer pool)
 }
 
 function forward(topic: string, pair: Pair, event: AuditEvent): OutgoingMessage {

@@ -160,15 +160,29 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
  * span, which before 1.34 has no audit-id of its own); without one, the highest span carrying it.
  */
 export function requestAnchor(auditId: string, byId: ReadonlyMap<string, Span>): Span | undefined {
-  let best: Span | undefined;
+  return requestAnchorBy(auditId, byId, spanAuditId);
+}
+
+const spanAuditId = (s: Span): string | undefined => attrString(s.attributes, 'audit-id');
+
+/** What requestAnchor reads of a span (a decoded Span, or the Kafka correlator's RawSpan). */
+export interface AnchorSpan {
+  spanId: string;
+  parentSpanId: string;
+  kind: number;
+}
+
+/** requestAnchor over any span representation; `auditIdOf` reads a span's `audit-id`. */
+export function requestAnchorBy<S extends AnchorSpan>(auditId: string, byId: ReadonlyMap<string, S>, auditIdOf: (s: S) => string | undefined): S | undefined {
+  let best: S | undefined;
   let bestDepth = Infinity;
-  let fallback: Span | undefined;
+  let fallback: S | undefined;
   let fallbackDepth = Infinity;
   for (const s of byId.values()) {
-    if (attrString(s.attributes, 'audit-id') !== auditId) continue;
-    let cur: Span | undefined = s;
+    if (auditIdOf(s) !== auditId) continue;
+    let cur: S | undefined = s;
     for (let steps = 0; cur && steps <= byId.size; steps++) {
-      const own = attrString(cur.attributes, 'audit-id');
+      const own = auditIdOf(cur);
       if (own !== undefined && own !== auditId) break; // another request's span: ours ends below it
       const depth = depthOf(cur, byId);
       if (cur.kind === SpanKind.SERVER && depth < bestDepth) [best, bestDepth] = [cur, depth];
@@ -179,9 +193,9 @@ export function requestAnchor(auditId: string, byId: ReadonlyMap<string, Span>):
   return best ?? fallback;
 }
 
-function depthOf(span: Span, byId: ReadonlyMap<string, Span>): number {
+function depthOf<S extends AnchorSpan>(span: S, byId: ReadonlyMap<string, S>): number {
   let d = 0;
-  let cur: Span | undefined = span;
+  let cur: S | undefined = span;
   while (cur?.parentSpanId && d <= byId.size) {
     cur = byId.get(cur.parentSpanId);
     d++;

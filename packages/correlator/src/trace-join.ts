@@ -1,8 +1,9 @@
 import { auditEventsConflict, auditIDForSpans, canonicalJson, type AuditEvent } from '@kube-correlate/audit';
-import { attrString, type Span } from '@kube-correlate/otlp';
+import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
-import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
+import { RecentTraces } from './lone-spans.js';
+import { DECODED_SPANS, type JoinSpan, type JoinSpanModel } from './span-model.js';
 
 /**
  * The join, in one place, for both drivers (embedded: correlator.ts over the store's durable
@@ -33,10 +34,10 @@ import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
  *    early (counted in kube_correlate_correlator_evicted_total). Nothing is dropped.
  */
 
-/** What the join hands out: new data of one trace since its previous update. */
-export interface TraceUpdate {
+/** What the join hands out: new data of one trace since its previous update. `S`: the span representation (span-model.ts). */
+export interface TraceUpdate<S = Span> {
   traceId: string;
-  spans: Span[];
+  spans: S[];
   /** Audit events of the auditIDs this trace carries (any stage, deduplicated). */
   auditEvents: AuditEvent[];
   /** auditIDs seen on this update's spans, or paired with the trace. */
@@ -50,8 +51,8 @@ export interface TraceUpdate {
 
 export type SettleReason = 'idle' | 'max_traces' | 'max_spans' | 'max_spans_in_flight' | 'max_bytes' | 'max_bytes_in_flight' | 'shutdown';
 
-export interface CorrelatorOutput {
-  traces: TraceUpdate[];
+export interface CorrelatorOutput<S = Span> {
+  traces: TraceUpdate<S>[];
   /** Audit events whose trace was not seen within `pendingAuditTtlMs`: stored on their own, so a late trace still finds them. */
   unjoinedAuditEvents: AuditEvent[];
   /** The API operation of the audit requests in this output (auditID's 64-character form -> operation), when an OpenAPI spec names them. */
@@ -63,12 +64,12 @@ export interface CorrelatorSink {
   write(output: CorrelatorOutput): Promise<void>;
 }
 
-export interface JoinOutput<T> extends CorrelatorOutput {
+export interface JoinOutput<T, S = Span> extends CorrelatorOutput<S> {
   /** One entry per holder that let go of a token: a token is free once each of its holds was released. */
   released: T[];
 }
 
-export interface TraceJoinOptions {
+export interface TraceJoinOptions<S extends JoinSpan = Span> {
   /** Idle window after which a trace settles. Default 5000 ms. */
   settleAfterMs?: number;
   /** How long audit events wait for their trace before going out unjoined. Default 30000 ms. */
@@ -92,11 +93,13 @@ export interface TraceJoinOptions {
   describeRequest?: DescribeRequest;
   /** Called when a holder takes a token (once per holder per token): the driver counts holds. */
   onHold?: (token: never) => void;
+  /** How spans are read: required unless they are decoded Spans (span-model.ts). */
+  spanModel?: JoinSpanModel<S>;
 }
 
-interface TraceBuffer<T> {
+interface TraceBuffer<T, S> {
   traceId: string;
-  spans: Map<string, Span>;
+  spans: Map<string, S>;
   auditIds: Set<string>;
   audit: Map<string, AuditEvent>;
   anchors: Map<string, string>;
@@ -119,13 +122,14 @@ interface PendingAudit<T> {
 const auditKey = (e: AuditEvent) => `${e.auditID}/${e.stage}`;
 const MiB = 1024 * 1024;
 
-export class TraceJoin<T = number> {
-  readonly opts: Required<Omit<TraceJoinOptions, 'metrics' | 'describeRequest' | 'onHold'>>;
+export class TraceJoin<T = number, S extends JoinSpan = Span> {
+  readonly opts: Required<Omit<TraceJoinOptions<S>, 'metrics' | 'describeRequest' | 'onHold' | 'spanModel'>>;
+  private readonly model: JoinSpanModel<S>;
   private readonly metrics: PipelineMetrics;
   private readonly describe: DescribeRequest | undefined;
   private readonly onHold: ((token: T) => void) | undefined;
   /** Insertion order = least recently updated first: updates delete and re-insert. */
-  private readonly traces = new Map<string, TraceBuffer<T>>();
+  private readonly traces = new Map<string, TraceBuffer<T, S>>();
   private readonly pending = new Map<string, PendingAudit<T>>();
   /** auditID -> trace id, LRU by insertion order. */
   private readonly auditIndex = new Map<string, string>();
@@ -133,9 +137,10 @@ export class TraceJoin<T = number> {
   private spansBuffered = 0;
   private bytesBuffered = 0;
   /** Settled early (caps): handed out by the next settle(). */
-  private early: JoinOutput<T> = { traces: [], unjoinedAuditEvents: [], released: [] };
+  private early: JoinOutput<T, S> = { traces: [], unjoinedAuditEvents: [], released: [] };
 
-  constructor(options: TraceJoinOptions = {}) {
+  constructor(options: TraceJoinOptions<S> = {}) {
+    this.model = options.spanModel ?? (DECODED_SPANS as unknown as JoinSpanModel<S>);
     this.opts = {
       settleAfterMs: options.settleAfterMs ?? 5000,
       pendingAuditTtlMs: options.pendingAuditTtlMs ?? 30000,
@@ -160,7 +165,7 @@ export class TraceJoin<T = number> {
    * Buffers spans. `bytes`: their size as received (for the byte caps; spread evenly); `group`: a
    * label the driver can forget by (the Kafka partition).
    */
-  addSpans(spans: readonly Span[], now: number, token?: T, bytes = 0, group = 0): void {
+  addSpans(spans: readonly S[], now: number, token?: T, bytes = 0, group = 0): void {
     const each = spans.length ? bytes / spans.length : 0;
     for (const span of spans) {
       let trace = this.touch(span.traceId, now, group);
@@ -180,7 +185,7 @@ export class TraceJoin<T = number> {
       this.bytesBuffered += each;
       this.spansBuffered++;
       if (token !== undefined) this.hold(trace, token);
-      const auditId = attrString(span.attributes, 'audit-id');
+      const auditId = this.model.auditId(span);
       if (auditId && !trace.auditIds.has(auditId)) this.attachAuditId(trace, auditId);
     }
     this.enforceCaps();
@@ -249,7 +254,7 @@ export class TraceJoin<T = number> {
    * What settled: traces idle for settleAfterMs (every trace with `all`), audit events pending for
    * longer than pendingAuditTtlMs (all with `all`), and what the caps settled early since the last call.
    */
-  settle(now: number, all = false): JoinOutput<T> {
+  settle(now: number, all = false): JoinOutput<T, S> {
     const out = this.early;
     this.early = { traces: [], unjoinedAuditEvents: [], released: [] };
     for (const trace of [...this.traces.values()]) {
@@ -302,7 +307,7 @@ export class TraceJoin<T = number> {
     this.onHold?.(token);
   }
 
-  private touch(traceId: string, now: number, group: number): TraceBuffer<T> {
+  private touch(traceId: string, now: number, group: number): TraceBuffer<T, S> {
     let trace = this.traces.get(traceId);
     if (trace) this.traces.delete(traceId);
     else trace = { traceId, spans: new Map(), auditIds: new Set(), audit: new Map(), anchors: new Map(), held: [], heldSet: new Set(), bytes: 0, group, lastUpdate: now };
@@ -311,7 +316,7 @@ export class TraceJoin<T = number> {
     return trace;
   }
 
-  private attachAuditId(trace: TraceBuffer<T>, auditId: string): void {
+  private attachAuditId(trace: TraceBuffer<T, S>, auditId: string): void {
     trace.auditIds.add(auditId);
     const known = this.auditIndex.get(auditId);
     if (known !== trace.traceId) {
@@ -351,7 +356,7 @@ export class TraceJoin<T = number> {
     if (canonicalJson(event) < canonicalJson(seen)) into.set(key, event);
   }
 
-  private addAuditToTrace(trace: TraceBuffer<T>, event: AuditEvent, bytes: number): void {
+  private addAuditToTrace(trace: TraceBuffer<T, S>, event: AuditEvent, bytes: number): void {
     const key = auditKey(event);
     const seen = trace.audit.get(key);
     if (seen) {
@@ -363,12 +368,12 @@ export class TraceJoin<T = number> {
     this.bytesBuffered += bytes;
   }
 
-  private settleTrace(trace: TraceBuffer<T>, reason: SettleReason, out: JoinOutput<T>): void {
+  private settleTrace(trace: TraceBuffer<T, S>, reason: SettleReason, out: JoinOutput<T, S>): void {
     this.traces.delete(trace.traceId);
     this.spansBuffered -= trace.spans.size;
     this.bytesBuffered -= trace.bytes;
     out.released.push(...trace.held);
-    if (trace.audit.size === 0 && !this.recent.has(trace.traceId) && isLoneAuthentication([...trace.spans.values()])) {
+    if (trace.audit.size === 0 && !this.recent.has(trace.traceId) && this.model.isLoneAuthentication([...trace.spans.values()])) {
       this.metrics.dropped.inc({ reason: 'lone_authentication' });
       return;
     }
@@ -385,7 +390,7 @@ export class TraceJoin<T = number> {
     });
   }
 
-  private releasePending(id: string, p: PendingAudit<T>, out: JoinOutput<T>): void {
+  private releasePending(id: string, p: PendingAudit<T>, out: JoinOutput<T, S>): void {
     this.pending.delete(id);
     this.bytesBuffered -= p.bytes;
     for (const e of p.events.values()) out.unjoinedAuditEvents.push(e);
@@ -397,7 +402,7 @@ export class TraceJoin<T = number> {
     while (this.spansBuffered > this.opts.maxSpansInFlight && this.traces.size) this.evictOldest('max_spans_in_flight');
     while (this.bytesBuffered > this.opts.maxBytesInFlight && (this.traces.size || this.pending.size)) {
       // The oldest of either: a trace, or a pending audit request (which goes out unjoined).
-      const trace = this.traces.values().next().value as TraceBuffer<T> | undefined;
+      const trace = this.traces.values().next().value as TraceBuffer<T, S> | undefined;
       const pend = this.pending.entries().next().value as [string, PendingAudit<T>] | undefined;
       if (trace && (!pend || trace.lastUpdate <= pend[1].lastUpdate)) this.evictOldest('max_bytes_in_flight');
       else if (pend) {
@@ -409,7 +414,7 @@ export class TraceJoin<T = number> {
   }
 
   private evictOldest(reason: SettleReason): void {
-    const oldest = this.traces.values().next().value as TraceBuffer<T>;
+    const oldest = this.traces.values().next().value as TraceBuffer<T, S>;
     this.metrics.evicted.inc({ reason });
     this.settleTrace(oldest, reason, this.early);
   }
