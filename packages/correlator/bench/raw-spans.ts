@@ -18,10 +18,11 @@
  *   raw/view      scanTraceRequest over the view itself: the spans keep the whole "fetch response"
  *                 alive, which was allocated before the first measurement, so this row counts
  *                 the records and the join's own structures only (a lower bound, not a choice).
- * CPU: process.cpuUsage() for read (decode or scan) + join + audit events + settle + encode
- * (encodeTraceRequest(encodeCorrelatedTrace) or encodeCorrelatedRaw) of the whole workload, per
- * span; the two paths alternate for R rounds and the medians are printed. The audit events are
- * parsed before timing (the same for both paths).
+ * CPU: process.cpuUsage() for read (decodeTraceRequest, or a copy of the message and
+ * scanTraceRequest), then join + audit events + settle, then encode (encodeTraceRequest of
+ * encodeCorrelatedTrace, or encodeCorrelatedRaw) of the whole workload, per span and per phase;
+ * the two paths alternate for R rounds and the medians are printed. The audit events are parsed
+ * before timing (the same for both paths).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -122,27 +123,38 @@ function memory(variant: Variant, messages: readonly Uint8Array[]): { perSpan: n
   return { perSpan: (after - before) / spans, spans };
 }
 
-/** CPU µs per span: read + join + audit + settle + encode of the whole workload. */
-function cpu(raw: boolean, messages: readonly Uint8Array[], events: readonly AuditEvent[], spans: number): number {
+interface Phases { read: number; join: number; encode: number; total: number }
+
+/** CPU µs per span: read (all messages), then join + audit + settle, then encode, of the whole workload. */
+function cpu(raw: boolean, messages: readonly Uint8Array[], events: readonly AuditEvent[], spans: number): Phases {
   const opts = { metrics: new PipelineMetrics(), maxSpansInFlight: 10_000_000, maxTracesInFlight: 10_000_000, maxBytesInFlight: 2 ** 40 };
   let bytes = 0;
+  const us = (d: NodeJS.CpuUsage): number => (d.user + d.system) / spans;
   const t0 = process.cpuUsage();
+  let t1: NodeJS.CpuUsage;
+  let t2: NodeJS.CpuUsage;
   if (raw) {
+    const read = messages.map((m) => scanTraceRequest(new Uint8Array(m)).spans);
+    t1 = process.cpuUsage(t0);
     const j = new TraceJoin<number, RawSpan>({ ...opts, spanModel: RAW_SPANS });
-    messages.forEach((m, i) => j.addSpans(scanTraceRequest(new Uint8Array(m)).spans, 0, i, m.byteLength));
+    read.forEach((list, i) => j.addSpans(list, 0, i, messages[i]!.byteLength));
     j.addAuditEvents(events, 0);
     const out = j.settle(1, true);
+    t2 = process.cpuUsage(t0);
     for (const t of out.traces) bytes += encodeCorrelatedRaw(t.traceId, t.spans, t.auditEvents, t.anchors, out.apiOperations).byteLength;
   } else {
+    const read = messages.map((m) => decodeTraceRequest(m).spans);
+    t1 = process.cpuUsage(t0);
     const j = new TraceJoin<number>(opts);
-    messages.forEach((m, i) => j.addSpans(decodeTraceRequest(m).spans, 0, i, m.byteLength));
+    read.forEach((list, i) => j.addSpans(list, 0, i, messages[i]!.byteLength));
     j.addAuditEvents(events, 0);
     const out = j.settle(1, true);
+    t2 = process.cpuUsage(t0);
     for (const t of out.traces) bytes += encodeTraceRequest(encodeCorrelatedTrace(t.traceId, t.spans, t.auditEvents, t.anchors, out.apiOperations)).byteLength;
   }
-  const d = process.cpuUsage(t0);
+  const t3 = process.cpuUsage(t0);
   if (bytes === 0) throw new Error('nothing written');
-  return (d.user + d.system) / spans;
+  return { read: us(t1), join: us(t2) - us(t1), encode: us(t3) - us(t2), total: us(t3) };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -159,15 +171,21 @@ for (const v of ['decoded', 'raw/message', 'raw/detached', 'raw/view', 'decoded'
 process.stdout.write(`\nheap + arrayBuffers per span held in the join (bytes; ${(bytes / spans).toFixed(0)} bytes per span as received):\n`);
 for (const [v, b] of Object.entries(mem)) process.stdout.write(`  ${v.padEnd(13)} ${b.toFixed(0).padStart(6)}   ${(mem['decoded']! / b).toFixed(2)}x less than decoded\n`);
 
-const dec: number[] = [];
-const raw: number[] = [];
+const dec: Phases[] = [];
+const raw: Phases[] = [];
 cpu(false, messages, events, spans); // warm-up
 cpu(true, messages, events, spans);
 for (let r = 0; r < ROUNDS; r++) {
   dec.push(cpu(false, messages, events, spans));
   raw.push(cpu(true, messages, events, spans));
 }
-process.stdout.write(`\nCPU µs per span, read + join + audit + settle + encode (median of ${ROUNDS} alternating rounds):\n`);
-process.stdout.write(`  decoded       ${median(dec).toFixed(2).padStart(6)}   (rounds: ${dec.map((x) => x.toFixed(2)).join(' ')})\n`);
-process.stdout.write(`  raw           ${median(raw).toFixed(2).padStart(6)}   (rounds: ${raw.map((x) => x.toFixed(2)).join(' ')})\n`);
-process.stdout.write(`  ratio         ${(median(dec) / median(raw)).toFixed(2)}x less CPU per span on the raw path\n`);
+const row = (name: string, xs: Phases[]): string => {
+  const m = (k: keyof Phases): string => median(xs.map((x) => x[k])).toFixed(2).padStart(7);
+  return `  ${name.padEnd(9)} ${m('read')} ${m('join')} ${m('encode')} ${m('total')}   (totals: ${xs.map((x) => x.total.toFixed(2)).join(' ')})\n`;
+};
+process.stdout.write(`\nCPU µs per span (medians of ${ROUNDS} alternating rounds; read = decode or copy + scan, join = join + audit events + settle, encode = otlp_correlated):\n`);
+process.stdout.write('               read    join  encode   total\n');
+process.stdout.write(row('decoded', dec));
+process.stdout.write(row('raw', raw));
+const ratio = (k: keyof Phases): string => (median(dec.map((x) => x[k])) / median(raw.map((x) => x[k]))).toFixed(2).padStart(7);
+process.stdout.write(`  ${'ratio'.padEnd(9)} ${ratio('read')} ${ratio('join')} ${ratio('encode')} ${ratio('total')}   (decoded / raw)\n`);

@@ -16,7 +16,7 @@
  * The grammar is in decode-protobuf.ts; the functions here mirror its decode functions one to one.
  */
 import { MAX_ANY_VALUE_DEPTH, tooDeepReason, type RejectedSpan } from './model.js';
-import { allZero, DEEP, fail, hex, idProblem, lengthEnd, Reader, skipField, utf8, varint32, wrongWireType } from './decode-protobuf.js';
+import { allZero, DEEP, fail, idProblem, lengthEnd, Reader, skipField, utf8, varint32, wrongWireType } from './decode-protobuf.js';
 
 /**
  * The fields of one ResourceSpans and one ScopeSpans other than their children, shared by the
@@ -253,8 +253,15 @@ function rejectAll(out: ScannedTraces, spansFrom: number, rejectedFrom: number, 
   }
 }
 
+/**
+ * A pushed-to array's exact-size copy: an array grown by push keeps room for 16 or more entries,
+ * over 100 bytes that every held span of a small message would keep alive.
+ */
+const exact = (ranges: number[]): number[] => ranges.slice();
+
 function scanResourceSpans(r: Reader, end: number, out: ScannedTraces): void {
   const header: number[] = [];
+  const scopes: RawScope[] = [];
   const spansFrom = out.spans.length;
   const rejectedFrom = out.rejected.length;
   const firstIndex = r.spanIndex;
@@ -275,7 +282,7 @@ function scanResourceSpans(r: Reader, end: number, out: ScannedTraces): void {
         break;
       case 2:
         if (wt !== 2) wrongWireType('ResourceSpans.scope_spans (2)', wt, 2, tagAt);
-        scanScopeSpans(r, lengthEnd(r, end), header, out);
+        scopes.push(scanScopeSpans(r, lengthEnd(r, end), header, out));
         break;
       case 3:
         if (wt !== 2) wrongWireType('ResourceSpans.schema_url (3)', wt, 2, tagAt);
@@ -288,9 +295,11 @@ function scanResourceSpans(r: Reader, end: number, out: ScannedTraces): void {
     }
   }
   if (deep) rejectAll(out, spansFrom, rejectedFrom, firstIndex, r.spanIndex, deep);
+  const fixed = exact(header); // complete only now: a schema_url may follow the scope_spans
+  for (const scope of scopes) scope.resource = fixed;
 }
 
-function scanScopeSpans(r: Reader, end: number, resource: number[], out: ScannedTraces): void {
+function scanScopeSpans(r: Reader, end: number, resource: number[], out: ScannedTraces): RawScope {
   const scope: RawScope = { buf: r.buf, resource, scope: [], name: '' };
   const spansFrom = out.spans.length;
   const rejectedFrom = out.rejected.length;
@@ -325,6 +334,8 @@ function scanScopeSpans(r: Reader, end: number, resource: number[], out: Scanned
     }
   }
   if (deep) rejectAll(out, spansFrom, rejectedFrom, firstIndex, r.spanIndex, deep);
+  scope.scope = exact(scope.scope);
+  return scope;
 }
 
 function skipFixed64(r: Reader, end: number, tagAt: number): void {
@@ -342,7 +353,17 @@ let lastTrace = '';
 let lastTraceBuf: Uint8Array | undefined;
 let lastTraceAt = 0;
 
-function traceIdString(buf: Uint8Array, at: number): string {
+/**
+ * An id as hex in one flat string. (decode-protobuf.ts's `hex` concatenates two-digit pieces, which
+ * is faster but leaves a rope of cons strings: over 200 bytes of heap for a span's ids, which a
+ * held span would keep.)
+ */
+function hexId(r: Reader, at: number, len: number): string {
+  return (r.text as Buffer & { hexSlice?: (s: number, e: number) => string }).hexSlice?.(at, at + len) ?? r.text.toString('hex', at, at + len);
+}
+
+function traceIdString(r: Reader, at: number): string {
+  const buf = r.buf;
   const prev = lastTraceBuf;
   if (prev !== undefined) {
     let same = true;
@@ -358,7 +379,7 @@ function traceIdString(buf: Uint8Array, at: number): string {
       return lastTrace;
     }
   }
-  lastTrace = hex(buf, at, 16);
+  lastTrace = hexId(r, at, 16);
   lastTraceBuf = buf;
   lastTraceAt = at;
   return lastTrace;
@@ -498,9 +519,9 @@ function scanSpan(r: Reader, end: number, scope: RawScope, out: ScannedTraces): 
     return;
   }
   out.spans.push({
-    traceId: traceIdString(buf, traceAt),
-    spanId: hex(buf, spanAt, 8),
-    parentSpanId: parentLen === 0 || allZero(buf, parentAt, 8) ? '' : hex(buf, parentAt, 8),
+    traceId: traceIdString(r, traceAt),
+    spanId: hexId(r, spanAt, 8),
+    parentSpanId: parentLen === 0 || allZero(buf, parentAt, 8) ? '' : hexId(r, parentAt, 8),
     name: nameAt === nameEnd ? '' : utf8(r, nameAt, nameEnd),
     kind,
     auditId,
