@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { auditIDForSpans, REDACTED, type AuditEvent } from '@kube-correlate/audit';
 import { auditEvent, generateDeploymentScenario, makeSpan } from '@kube-correlate/fixtures';
 import { InMemoryKafka } from '@kube-correlate/kafka';
-import { decodeTraceRequest, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
+import { attrString, decodeTraceRequest, encodeTraceRequest, scanTraceRequest, spliceTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { decodeCorrelated, KafkaCorrelator } from '../src/index.js';
 
@@ -107,6 +107,49 @@ test('caps apply in Kafka mode too: a trace over max_spans_per_trace is settled 
   assert.is(new Set(output(kafka).spans.filter((s) => s.traceId === big.traceId).map((s) => s.spanId)).size, big.spans.length);
   const evicted = (await metrics.evicted.get()).values.find((v) => v.labels.reason === 'max_spans')?.value ?? 0;
   assert.ok(evicted > 0);
+});
+
+test('otlp_spans messages are read as strictly as the decoder reads them: invalid spans and unreadable messages are skipped and counted, the rest written as received', async () => {
+  const kafka = new InMemoryKafka();
+  const metrics = new PipelineMetrics();
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, defaultPartitions: 2, metrics });
+  await c.start();
+  const t = scenario.traces.find((x) => x.kind !== 'detached' && x.spans.length > 3)!;
+  const good = encodeTraceRequest(t.spans);
+  // A second message of the trace: one span with an all-zero span id (invalid), one more valid span.
+  const broken = encodeTraceRequest([{ ...t.spans[0]!, spanId: '0'.repeat(16) }, { ...t.spans[1]!, spanId: 'abcdefabcdefabcd', name: 'one more' }]);
+  kafka.append({ topic: 'otlp_spans', key: t.traceId, value: good });
+  kafka.append({ topic: 'otlp_spans', key: t.traceId, value: Buffer.from([0x0a, 0x05, 0x01]) }); // truncated
+  kafka.append({ topic: 'otlp_spans', key: t.traceId, value: broken });
+  await until('the trace written', () => output(kafka).spans.some((s) => s.traceId === t.traceId));
+  await c.stop();
+  const refused = Object.fromEntries((await metrics.receiverRefused.get()).values.map((v) => [v.labels.reason, v.value]));
+  const decoded = (() => { try { return decodeTraceRequest(broken); } catch (err) { return err as Error; } })();
+  assert.ok(!(decoded instanceof Error) && decoded.rejected.length === 1, `the decoder rejects one span of the broken message: ${decoded instanceof Error ? decoded.message : JSON.stringify(decoded.rejected)}`);
+  assert.equal(refused, { malformed_protobuf: 1, invalid_span: 1 });
+  const written = output(kafka).spans.filter((s) => s.traceId === t.traceId);
+  const want = [...t.spans, ...decoded.spans].map((s) => s.spanId).sort();
+  assert.equal(written.map((s) => s.spanId).sort(), want);
+});
+
+test('spans go out as the bytes they came in (fields this version does not know included), route spans with the audit attributes appended', async () => {
+  const kafka = new InMemoryKafka();
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, defaultPartitions: 2 });
+  await c.start();
+  const t = scenario.traces.find((x) => x.kind !== 'detached' && x.spans.some((s) => attrString(s.attributes, 'audit-id')))!;
+  // Each span with an unknown field 100 (varint 1) after its own: a decode and re-encode would drop it.
+  const unknown = Buffer.from([0xa0, 0x06, 0x01]);
+  const value = spliceTraceRequest(scanTraceRequest(encodeTraceRequest(t.spans)).spans, () => unknown);
+  const bodies = scanTraceRequest(value).spans.map((s) => Buffer.from(s.buf.subarray(s.start, s.end)));
+  kafka.append({ topic: 'otlp_spans', key: t.traceId, value });
+  for (const e of scenario.auditEvents) kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) });
+  await until('the trace joined', () => output(kafka).joined.has(t.traceId));
+  await c.stop();
+  const written = Buffer.concat(kafka.messages('otlp_correlated').filter((m) => m.key?.toString() === t.traceId).map((m) => m.value!));
+  // Every span's bytes are in the output as they came; the route span's are followed by its k8s.audit.* attributes.
+  for (const b of bodies) assert.ok(written.includes(b), 'a span\'s bytes, unknown field included');
+  const route = decodeTraceRequest(written).spans.find((s) => attrString(s.attributes, 'k8s.audit.id') !== undefined && s.scope.name !== 'kube-correlate');
+  assert.ok(route, 'a route span carries the audit attributes');
 });
 
 test('audit events read from k8s_audit are redacted before they are held, forwarded or written out (whatever produced them), and counted', async () => {
