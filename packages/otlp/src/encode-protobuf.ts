@@ -31,6 +31,9 @@ function utf8Length(s: string): number {
   return s.length;
 }
 
+/** Above this many UTF-16 units a string is measured and copied by Node's native code rather than a loop here. */
+const LONG_STRING = 256;
+
 // Scratch results of parseUint64/parseInt64, to avoid allocating a pair per number.
 let LO = 0;
 let HI = 0;
@@ -181,10 +184,13 @@ class Writer {
   }
 
   string(s: string): void {
-    const n = utf8Length(s);
+    // Long strings (an audit event's JSON in the correlator's audit spans): Node's native length and copy.
+    const long = s.length > LONG_STRING;
+    const n = long ? Buffer.byteLength(s, 'utf8') : utf8Length(s);
     this.varint(n);
     if (!this.measuring) {
-      if (n === s.length) {
+      if (long) this.text.write(s, this.pos, n, 'utf8');
+      else if (n === s.length) {
         const buf = this.buf;
         for (let i = 0, p = this.pos; i < n; i++, p++) buf[p] = s.charCodeAt(i);
       } else this.text.write(s, this.pos, n, 'utf8');

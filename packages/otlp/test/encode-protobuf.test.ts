@@ -147,6 +147,18 @@ test('round trip: random 64-bit times and ints agree with protobufjs', () => {
   assert.equal(referenceDecode(bytes), spans);
 });
 
+test('long strings (written by Node\'s native UTF-8 path) encode as protobufjs writes them: ASCII, multi-byte, astral, lone surrogates', () => {
+  const values = ['x'.repeat(300), `${'a'.repeat(255)}é`, 'é'.repeat(400), `${'{"k":"v"}'.repeat(100)}🚀`, `${'b'.repeat(300)}\ud800${'c'.repeat(10)}`, 'y'.repeat(256), 'z'.repeat(257)];
+  const spans = values.map((v, i) => span(v, resource('r'), scope('s'), { spanId: `${'0'.repeat(15)}${i + 1}`, attributes: [{ key: 'k', value: { stringValue: v } }] }));
+  const bytes = encodeTraceRequest(spans);
+  const back = decodeTraceRequest(bytes).spans;
+  // A lone surrogate is not UTF-8: it is written as U+FFFD, as Buffer and protobufjs write it.
+  const want = values.map((v) => v.replace(/\ud800/, '\ufffd'));
+  assert.equal(back.map((s) => s.name), want);
+  assert.equal(back.map((s) => s.attributes[0]!.value), want.map((v) => ({ stringValue: v })));
+  assert.equal(referenceDecode(bytes).map((s) => s.name), want, 'protobufjs reads the same');
+});
+
 test('encodeTraceRequest refuses values not in the model form', () => {
   const r = resource('x');
   const s = scope('y');
