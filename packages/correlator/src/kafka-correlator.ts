@@ -148,6 +148,10 @@ export class KafkaCorrelator {
   private spansPartitions = 0;
   private owned: Record<string, number[]> = {};
   private refreshFailing = false;
+  /** When the batch being applied started (its spans' last update); undefined between batches. */
+  private batchStartedAt: number | undefined;
+  /** A settle tick (offsets refresh, then settle) is running: the timer skips. */
+  private ticking = false;
   /** The trace side: spans of otlp_spans[p] and audit events forwarded to kc_audit_by_trace[p]. Tokens are offsets. */
   private readonly join: TraceJoin<Held>;
   /** The audit side: events of k8s_audit[q] waiting for their auditID's pair (kc_audit_trace[q]). */
@@ -226,10 +230,13 @@ export class KafkaCorrelator {
     await this.consumer.run((batch) => this.serialize(() => this.onBatch(batch)));
     const every = Math.max(20, Math.min(1000, Math.floor(this.settleAfterMs / 4)));
     this.timer = setInterval(() => {
-      void this.serialize(async () => {
-        await this.refreshProgress();
-        await this.settle(false);
-      }).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
+      if (this.ticking) return;
+      this.ticking = true;
+      // The offsets are read outside the lock, so batches are not held up by the admin's round trips.
+      void this.refreshProgress()
+        .then(() => this.serialize(() => this.settle(false)))
+        .catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'))
+        .finally(() => { this.ticking = false; });
     }, every);
     // The consumer keeps the process alive; the settle timer alone must not.
     this.timer.unref();
@@ -245,6 +252,15 @@ export class KafkaCorrelator {
     if (batch.length === 0) return;
     const { topic, partition } = batch[0]!;
     const now = Date.now();
+    this.batchStartedAt = now;
+    try {
+      await this.applyBatch(batch, topic, partition, now);
+    } finally {
+      this.batchStartedAt = undefined;
+    }
+  }
+
+  private async applyBatch(batch: ConsumedMessage[], topic: string, partition: number, now: number): Promise<void> {
     const out: OutgoingMessage[] = [];
     const afterSend: Held[] = [];
     for (const m of batch) {
@@ -477,7 +493,9 @@ export class KafkaCorrelator {
   /**
    * Takes end-offset snapshots of the inputs and learns how far they were read (input-progress.ts),
    * in stages: each stage's snapshot is taken after what feeds it was found read, so reaching it
-   * means what that read produced was read too. Runs under the lock, between batches. A failure
+   * means what that read produced was read too. Runs beside the batches (positions only grow, and
+   * a batch records its position once its output is sent); a snapshot standing for "now" stands
+   * for the start of a batch in progress instead, as that batch's pairs may not be written yet. A failure
    * (the broker unreachable) leaves the progress where it was: nothing waiting is let go early, and
    * `maxLagWaitMs` still bounds the waits.
    */
@@ -486,7 +504,7 @@ export class KafkaCorrelator {
     if (!admin) return;
     const t = this.topics;
     const p = this.progress;
-    const now = Date.now();
+    const now = Math.min(Date.now(), (this.batchStartedAt ?? Infinity) - 1);
     try {
       // Spans: every partition, through the group's committed offsets (another instance may own it).
       p.setCommitted(t.spans, await admin.committedOffsets(this.groupId, t.spans));
