@@ -143,7 +143,7 @@ export class KafkaCorrelator {
   private readonly tracker = new OffsetTracker();
   /** How far the input was read, as times: what the waits are decided by. */
   private readonly progress = new InputProgress();
-  /** For end and committed offsets; open while running. */
+  /** For end and committed offsets; opened by the first refresh, and again after a failure. */
   private admin: Admin | undefined;
   private spansPartitions = 0;
   private owned: Record<string, number[]> = {};
@@ -220,7 +220,6 @@ export class KafkaCorrelator {
       await admin.disconnect();
     }
     this.producer = await (this.opts.producerClient ?? client).producer();
-    this.admin = await client.admin();
     this.consumer = await client.consumer({
       groupId: this.groupId,
       topics: [t.spans, t.audit, t.auditTrace, t.auditByTrace],
@@ -500,12 +499,21 @@ export class KafkaCorrelator {
    * `maxLagWaitMs` still bounds the waits.
    */
   private async refreshProgress(): Promise<void> {
-    const admin = this.admin;
-    if (!admin) return;
+    if (this.stopping || !this.consumer) return;
     const t = this.topics;
     const p = this.progress;
     const now = Math.min(Date.now(), (this.batchStartedAt ?? Infinity) - 1);
     try {
+      // After a failure the admin client is made anew (its connections may be gone for good).
+      let admin = this.admin;
+      if (!admin) {
+        admin = await this.opts.client.admin();
+        if (this.stopping) {
+          await admin.disconnect().catch(() => undefined);
+          return;
+        }
+        this.admin = admin;
+      }
       // Spans: every partition, through the group's committed offsets (another instance may own it).
       p.setCommitted(t.spans, await admin.committedOffsets(this.groupId, t.spans));
       for (const topic of [t.audit, t.auditTrace, t.auditByTrace]) {
@@ -526,6 +534,9 @@ export class KafkaCorrelator {
       if (this.refreshFailing) this.logger.info({}, 'reading input offsets works again');
       this.refreshFailing = false;
     } catch (err) {
+      const broken = this.admin;
+      this.admin = undefined;
+      void broken?.disconnect().catch(() => undefined);
       if (!this.refreshFailing) this.logger.warn({ err }, `reading input offsets failed: idle traces and pending audit events wait (at most max_lag_wait, ${this.maxLagWaitMs} ms)`);
       this.refreshFailing = true;
     }

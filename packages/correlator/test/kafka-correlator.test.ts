@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { auditIDForSpans, REDACTED, type AuditEvent } from '@kube-correlate/audit';
 import { auditEvent, generateDeploymentScenario, makeSpan } from '@kube-correlate/fixtures';
-import { InMemoryKafka } from '@kube-correlate/kafka';
+import { InMemoryKafka, type KafkaClient } from '@kube-correlate/kafka';
 import { decodeTraceRequest, encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { decodeCorrelated, KafkaCorrelator } from '../src/index.js';
@@ -232,6 +232,38 @@ test('a pending audit event waits for a lagging span side at most maxLagWaitMs, 
   await until('the event out unjoined', () => output(kafka).unjoined.length === 1);
   assert.is(await metricCount(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total', { kind: 'pending_audit' }), 1);
   kafka.paused.delete('otlp_spans');
+  await c.stop();
+});
+
+test('while the input offsets cannot be read nothing waiting is let go; the admin client is made anew and the waits end', async () => {
+  const kafka = new InMemoryKafka();
+  let down = true;
+  let admins = 0;
+  // The in-memory Kafka whose admin calls fail while `down` (a broker that is unreachable).
+  const client: KafkaClient = {
+    producer: () => kafka.producer(),
+    consumer: (o) => kafka.consumer(o),
+    admin: async () => {
+      admins++;
+      const a = await kafka.admin();
+      const guard = <A extends unknown[], R>(f: (...x: A) => Promise<R>) => async (...x: A): Promise<R> => {
+        if (down) throw new Error('broker unreachable (injected)');
+        return f(...x);
+      };
+      return { ...a, endOffsets: guard(a.endOffsets), committedOffsets: guard(a.committedOffsets) };
+    },
+  };
+  const c = new KafkaCorrelator({ client, settleAfterMs: 50, pendingAuditTtlMs: 100, defaultPartitions: 4 });
+  await c.start();
+  const e = auditEvent({ auditID: '10ae0000-0000-4000-8000-000000000003', stage: 'ResponseComplete' });
+  kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) });
+  await until('the event read', () => c.stats().pending === 1);
+  await sleep(10 * 100);
+  assert.is(kafka.end('otlp_correlated'), 0, 'held while the offsets cannot be read');
+  const before = admins;
+  down = false;
+  await until('the event out unjoined', () => output(kafka).unjoined.length === 1);
+  assert.ok(admins > before, 'a new admin client after the failures');
   await c.stop();
 });
 
