@@ -1,7 +1,8 @@
 import { describeRequests, type DescribeRequest } from './api-attributes.js';
+import { InputProgress } from './input-progress.js';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
 import { auditIDForSpans, DEFAULT_RULES, redactAuditEvent, validateAuditEvent, type AuditEvent, type RedactionRules } from '@kube-correlate/audit';
-import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { defaultTopicSpecs, OffsetTracker, topicSpec, type Admin, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { encodeTraceRequest, OtlpDecodeError, scanTraceRequest, type RawSpan } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { encodeCorrelatedRaw, encodeUnjoinedAudit } from './correlated-format.js';
@@ -29,6 +30,19 @@ import { RAW_SPANS } from './span-model.js';
  * rebuilds the state; the output may then repeat, and consumers of `otlp_correlated` deduplicate by
  * (trace id, span id). Audit events whose pairing arrives after the pairing state was lost (restart)
  * wait `pendingAuditTtlMs` and go out unjoined; the store still joins them to their trace.
+ *
+ * Waiting is decided by how far the input was read, not by wall-clock time alone (input-progress.ts;
+ * the admin client's end offsets and the group's committed offsets, refreshed at each settle tick):
+ *  - an audit event waiting for its pair goes out unjoined only once every span that was in
+ *    `otlp_spans` (any partition, the group's committed offsets) up to `pendingAuditTtlMs` after
+ *    the event was read has been processed and the pairs it produced on its `kc_audit_trace`
+ *    partition have been read: a span consumer that lags (a starved instance) delays it instead of
+ *    splitting the request from its trace;
+ *  - an idle trace settles only once what could still bring its audit events was read: this
+ *    instance's `k8s_audit` and `kc_audit_trace` partitions up to the trace's last update, then its
+ *    `kc_audit_by_trace` partition up to what those forwarded: a catch-up that reads spans faster
+ *    than the audit side writes each tree once instead of twice.
+ *  Both waits end after `maxLagWaitMs` (counted in kube_correlate_correlator_lag_wait_exceeded_total).
  */
 export interface KafkaCorrelatorTopics {
   spans: string;
@@ -65,6 +79,11 @@ export interface KafkaCorrelatorOptions {
   maxBytesInFlight?: TraceJoinOptions['maxBytesInFlight'];
   /** auditID -> trace pairs remembered. */
   pairCacheSize?: number;
+  /**
+   * Longest an idle trace (beyond settleAfterMs) or a pending audit event (beyond pendingAuditTtlMs)
+   * waits for a lagging input to be read. Default 10 x pendingAuditTtlMs.
+   */
+  maxLagWaitMs?: number;
   /** Partitions of otlp_spans and k8s_audit when this instance is the one creating them. Default 8. */
   defaultPartitions?: number;
   /** Retention of the internal topics. Default 1 day. */
@@ -120,7 +139,20 @@ export class KafkaCorrelator {
   private readonly settleAfterMs: number;
   private readonly pendingTtlMs: number;
   private readonly pairCacheSize: number;
+  private readonly maxLagWaitMs: number;
+  private readonly groupId: string;
   private readonly tracker = new OffsetTracker();
+  /** How far the input was read, as times: what the waits are decided by. */
+  private readonly progress = new InputProgress();
+  /** For end and committed offsets; opened by the first refresh, and again after a failure. */
+  private admin: Admin | undefined;
+  private spansPartitions = 0;
+  private owned: Record<string, number[]> = {};
+  private refreshFailing = false;
+  /** When the batch being applied started (its spans' last update); undefined between batches. */
+  private batchStartedAt: number | undefined;
+  /** A settle tick (offsets refresh, then settle) is running: the timer skips. */
+  private ticking = false;
   /** The trace side: spans of otlp_spans[p] and audit events forwarded to kc_audit_by_trace[p]. Tokens are offsets. */
   private readonly join: TraceJoin<Held, RawSpan>;
   /** The audit side: events of k8s_audit[q] waiting for their auditID's pair (kc_audit_trace[q]). */
@@ -144,6 +176,8 @@ export class KafkaCorrelator {
     this.settleAfterMs = opts.settleAfterMs ?? 5000;
     this.pendingTtlMs = opts.pendingAuditTtlMs ?? 30000;
     this.pairCacheSize = opts.pairCacheSize ?? 200000;
+    this.maxLagWaitMs = opts.maxLagWaitMs ?? 10 * this.pendingTtlMs;
+    this.groupId = opts.groupId ?? 'kube-correlate-correlator';
     this.join = new TraceJoin<Held, RawSpan>({
       // Spans are held as their bytes plus what the join reads (scanTraceRequest), and written out by splicing.
       spanModel: RAW_SPANS,
@@ -156,6 +190,7 @@ export class KafkaCorrelator {
       ...(opts.maxBytesPerTrace !== undefined ? { maxBytesPerTrace: opts.maxBytesPerTrace } : {}),
       ...(opts.maxBytesInFlight !== undefined ? { maxBytesInFlight: opts.maxBytesInFlight } : {}),
       auditIndexSize: this.pairCacheSize,
+      maxLagWaitMs: this.maxLagWaitMs,
       metrics: this.metrics,
       ...(opts.describeRequest ? { describeRequest: opts.describeRequest } : {}),
       onHold: (([t, p, o]: Held) => this.tracker.hold(t, p, o)) as (t: never) => void,
@@ -171,6 +206,7 @@ export class KafkaCorrelator {
       // Whichever process starts first creates the shared topics, so start order does not matter.
       await admin.ensureTopics(defaultTopicSpecs({ spans: t.spans, audit: t.audit }, this.opts.defaultPartitions ?? 8));
       const spansPartitions = await admin.partitionCount(t.spans);
+      this.spansPartitions = spansPartitions;
       const auditPartitions = await admin.partitionCount(t.audit);
       const retention = this.opts.internalRetentionMs ?? 24 * 3600 * 1000;
       const created = await admin.ensureTopics([
@@ -188,7 +224,7 @@ export class KafkaCorrelator {
     }
     this.producer = await (this.opts.producerClient ?? client).producer();
     this.consumer = await client.consumer({
-      groupId: this.opts.groupId ?? 'kube-correlate-correlator',
+      groupId: this.groupId,
       topics: [t.spans, t.audit, t.auditTrace, t.auditByTrace],
       coPartitioned: true,
     });
@@ -196,7 +232,13 @@ export class KafkaCorrelator {
     await this.consumer.run((batch) => this.serialize(() => this.onBatch(batch)));
     const every = Math.max(20, Math.min(1000, Math.floor(this.settleAfterMs / 4)));
     this.timer = setInterval(() => {
-      void this.serialize(() => this.settle(false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
+      if (this.ticking) return;
+      this.ticking = true;
+      // The offsets are read outside the lock, so batches are not held up by the admin's round trips.
+      void this.refreshProgress()
+        .then(() => this.serialize(() => this.settle(false)))
+        .catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'))
+        .finally(() => { this.ticking = false; });
     }, every);
     // The consumer keeps the process alive; the settle timer alone must not.
     this.timer.unref();
@@ -212,6 +254,15 @@ export class KafkaCorrelator {
     if (batch.length === 0) return;
     const { topic, partition } = batch[0]!;
     const now = Date.now();
+    this.batchStartedAt = now;
+    try {
+      await this.applyBatch(batch, topic, partition, now);
+    } finally {
+      this.batchStartedAt = undefined;
+    }
+  }
+
+  private async applyBatch(batch: ConsumedMessage[], topic: string, partition: number, now: number): Promise<void> {
     const out: OutgoingMessage[] = [];
     const afterSend: Held[] = [];
     for (const m of batch) {
@@ -224,6 +275,7 @@ export class KafkaCorrelator {
     await this.send(out);
     for (const [t, p, o] of afterSend) this.tracker.release(t, p, o);
     for (const m of batch) this.tracker.seen(topic, partition, Number(m.offset));
+    this.progress.seen(topic, partition, Number(batch[batch.length - 1]!.offset) + 1);
     // A cap settled data early: write it now rather than at the next tick.
     if (this.join.earlyCount() >= 500) await this.settle(false);
     this.updateGauges();
@@ -349,11 +401,19 @@ export class KafkaCorrelator {
       for (const [t, p, o] of first.released) this.tracker.release(t, p, o);
     }
     const now = Date.now();
-    const joined: JoinOutput<Held, RawSpan> = this.join.settle(now, all);
+    // An idle trace waits while its audit side lags (see the header).
+    const ready = (partition: number, lastUpdate: number) => this.progress.covered('byTrace', partition) >= lastUpdate;
+    const joined: JoinOutput<Held, RawSpan> = this.join.settle(now, all, ready);
     const released: Held[] = [...joined.released];
     const expired: PendingAudit[] = [];
     for (const [id, p] of [...this.pending]) {
-      if (!all && now - p.lastUpdate < this.pendingTtlMs) break;
+      const waited = now - p.lastUpdate;
+      if (!all && waited < this.pendingTtlMs) break;
+      // Out unjoined only once the spans that could still pair it were read (see the header).
+      if (!all && this.progress.covered('pairs', p.partition) < p.lastUpdate + this.pendingTtlMs) {
+        if (waited < this.pendingTtlMs + this.maxLagWaitMs) continue;
+        this.metrics.lagWaitExceeded.inc({ kind: 'pending_audit' });
+      }
       this.pending.delete(id);
       expired.push(p);
       released.push(...p.held);
@@ -426,8 +486,63 @@ export class KafkaCorrelator {
     for (const [id, p] of this.pending) if (!keep(t.audit, p.partition)) this.pending.delete(id);
     for (const [id, p] of this.pairs) if (!keep(t.auditTrace, p.sourcePartition)) this.pairs.delete(id);
     this.tracker.retain(owned);
+    this.owned = owned;
+    this.progress.retain(owned, ['spans']);
     this.logger.info({ assignment: owned, droppedTraces: dropped }, 'partitions assigned');
     this.updateGauges();
+  }
+
+  /**
+   * Takes end-offset snapshots of the inputs and learns how far they were read (input-progress.ts),
+   * in stages: each stage's snapshot is taken after what feeds it was found read, so reaching it
+   * means what that read produced was read too. Runs beside the batches (positions only grow, and
+   * a batch records its position once its output is sent); a snapshot standing for "now" stands
+   * for the start of a batch in progress instead, as that batch's pairs may not be written yet. A failure
+   * (the broker unreachable) leaves the progress where it was: nothing waiting is let go early, and
+   * `maxLagWaitMs` still bounds the waits.
+   */
+  private async refreshProgress(): Promise<void> {
+    if (this.stopping || !this.consumer) return;
+    const t = this.topics;
+    const p = this.progress;
+    const now = Math.min(Date.now(), (this.batchStartedAt ?? Infinity) - 1);
+    try {
+      // After a failure the admin client is made anew (its connections may be gone for good).
+      let admin = this.admin;
+      if (!admin) {
+        admin = await this.opts.client.admin();
+        if (this.stopping) {
+          await admin.disconnect().catch(() => undefined);
+          return;
+        }
+        this.admin = admin;
+      }
+      // Spans: every partition, through the group's committed offsets (another instance may own it).
+      p.setCommitted(t.spans, await admin.committedOffsets(this.groupId, t.spans));
+      for (const topic of [t.audit, t.auditTrace, t.auditByTrace]) {
+        if ((this.owned[topic] ?? []).some((q) => !p.knows(topic, q))) p.setCommitted(topic, await admin.committedOffsets(this.groupId, topic));
+      }
+      const all = Array.from({ length: this.spansPartitions }, (_, i) => i);
+      p.snapshot('spans', t.spans, await admin.endOffsets(t.spans), all, now);
+      p.advance();
+      const spansCovered = p.coveredAll('spans', all);
+      const pairEnds = await admin.endOffsets(t.auditTrace);
+      p.snapshot('pairs', t.auditTrace, pairEnds, this.owned[t.auditTrace] ?? [], spansCovered);
+      p.snapshot('auditTrace', t.auditTrace, pairEnds, this.owned[t.auditTrace] ?? [], now);
+      p.snapshot('audit', t.audit, await admin.endOffsets(t.audit), this.owned[t.audit] ?? [], now);
+      p.advance();
+      const auditCovered = Math.min(p.coveredAll('audit', this.owned[t.audit] ?? []), p.coveredAll('auditTrace', this.owned[t.auditTrace] ?? []));
+      p.snapshot('byTrace', t.auditByTrace, await admin.endOffsets(t.auditByTrace), this.owned[t.auditByTrace] ?? [], auditCovered);
+      p.advance();
+      if (this.refreshFailing) this.logger.info({}, 'reading input offsets works again');
+      this.refreshFailing = false;
+    } catch (err) {
+      const broken = this.admin;
+      this.admin = undefined;
+      void broken?.disconnect().catch(() => undefined);
+      if (!this.refreshFailing) this.logger.warn({ err }, `reading input offsets failed: idle traces and pending audit events wait (at most max_lag_wait, ${this.maxLagWaitMs} ms)`);
+      this.refreshFailing = true;
+    }
   }
 
   private updateGauges(): void {
@@ -443,6 +558,7 @@ export class KafkaCorrelator {
     await this.serialize(() => this.settle(true)).catch((err: unknown) => this.logger.error({ err }, 'final settle failed; the next owner re-reads it'));
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
   }
 
   /** For tests and metrics. */

@@ -24,7 +24,9 @@ import { DECODED_SPANS, type JoinSpan, type JoinSpanModel } from './span-model.j
  *    Kafka driver pairs them through its repartition topics);
  *  - a trace that is nothing but kube-apiserver's lone `authentication` filter span is dropped
  *    and counted (lone-spans.ts): it names no request;
- *  - a trace settles when nothing arrived for it during `settleAfterMs`; later spans or events
+ *  - a trace settles when nothing arrived for it during `settleAfterMs` (and, when the driver says
+ *    so, once the input that could still bring its audit events caught up: `settle`'s `ready`,
+ *    at most `maxLagWaitMs` longer); later spans or events
  *    reopen it as a new update, and sinks merge updates by the same keys, so settling early
  *    (caps, shutdown) never loses data, it only splits it;
  *  - audit events whose trace did not come within `pendingAuditTtlMs` go out unjoined (a sink still
@@ -88,6 +90,11 @@ export interface TraceJoinOptions<S extends JoinSpan = Span> {
   maxBytesInFlight?: number;
   /** auditID -> trace id pairs remembered after a trace settled, for late audit events; also the recent trace ids. Default 200000. */
   auditIndexSize?: number;
+  /**
+   * Longest a trace past its idle window waits for a driver's `ready` (settle()): then it settles
+   * anyway, counted in kube_correlate_correlator_lag_wait_exceeded_total{kind="trace"}. Default 300000.
+   */
+  maxLagWaitMs?: number;
   metrics?: PipelineMetrics;
   /** Names each audit request's API operation (k8s.api.*). */
   describeRequest?: DescribeRequest;
@@ -151,6 +158,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
       maxBytesPerTrace: options.maxBytesPerTrace ?? 64 * MiB,
       maxBytesInFlight: options.maxBytesInFlight ?? 512 * MiB,
       auditIndexSize: options.auditIndexSize ?? 200000,
+      maxLagWaitMs: options.maxLagWaitMs ?? 300000,
     };
     for (const [k, v] of Object.entries(this.opts)) {
       if (!Number.isFinite(v) || v <= 0) throw new RangeError(`correlator: ${k} must be a positive number, got ${v}`);
@@ -253,12 +261,21 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
   /**
    * What settled: traces idle for settleAfterMs (every trace with `all`), audit events pending for
    * longer than pendingAuditTtlMs (all with `all`), and what the caps settled early since the last call.
+   *
+   * `ready(group, lastUpdate)`, when given, may hold an idle trace back (the Kafka driver: while the
+   * input that could still bring its audit events lags); a trace idle for settleAfterMs +
+   * maxLagWaitMs settles anyway and is counted.
    */
-  settle(now: number, all = false): JoinOutput<T, S> {
+  settle(now: number, all = false, ready?: (group: number, lastUpdate: number) => boolean): JoinOutput<T, S> {
     const out = this.early;
     this.early = { traces: [], unjoinedAuditEvents: [], released: [] };
     for (const trace of [...this.traces.values()]) {
-      if (!all && now - trace.lastUpdate < this.opts.settleAfterMs) break; // LRU order: the rest are newer
+      const idle = now - trace.lastUpdate;
+      if (!all && idle < this.opts.settleAfterMs) break; // LRU order: the rest are newer
+      if (!all && ready && !ready(trace.group, trace.lastUpdate)) {
+        if (idle < this.opts.settleAfterMs + this.opts.maxLagWaitMs) continue;
+        this.metrics.lagWaitExceeded.inc({ kind: 'trace' });
+      }
       this.settleTrace(trace, all ? 'shutdown' : 'idle', out);
     }
     for (const [id, p] of [...this.pending]) {

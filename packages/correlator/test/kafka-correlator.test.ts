@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { auditIDForSpans, REDACTED, type AuditEvent } from '@kube-correlate/audit';
 import { auditEvent, generateDeploymentScenario, makeSpan } from '@kube-correlate/fixtures';
-import { InMemoryKafka } from '@kube-correlate/kafka';
+import { InMemoryKafka, type KafkaClient } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, scanTraceRequest, spliceTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { decodeCorrelated, KafkaCorrelator } from '../src/index.js';
@@ -191,5 +191,128 @@ test('audit events read from k8s_audit are redacted before they are held, forwar
   // Secret: request data, stringData, the annotation's stringData; response the same: 6. TokenReview: 1.
   assert.equal(counted, { secret: 6, tokenreview: 1 });
 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** otlp_correlated messages per trace id (audit-only messages of unjoined events excluded). */
+function writesPerTrace(kafka: InMemoryKafka): Map<string, number> {
+  const n = new Map<string, number>();
+  for (const m of kafka.messages('otlp_correlated')) {
+    const key = m.key!.toString('utf8');
+    n.set(key, (n.get(key) ?? 0) + 1);
+  }
+  return n;
+}
+
+test('a catch-up whose audit side is read late writes each tree once, fully joined (idle traces wait for the audit side)', async () => {
+  const kafka = new InMemoryKafka();
+  const metrics = new PipelineMetrics();
+  const c = correlator(kafka, metrics);
+  await c.start();
+  // Pre-filled topics; the audit topic is read only after every span was read (a consumer lagging on it).
+  kafka.paused.add('k8s_audit');
+  produceScenario(kafka, false);
+  const traces = scenario.traces.length;
+  await until('every span read', () => c.stats().traces >= traces);
+  await sleep(20 * 50); // twenty idle windows (settleAfterMs 50) with the audit side behind
+  kafka.paused.delete('k8s_audit');
+  await until('every audit event joined', () => joinedAudits(kafka) >= scenario.auditEvents.length);
+  await c.stop();
+  const out = output(kafka);
+  assert.is(out.unjoined.length, 0, 'none went out unjoined');
+  const writes = writesPerTrace(kafka);
+  const joinedTraces = scenario.traces.filter((t) => t.kind !== 'detached');
+  const twice = joinedTraces.filter((t) => (writes.get(t.traceId) ?? 0) !== 1).map((t) => `${t.traceId}: ${writes.get(t.traceId) ?? 0}`);
+  assert.equal(twice, [], 'each tree written exactly once');
+  assert.is(await metricCount(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total'), 0, 'no wait cut short');
+});
+
+test('an idle trace waits for a lagging audit side at most maxLagWaitMs, and that is counted', async () => {
+  const kafka = new InMemoryKafka();
+  const metrics = new PipelineMetrics();
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, pendingAuditTtlMs: 2000, maxLagWaitMs: 200, defaultPartitions: 4, metrics });
+  await c.start();
+  kafka.paused.add('k8s_audit');
+  produceScenario(kafka, false);
+  const joinedTraces = scenario.traces.filter((t) => t.kind !== 'detached');
+  await until('every trace written without its audit events', () => joinedTraces.every((t) => writesPerTrace(kafka).has(t.traceId)));
+  assert.ok(await metricCount(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total', { kind: 'trace' }) >= joinedTraces.length);
+  kafka.paused.delete('k8s_audit');
+  await until('every audit event joined (late: a second update)', () => joinedAudits(kafka) >= scenario.auditEvents.length);
+  await c.stop();
+});
+
+test('audit events wait for their spans while the span consumer lags, past pendingAuditTtlMs; one whose spans never come goes out unjoined once the spans were read', async () => {
+  const kafka = new InMemoryKafka();
+  const metrics = new PipelineMetrics();
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, pendingAuditTtlMs: 100, defaultPartitions: 4, metrics });
+  await c.start();
+  kafka.paused.add('otlp_spans');
+  produceScenario(kafka, true);
+  const lonely = auditEvent({ auditID: '10ae0000-0000-4000-8000-000000000001', stage: 'ResponseComplete' });
+  kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(lonely.auditID), value: JSON.stringify(lonely) });
+  await until('every audit event read', () => c.stats().pending >= new Set(scenario.auditEvents.map((e) => e.auditID)).size + 1);
+  await sleep(10 * 100); // ten TTLs with the spans in Kafka but not read
+  assert.is(kafka.end('otlp_correlated'), 0, 'nothing went out while the span side lagged');
+  kafka.paused.delete('otlp_spans');
+  await until('every audit event joined, and the lone one out unjoined', () => joinedAudits(kafka) >= scenario.auditEvents.length && output(kafka).unjoined.length > 0);
+  await c.stop();
+  const out = output(kafka);
+  assert.equal(out.unjoined.map((e) => e.auditID), [lonely.auditID], 'only the event whose spans never came is unjoined');
+  assert.is(await metricCount(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total'), 0);
+});
+
+test('a pending audit event waits for a lagging span side at most maxLagWaitMs, and that is counted', async () => {
+  const kafka = new InMemoryKafka();
+  const metrics = new PipelineMetrics();
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, pendingAuditTtlMs: 100, maxLagWaitMs: 200, defaultPartitions: 4, metrics });
+  await c.start();
+  kafka.paused.add('otlp_spans');
+  const t = scenario.traces.find((x) => x.kind !== 'detached')!;
+  kafka.append({ topic: 'otlp_spans', key: t.traceId, value: encodeTraceRequest(t.spans) });
+  const e = auditEvent({ auditID: '10ae0000-0000-4000-8000-000000000002', stage: 'ResponseComplete' });
+  kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) });
+  await until('the event out unjoined', () => output(kafka).unjoined.length === 1);
+  assert.is(await metricCount(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total', { kind: 'pending_audit' }), 1);
+  kafka.paused.delete('otlp_spans');
+  await c.stop();
+});
+
+test('while the input offsets cannot be read nothing waiting is let go; the admin client is made anew and the waits end', async () => {
+  const kafka = new InMemoryKafka();
+  let down = true;
+  let admins = 0;
+  // The in-memory Kafka whose admin calls fail while `down` (a broker that is unreachable).
+  const client: KafkaClient = {
+    producer: () => kafka.producer(),
+    consumer: (o) => kafka.consumer(o),
+    admin: async () => {
+      admins++;
+      const a = await kafka.admin();
+      const guard = <A extends unknown[], R>(f: (...x: A) => Promise<R>) => async (...x: A): Promise<R> => {
+        if (down) throw new Error('broker unreachable (injected)');
+        return f(...x);
+      };
+      return { ...a, endOffsets: guard(a.endOffsets), committedOffsets: guard(a.committedOffsets) };
+    },
+  };
+  const c = new KafkaCorrelator({ client, settleAfterMs: 50, pendingAuditTtlMs: 100, defaultPartitions: 4 });
+  await c.start();
+  const e = auditEvent({ auditID: '10ae0000-0000-4000-8000-000000000003', stage: 'ResponseComplete' });
+  kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) });
+  await until('the event read', () => c.stats().pending === 1);
+  await sleep(10 * 100);
+  assert.is(kafka.end('otlp_correlated'), 0, 'held while the offsets cannot be read');
+  const before = admins;
+  down = false;
+  await until('the event out unjoined', () => output(kafka).unjoined.length === 1);
+  assert.ok(admins > before, 'a new admin client after the failures');
+  await c.stop();
+});
+
+async function metricCount(m: PipelineMetrics, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);
+  return (metric?.values ?? []).filter((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((a, x) => a + x.value, 0);
+}
 
 test.run();

@@ -251,4 +251,23 @@ test('lone authentication traces are dropped and counted; a late authentication 
   assert.ok(all().released.includes(1), 'the dropped trace\'s source is released too');
 });
 
+test('settle(ready): an idle trace the driver holds back waits, settles once ready, or after maxLagWaitMs (counted)', async () => {
+  const metrics = new PipelineMetrics();
+  const join = new TraceJoin<number>({ settleAfterMs: 1000, maxLagWaitMs: 5000, metrics });
+  join.addSpans([makeSpan({ trace: 1, id: 1, name: 'a' })], 0, 1, 0, 7);
+  join.addSpans([makeSpan({ trace: 2, id: 1, name: 'b' })], 0, 2, 0, 8);
+  const asked: Array<[number, number]> = [];
+  let readyGroups = new Set<number>();
+  const ready = (group: number, lastUpdate: number) => (asked.push([group, lastUpdate]), readyGroups.has(group));
+  assert.is(join.settle(2000, false, ready).traces.length, 0, 'idle, not ready: held');
+  assert.equal(asked, [[7, 0], [8, 0]], 'asked with the group and the last update');
+  readyGroups = new Set([8]);
+  assert.equal(join.settle(2500, false, ready).traces.map((t) => t.traceId), [tid(2)], 'the ready one settles, past the one held back');
+  assert.is(join.settle(5999, false, ready).traces.length, 0, 'within settleAfterMs + maxLagWaitMs');
+  assert.is(await counter(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total', { kind: 'trace' }), 0);
+  const out = join.settle(6000, false, ready);
+  assert.equal(out.traces.map((t) => [t.traceId, t.reason]), [[tid(1), 'idle']], 'the bound settles it');
+  assert.is(await counter(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total', { kind: 'trace' }), 1);
+});
+
 test.run();

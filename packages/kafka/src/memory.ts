@@ -5,7 +5,8 @@ import type { Admin, CommitOffset, ConsumedMessage, Consumer, ConsumerOptions, K
  * correlator's Kafka driver): topics of partitions of messages, producers that append (partition
  * by key with a stable hash, or the explicit partition), consumer groups that remember committed
  * offsets, one member per group holding every partition. Faults can be injected: `failNextSends`
- * makes the next produce calls fail. Not a model of Kafka's timing or rebalancing: real brokers are
+ * makes the next produce calls fail; `paused` topics are not delivered (a consumer that lags on
+ * them: their end offsets still grow). Not a model of Kafka's timing or rebalancing: real brokers are
  * what the end-to-end tests use.
  */
 export class InMemoryKafka implements KafkaClient {
@@ -13,6 +14,8 @@ export class InMemoryKafka implements KafkaClient {
   readonly committed = new Map<string, Map<string, number>>();
   /** The next this many produce calls throw (a broker that is down). */
   failNextSends = 0;
+  /** Topics whose messages consumers do not get until removed from the set (then they read on). */
+  readonly paused = new Set<string>();
   private readonly consumers = new Set<MemoryConsumer>();
 
   async producer(): Promise<Producer> {
@@ -121,6 +124,7 @@ class MemoryConsumer implements Consumer {
         let delivered = false;
         for (const [key, pos] of this.positions) {
           const [topic, p] = key.split('\u0000') as [string, string];
+          if (this.kafka.paused.has(topic)) continue;
           const list = this.kafka.topics.get(topic)![Number(p)]!;
           if (pos >= list.length) continue;
           const batch = list.slice(pos, pos + 100);

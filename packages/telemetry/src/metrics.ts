@@ -20,6 +20,12 @@ export class PipelineMetrics {
   readonly settled: Counter<'reason'>;
   /** Buffers flushed before their idle window, because a cap was reached. */
   readonly evicted: Counter<'reason'>;
+  /**
+   * Kafka correlator: waits for a lagging input that reached their bound (`maxLagWaitMs`), by what
+   * waited (trace: an idle trace settled although its audit side still lagged; pending_audit: an
+   * audit event went out unjoined although the span side had not caught up past it).
+   */
+  readonly lagWaitExceeded: Counter<'kind'>;
   /** Items seen twice while buffered (later duplicates are dropped by the store's keys). */
   readonly duplicates: Counter<'kind'>;
   /** Traces the correlator drops on purpose (lone authentication filter spans), by reason. */
@@ -71,6 +77,7 @@ export class PipelineMetrics {
     this.joined = new Counter({ name: `${p}correlator_joined_total`, help: 'Audit requests (auditIDs) joined to a trace.', registers });
     this.settled = new Counter({ name: `${p}correlator_settled_total`, help: 'Trace updates settled and handed to the store, by reason.', labelNames: ['reason'], registers });
     this.evicted = new Counter({ name: `${p}correlator_evicted_total`, help: 'Buffers flushed early because a memory cap was reached, by cap.', labelNames: ['reason'], registers });
+    this.lagWaitExceeded = new Counter({ name: `${p}correlator_lag_wait_exceeded_total`, help: 'Kafka correlator: waits for a lagging input cut short by max_lag_wait, by what waited (trace | pending_audit).', labelNames: ['kind'], registers });
     this.duplicates = new Counter({ name: `${p}correlator_duplicates_total`, help: 'Redelivered spans and audit events dropped while buffered.', labelNames: ['kind'], registers });
     this.dropped = new Counter({ name: `${p}correlator_dropped_total`, help: 'Traces dropped on purpose, by reason (lone_authentication: kube-apiserver\'s authentication filter span alone in its trace, with nothing to join it by).', labelNames: ['reason'], registers });
     this.tracesInFlight = new Gauge({ name: `${p}correlator_traces_in_flight`, help: 'Traces buffered, waiting to settle.', registers });

@@ -14,6 +14,11 @@ export const correlatorProcessorConfig = z.strictObject({
   ...correlatorSettings,
   /** auditID -> trace pairs remembered. */
   pair_cache_size: positiveInt.default(CORRELATOR_PROCESSOR_DEFAULTS.pairCacheSize),
+  /**
+   * Longest an idle trace or a pending audit event waits for a lagging input to be read (see
+   * @kube-correlate/correlator's README). Absent: 10 x pending_audit_ttl.
+   */
+  max_lag_wait: duration.optional(),
   /** The repartition topics (see @kube-correlate/correlator's README). */
   internal_topics: z.strictObject({
     audit_trace: z.string().min(1).default(T.auditTrace),

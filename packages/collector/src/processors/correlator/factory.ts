@@ -32,7 +32,8 @@ export const correlatorProcessorFactory = processorFactory({
           client: src.client, producerClient, groupId: src.groupId, metrics, logger: logger.child({ component: 'correlator' }),
           topics: { spans: src.topics.traces, audit: src.topics.logs, auditTrace: p.internal_topics.audit_trace, auditByTrace: p.internal_topics.audit_by_trace, correlated },
           settleAfterMs: parseDuration(p.settle_after), pendingAuditTtlMs: parseDuration(p.pending_audit_ttl),
-          maxTracesInFlight: p.max_traces_in_flight, pairCacheSize: p.pair_cache_size, internalRetentionMs: parseDuration(p.internal_topics.retention),
+          maxTracesInFlight: p.max_traces_in_flight, pairCacheSize: p.pair_cache_size,
+          ...(p.max_lag_wait !== undefined ? { maxLagWaitMs: parseDuration(p.max_lag_wait) } : {}), internalRetentionMs: parseDuration(p.internal_topics.retention),
           describeRequest,
         });
         let started = false;
