@@ -4,6 +4,7 @@ import { auditIDForSpans, DEFAULT_RULES, redactAuditEvent, validateAuditEvent, t
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
+import { AUDIT_ID } from '@kube-correlate/semconv';
 import { encodeCorrelatedTrace, encodeUnjoinedAudit } from './correlated-format.js';
 
 /**
@@ -241,7 +242,7 @@ export class KafkaCorrelator {
     this.metrics.receiverItems.inc({ receiver: 'kafka', signal: 'spans' }, spans.length);
     // Each auditID seen here for the first time is paired with this trace, on the audit side.
     for (const s of spans) {
-      const auditId = attrString(s.attributes, 'audit-id');
+      const auditId = attrString(s.attributes, AUDIT_ID);
       if (!auditId) continue;
       const key = `${s.traceId}/${auditId}`;
       if (this.announced.has(key)) continue;

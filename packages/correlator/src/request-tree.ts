@@ -1,6 +1,6 @@
 import { auditIDForSpans, summarizeAudit, type AuditEvent, type AuditSummary } from '@kube-correlate/audit';
 import { attrString, plainAttributes, serviceName, SpanKind, type Span } from '@kube-correlate/otlp';
-import { httpRequestInfo, type HttpRequestInfo } from './semconv.js';
+import { API_ATTR, AUDIT_ID, httpRequestInfo, type HttpRequestInfo } from '@kube-correlate/semconv';
 
 /**
  * The per-request tree, in the JSON shape `correlate --trace <id> --json` prints (DESIGN.md,
@@ -107,7 +107,7 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
   }
   const auditIds: string[] = [];
   for (const s of byId.values()) {
-    const id = attrString(s.attributes, 'audit-id');
+    const id = attrString(s.attributes, AUDIT_ID);
     if (id && !auditIds.includes(id)) auditIds.push(id);
   }
   auditIds.sort();
@@ -119,9 +119,9 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
     const node = nodes.get(anchor.spanId)!;
     node.audit = toTreeAudit(summarizeAudit(events));
     const op = opts.apiOperation?.(id);
-    if (op && node.attributes['k8s.api.operation_id'] === undefined) {
-      node.attributes['k8s.api.operation_id'] = op.operationId;
-      node.attributes['k8s.api.stability'] = op.stability;
+    if (op && node.attributes[API_ATTR.operationId] === undefined) {
+      node.attributes[API_ATTR.operationId] = op.operationId;
+      node.attributes[API_ATTR.stability] = op.stability;
     }
   }
 
@@ -165,10 +165,10 @@ export function requestAnchor(auditId: string, byId: ReadonlyMap<string, Span>):
   let fallback: Span | undefined;
   let fallbackDepth = Infinity;
   for (const s of byId.values()) {
-    if (attrString(s.attributes, 'audit-id') !== auditId) continue;
+    if (attrString(s.attributes, AUDIT_ID) !== auditId) continue;
     let cur: Span | undefined = s;
     for (let steps = 0; cur && steps <= byId.size; steps++) {
-      const own = attrString(cur.attributes, 'audit-id');
+      const own = attrString(cur.attributes, AUDIT_ID);
       if (own !== undefined && own !== auditId) break; // another request's span: ours ends below it
       const depth = depthOf(cur, byId);
       if (cur.kind === SpanKind.SERVER && depth < bestDepth) [best, bestDepth] = [cur, depth];

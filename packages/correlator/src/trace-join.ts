@@ -1,6 +1,7 @@
 import { auditEventsConflict, auditIDForSpans, canonicalJson, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
+import { AUDIT_ID } from '@kube-correlate/semconv';
 import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
 import { isLoneAuthentication, RecentTraces } from './lone-spans.js';
 
@@ -180,7 +181,7 @@ export class TraceJoin<T = number> {
       this.bytesBuffered += each;
       this.spansBuffered++;
       if (token !== undefined) this.hold(trace, token);
-      const auditId = attrString(span.attributes, 'audit-id');
+      const auditId = attrString(span.attributes, AUDIT_ID);
       if (auditId && !trace.auditIds.has(auditId)) this.attachAuditId(trace, auditId);
     }
     this.enforceCaps();
