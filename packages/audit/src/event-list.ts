@@ -252,11 +252,5 @@ export function isAuditEventError(v: AuditEvent | AuditEventError): v is AuditEv
   return typeof (v as AuditEventError).reason === 'string' && typeof (v as AuditEvent).auditID !== 'string';
 }
 
-/**
- * The `audit-id` span attribute's form of an auditID. Events carry the full ID (a client may set any
- * `Audit-ID` header); kube-apiserver's spans carry its first 64 bytes (GetAuditIDTruncated).
- */
-export function auditIDForSpans(auditID: string): string {
-  const bytes = Buffer.from(auditID, 'utf8');
-  return bytes.length <= 64 ? auditID : bytes.subarray(0, 64).toString('utf8');
-}
+// The `audit-id` span attribute's form of an auditID lives with the other names and derived ids.
+export { auditIDForSpans } from '@kube-correlate/semconv';

@@ -1,5 +1,6 @@
 import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlator';
 import type { ObjectSetChainEntry, ObjectSetTree, ObjectSetWindow } from '@kube-correlate/store';
+import { OBJECT_ATTR } from '@kube-correlate/semconv';
 
 /**
  * The text form of a request tree (DESIGN.md, "correlate --trace"): one line per span with name,
@@ -101,7 +102,7 @@ export function formatDuration(nanos: number): string {
 }
 
 function countObjects(n: TreeNode): number {
-  return ('k8s.object.uid' in n.attributes && !n.audit ? 1 : 0) + n.children.reduce((s, c) => s + countObjects(c), 0);
+  return (OBJECT_ATTR.uid in n.attributes && !n.audit ? 1 : 0) + n.children.reduce((s, c) => s + countObjects(c), 0);
 }
 
 function countAudited(n: TreeNode): number {

@@ -1,5 +1,6 @@
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
 import type { KeyValue } from '@kube-correlate/otlp';
+import { API_ATTR } from '@kube-correlate/semconv';
 
 /** The API operation of one audit request (its stages): from the OpenAPI spec, see @kube-correlate/apicoverage. */
 export type DescribeRequest = (events: readonly AuditEvent[]) => ApiOperation | undefined;
@@ -8,9 +9,6 @@ export interface ApiOperation {
   operationId: string;
   stability: string;
 }
-
-export const API_OPERATION_ID = 'k8s.api.operation_id';
-export const API_STABILITY = 'k8s.api.stability';
 
 /**
  * The API operation of each audit request among `events` (by the 64-character auditID spans
@@ -35,5 +33,5 @@ export function describeRequests(events: readonly AuditEvent[], describe: Descri
 
 /** `k8s.api.operation_id` and `k8s.api.stability` as span attributes. */
 export function apiAttributes(op: ApiOperation | undefined): KeyValue[] {
-  return op ? [{ key: API_OPERATION_ID, value: { stringValue: op.operationId } }, { key: API_STABILITY, value: { stringValue: op.stability } }] : [];
+  return op ? [{ key: API_ATTR.operationId, value: { stringValue: op.operationId } }, { key: API_ATTR.stability, value: { stringValue: op.stability } }] : [];
 }

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
 import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, encodeKeyValueFields, encodeTraceRequest, SpanKind, spliceTraceRequest, type KeyValue, type RawSpan, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
 import { requestAnchorBy, type AnchorSpan } from './request-tree.js';
 import { RAW_SPANS } from './span-model.js';
-import { API_OPERATION_ID, API_STABILITY, apiAttributes, type ApiOperation } from './api-attributes.js';
+import { apiAttributes, type ApiOperation } from './api-attributes.js';
+import { ADDED_PREFIXES, API_ATTR, AUDIT_ID, AUDIT_ATTR, AUDIT_SERVICE, auditSpanId, auditStageAttr, DERIVED_SCOPE, OBJECT_ATTR, OBJSET_SCOPE, SERVICE_NAME, unjoinedTraceId } from '@kube-correlate/semconv';
 
 /**
  * The `otlp_correlated` format: a settled trace as OTLP spans, readable by any OTLP consumer
@@ -26,28 +26,12 @@ import { API_OPERATION_ID, API_STABILITY, apiAttributes, type ApiOperation } fro
  * read back are the same in embedded and Kafka mode.
  */
 
-export const DERIVED_SCOPE = 'kube-correlate';
-/** Scope of object-set trace spans (exported to Jaeger; rebuilt from audit events when read back). */
-export const OBJSET_SCOPE = 'kube-correlate/objset';
-// k8s.api.* (operation id, stability) is data of the audit request too (api-attributes.ts): it is
-// on the route span and the audit span, and read back from the audit span.
-const ADDED_PREFIXES = ['k8s.audit.', 'k8s.object.', 'k8s.objset.', 'k8s.api.'];
+// DERIVED_SCOPE, OBJSET_SCOPE, ADDED_PREFIXES (k8s.api.* among them: data of the audit request too,
+// on the route span and the audit span, read back from the audit span) and the derived ids are in
+// @kube-correlate/semconv.
 
-const derivedResource: Resource = { attributes: [{ key: 'service.name', value: { stringValue: 'kube-apiserver-audit' } }], droppedAttributesCount: 0, schemaUrl: '' };
+const derivedResource: Resource = { attributes: [{ key: SERVICE_NAME, value: { stringValue: AUDIT_SERVICE } }], droppedAttributesCount: 0, schemaUrl: '' };
 const derivedScope: Scope = { name: DERIVED_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
-
-function digestHex(text: string, bytes: number): string {
-  let hex = createHash('sha256').update(text).digest('hex').slice(0, bytes * 2);
-  if (/^0+$/.test(hex)) hex = hex.slice(0, -1) + '1'; // an all-zero id is invalid in OTLP
-  return hex;
-}
-
-/** Span id of the audit span of `auditID` (8 bytes of SHA-256). */
-export const auditSpanId = (auditID: string): string => digestHex(`audit-span/${auditIDForSpans(auditID)}`, 8);
-/** Span id of the span that carries stages of `auditID` exported after its audit span was (late stages). */
-export const lateAuditSpanId = (auditID: string, stages: readonly string[]): string => digestHex(`audit-span/${auditIDForSpans(auditID)}/${[...stages].sort().join(',')}`, 8);
-/** Trace id for an audit request whose spans never came (16 bytes of SHA-256). */
-export const unjoinedTraceId = (auditID: string): string => digestHex(`audit-trace/${auditIDForSpans(auditID)}`, 16);
 
 const str = (key: string, v: string | undefined): KeyValue[] => (v === undefined || v === '' ? [] : [{ key, value: { stringValue: v } }]);
 const int = (key: string, v: number | undefined): KeyValue[] => (v === undefined ? [] : [{ key, value: { intValue: String(v) } }]);
@@ -59,21 +43,21 @@ export function auditAttributes(events: readonly AuditEvent[]): KeyValue[] {
   const a = summarizeAudit(events);
   const ref = a.objectRef ?? {};
   return [
-    ...str('k8s.audit.id', a.auditID),
-    ...str('k8s.audit.verb', a.verb),
-    ...str('k8s.audit.user', a.user),
-    ...str('k8s.audit.user_agent', a.userAgent),
-    ...int('k8s.audit.code', a.code),
-    ...str('k8s.audit.request_uri', a.requestURI),
-    ...str('k8s.audit.level', a.level),
-    ...Object.entries(a.stages).flatMap(([stage, ts]) => str(`k8s.audit.stage.${stage}`, ts)),
-    ...str('k8s.object.resource', ref.resource),
-    ...str('k8s.object.subresource', ref.subresource),
-    ...str('k8s.object.namespace', ref.namespace),
-    ...str('k8s.object.name', ref.name),
-    ...str('k8s.object.uid', ref.uid),
-    ...str('k8s.object.api_group', ref.apiGroup),
-    ...str('k8s.object.api_version', ref.apiVersion),
+    ...str(AUDIT_ATTR.id, a.auditID),
+    ...str(AUDIT_ATTR.verb, a.verb),
+    ...str(AUDIT_ATTR.user, a.user),
+    ...str(AUDIT_ATTR.userAgent, a.userAgent),
+    ...int(AUDIT_ATTR.code, a.code),
+    ...str(AUDIT_ATTR.requestUri, a.requestURI),
+    ...str(AUDIT_ATTR.level, a.level),
+    ...Object.entries(a.stages).flatMap(([stage, ts]) => str(auditStageAttr(stage), ts)),
+    ...str(OBJECT_ATTR.resource, ref.resource),
+    ...str(OBJECT_ATTR.subresource, ref.subresource),
+    ...str(OBJECT_ATTR.namespace, ref.namespace),
+    ...str(OBJECT_ATTR.name, ref.name),
+    ...str(OBJECT_ATTR.uid, ref.uid),
+    ...str(OBJECT_ATTR.apiGroup, ref.apiGroup),
+    ...str(OBJECT_ATTR.apiVersion, ref.apiVersion),
   ];
 }
 
@@ -91,9 +75,9 @@ export function auditSpan(traceId: string, parentSpanId: string, events: readonl
     traceId, spanId: auditSpanId(a.auditID), parentSpanId, traceState: '', flags: 0,
     name: `audit ${a.verb} ${resource}`, kind: SpanKind.INTERNAL,
     startTimeUnixNano: start, endTimeUnixNano: end,
-    attributes: [...auditAttributes(events), ...apiAttributes(api), ...(unjoined ? [{ key: 'k8s.audit.unjoined', value: { boolValue: true } }] : [])],
+    attributes: [...auditAttributes(events), ...apiAttributes(api), ...(unjoined ? [{ key: AUDIT_ATTR.unjoined, value: { boolValue: true } }] : [])],
     droppedAttributesCount: 0,
-    events: sorted.map((e) => ({ timeUnixNano: toNanos(e.stageTimestamp) ?? start, name: e.stage, attributes: [{ key: 'k8s.audit.event', value: { stringValue: JSON.stringify(e) } }], droppedAttributesCount: 0 })),
+    events: sorted.map((e) => ({ timeUnixNano: toNanos(e.stageTimestamp) ?? start, name: e.stage, attributes: [{ key: AUDIT_ATTR.event, value: { stringValue: JSON.stringify(e) } }], droppedAttributesCount: 0 })),
     droppedEventsCount: 0, links: [], droppedLinksCount: 0,
     status: { code: (a.code ?? 0) >= 500 ? 2 : 0, message: '' },
     resource: derivedResource, scope: derivedScope,
@@ -133,7 +117,7 @@ function planCorrelated<S extends AnchorSpan>(traceId: string, spans: readonly S
   return { extra, derived };
 }
 
-const decodedAuditId = (s: Span): string | undefined => attrString(s.attributes, 'audit-id');
+const decodedAuditId = (s: Span): string | undefined => attrString(s.attributes, AUDIT_ID);
 
 /**
  * One settled trace as `otlp_correlated` spans. `auditEvents` are the events of auditIDs carried by
@@ -198,13 +182,13 @@ export function decodeCorrelated(spans: readonly Span[]): DecodedCorrelated {
     }
     const events: AuditEvent[] = [];
     for (const e of s.events) {
-      const json = attrString(e.attributes, 'k8s.audit.event');
+      const json = attrString(e.attributes, AUDIT_ATTR.event);
       if (json) events.push(JSON.parse(json) as AuditEvent);
     }
-    const operationId = attrString(s.attributes, API_OPERATION_ID);
-    const auditId = attrString(s.attributes, 'k8s.audit.id');
-    if (operationId && auditId) out.apiOperations.set(auditIDForSpans(auditId), { operationId, stability: attrString(s.attributes, API_STABILITY) ?? '' });
-    const unjoined = s.attributes.some((kv) => kv.key === 'k8s.audit.unjoined');
+    const operationId = attrString(s.attributes, API_ATTR.operationId);
+    const auditId = attrString(s.attributes, AUDIT_ATTR.id);
+    if (operationId && auditId) out.apiOperations.set(auditIDForSpans(auditId), { operationId, stability: attrString(s.attributes, API_ATTR.stability) ?? '' });
+    const unjoined = s.attributes.some((kv) => kv.key === AUDIT_ATTR.unjoined);
     if (unjoined) out.unjoined.push(...events);
     else out.joined.set(s.traceId, [...(out.joined.get(s.traceId) ?? []), ...events]);
   }

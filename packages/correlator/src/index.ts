@@ -5,16 +5,22 @@ export type { TraceJoinOptions, CorrelatorOutput, JoinOutput, TraceUpdate, Settl
 export type { CorrelatorSink } from './trace-join.js';
 export { buildRequestTree, durationNanos, requestAnchor, requestAnchorBy, toTreeAudit } from './request-tree.js';
 export type { RequestTree, TreeNode, TreeLink, TreeAudit, BuildTreeOptions, AnchorSpan } from './request-tree.js';
-export { encodeCorrelatedTrace, encodeCorrelatedRaw, encodeUnjoinedAudit, decodeCorrelated, groupByAuditId, auditSpan, auditAttributes, auditSpanId, lateAuditSpanId, unjoinedTraceId, DERIVED_SCOPE, OBJSET_SCOPE } from './correlated-format.js';
+export { encodeCorrelatedTrace, encodeCorrelatedRaw, encodeUnjoinedAudit, decodeCorrelated, groupByAuditId, auditSpan, auditAttributes } from './correlated-format.js';
 export type { DecodedCorrelated } from './correlated-format.js';
 export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS } from './kafka-correlator.js';
 export type { KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';
-export { objectsOfAudit, objectSetTraceId, objectSetSpanId, objectSetRootSpanId, objectSetWindowStart, DEFAULT_OBJSET_WINDOW_MS, ANNOTATION_OBJSETID, ANNOTATION_SPAN } from './object-sets.js';
+export { objectsOfAudit, DEFAULT_OBJSET_WINDOW_MS } from './object-sets.js';
 export type { ObjectRecord, ObjectRef } from './object-sets.js';
-export { describeRequests, apiAttributes, API_OPERATION_ID, API_STABILITY } from './api-attributes.js';
+export { describeRequests, apiAttributes } from './api-attributes.js';
 export type { DescribeRequest, ApiOperation } from './api-attributes.js';
 export { DECODED_SPANS, RAW_SPANS, isRawAuthenticationOnly } from './span-model.js';
 export type { JoinSpan, JoinSpanModel } from './span-model.js';
 export { isLoneAuthentication, isAuthenticationOnly, RecentTraces, AUTHENTICATION_SPAN, FILTER_LATENCY_SCOPE } from './lone-spans.js';
-export { httpRequestInfo, rpcInfo, SEMCONV } from './semconv.js';
-export type { HttpRequestInfo } from './semconv.js';
+// Names and derived ids live in @kube-correlate/semconv; these re-exports keep the correlator's
+// public API (tests, the bench) as it was. New code imports them from @kube-correlate/semconv.
+export {
+  auditSpanId, lateAuditSpanId, unjoinedTraceId, DERIVED_SCOPE, OBJSET_SCOPE,
+  objectSetTraceId, objectSetSpanId, objectSetRootSpanId, objectSetWindowStart, ANNOTATION_OBJSETID, ANNOTATION_SPAN,
+  httpRequestInfo, rpcInfo, SEMCONV,
+} from '@kube-correlate/semconv';
+export type { HttpRequestInfo } from '@kube-correlate/semconv';

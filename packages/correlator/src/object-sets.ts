@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
+import { ANNOTATION_OBJSETID, isObjsetIdAuditAnnotation } from '@kube-correlate/semconv';
 
 /**
  * Objects and object sets, from what audit events carry (DESIGN.md, "Contracts"; issue 4).
@@ -16,9 +16,6 @@ import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
  * These are resolved when read, so an owner seen after its children, or an annotation that comes
  * later, changes the answer for everything already stored.
  */
-
-export const ANNOTATION_OBJSETID = 'trace.kubernetes.io/objsetid';
-export const ANNOTATION_SPAN = 'trace.kubernetes.io/span';
 
 export interface ObjectRecord {
   uid: string;
@@ -106,7 +103,7 @@ function carried(e: AuditEvent): K8sObject | undefined {
 
 function auditObjsetId(e: AuditEvent): string {
   for (const [k, v] of Object.entries(e.annotations ?? {})) {
-    if (k === ANNOTATION_OBJSETID || k.endsWith('/objectSetID') || k === 'objectSetID') return v;
+    if (isObjsetIdAuditAnnotation(k)) return v;
   }
   return '';
 }
@@ -155,39 +152,4 @@ export function objectsOfAudit(e: AuditEvent): { object?: ObjectRecord; ref: Obj
 /** Default length of an object set's time window (`object_sets.window`): one hour. */
 export const DEFAULT_OBJSET_WINDOW_MS = 3_600_000;
 
-/**
- * Start of the window that holds `ms` (both in ms since the epoch): windows are `windowMs` long and
- * aligned to the epoch, so UTC-aligned for any length that divides a day (1h: 16:00, 17:00, ...).
- */
-export function objectSetWindowStart(ms: number, windowMs: number): number {
-  return Math.floor(ms / windowMs) * windowMs;
-}
-
-/**
- * Trace id in Jaeger of one window of an object set: 16 bytes of SHA-256 of
- * `objset/<set id>/<window start>` (RFC 3339 UTC with milliseconds, e.g.
- * `objset/591491bc-.../2026-12-02T16:00:00.000Z`), and of `.../<part>` for a further part of a window
- * that outgrew `object_sets.max_spans_per_trace`. A set has one trace per window with activity, so
- * no trace grows for the object's whole life.
- */
-export function objectSetTraceId(setId: string, windowStartMs: number, part = 0): string {
-  const text = `objset/${setId}/${new Date(windowStartMs).toISOString()}${part > 0 ? `/${part}` : ''}`;
-  const hex = createHash('sha256').update(text).digest('hex').slice(0, 32);
-  return /^0+$/.test(hex) ? '00000000000000000000000000000001' : hex;
-}
-
-/**
- * Span id of the root of one trace of an object set (a window, or a further part of one; every
- * window when `windowStartMs` is undefined). Each trace's root has its own, so a root's span link to
- * the root of the trace before it never names its own id (the Jaeger UI takes a span's first
- * reference as its parent when the id is in the trace).
- */
-export function objectSetRootSpanId(setId: string, windowStartMs?: number, part = 0): string {
-  return windowStartMs === undefined ? objectSetSpanId(setId, 'set') : objectSetSpanId(setId, 'set', new Date(windowStartMs).toISOString(), ...(part > 0 ? [String(part)] : []));
-}
-
-/** Deterministic span id for a node of an object-set trace. */
-export function objectSetSpanId(...parts: string[]): string {
-  const hex = createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16);
-  return /^0+$/.test(hex) ? '0000000000000001' : hex;
-}
+// The window start, the object-set trace ids and span ids are in @kube-correlate/semconv.

@@ -1,6 +1,6 @@
 import { auditIDForSpans, summarizeAudit, type AuditEvent, type AuditSummary } from '@kube-correlate/audit';
 import { attrString, plainAttributes, serviceName, SpanKind, type Span } from '@kube-correlate/otlp';
-import { httpRequestInfo, type HttpRequestInfo } from './semconv.js';
+import { API_ATTR, AUDIT_ID, httpRequestInfo, type HttpRequestInfo } from '@kube-correlate/semconv';
 
 /**
  * The per-request tree, in the JSON shape `correlate --trace <id> --json` prints (DESIGN.md,
@@ -107,7 +107,7 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
   }
   const auditIds: string[] = [];
   for (const s of byId.values()) {
-    const id = attrString(s.attributes, 'audit-id');
+    const id = attrString(s.attributes, AUDIT_ID);
     if (id && !auditIds.includes(id)) auditIds.push(id);
   }
   auditIds.sort();
@@ -119,9 +119,9 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
     const node = nodes.get(anchor.spanId)!;
     node.audit = toTreeAudit(summarizeAudit(events));
     const op = opts.apiOperation?.(id);
-    if (op && node.attributes['k8s.api.operation_id'] === undefined) {
-      node.attributes['k8s.api.operation_id'] = op.operationId;
-      node.attributes['k8s.api.stability'] = op.stability;
+    if (op && node.attributes[API_ATTR.operationId] === undefined) {
+      node.attributes[API_ATTR.operationId] = op.operationId;
+      node.attributes[API_ATTR.stability] = op.stability;
     }
   }
 
@@ -163,7 +163,7 @@ export function requestAnchor(auditId: string, byId: ReadonlyMap<string, Span>):
   return requestAnchorBy(auditId, byId, spanAuditId);
 }
 
-const spanAuditId = (s: Span): string | undefined => attrString(s.attributes, 'audit-id');
+const spanAuditId = (s: Span): string | undefined => attrString(s.attributes, AUDIT_ID);
 
 /** What requestAnchor reads of a span (a decoded Span, or the Kafka correlator's RawSpan). */
 export interface AnchorSpan {

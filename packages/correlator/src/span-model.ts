@@ -1,3 +1,4 @@
+import { AUDIT_ID } from '@kube-correlate/semconv';
 import { attrString, type RawSpan, type Span } from '@kube-correlate/otlp';
 import { AUTHENTICATION_SPAN, FILTER_LATENCY_SCOPE, isLoneAuthentication } from './lone-spans.js';
 
@@ -19,7 +20,7 @@ export interface JoinSpanModel<S extends JoinSpan> {
 }
 
 export const DECODED_SPANS: JoinSpanModel<Span> = {
-  auditId: (s) => attrString(s.attributes, 'audit-id'),
+  auditId: (s) => attrString(s.attributes, AUDIT_ID),
   isLoneAuthentication,
 };
 

@@ -15,6 +15,7 @@
  *
  * The grammar is in decode-protobuf.ts; the functions here mirror its decode functions one to one.
  */
+import { AUDIT_ID } from '@kube-correlate/semconv';
 import { MAX_ANY_VALUE_DEPTH, tooDeepReason, type RejectedSpan } from './model.js';
 import { allZero, DEEP, fail, idProblem, lengthEnd, Reader, skipField, utf8, varint32, wrongWireType } from './decode-protobuf.js';
 
@@ -58,7 +59,8 @@ export interface ScannedTraces {
   rejected: RejectedSpan[];
 }
 
-const AUDIT_ID = [0x61, 0x75, 0x64, 0x69, 0x74, 0x2d, 0x69, 0x64]; // 'audit-id'
+/** The `audit-id` attribute key's UTF-8 bytes, compared in place. */
+const AUDIT_ID_KEY = Buffer.from(AUDIT_ID, 'utf8');
 
 /**
  * What the last skimmed top-level KeyValue held (a scan is synchronous: module state is safe).
@@ -481,7 +483,7 @@ function scanSpan(r: Reader, end: number, scope: RawScope, out: ScannedTraces): 
         if (wt !== 2) wrongWireType('Span.attributes (9)', wt, 2, tagAt);
         skimKeyValue(r, lengthEnd(r, end), 1);
         attributeCount++;
-        if (!auditSeen && keyEnd - keyAt === 8 && isAuditIdKey(buf, keyAt)) {
+        if (!auditSeen && keyEnd - keyAt === AUDIT_ID_KEY.length && isAuditIdKey(buf, keyAt)) {
           auditSeen = true;
           auditId = member === 1 ? (strAt === strEnd ? '' : utf8(r, strAt, strEnd)) : undefined;
         }
@@ -555,7 +557,7 @@ function scanSpan(r: Reader, end: number, scope: RawScope, out: ScannedTraces): 
 }
 
 function isAuditIdKey(buf: Uint8Array, at: number): boolean {
-  for (let i = 0; i < 8; i++) if (buf[at + i] !== AUDIT_ID[i]) return false;
+  for (let i = 0; i < AUDIT_ID_KEY.length; i++) if (buf[at + i] !== AUDIT_ID_KEY[i]) return false;
   return true;
 }
 

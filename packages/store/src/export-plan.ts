@@ -1,5 +1,8 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { auditSpanId, DERIVED_SCOPE, encodeCorrelatedTrace, encodeUnjoinedAudit, groupByAuditId, lateAuditSpanId, objectSetRootSpanId, objectSetSpanId, objectSetTraceId, objectSetWindowStart, requestAnchor, type TreeNode } from '@kube-correlate/correlator';
+import { encodeCorrelatedTrace, encodeUnjoinedAudit, groupByAuditId, requestAnchor, type TreeNode } from '@kube-correlate/correlator';
+import {
+  AUDIT_ATTR, AUDIT_ID, auditSpanId, DERIVED_SCOPE, lateAuditSpanId, OBJECT_ATTR, objectSetChainSpanId, objectSetRootSpanId, objectSetTraceId, objectSetWindowStart, OBJSET_ATTR,
+} from '@kube-correlate/semconv';
 import { attrString, type Span } from '@kube-correlate/otlp';
 import { objectSetChainSpan, objectSetNodeReady, objectSetSpan, type HoldOptions, type ObjectSetTraceContext, type ObjectSetTree } from './object-set-tree.js';
 import { objectEntryKey, type ExportQueueEntry, type TraceStore } from './trace-store.js';
@@ -135,13 +138,13 @@ export function planExport(store: TraceStore, entries: readonly ExportQueueEntry
   const withObjectSet = (s: Span, auditId: string): Span => {
     const set = store.objectSetTraceOfAudit(auditId);
     return set
-      ? { ...s, attributes: [...s.attributes, { key: 'k8s.objset.id', value: { stringValue: set.setId } }, { key: 'k8s.objset.trace_id', value: { stringValue: set.traceId } }] }
+      ? { ...s, attributes: [...s.attributes, { key: OBJSET_ATTR.id, value: { stringValue: set.setId } }, { key: OBJSET_ATTR.traceId, value: { stringValue: set.traceId } }] }
       : s;
   };
 
   const consider = (s: Span) => {
     if (s.scope.name !== DERIVED_SCOPE) return add(s);
-    const auditId = auditIDForSpans(attrString(s.attributes, 'k8s.audit.id') ?? '');
+    const auditId = auditIDForSpans(attrString(s.attributes, AUDIT_ATTR.id) ?? '');
     if (!store.isExported(s.traceId, s.spanId)) return push(withObjectSet(s, auditId), s.events.map((e) => ({ auditId, stage: e.name })));
     const done = store.exportedStages(auditId);
     const late = s.events.filter((e) => !done.has(e.name));
@@ -169,7 +172,7 @@ export function planExport(store: TraceStore, entries: readonly ExportQueueEntry
     if (!released.has(releaseKey.trace(t))) {
       const byId = new Map(spans.map((s) => [s.spanId, s]));
       const events = groupByAuditId(auditEvents);
-      const ids = new Set(spans.map((s) => attrString(s.attributes, 'audit-id')).filter((x): x is string => !!x));
+      const ids = new Set(spans.map((s) => attrString(s.attributes, AUDIT_ID)).filter((x): x is string => !!x));
       for (const id of ids) {
         if (complete(events.get(id) ?? [])) continue;
         const anchor = requestAnchor(id, byId);
@@ -342,7 +345,7 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
       // The root goes out now: the chain. The trace before this one, and where its last request is.
       const before = previousTrace(store, setId, windowStartMs, parts, p);
       push(objectSetSpan(tree, a, { ...ctx, times: t, ...(before ? { previous: { traceId: before.traceId, spanId: objectSetRootSpanId(setId, Date.parse(before.window.start), before.part) } } : {}) }));
-      if (before && !store.isExported(before.traceId, objectSetSpanId(setId, 'next', p.traceId))) {
+      if (before && !store.isExported(before.traceId, objectSetChainSpanId(setId, 'next', p.traceId))) {
         push(objectSetChainSpan(setId, 'next', before, { traceId: p.traceId, window, part: p.part }, before.at));
       }
       // A window that first goes out after a later one did (its requests came late): it links
@@ -352,8 +355,8 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
         const last = parts[parts.length - 1]!;
         const at = last.requests.reduce((m, r) => (BigInt(r.startTimeUnixNano) > m ? BigInt(r.startTimeUnixNano) : m), 0n);
         const from = { traceId: last.traceId, part: last.part, window };
-        if (!store.isExported(last.traceId, objectSetSpanId(setId, 'next', after.traceId))) push(objectSetChainSpan(setId, 'next', from, after, at));
-        if (!store.isExported(after.traceId, objectSetSpanId(setId, 'previous', last.traceId))) push(objectSetChainSpan(setId, 'previous', after, from, after.at));
+        if (!store.isExported(last.traceId, objectSetChainSpanId(setId, 'next', after.traceId))) push(objectSetChainSpan(setId, 'next', from, after, at));
+        if (!store.isExported(after.traceId, objectSetChainSpanId(setId, 'previous', last.traceId))) push(objectSetChainSpan(setId, 'previous', after, from, after.at));
       }
     }
   }
@@ -387,7 +390,7 @@ function laterTrace(store: TraceStore, setId: string, windowStartMs: number): (P
 }
 
 function objectUids(n: TreeNode, out: string[] = []): string[] {
-  const uid = n.attributes['k8s.object.uid'];
+  const uid = n.attributes[OBJECT_ATTR.uid];
   if (typeof uid === 'string' && !n.audit) out.push(uid);
   for (const c of n.children) objectUids(c, out);
   return out;

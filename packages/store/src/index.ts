@@ -4,7 +4,9 @@ export { createQueryApi, parseWindowParam, queryApiHandler } from './query-api.j
 export type { QueryApiOptions, QueryRefusal } from './query-api.js';
 export { KafkaStoreLoader, correlatedToOutput } from './kafka-store.js';
 export type { KafkaStoreLoaderOptions } from './kafka-store.js';
-export { buildObjectSetTree, objectSetSpans, objectSetSpan, objectSetChainSpan, objectSetNodeReady, OBJSET_ATTR } from './object-set-tree.js';
+export { buildObjectSetTree, objectSetSpans, objectSetSpan, objectSetChainSpan, objectSetNodeReady } from './object-set-tree.js';
+// Re-exported for the store's users; the names live in @kube-correlate/semconv.
+export { OBJSET_ATTR } from '@kube-correlate/semconv';
 export { planExport, releaseKey } from './export-plan.js';
 export type { ExportPlan } from './export-plan.js';
 export type { ObjectSetTree, ObjectSetWindow, ObjectSetChainEntry, ObjectRow, RefRow } from './object-set-tree.js';

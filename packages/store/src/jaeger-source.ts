@@ -1,8 +1,9 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { OBJSET_SCOPE, objectSetWindowStart, unjoinedTraceId, type RequestTree } from '@kube-correlate/correlator';
+import type { RequestTree } from '@kube-correlate/correlator';
+import { APISERVER_SERVICE, AUDIT_ATTR, AUDIT_SERVICE, OBJECT_ATTR, objectSetWindowStart, OBJSET_ATTR, OBJSET_SCOPE, OBJSET_SERVICE, unjoinedTraceId } from '@kube-correlate/semconv';
 import { attrString, decodeTraceRequestJson, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { correlatedToOutput } from './kafka-store.js';
-import { OBJSET_ATTR, OBSERVED, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree } from './object-set-tree.js';
+import { type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree } from './object-set-tree.js';
 import { TraceStore } from './trace-store.js';
 
 /** Jaeger could not be asked (unreachable, an error status, a body that is not a trace). */
@@ -21,12 +22,7 @@ export interface JaegerSourceOptions {
   searchLimit?: number;
 }
 
-/** Service and operation names of object-set spans (see objectSetSpans). */
-const OBJSET_SERVICE = 'kube-correlate';
-/** kube-apiserver's service.name. */
-const APISERVER_SERVICE = 'apiserver';
-/** Service name of derived audit spans (see correlated-format.ts). */
-const AUDIT_SERVICE = 'kube-apiserver-audit';
+// Service names (object-set spans, kube-apiserver, derived audit spans): @kube-correlate/semconv.
 const FETCH_CONCURRENCY = 8;
 
 /**
@@ -68,7 +64,7 @@ export class JaegerSource {
       const tree = store.getTrace(traceId);
       if (tree) return tree;
       // A trace of audit alone (a request whose spans never came).
-      const auditId = spans.map((s) => attrString(s.attributes, 'k8s.audit.id')).find(Boolean);
+      const auditId = spans.map((s) => attrString(s.attributes, AUDIT_ATTR.id)).find(Boolean);
       return auditId ? store.getByAuditId(auditId) : undefined;
     });
   }
@@ -82,7 +78,7 @@ export class JaegerSource {
     const id = auditIDForSpans(auditId);
     const own = await this.fetchTrace(unjoinedTraceId(id));
     if (own) return this.withLoaded(own, (store) => store.getByAuditId(auditId));
-    const hit = (await this.search(AUDIT_SERVICE)).find((s) => s.scope.name !== OBJSET_SCOPE && attrString(s.attributes, 'k8s.audit.id') !== undefined && auditIDForSpans(attrString(s.attributes, 'k8s.audit.id')!) === id);
+    const hit = (await this.search(AUDIT_SERVICE)).find((s) => s.scope.name !== OBJSET_SCOPE && attrString(s.attributes, AUDIT_ATTR.id) !== undefined && auditIDForSpans(attrString(s.attributes, AUDIT_ATTR.id)!) === id);
     return hit ? this.getTrace(hit.traceId) : undefined;
   }
 
@@ -95,7 +91,7 @@ export class JaegerSource {
     let traces = await this.objectSetTraces(id);
     let setId = id;
     if (traces.size === 0) {
-      const [hit] = await this.findTraceIds(OBJSET_SERVICE, { 'k8s.object.uid': id }, 1);
+      const [hit] = await this.findTraceIds(OBJSET_SERVICE, { [OBJECT_ATTR.uid]: id }, 1);
       const spans = hit ? await this.fetchTrace(hit) : undefined;
       const found = spans?.map((s) => attrString(s.attributes, OBJSET_ATTR.id)).find((x) => x !== undefined);
       if (!found || found === id) return undefined;
@@ -130,7 +126,7 @@ export class JaegerSource {
       if (!start || !end) continue;
       const w = windows.get(start) ?? { end, parts: new Map<number, string>(), requests: new Set<string>(), spans: [] as Span[] };
       w.parts.set(Number(intAttr(spans[0]!.attributes, OBJSET_ATTR.part) ?? 0), traceId);
-      for (const s of spans) if (attrString(s.attributes, 'k8s.audit.id') !== undefined) w.requests.add(s.spanId);
+      for (const s of spans) if (attrString(s.attributes, AUDIT_ATTR.id) !== undefined) w.requests.add(s.spanId);
       w.spans.push(...spans);
       windows.set(start, w);
     }
@@ -141,7 +137,7 @@ export class JaegerSource {
     const windowMs = Date.parse(chain[0]!.end) - Date.parse(chain[0]!.start);
     const shown = window === 'all' ? chain : [chain.find((c) => Date.parse(c.start) === (window === undefined ? Date.parse(chain.at(-1)!.start) : objectSetWindowStart(window, windowMs)))].filter((c) => c !== undefined);
     const spans = shown.flatMap((c) => windows.get(c.start)!.spans);
-    const linked = new Set(spans.filter((s) => attrString(s.attributes, 'k8s.audit.id') !== undefined).flatMap((s) => s.links.map((l) => l.traceId)));
+    const linked = new Set(spans.filter((s) => attrString(s.attributes, AUDIT_ATTR.id) !== undefined).flatMap((s) => s.links.map((l) => l.traceId)));
     const requests = await this.fetchTraces([...linked]);
     const store = new TraceStore({ dir: '', memory: true, objectSetWindowMs: windowMs });
     try {
@@ -167,7 +163,7 @@ export class JaegerSource {
     let best: { start: bigint; setId: string } | undefined;
     for (const op of new Set(names)) {
       for (const s of await this.search(OBJSET_SERVICE, op)) {
-        const setId = attrString(s.attributes, 'k8s.objset.id');
+        const setId = attrString(s.attributes, OBJSET_ATTR.id);
         if (s.scope.name !== OBJSET_SCOPE || s.name !== op || !setId) continue;
         const start = BigInt(s.startTimeUnixNano);
         if (!best || start > best.start) best = { start, setId };
@@ -295,19 +291,19 @@ const isFalse = (attrs: Span['attributes'], key: string): boolean => attrs.some(
  * ownerReferences (k8s.object.observed=false) is left to them, as in the store it was exported from.
  */
 function objectsOfSpans(setId: string, spans: Span[]): ObjectRow[] {
-  const objects = spans.filter((s) => s.scope.name === OBJSET_SCOPE && attrString(s.attributes, 'k8s.object.uid') !== undefined && attrString(s.attributes, 'k8s.audit.id') === undefined);
+  const objects = spans.filter((s) => s.scope.name === OBJSET_SCOPE && attrString(s.attributes, OBJECT_ATTR.uid) !== undefined && attrString(s.attributes, AUDIT_ATTR.id) === undefined);
   const bySpan = new Map(objects.map((s) => [s.spanId, s]));
   const rows = new Map<string, ObjectRow>();
   for (const s of objects) {
     const a = (k: string) => attrString(s.attributes, k) ?? '';
-    if (rows.has(a('k8s.object.uid')) || isFalse(s.attributes, OBSERVED)) continue;
+    if (rows.has(a(OBJECT_ATTR.uid)) || isFalse(s.attributes, OBJECT_ATTR.observed)) continue;
     const owner = bySpan.get(s.parentSpanId);
     const o = (k: string) => (owner ? attrString(owner.attributes, k) ?? '' : '');
-    rows.set(a('k8s.object.uid'), {
-      uid: a('k8s.object.uid'), kind: a('k8s.object.kind'), api_version: '', resource: '', namespace: a('k8s.object.namespace'), name: a('k8s.object.name'),
-      owner_uid: o('k8s.object.uid'), objset_id: setId, first_seen: new Date(Number(BigInt(s.startTimeUnixNano) / 1_000_000n)).toISOString(),
-      deleted: isTrue(s.attributes, 'k8s.object.deleted') ? 1 : 0,
-      owner_kind: o('k8s.object.kind'), owner_name: o('k8s.object.name'), owner_api_version: '',
+    rows.set(a(OBJECT_ATTR.uid), {
+      uid: a(OBJECT_ATTR.uid), kind: a(OBJECT_ATTR.kind), api_version: '', resource: '', namespace: a(OBJECT_ATTR.namespace), name: a(OBJECT_ATTR.name),
+      owner_uid: o(OBJECT_ATTR.uid), objset_id: setId, first_seen: new Date(Number(BigInt(s.startTimeUnixNano) / 1_000_000n)).toISOString(),
+      deleted: isTrue(s.attributes, OBJECT_ATTR.deleted) ? 1 : 0,
+      owner_kind: o(OBJECT_ATTR.kind), owner_name: o(OBJECT_ATTR.name), owner_api_version: '',
     });
   }
   return [...rows.values()];

@@ -3,6 +3,7 @@ import { decodeCorrelated, type CorrelatorOutput, type TraceUpdate } from '@kube
 import { topicSpec, type Consumer, type ConsumedMessage, type KafkaClient } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
+import { AUDIT_ID } from '@kube-correlate/semconv';
 import type { TraceStore } from './trace-store.js';
 
 export interface KafkaStoreLoaderOptions {
@@ -87,7 +88,7 @@ export function correlatedToOutput(spans: readonly Span[]): CorrelatorOutput {
   for (const s of d.spans) {
     const t = update(s.traceId);
     t.spans.push(s);
-    const id = attrString(s.attributes, 'audit-id');
+    const id = attrString(s.attributes, AUDIT_ID);
     if (id && !t.auditIds.includes(id)) t.auditIds.push(id);
   }
   for (const [traceId, events] of d.joined) {

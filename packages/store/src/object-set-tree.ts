@@ -1,5 +1,9 @@
 import { parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { auditSpanId, objectSetRootSpanId, objectSetSpanId, objectSetTraceId, OBJSET_SCOPE, requestAnchor, toTreeAudit, unjoinedTraceId, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
+import { requestAnchor, toTreeAudit, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
+import {
+  APISERVER_SERVICE, AUDIT_ATTR, AUDIT_SERVICE, auditSpanId, OBJECT_ATTR, objectRequestSpanId, objectSetChainSpanId, objectSetRootSpanId, objectSetTraceId, objectSpanId,
+  OBJSET_ATTR, OBJSET_SCOPE, OBJSET_SERVICE, SERVICE_NAME, unjoinedTraceId,
+} from '@kube-correlate/semconv';
 import { SpanKind, type KeyValue, type Span } from '@kube-correlate/otlp';
 
 /** A row of the `objects` table. */
@@ -71,7 +75,7 @@ const nanos = (ts: string | undefined): bigint | undefined => (ts ? parseAuditTi
 const objectLabel = (o: Pick<ObjectRow, 'kind' | 'namespace' | 'name'>) => `${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name}`;
 
 /** Attribute of an object node known only from an ownerReference (no audit event showed it yet). */
-export const OBSERVED = 'k8s.object.observed';
+const OBSERVED = OBJECT_ATTR.observed;
 
 /**
  * The object-set tree: a root node for the set, a node per object nested by ownership, and under
@@ -99,11 +103,11 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
 
   for (const o of members) {
     const node: TreeNode = {
-      spanId: objectSetSpanId(setId, 'object', o.uid), parentSpanId: '', name: objectLabel(o), service: 'kube-correlate',
+      spanId: objectSpanId(setId, o.uid), parentSpanId: '', name: objectLabel(o), service: OBJSET_SERVICE,
       kind: 'INTERNAL', startTimeUnixNano: '0', durationNanos: 0, status: { code: 'UNSET' },
       attributes: {
-        'k8s.object.uid': o.uid, 'k8s.object.kind': o.kind, 'k8s.object.namespace': o.namespace, 'k8s.object.name': o.name, 'k8s.objset.id': setId,
-        ...(o.deleted ? { 'k8s.object.deleted': true } : {}), ...(src.referencedOnly?.has(o.uid) ? { [OBSERVED]: false } : {}),
+        [OBJECT_ATTR.uid]: o.uid, [OBJECT_ATTR.kind]: o.kind, [OBJECT_ATTR.namespace]: o.namespace, [OBJECT_ATTR.name]: o.name, [OBJSET_ATTR.id]: setId,
+        ...(o.deleted ? { [OBJECT_ATTR.deleted]: true } : {}), ...(src.referencedOnly?.has(o.uid) ? { [OBSERVED]: false } : {}),
       },
       children: [],
     };
@@ -121,15 +125,15 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
       const links: TreeLink[] = src.tracesOf(ref.audit_id).map(({ traceId: t, spans }) => {
         const byId = new Map(spans.map((s) => [s.spanId, s]));
         const anchor = requestAnchor(ref.audit_id, byId) ?? spans.find((s) => !s.parentSpanId);
-        return { traceId: t, spanId: anchor?.spanId ?? '', attributes: { 'k8s.audit.id': a.auditID }, ...(anchor ? { target: { name: anchor.name, service: 'apiserver', startTimeUnixNano: anchor.startTimeUnixNano, durationNanos: Number(BigInt(anchor.endTimeUnixNano) - BigInt(anchor.startTimeUnixNano)) } } : {}) };
+        return { traceId: t, spanId: anchor?.spanId ?? '', attributes: { [AUDIT_ATTR.id]: a.auditID }, ...(anchor ? { target: { name: anchor.name, service: APISERVER_SERVICE, startTimeUnixNano: anchor.startTimeUnixNano, durationNanos: Number(BigInt(anchor.endTimeUnixNano) - BigInt(anchor.startTimeUnixNano)) } } : {}) };
       });
       // A request whose spans never came (not sampled): its audit span has a trace of its own.
-      if (links.length === 0) links.push({ traceId: unjoinedTraceId(ref.audit_id), spanId: auditSpanId(ref.audit_id), attributes: { 'k8s.audit.id': a.auditID } });
+      if (links.length === 0) links.push({ traceId: unjoinedTraceId(ref.audit_id), spanId: auditSpanId(ref.audit_id), attributes: { [AUDIT_ATTR.id]: a.auditID } });
       node.children.push({
-        spanId: objectSetSpanId(setId, 'request', o.uid, ref.audit_id), parentSpanId: node.spanId,
-        name: `${a.verb} ${ref.resource}${ref.subresource ? `/${ref.subresource}` : ''}`, service: 'kube-apiserver-audit', kind: 'INTERNAL',
+        spanId: objectRequestSpanId(setId, o.uid, ref.audit_id), parentSpanId: node.spanId,
+        name: `${a.verb} ${ref.resource}${ref.subresource ? `/${ref.subresource}` : ''}`, service: AUDIT_SERVICE, kind: 'INTERNAL',
         startTimeUnixNano: start.toString(), durationNanos: Number(end - start), status: { code: (a.code ?? 0) >= 500 ? 'ERROR' : 'UNSET' },
-        attributes: { 'k8s.audit.id': a.auditID, 'k8s.object.uid': o.uid },
+        attributes: { [AUDIT_ATTR.id]: a.auditID, [OBJECT_ATTR.uid]: o.uid },
         audit: toTreeAudit(a),
         links,
         children: [],
@@ -140,8 +144,8 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
   }
 
   const root: TreeNode = {
-    spanId: rootId, parentSpanId: '', name: '', service: 'kube-correlate', kind: 'INTERNAL', startTimeUnixNano: '0', durationNanos: 0,
-    status: { code: 'UNSET' }, attributes: { 'k8s.objset.id': setId }, children: [],
+    spanId: rootId, parentSpanId: '', name: '', service: OBJSET_SERVICE, kind: 'INTERNAL', startTimeUnixNano: '0', durationNanos: 0,
+    status: { code: 'UNSET' }, attributes: { [OBJSET_ATTR.id]: setId }, children: [],
   };
   for (const o of members) {
     const node = nodes.get(o.uid)!;
@@ -152,7 +156,7 @@ export function buildObjectSetTree(setId: string, members: ObjectRow[], src: Obj
   span(root);
   // The top objects, the observed ones first, each group oldest first: the first is the set's root
   // object. Named before a window leaves objects out, so every window's trace has the same name.
-  const tops = root.children.filter((c) => c.attributes['k8s.object.uid'] !== undefined);
+  const tops = root.children.filter((c) => c.attributes[OBJECT_ATTR.uid] !== undefined);
   const observed = (n: TreeNode) => n.attributes[OBSERVED] !== false;
   const top = [...tops.filter(observed), ...tops.filter((n) => !observed(n))][0];
   root.name = top ? `object set of ${top.name}` : `object set ${setId}`;
@@ -222,16 +226,7 @@ export interface ObjectSetSpans {
   held: number;
 }
 
-/** Attribute names of the chain of an object set's traces. */
-export const OBJSET_ATTR = {
-  id: 'k8s.objset.id',
-  traceId: 'k8s.objset.trace_id',
-  windowStart: 'k8s.objset.window.start',
-  windowEnd: 'k8s.objset.window.end',
-  part: 'k8s.objset.part',
-  previous: 'k8s.objset.previous_trace_id',
-  next: 'k8s.objset.next_trace_id',
-} as const;
+// Attribute names of the chain of an object set's traces: OBJSET_ATTR in @kube-correlate/semconv.
 
 export interface HoldOptions {
   /** Everything goes as it is (the hold's deadline passed). */
@@ -249,7 +244,7 @@ export interface HoldOptions {
 export function objectSetNodeReady(tree: ObjectSetTree, n: TreeNode, opts: HoldOptions = {}): boolean {
   if (opts.release) return true;
   if (opts.tentative) return false;
-  if (n === tree.root) return tree.root.children.some((c) => c.attributes['k8s.object.uid'] !== undefined && c.attributes[OBSERVED] !== false);
+  if (n === tree.root) return tree.root.children.some((c) => c.attributes[OBJECT_ATTR.uid] !== undefined && c.attributes[OBSERVED] !== false);
   if (n.attributes[OBSERVED] === false) return false;
   if (n.audit) return FINAL_STAGES.some((st) => (n.audit!.stages as Record<string, string | undefined>)[st] !== undefined);
   return true;
@@ -273,7 +268,7 @@ const chainAttrs = (setId: string, ctx: Pick<ObjectSetTraceContext, 'traceId' | 
   ...(ctx.part > 0 ? { [OBJSET_ATTR.part]: ctx.part } : {}),
 });
 
-const objsetResource = (service: string) => ({ attributes: [{ key: 'service.name', value: { stringValue: service } }], droppedAttributesCount: 0, schemaUrl: '' });
+const objsetResource = (service: string) => ({ attributes: [{ key: SERVICE_NAME, value: { stringValue: service } }], droppedAttributesCount: 0, schemaUrl: '' });
 const objsetScope = { name: OBJSET_SCOPE, version: '', attributes: [], droppedAttributesCount: 0, schemaUrl: '' };
 
 /**
@@ -287,7 +282,7 @@ const objsetScope = { name: OBJSET_SCOPE, version: '', attributes: [], droppedAt
 export function objectSetSpan(tree: ObjectSetTree, n: TreeNode, ctx: ObjectSetTraceContext): Span {
   const a = n.audit;
   const extra: Record<string, unknown> = a
-    ? { 'k8s.audit.verb': a.verb, 'k8s.audit.user': a.user, ...(a.userAgent ? { 'k8s.audit.user_agent': a.userAgent } : {}), ...(a.code !== undefined ? { 'k8s.audit.code': a.code } : {}), ...(n.links?.[0] ? { 'k8s.audit.trace_id': n.links[0].traceId } : {}) }
+    ? { [AUDIT_ATTR.verb]: a.verb, [AUDIT_ATTR.user]: a.user, ...(a.userAgent ? { [AUDIT_ATTR.userAgent]: a.userAgent } : {}), ...(a.code !== undefined ? { [AUDIT_ATTR.code]: a.code } : {}), ...(n.links?.[0] ? { [AUDIT_ATTR.traceId]: n.links[0].traceId } : {}) }
     : {};
   const isRoot = n === tree.root;
   const previous = isRoot ? ctx.previous : undefined;
@@ -323,13 +318,13 @@ export function objectSetChainSpan(setId: string, direction: 'next' | 'previous'
   const what = to.window.start === from.window.start ? `part ${to.part + 1}` : `window ${to.window.start}`;
   const key = direction === 'next' ? OBJSET_ATTR.next : OBJSET_ATTR.previous;
   return {
-    traceId: from.traceId, spanId: objectSetSpanId(setId, direction, to.traceId), parentSpanId: rootId, traceState: '', flags: 0,
+    traceId: from.traceId, spanId: objectSetChainSpanId(setId, direction, to.traceId), parentSpanId: rootId, traceState: '', flags: 0,
     // One microsecond long: Jaeger flags a span that ends when it starts ("negative duration").
     name: direction === 'next' ? `continued in ${what}` : `continued from ${what}`, kind: SpanKind.INTERNAL, startTimeUnixNano: at.toString(), endTimeUnixNano: (at + 1000n).toString(),
     attributes: toKeyValues({ ...chainAttrs(setId, from), [key]: to.traceId }), droppedAttributesCount: 0,
     events: [], droppedEventsCount: 0,
     links: [{ traceId: to.traceId, spanId: toRootId, traceState: '', flags: 0, attributes: toKeyValues({ [key]: to.traceId }), droppedAttributesCount: 0 }],
-    droppedLinksCount: 0, status: { code: 0, message: '' }, resource: objsetResource('kube-correlate'), scope: objsetScope,
+    droppedLinksCount: 0, status: { code: 0, message: '' }, resource: objsetResource(OBJSET_SERVICE), scope: objsetScope,
   };
 }
 

@@ -2,7 +2,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditEventsConflict, auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { AUTHENTICATION_SPAN, buildRequestTree, DEFAULT_OBJSET_WINDOW_MS, objectSetSpanId, objectSetTraceId, objectSetWindowStart, objectsOfAudit, type ApiOperation, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { AUTHENTICATION_SPAN, buildRequestTree, DEFAULT_OBJSET_WINDOW_MS, objectsOfAudit, type ApiOperation, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { objectRequestSpanId, objectSetTraceId, objectSetWindowStart } from '@kube-correlate/semconv';
 import { buildObjectSetTree, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
@@ -577,7 +578,7 @@ export class TraceStore implements CorrelatorSink {
     const ms = refMs(ref);
     if (ms === undefined) return undefined;
     const parts = this.objectSetParts(setId, objectSetWindowStart(ms, this.windowMs));
-    const spanId = objectSetSpanId(setId, 'request', uid, ref.audit_id);
+    const spanId = objectRequestSpanId(setId, uid, ref.audit_id);
     const sent = parts.find((p) => this.isExported(p.traceId, spanId));
     return { setId, traceId: (sent ?? parts[parts.length - 1]!).traceId };
   }

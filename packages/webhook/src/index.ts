@@ -2,8 +2,10 @@ export { parseBaggage, baggageValue } from './baggage.js';
 export type { BaggageMember } from './baggage.js';
 export {
   mutate, sameDesiredState, parseAdmissionReview, parseAdmissionReviewJson, allowResponse, validTraceparent, validObjsetId, escapeJsonPointer, BadReviewError,
-  ADMISSION_API_VERSION, ANNOTATION_SPAN, ANNOTATION_OBJSETID, BAGGAGE_OBJSETID, AUDIT_TRACEPARENT, AUDIT_OBJSETID,
+  ADMISSION_API_VERSION,
 } from './mutate.js';
+// The names are in @kube-correlate/semconv; re-exported for the webhook's users.
+export { ANNOTATION_SPAN, ANNOTATION_OBJSETID, BAGGAGE_OBJSETID, AUDIT_ANNOTATION_TRACEPARENT, AUDIT_ANNOTATION_OBJSETID } from '@kube-correlate/semconv';
 export type {
   AdmissionRequest, AdmissionResponse, AdmissionReviewRequest, AdmissionReviewResponse, JsonPatchOp, TraceHeaders, ReviewOutcome,
   HeaderState, MutateOptions, MutateResult, Operation,

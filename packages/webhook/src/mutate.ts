@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ANNOTATION_OBJSETID, ANNOTATION_SPAN, AUDIT_ANNOTATION_OBJSETID, AUDIT_ANNOTATION_TRACEPARENT, BAGGAGE_OBJSETID } from '@kube-correlate/semconv';
 import { baggageValue } from './baggage.js';
 
 /**
@@ -24,14 +25,9 @@ import { baggageValue } from './baggage.js';
  */
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
-export const ANNOTATION_SPAN = 'trace.kubernetes.io/span';
-export const ANNOTATION_OBJSETID = 'trace.kubernetes.io/objsetid';
-/** The baggage member carrying the object-set id (log-tracking KEP). */
-export const BAGGAGE_OBJSETID = 'objectSetID';
-/** Audit annotation keys (qualified names; kube-apiserver prefixes `<webhook name>/`). */
-export const AUDIT_TRACEPARENT = 'traceparent';
-/** `<webhook name>/objectSetID` is what the correlator reads as a request's object-set id. */
-export const AUDIT_OBJSETID = 'objectSetID';
+// The annotation keys, the baggage member and the audit annotation keys (kube-apiserver records
+// them as `<webhook name>/<key>`; `<webhook name>/objectSetID` is what the correlator reads as a
+// request's object-set id) are in @kube-correlate/semconv.
 
 export type Operation = 'CREATE' | 'UPDATE' | 'DELETE' | 'CONNECT';
 const OPERATIONS: ReadonlySet<string> = new Set<Operation>(['CREATE', 'UPDATE', 'DELETE', 'CONNECT']);
@@ -274,13 +270,13 @@ export function mutate(review: AdmissionReviewRequest, headers: TraceHeaders, op
   };
 
   const audit: Record<string, string> = {};
-  if (traceparent) audit[AUDIT_TRACEPARENT] = traceparent;
+  if (traceparent) audit[AUDIT_ANNOTATION_TRACEPARENT] = traceparent;
 
   const subresource = typeof req.subResource === 'string' && req.subResource !== '';
   if ((operation !== 'CREATE' && operation !== 'UPDATE') || subresource) {
     // Record the set the request belongs to, if known, so a Metadata-level audit event still says it.
     const id = baggageId ?? [annotationOf(req.object, ANNOTATION_OBJSETID), annotationOf(req.oldObject, ANNOTATION_OBJSETID)].find(validObjsetId);
-    if (id) audit[AUDIT_OBJSETID] = id;
+    if (id) audit[AUDIT_ANNOTATION_OBJSETID] = id;
     return { ...base, review: allowResponse(req.uid, audit), outcome: 'skipped', patch: [] };
   }
 
@@ -300,7 +296,7 @@ export function mutate(review: AdmissionReviewRequest, headers: TraceHeaders, op
   if (hasController(meta.ownerReferences)) {
     // Never patched: record the context and the set for the audit event only (they change nothing on the object).
     const id = baggageId ?? [existingId, oldObjsetId].find(validObjsetId);
-    if (id) audit[AUDIT_OBJSETID] = id;
+    if (id) audit[AUDIT_ANNOTATION_OBJSETID] = id;
     return { ...base, review: allowResponse(req.uid, audit), outcome: 'owned', patch: [] };
   }
 
@@ -316,7 +312,7 @@ export function mutate(review: AdmissionReviewRequest, headers: TraceHeaders, op
   else if (validObjsetId(oldObjsetId)) objsetId = oldObjsetId;
   else objsetId = (operation === 'UPDATE' ? (old?.uid ?? meta.uid) : undefined) ?? (opts.newObjsetId ?? randomUUID)();
   desired[ANNOTATION_OBJSETID] = objsetId;
-  audit[AUDIT_OBJSETID] = objsetId;
+  audit[AUDIT_ANNOTATION_OBJSETID] = objsetId;
 
   const patch: JsonPatchOp[] = [];
   if (meta.annotations === undefined) {
