@@ -50,7 +50,7 @@ const started = Date.now();
 const TOOLS = {
   kafka: ['kafka', 'bench-harness'],
   jaeger: ['jaeger', 'bench-harness'],
-  otelcol: ['bench-harness'],
+  otelcol: ['bench-harness', 'otelcol-file'],
   kustomize: ['deploy-manifests', 'openapi-validator'],
   chromium: ['coverage-html', 'jaeger-ui'],
   kubernetes: ['control-plane', 'real-cluster'],
