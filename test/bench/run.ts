@@ -46,7 +46,7 @@ const BENCHES: Bench[] = [
   {
     name: 'embedded', title: 'Embedded mode: OTLP/gRPC -> stored, `correlate start` vs the OpenTelemetry Collector\'s file exporter', script: 'test/dist/bench/embedded.js',
     // Tiny: settle_after 1 s instead of the shipped 5 s, so the drains stay short.
-    env: {}, tinyEnv: { BENCH_SECONDS: '2', BENCH_WARMUP_SECONDS: '1', BENCH_RATE: '2000', BENCH_SETTLE_AFTER: '1s', BENCH_DRAIN_SECONDS: '60' }, timeoutMs: 15 * 60_000, tools: ['otelcol'],
+    env: {}, tinyEnv: { BENCH_SECONDS: '2', BENCH_WARMUP_SECONDS: '1', BENCH_RATE: '2000', BENCH_SETTLE_AFTER: '1s', BENCH_DRAIN_SECONDS: '60' }, timeoutMs: 25 * 60_000, tools: ['otelcol'],
   },
   {
     name: 'correlator', title: 'Correlator (one instance) and scale (1 vs 2 instances, 8 and 16 partitions)', script: 'test/dist/bench/correlator.js',
