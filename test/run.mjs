@@ -43,13 +43,14 @@ function runFile(file, args = [], timeoutMs = FILE_TIMEOUT_MS) {
 }
 
 const started = Date.now();
-// Real components first (Kafka jars, the Jaeger, kustomize and Kubernetes binaries), outside any
+// Real components first (Kafka jars, the Jaeger, otelcol, kustomize and Kubernetes binaries), outside any
 // one file's time limit. Tools built once and cached, before the per-file limit starts: which test
 // files need which. Each tool is prepared by its own run with its own limit (a cold Kubernetes build
 // alone took 18-46 minutes on two shared cores), so a slow one cannot starve the next.
 const TOOLS = {
   kafka: ['kafka', 'bench-harness'],
   jaeger: ['jaeger', 'bench-harness'],
+  otelcol: ['bench-harness', 'otelcol-file'],
   kustomize: ['deploy-manifests', 'openapi-validator'],
   chromium: ['coverage-html', 'jaeger-ui'],
   kubernetes: ['control-plane', 'real-cluster'],

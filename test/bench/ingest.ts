@@ -22,17 +22,15 @@
  *   BENCH_SECONDS=60 BENCH_RATE=20000 BENCH_CONCURRENCY=16 BENCH_SIDES=ours,otelcol BENCH_MODES=fixed,saturation
  *   BENCH_CPU_PROF=<dir>: run our collector with --cpu-prof (profile written at its shutdown)
  */
-import { spawn } from 'node:child_process';
-import { writeFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { createKafkaClient, topicSpec } from '@kube-correlate/kafka';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { startKafka, type KafkaBroker } from '../harness/kafka.js';
 import { startJaeger, type JaegerProcess, JAEGER_VERSION, JAEGER_COLLECTOR_VERSIONS } from '../harness/jaeger.js';
-import { ROOT, spawnCorrelate } from '../harness/index.js';
+import { spawnCorrelate } from '../harness/index.js';
 import { freePort, killGroup } from '../harness/supervise.js';
-import { cpuSeconds, peakRssBytes, machineBusySeconds, mib } from './proc.js';
-import type { LoadResult, LoadSpec } from './otlp-load.js';
+import { cpuSeconds, peakRssBytes, machineBusySeconds, mib, resetPeakRss } from './proc.js';
+import { runLoadProcess, type LoadResult } from './otlp-load.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 60);
 const RATE = Number(process.env['BENCH_RATE'] ?? 20_000);
@@ -93,42 +91,6 @@ async function startOurs(brokers: string): Promise<Target> {
 async function startOtelcol(brokers: string): Promise<Target> {
   const j: JaegerProcess = await startJaeger({ configFile: `${COLLECTOR_CONFIG_DIR}otelcol/apiserver-to-kafka.yaml`, env: { KAFKA_BROKERS: brokers } });
   return { side: 'otelcol', label: `OpenTelemetry Collector (Jaeger ${JAEGER_VERSION}, collector-contrib ${JAEGER_COLLECTOR_VERSIONS.contrib} kafka exporter)`, endpoint: j.otlpGrpc, pid: j.pid, stop: () => j.stop() };
-}
-
-/** Runs the load generator; `onReady` runs once it is set up, just before it starts sending. */
-function runLoadProcess(spec: LoadSpec, onReady: () => Promise<void> = async () => undefined): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'test/dist/bench/otlp-load.js'), JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    let started = false;
-    child.stdout.on('data', (d: Buffer) => {
-      out += d;
-      if (!started && out.startsWith('ready\n')) {
-        started = true;
-        out = out.slice('ready\n'.length);
-        void onReady().then(() => child.stdin.write('go\n'), (e: unknown) => {
-          child.kill();
-          reject(e as Error);
-        });
-      }
-    });
-    child.stderr.on('data', (d: Buffer) => (err += d));
-    child.stdin.on('error', () => undefined);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`load generator exited ${code}: ${err.trim()}`));
-      else resolve(JSON.parse(out) as LoadResult);
-    });
-  });
-}
-
-function resetPeakRss(pid: number): boolean {
-  try {
-    writeFileSync(`/proc/${pid}/clear_refs`, '5');
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface Row {

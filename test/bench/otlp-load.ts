@@ -8,11 +8,13 @@
  * Deployment scenario cut into batches as kube-apiserver's batch span processor sends them) over one
  * gRPC channel, as kube-apiserver does. Requests are encoded once; every send copies a template and
  * stamps a send counter into each trace id, so no two requests carry the same trace and the broker
- * gets distinct keys. `rate` > 0 paces requests to that many spans/s (with at most `concurrency`
+ * gets distinct keys (across runs too, with distinct `stampBase`s). `rate` > 0 paces requests to that many spans/s (with at most `concurrency`
  * in flight; sends that would exceed it are counted as `behind`); `rate` = 0 is saturation: a
  * closed loop of `concurrency` requests in flight. A refused request (any non-OK status) is
  * counted by code and not resent; in saturation its slot waits 10 ms before the next send.
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { EXPORT_PATH } from '@kube-correlate/collector';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
@@ -31,6 +33,11 @@ export interface LoadSpec {
   templates?: number;
   /** Per-request deadline, ms. Default 10 s. */
   deadlineMs?: number;
+  /**
+   * The first request's trace ids are stamped with this + 1, the next with + 2, ... (default 0).
+   * Runs against one store must not overlap, or their spans are the same spans (duplicates).
+   */
+  stampBase?: number;
 }
 
 export interface LoadResult {
@@ -116,7 +123,7 @@ export async function runLoad(spec: LoadSpec, ready: () => Promise<void> = async
 
   const sendOne = (): Promise<void> => {
     const t = templates[counter % templates.length]!;
-    const stamp = ++counter;
+    const stamp = ((spec.stampBase ?? 0) + ++counter) >>> 0;
     const body = Buffer.from(t.bytes);
     for (const at of t.idOffsets) body.writeUInt32BE(stamp, at + 8);
     result.requests++;
@@ -177,6 +184,36 @@ export async function runLoad(spec: LoadSpec, ready: () => Promise<void> = async
   result.latencyMs = { p50: l?.p50 ?? 0, p99: l?.p99 ?? 0, max: l?.max ?? 0 };
   client.close();
   return result;
+}
+
+/**
+ * Runs the load generator as its own process (so its CPU is not the measured process's); `onReady`
+ * runs once it is set up, just before it starts sending.
+ */
+export function runLoadProcess(spec: LoadSpec, onReady: () => Promise<void> = async () => undefined): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), JSON.stringify(spec)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let started = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d;
+      if (!started && out.startsWith('ready\n')) {
+        started = true;
+        out = out.slice('ready\n'.length);
+        void onReady().then(() => child.stdin.write('go\n'), (e: unknown) => {
+          child.kill();
+          reject(e as Error);
+        });
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d));
+    child.stdin.on('error', () => undefined);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`load generator exited ${code}: ${err.trim()}`));
+      else resolve(JSON.parse(out) as LoadResult);
+    });
+  });
 }
 
 if (process.argv[1]?.endsWith('otlp-load.js')) {

@@ -3,7 +3,7 @@
  * memory now and at its peak. Benchmarks compare processes by these, not by wall time alone, since
  * on a small shared machine CPU per item is steadier than throughput.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 
 const TICKS_PER_SECOND = 100; // getconf CLK_TCK on Linux x86-64 and arm64
@@ -29,6 +29,16 @@ export const rssBytes = (pid: number): number => statusField(pid, 'VmRSS');
 
 /** Peak resident set size since the process started (VmHWM), bytes. */
 export const peakRssBytes = (pid: number): number => statusField(pid, 'VmHWM');
+
+/** Resets the process's VmHWM to its current RSS (clear_refs 5); false when not allowed. */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** Whole-machine CPU seconds (all cores, busy = everything but idle and iowait), for utilisation figures. */
 export function machineBusySeconds(): { busy: number; total: number } {

@@ -27,7 +27,7 @@ interface Bench {
   /** The run is stopped after this long (it prints what it measured before that, or fails). */
   timeoutMs: number;
   /** Real components it runs, fetched or built first by test/harness/prepare.ts (not timed with the bench). */
-  tools?: Array<'kafka' | 'jaeger'>;
+  tools?: Array<'kafka' | 'jaeger' | 'otelcol'>;
 }
 
 const BENCHES: Bench[] = [
@@ -42,6 +42,11 @@ const BENCHES: Bench[] = [
   {
     name: 'ingest', title: 'Collector ingest: OTLP/gRPC -> Kafka, ours vs the OpenTelemetry Collector', script: 'test/dist/bench/ingest.js',
     env: {}, tinyEnv: { BENCH_SECONDS: '2', BENCH_WARMUP_SECONDS: '1', BENCH_RATE: '2000' }, timeoutMs: 12 * 60_000, tools: ['kafka', 'jaeger'],
+  },
+  {
+    name: 'embedded', title: 'Embedded mode: OTLP/gRPC -> stored, `correlate start` vs the OpenTelemetry Collector\'s file exporter', script: 'test/dist/bench/embedded.js',
+    // Tiny: settle_after 1 s instead of the shipped 5 s, so the drains stay short.
+    env: {}, tinyEnv: { BENCH_SECONDS: '2', BENCH_WARMUP_SECONDS: '1', BENCH_RATE: '2000', BENCH_SETTLE_AFTER: '1s', BENCH_DRAIN_SECONDS: '60' }, timeoutMs: 25 * 60_000, tools: ['otelcol'],
   },
   {
     name: 'correlator', title: 'Correlator (one instance) and scale (1 vs 2 instances, 8 and 16 partitions)', script: 'test/dist/bench/correlator.js',
@@ -88,7 +93,7 @@ async function main(): Promise<void> {
   const only = arg('--only')?.split(',');
   const selected = BENCHES.filter((b) => !only || only.includes(b.name));
   if (selected.length === 0) throw new Error(`--only ${only?.join(',')}: no such benchmark (have ${BENCHES.map((b) => b.name).join(', ')})`);
-  // Kafka jars and the Jaeger binary first (a first Jaeger build takes minutes), so no benchmark's time limit pays for them.
+  // Kafka jars and the Jaeger and otelcol binaries first (a first Jaeger build takes minutes), so no benchmark's time limit pays for them.
   const tools = [...new Set(selected.flatMap((b) => b.tools ?? []))];
   let prepared = '';
   if (tools.length) {

@@ -18,16 +18,15 @@
  * Nothing here mocks Jaeger. See test/jaeger/README.md for the version, build and config keys.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import {
-  closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync,
+  closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync,
 } from 'node:fs';
 import { connect } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { requireGo, runGo, shellLine } from './go-build.js';
-import { freePort, sleep, stopTracked, tail, track, untrack, watchdogLauncher, withLock, type Tracked } from './supervise.js';
+import { ensureGoBinary, toolCacheDir } from './go-build.js';
+import { freePort, sleep, stopTracked, tail, track, untrack, watchdogLauncher, type Tracked } from './supervise.js';
 import { ROOT } from './index.js';
 
 /** The Jaeger release (v2 line). */
@@ -46,16 +45,13 @@ const READY_TIMEOUT_MS = 60_000;
 const READY_LOG_LINE = 'Everything is ready. Begin running and processing data.';
 const STOP_GRACE_MS = 10_000;
 const BUILD_TIMEOUT_MS = 60 * 60_000;
-const LOCK_WAIT_MS = BUILD_TIMEOUT_MS + 5 * 60_000;
 
 // ---------------------------------------------------------------------------------------------
 // The build and its cache
 
 /** `${XDG_CACHE_HOME:-~/.cache}/kube-correlate/jaeger-<version>`: the binary, its stamp and the build log. */
 export function jaegerCacheDir(): string {
-  const xdg = process.env['XDG_CACHE_HOME'];
-  const root = xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache');
-  return join(root, 'kube-correlate', `jaeger-${JAEGER_VERSION}`);
+  return toolCacheDir(`jaeger-${JAEGER_VERSION}`);
 }
 
 /** The `go` arguments that build the binary to `out` (run in JAEGER_MODULE_DIR; also in test/jaeger/README.md). */
@@ -69,63 +65,18 @@ export function jaegerBuildArgs(out: string): string[] {
   ];
 }
 
-/** The environment of the build: upstream builds with CGO_ENABLED=0 (no C toolchain needed). */
-function buildEnv(): NodeJS.ProcessEnv {
-  return { ...process.env, CGO_ENABLED: '0' };
-}
-
-/** What the stamp must say for the cached binary to be current: the version and the pinned module files. */
-function expectedStamp(): { version: string; module: string; modHash: string } {
-  const h = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum']) h.update(readFileSync(join(JAEGER_MODULE_DIR, f)));
-  return { version: JAEGER_VERSION, module: JAEGER_MODULE_VERSION, modHash: h.digest('hex') };
-}
-
-function stampIsCurrent(stampPath: string, binPath: string): boolean {
-  if (!existsSync(stampPath) || !existsSync(binPath)) return false;
-  try {
-    const got = JSON.parse(readFileSync(stampPath, 'utf8')) as Record<string, unknown>;
-    const want = expectedStamp();
-    return got['version'] === want.version && got['module'] === want.module && got['modHash'] === want.modHash;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * The path of the Jaeger binary, built on first use (several minutes: see test/jaeger/README.md).
- * Builds only when the binary or its stamp is missing or the stamp does not match test/jaeger's
- * go.mod/go.sum; a lock keeps concurrent test processes from building into the same place.
- * Throws (never skips) when the build is needed and `go` is missing or the build fails.
+ * The path of the Jaeger binary, built on first use (several minutes: see test/jaeger/README.md)
+ * by `ensureGoBinary` (go-build.ts): only when the binary or its stamp is missing or the stamp does
+ * not match the version, test/jaeger's go.mod/go.sum or the Go version; upstream builds with
+ * CGO_ENABLED=0 (no C toolchain needed). Throws (never skips) when the build is needed and `go` is
+ * missing or the build fails.
  */
-export async function ensureJaeger(): Promise<string> {
-  const base = jaegerCacheDir();
-  const bin = join(base, 'jaeger');
-  const stamp = join(base, 'complete');
-  if (stampIsCurrent(stamp, bin)) return bin;
-  const goVersion = requireGo(`Jaeger ${JAEGER_VERSION}`, jaegerCacheDir(), '1.24.6');
-  mkdirSync(base, { recursive: true });
-  return withLock(join(base, 'lock'), `the build of Jaeger ${JAEGER_VERSION}`, LOCK_WAIT_MS, async () => {
-    if (stampIsCurrent(stamp, bin)) return bin; // another process finished it meanwhile
-    rmSync(stamp, { force: true });
-    rmSync(bin, { force: true });
-    for (const e of readdirSync(base)) if (e.startsWith('jaeger.tmp-')) rmSync(join(base, e), { force: true });
-    const tmp = join(base, `jaeger.tmp-${process.pid}`);
-    const logPath = join(base, 'build.log');
-    const args = jaegerBuildArgs(tmp);
-    const line = `cd ${shellLine([JAEGER_MODULE_DIR])} && CGO_ENABLED=0 go ${shellLine(args)}`;
-    writeFileSync(logPath, `# ${new Date().toISOString()} ${goVersion}\n# ${line}\n`);
-    const started = Date.now();
-    const code = await runGo(args, { cwd: JAEGER_MODULE_DIR, env: buildEnv(), logPath, timeoutMs: BUILD_TIMEOUT_MS });
-    if (code !== 0 || !existsSync(tmp)) {
-      rmSync(tmp, { force: true });
-      throw new Error(`building Jaeger ${JAEGER_VERSION} failed (go exited ${code}; ${line}):\n${tail(logPath, 60)}`);
-    }
-    renameSync(tmp, bin);
-    const info = { ...expectedStamp(), go: goVersion, buildMs: Date.now() - started, bytes: statSync(bin).size, at: new Date().toISOString(), command: ['go', ...args.slice(0, -3), '-o', bin, JAEGER_PACKAGE] };
-    writeFileSync(`${stamp}.tmp`, `${JSON.stringify(info, null, 2)}\n`);
-    renameSync(`${stamp}.tmp`, stamp);
-    return bin;
+export function ensureJaeger(): Promise<string> {
+  return ensureGoBinary({
+    what: `Jaeger ${JAEGER_VERSION}`, version: JAEGER_VERSION, cacheDir: jaegerCacheDir(), binName: 'jaeger',
+    moduleDir: JAEGER_MODULE_DIR, minGo: '1.24.6', buildArgs: jaegerBuildArgs, stampExtra: { module: JAEGER_MODULE_VERSION },
+    timeoutMs: BUILD_TIMEOUT_MS,
   });
 }
 

@@ -1,12 +1,12 @@
 /**
  * Fetches and builds the real components the end-to-end suites run (Kafka jars from Maven Central,
- * the Jaeger v2 and kustomize binaries, etcd, kube-apiserver, kube-controller-manager and kubectl
+ * the Jaeger v2, OpenTelemetry Collector (test/otelcol) and kustomize binaries, etcd, kube-apiserver, kube-controller-manager and kubectl
  * built with Go), once, into ~/.cache/kube-correlate, and Debian's chromium package for the HTML
  * report test (apt-get, as root). test/run.mjs runs this before the test files, so a first build
  * (Jaeger: about ten minutes on two cores; Kubernetes: about 18, more on a busy machine) does not count against one test
  * file's time limit. A missing tool fails here with a message naming it.
  *
- *   node test/dist/harness/prepare.js [kafka] [jaeger] [kustomize] [chromium] [kubernetes]
+ *   node test/dist/harness/prepare.js [kafka] [jaeger] [otelcol] [kustomize] [chromium] [kubernetes]
  */
 import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -14,6 +14,7 @@ import { ensureJaeger } from './jaeger.js';
 import { ensureKafka, KAFKA_VERSIONS } from './kafka.js';
 import { ensureKubeTools, ETCD_VERSION, KUBERNETES_VERSION } from './kube.js';
 import { ensureKustomize, KUSTOMIZE_VERSION } from './kustomize.js';
+import { ensureOtelcol, OTELCOL_VERSION } from './otelcol.js';
 
 /** Where Debian's chromium package puts the browser (test/e2e/coverage-html.test.ts launches it). */
 const CHROMIUM = '/usr/bin/chromium';
@@ -51,6 +52,11 @@ try {
     const t0 = Date.now();
     const bin = await ensureJaeger();
     process.stdout.write(`prepare: Jaeger ready at ${bin} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
+  }
+  if (all || want.has('otelcol')) {
+    const t0 = Date.now();
+    const bin = await ensureOtelcol();
+    process.stdout.write(`prepare: OpenTelemetry Collector (test/otelcol, ${OTELCOL_VERSION}) ready at ${bin} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n`);
   }
   if (all || want.has('kustomize')) {
     const t0 = Date.now();
