@@ -125,30 +125,44 @@ export class SpanFileCounter {
   private offset = 0;
   spans = 0;
   messages = 0;
-  constructor(private readonly path: string) {}
+  /**
+   * `chunkBytes`: how much it reads at once (a saturation run writes gigabytes between two reads,
+   * more than one read or one Buffer can take); a message longer than that is read whole.
+   */
+  constructor(private readonly path: string, private readonly chunkBytes = 64 * 1024 * 1024) {}
 
   read(): number {
     if (!existsSync(this.path)) return this.spans;
     const fd = openSync(this.path, 'r');
     try {
       const size = fstatSync(fd).size;
-      if (size <= this.offset) return this.spans;
-      const buf = Buffer.allocUnsafe(size - this.offset);
-      let got = 0;
-      while (got < buf.length) {
-        const n = readSync(fd, buf, got, buf.length - got, this.offset + got);
-        if (n === 0) break;
-        got += n;
+      let want = this.chunkBytes;
+      while (this.offset + 4 <= size) {
+        const buf = Buffer.allocUnsafe(Math.min(want, size - this.offset));
+        let got = 0;
+        while (got < buf.length) {
+          const n = readSync(fd, buf, got, buf.length - got, this.offset + got);
+          if (n === 0) break;
+          got += n;
+        }
+        let at = 0;
+        while (at + 4 <= got) {
+          const len = buf.readUInt32BE(at);
+          if (at + 4 + len > got) break;
+          this.spans += countTraceDataSpans(buf, at + 4, at + 4 + len);
+          this.messages++;
+          at += 4 + len;
+        }
+        if (at === 0) {
+          // Not one whole message in this read: a longer one (read it whole next), or its end is not written yet.
+          const len = got >= 4 ? buf.readUInt32BE(0) : 0;
+          if (got < 4 || this.offset + 4 + len > size) break;
+          want = 4 + len;
+          continue;
+        }
+        this.offset += at;
+        want = this.chunkBytes;
       }
-      let at = 0;
-      while (at + 4 <= got) {
-        const len = buf.readUInt32BE(at);
-        if (at + 4 + len > got) break;
-        this.spans += countTraceDataSpans(buf, at + 4, at + 4 + len);
-        this.messages++;
-        at += 4 + len;
-      }
-      this.offset += at;
       return this.spans;
     } finally {
       closeSync(fd);

@@ -44,6 +44,24 @@ test('SpanFileCounter counts the spans of complete messages, and picks up a mess
   assert.is(c.read(), 20, 'reading again adds nothing');
 });
 
+test('SpanFileCounter reads a file in chunks: what a saturation run writes between two reads (gigabytes) is more than one read can take', () => {
+  const s = generateDeploymentScenario({ seed: 4 });
+  const spans = s.traces.flatMap((t) => t.spans);
+  const small = frame(encodeTraceRequest(spans.slice(0, 3)));
+  const big = frame(encodeTraceRequest(spans.slice(3, 40)));
+  const path = join(tmp.dir, 'chunked.pb');
+  writeFileSync(path, Buffer.concat([small, small, big, small, big.subarray(0, 20)]));
+  // A chunk that holds one small message but not the big one: every whole message is still counted once.
+  const c = new SpanFileCounter(path, small.length + 10);
+  assert.ok(big.length > small.length + 10);
+  assert.is(c.read(), 3 + 3 + 37 + 3);
+  assert.is(c.messages, 4);
+  appendFileSync(path, big.subarray(20));
+  assert.is(c.read(), 3 + 3 + 37 + 3 + 37);
+  assert.is(c.messages, 5);
+  assert.is(c.read(), 3 + 3 + 37 + 3 + 37, 'reading again adds nothing');
+});
+
 test('metricSum adds the samples whose labels match', () => {
   const text = [
     '# HELP kube_correlate_store_rows_total Rows offered',
