@@ -299,6 +299,7 @@ interface LatencyResult {
   seconds: number;
   fromAudit?: Stats;
   fromSpans?: Stats;
+  /** Expected traces (lone authentication traces, which the correlator drops by design, are not expected) that did not complete. */
   incomplete: number;
   correlatorCores: number;
   check: CheckReport;
@@ -560,7 +561,7 @@ async function latencyPhase(ctx: Ctx, proc: CorrelatorProcess, topics: RunTopics
   for (const t of [topics.auditTrace, topics.auditByTrace]) ctx.reader.pause(t);
   const rep = check.report('live');
   return {
-    traces: n, rate: LAT_RATE, seconds, fromAudit: stats(fromAudit), fromSpans: stats(fromSpans), incomplete: n - fromAudit.length, correlatorCores: cores, check: rep,
+    traces: n, rate: LAT_RATE, seconds, fromAudit: stats(fromAudit), fromSpans: stats(fromSpans), incomplete: expectedLive - fromAudit.length, correlatorCores: cores, check: rep,
     breakdown: { pair: stats(pair), forward: stats(forward), settle: stats(settle) }, catchUpGap: stats(gap),
   };
 }
