@@ -31,21 +31,14 @@ import { spawnCorrelate, tempDir } from '../harness/index.js';
 import { startOtelcol, OTELCOL_VERSIONS } from '../harness/otelcol.js';
 import { freePort, stopGracefully } from '../harness/supervise.js';
 import { cpuSeconds, peakRssBytes, machineBusySeconds, mib, resetPeakRss } from './proc.js';
-import { runLoadProcess, type LoadResult } from './otlp-load.js';
+import { collectorBenchKnobs, runLoadProcess, type LoadResult, type Mode, type Side } from './otlp-load.js';
 
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 60);
-const RATE = Number(process.env['BENCH_RATE'] ?? 20_000);
-const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
-const WARMUP_S = Number(process.env['BENCH_WARMUP_SECONDS'] ?? 5);
-const SIDES = (process.env['BENCH_SIDES'] ?? 'ours,otelcol').split(',') as Side[];
-const MODES = (process.env['BENCH_MODES'] ?? 'fixed,saturation').split(',') as Mode[];
+const { seconds: SECONDS, rate: RATE, concurrency: CONCURRENCY, warmupS: WARMUP_S, sides: SIDES, modes: MODES } = collectorBenchKnobs();
 const DRAIN_TIMEOUT_MS = Number(process.env['BENCH_DRAIN_SECONDS'] ?? 120) * 1000;
 const SETTLE_AFTER = process.env['BENCH_SETTLE_AFTER'];
 const OURS_CONFIG = `${COLLECTOR_CONFIG_DIR}embedded.yaml`;
 const THEIR_CONFIG = `${COLLECTOR_CONFIG_DIR}otelcol/apiserver-to-file.yaml`;
 
-type Side = 'ours' | 'otelcol';
-type Mode = 'fixed' | 'saturation';
 
 /** Times our /metrics did not answer within 10 s (its event loop busy). */
 let slowMetrics = 0;

@@ -30,21 +30,14 @@ import { startJaeger, type JaegerProcess, JAEGER_VERSION, JAEGER_COLLECTOR_VERSI
 import { spawnCorrelate } from '../harness/index.js';
 import { freePort, killGroup } from '../harness/supervise.js';
 import { cpuSeconds, peakRssBytes, machineBusySeconds, mib, resetPeakRss } from './proc.js';
-import { runLoadProcess, type LoadResult } from './otlp-load.js';
+import { collectorBenchKnobs, runLoadProcess, type LoadResult, type Mode, type Side } from './otlp-load.js';
 
-const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 60);
-const RATE = Number(process.env['BENCH_RATE'] ?? 20_000);
-const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 16);
-const WARMUP_S = Number(process.env['BENCH_WARMUP_SECONDS'] ?? 5);
-const SIDES = (process.env['BENCH_SIDES'] ?? 'ours,otelcol').split(',') as Side[];
-const MODES = (process.env['BENCH_MODES'] ?? 'fixed,saturation').split(',') as Mode[];
+const { seconds: SECONDS, rate: RATE, concurrency: CONCURRENCY, warmupS: WARMUP_S, sides: SIDES, modes: MODES } = collectorBenchKnobs();
 const KAFKA_VERSION = process.env['BENCH_KAFKA'] ?? '4.2.0';
 const CPU_PROF = process.env['BENCH_CPU_PROF'];
 const TOPIC = 'otlp_spans';
 const DRAIN_TIMEOUT_MS = 60_000;
 
-type Side = 'ours' | 'otelcol';
-type Mode = 'fixed' | 'saturation';
 
 const log = (msg: string) => process.stderr.write(`ingest: ${msg}\n`);
 // Stops by itself: every run, its drain, and setup, with a margin.

@@ -21,6 +21,26 @@ import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { stats } from './stats.js';
 
+/** Which collector a run measures, and how the load is offered (ingest.ts and embedded.ts). */
+export type Side = 'ours' | 'otelcol';
+export type Mode = 'fixed' | 'saturation';
+
+/**
+ * The knobs the collector benchmarks (ingest.ts, embedded.ts) share, one name and default each:
+ * BENCH_SECONDS, BENCH_RATE (spans/s of the fixed mode), BENCH_CONCURRENCY (requests in flight at
+ * saturation), BENCH_WARMUP_SECONDS, BENCH_SIDES, BENCH_MODES.
+ */
+export function collectorBenchKnobs(env: NodeJS.ProcessEnv = process.env): { seconds: number; rate: number; concurrency: number; warmupS: number; sides: Side[]; modes: Mode[] } {
+  return {
+    seconds: Number(env['BENCH_SECONDS'] ?? 60),
+    rate: Number(env['BENCH_RATE'] ?? 20_000),
+    concurrency: Number(env['BENCH_CONCURRENCY'] ?? 16),
+    warmupS: Number(env['BENCH_WARMUP_SECONDS'] ?? 5),
+    sides: (env['BENCH_SIDES'] ?? 'ours,otelcol').split(',') as Side[],
+    modes: (env['BENCH_MODES'] ?? 'fixed,saturation').split(',') as Mode[],
+  };
+}
+
 export interface LoadSpec {
   /** "host:port" of an OTLP/gRPC receiver. */
   target: string;
