@@ -17,10 +17,17 @@ import type { Span } from '@kube-correlate/otlp';
 export const AUTHENTICATION_SPAN = 'authentication';
 export const FILTER_LATENCY_SCOPE = 'k8s.op/apiserver/pkg/endpoints/filterlatency';
 
-/** A span that can only be a lone authentication filter span: kube-apiserver's, root, with nothing in it. */
+/**
+ * The rule, on what every span form says (a decoded Span, a RawSpan: span-model.ts): a span that can
+ * only be a lone authentication filter span is kube-apiserver's, root, with nothing in it.
+ */
+export function isAuthenticationOnlyShape(name: string, parentSpanId: string, scopeName: string, attributes: number, events: number, links: number): boolean {
+  return name === AUTHENTICATION_SPAN && parentSpanId === '' && attributes === 0 && events === 0 && links === 0 && scopeName === FILTER_LATENCY_SCOPE;
+}
+
+/** isAuthenticationOnlyShape for a decoded Span. */
 export function isAuthenticationOnly(s: Span): boolean {
-  return s.name === AUTHENTICATION_SPAN && s.parentSpanId === '' && s.attributes.length === 0 && s.events.length === 0 && s.links.length === 0 &&
-    s.scope.name === FILTER_LATENCY_SCOPE;
+  return isAuthenticationOnlyShape(s.name, s.parentSpanId, s.scope.name, s.attributes.length, s.events.length, s.links.length);
 }
 
 /** True when `spans` (everything buffered for a trace) is one lone authentication span. */

@@ -1,6 +1,6 @@
 import { AUDIT_ID } from '@kube-correlate/semconv';
 import { attrString, type RawSpan, type Span } from '@kube-correlate/otlp';
-import { AUTHENTICATION_SPAN, FILTER_LATENCY_SCOPE, isLoneAuthentication } from './lone-spans.js';
+import { isAuthenticationOnlyShape, isLoneAuthentication } from './lone-spans.js';
 
 /**
  * How the join (trace-join.ts) reads the spans it holds: the embedded driver holds decoded Spans
@@ -24,10 +24,9 @@ export const DECODED_SPANS: JoinSpanModel<Span> = {
   isLoneAuthentication,
 };
 
-/** isAuthenticationOnly (lone-spans.ts), for a RawSpan. */
+/** isAuthenticationOnlyShape (lone-spans.ts) for a RawSpan. */
 export function isRawAuthenticationOnly(s: RawSpan): boolean {
-  return s.name === AUTHENTICATION_SPAN && s.parentSpanId === '' && s.attributeCount === 0 && s.eventCount === 0 && s.linkCount === 0 &&
-    s.scope.name === FILTER_LATENCY_SCOPE;
+  return isAuthenticationOnlyShape(s.name, s.parentSpanId, s.scope.name, s.attributeCount, s.eventCount, s.linkCount);
 }
 
 export const RAW_SPANS: JoinSpanModel<RawSpan> = {
