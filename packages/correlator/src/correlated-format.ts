@@ -1,9 +1,9 @@
 import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, encodeKeyValueFields, encodeTraceRequest, SpanKind, spliceTraceRequest, type KeyValue, type RawSpan, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
 import { requestAnchorBy, type AnchorSpan } from './request-tree.js';
-import { RAW_SPANS } from './span-model.js';
+import { DECODED_SPANS, RAW_SPANS } from './span-model.js';
 import { apiAttributes, type ApiOperation } from './api-attributes.js';
-import { ADDED_PREFIXES, API_ATTR, AUDIT_ID, AUDIT_ATTR, AUDIT_SERVICE, auditSpanId, auditStageAttr, DERIVED_SCOPE, OBJECT_ATTR, OBJSET_SCOPE, SERVICE_NAME, unjoinedTraceId } from '@kube-correlate/semconv';
+import { ADDED_PREFIXES, API_ATTR, AUDIT_ATTR, AUDIT_SERVICE, auditSpanId, auditStageAttr, DERIVED_SCOPE, OBJECT_ATTR, OBJSET_SCOPE, SERVICE_NAME, unjoinedTraceId } from '@kube-correlate/semconv';
 
 /**
  * The `otlp_correlated` format: a settled trace as OTLP spans, readable by any OTLP consumer
@@ -117,7 +117,6 @@ function planCorrelated<S extends AnchorSpan>(traceId: string, spans: readonly S
   return { extra, derived };
 }
 
-const decodedAuditId = (s: Span): string | undefined => attrString(s.attributes, AUDIT_ID);
 
 /**
  * One settled trace as `otlp_correlated` spans. `auditEvents` are the events of auditIDs carried by
@@ -125,7 +124,7 @@ const decodedAuditId = (s: Span): string | undefined => attrString(s.attributes,
  * which name the span each audit request hangs under.
  */
 export function encodeCorrelatedTrace(traceId: string, spans: readonly Span[], auditEvents: readonly AuditEvent[], anchors: ReadonlyMap<string, string> = new Map(), api: ReadonlyMap<string, ApiOperation> = new Map()): Span[] {
-  const { extra, derived } = planCorrelated(traceId, spans, decodedAuditId, auditEvents, anchors, api);
+  const { extra, derived } = planCorrelated(traceId, spans, DECODED_SPANS.auditId, auditEvents, anchors, api);
   const out: Span[] = [];
   for (const s of spans) {
     const add = extra.get(s.spanId);

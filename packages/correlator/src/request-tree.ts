@@ -1,6 +1,7 @@
 import { auditIDForSpans, summarizeAudit, type AuditEvent, type AuditSummary } from '@kube-correlate/audit';
 import { attrString, plainAttributes, serviceName, SpanKind, type Span } from '@kube-correlate/otlp';
 import { API_ATTR, AUDIT_ID, httpRequestInfo, type HttpRequestInfo } from '@kube-correlate/semconv';
+import { DECODED_SPANS } from './span-model.js';
 
 /**
  * The per-request tree, in the JSON shape `correlate --trace <id> --json` prints (DESIGN.md,
@@ -160,10 +161,9 @@ export function buildRequestTree(traceId: string, spans: readonly Span[], auditE
  * span, which before 1.34 has no audit-id of its own); without one, the highest span carrying it.
  */
 export function requestAnchor(auditId: string, byId: ReadonlyMap<string, Span>): Span | undefined {
-  return requestAnchorBy(auditId, byId, spanAuditId);
+  return requestAnchorBy(auditId, byId, DECODED_SPANS.auditId);
 }
 
-const spanAuditId = (s: Span): string | undefined => attrString(s.attributes, AUDIT_ID);
 
 /** What requestAnchor reads of a span (a decoded Span, or the Kafka correlator's RawSpan). */
 export interface AnchorSpan {
