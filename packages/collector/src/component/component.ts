@@ -1,6 +1,6 @@
 import type { AuditEvent } from '@kube-correlate/audit';
 import type { KafkaClient } from '@kube-correlate/kafka';
-import type { Span } from '@kube-correlate/otlp';
+import type { RawSpan, Span } from '@kube-correlate/otlp';
 
 /**
  * A running part of a pipeline: a receiver, processor, exporter or extension. `start` returns
@@ -35,6 +35,13 @@ export type DataForm = 'spans' | 'audit_events' | 'kafka_topics' | 'kafka_output
 
 export interface SpanConsumer {
   consumeSpans(spans: Span[]): void | Promise<void>;
+  /**
+   * The same spans, scanned from an OTLP/protobuf request instead of decoded (scanTraceRequest:
+   * the same validation, the span's bytes and the ids instead of the span model). A consumer that
+   * has it takes either form; when every span consumer downstream of a receiver has it, the
+   * receiver scans and hands these on, so no span is decoded into objects on the way to Kafka.
+   */
+  consumeRawSpans?(spans: RawSpan[]): void | Promise<void>;
 }
 
 export interface AuditConsumer {
@@ -90,8 +97,12 @@ export function downstreamOf(components: readonly unknown[]): Downstream {
   const unique = [...new Set(components)];
   const spans = unique.filter((c): c is SpanConsumer => typeof (c as Partial<SpanConsumer>).consumeSpans === 'function');
   const audit = unique.filter((c): c is AuditConsumer => typeof (c as Partial<AuditConsumer>).consumeAuditEvents === 'function');
+  const raw = spans.length > 0 && spans.every((t) => typeof t.consumeRawSpans === 'function');
   return {
-    spans: { consumeSpans: async (s) => void (await Promise.all(spans.map((t) => t.consumeSpans(s)))) },
+    spans: {
+      consumeSpans: async (s) => void (await Promise.all(spans.map((t) => t.consumeSpans(s)))),
+      ...(raw ? { consumeRawSpans: async (s: RawSpan[]) => void (await Promise.all(spans.map((t) => t.consumeRawSpans!(s)))) } : {}),
+    },
     audit: { consumeAuditEvents: async (a) => void (await Promise.all(audit.map((t) => t.consumeAuditEvents(a)))) },
     kafkaTopics: unique.find((c): c is KafkaTopicsConsumer => typeof (c as Partial<KafkaTopicsConsumer>).consumeKafkaTopics === 'function'),
     kafkaOutput: unique.find((c): c is KafkaTopicSink => typeof (c as Partial<KafkaTopicSink>).claimTracesTopic === 'function'),

@@ -1,10 +1,12 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LAST_APPLIED_ANNOTATION, REDACTED, type AuditEvent } from '@kube-correlate/audit';
-import type { Span } from '@kube-correlate/otlp';
+import { encodeTraceRequest, scanTraceRequest, type RawSpan, type Span } from '@kube-correlate/otlp';
+import { makeSpan } from '@kube-correlate/fixtures';
 import { Writable } from 'node:stream';
 import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { parseConfig, RetryableError, type Component, type CreateSettings, type Downstream } from '../../src/index.js';
+import { downstreamOf } from '../../src/component/component.js';
 import { statusOf, retryAfterHeaders } from '../../src/component/status.js';
 import { k8sauditRedactionFactory } from '../../src/processors/k8saudit_redaction/factory.js';
 import { memoryLimiterFactory } from '../../src/processors/memory_limiter/factory.js';
@@ -175,6 +177,41 @@ test('memory_limiter: above the soft limit it refuses retryably (UNAVAILABLE / 5
     await new Promise((r) => setTimeout(r, 100));
     await p.consumeAuditEvents([]);
     assert.is(out.audit.length, 1, 'below the soft limit again: handed on');
+  } finally {
+    process.memoryUsage.rss = real;
+    await p.shutdown();
+  }
+});
+
+test('scanned spans: memory_limiter takes them only when everything after it does (so a receiver before it scans instead of decoding), and refuses them alike', async () => {
+  const MiB = 1024 * 1024;
+  const real = process.memoryUsage.rss;
+  let rss = 10 * MiB;
+  process.memoryUsage.rss = () => rss;
+  const metrics = new PipelineMetrics();
+  const config = parseConfig(yaml('  memory_limiter: { check_interval: 20ms, limit_mib: 100 }', 'memory_limiter'), 'p.yaml', {}).processors.find((p) => p.type === 'memory_limiter')!.config;
+  const raw: RawSpan[][] = [];
+  const decoded: Span[][] = [];
+  const rawTaker = { consumeSpans: (s: Span[]) => void decoded.push(s), consumeRawSpans: (s: RawSpan[]) => void raw.push(s) };
+  const spansOnly = { consumeSpans: (s: Span[]) => void decoded.push(s) };
+  const next = (consumers: unknown[]): Downstream => downstreamOf(consumers);
+  assert.type(next([rawTaker]).spans.consumeRawSpans, 'function', 'one consumer that takes scanned spans');
+  assert.type(next([rawTaker, spansOnly]).spans.consumeRawSpans, 'undefined', 'a consumer that needs decoded spans: the receiver decodes');
+  assert.type(next([]).spans.consumeRawSpans, 'undefined', 'nothing takes spans');
+  const create = (d: Downstream) => memoryLimiterFactory.create({ ...settings(metrics), id: `memory_limiter/${Math.random()}` }, config as never, d) as unknown as Consumers & { consumeRawSpans?(s: RawSpan[]): Promise<void> };
+  assert.type(create(next([rawTaker, spansOnly])).consumeRawSpans, 'undefined');
+  const p = create(next([rawTaker, { ...rawTaker }]));
+  try {
+    await p.start({ getExtension: () => undefined, reportAddress: () => undefined, addresses: () => ({}) });
+    const scanned = scanTraceRequest(encodeTraceRequest([makeSpan({ trace: 1, id: 1, name: 'GET' })])).spans;
+    await p.consumeRawSpans!(scanned);
+    assert.is(raw.length, 2, 'handed to both consumers');
+    assert.is(raw[0], scanned);
+    assert.is(decoded.length, 0);
+    rss = 95 * MiB;
+    await new Promise((r) => setTimeout(r, 100));
+    await p.consumeRawSpans!(scanned).then(() => assert.unreachable('refused'), (e: unknown) => assert.instance(e, RetryableError));
+    assert.is(raw.length, 2, 'nothing handed on while refusing');
   } finally {
     process.memoryUsage.rss = real;
     await p.shutdown();

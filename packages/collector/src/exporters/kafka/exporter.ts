@@ -1,6 +1,6 @@
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
 import { createKafkaClient, defaultTopicSpecs, KafkaError, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
-import { encodeTraceRequest, splitTraceRequest, type Span } from '@kube-correlate/otlp';
+import { encodeTraceRequest, spliceTraceRequest, splitTraceRequest, type RawSpan, type Span } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import { RAW_OTLP_REQUEST, type AuditConsumer, type KafkaTopicSink, type SpanConsumer } from '../../component/component.js';
 import { RetryableError } from '../../component/errors.js';
@@ -105,6 +105,23 @@ export class KafkaExporter implements SpanConsumer, AuditConsumer, KafkaTopicSin
       else byTrace.set(s.traceId, [s]);
     }
     const messages: OutgoingMessage[] = [...byTrace].map(([traceId, list]) => ({ topic, key: traceId, value: encodeTraceRequest(list) }));
+    return this.send(messages, 'spans', spans.length);
+  }
+
+  /**
+   * Spans as the receiver scanned them (no span model): grouped by trace and written with their
+   * own bytes (spliceTraceRequest), one message per trace, as consumeSpans writes a raw request.
+   */
+  consumeRawSpans(spans: RawSpan[]): Promise<void> {
+    const topic = this.opts.config.traces.topic;
+    const byTrace = new Map<string, RawSpan[]>();
+    for (const s of spans) {
+      const list = byTrace.get(s.traceId);
+      if (list) list.push(s);
+      else byTrace.set(s.traceId, [s]);
+    }
+    const messages: OutgoingMessage[] = [];
+    for (const [traceId, list] of byTrace) messages.push({ topic, key: traceId, value: spliceTraceRequest(list) });
     return this.send(messages, 'spans', spans.length);
   }
 

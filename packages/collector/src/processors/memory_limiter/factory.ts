@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import type { AuditEvent } from '@kube-correlate/audit';
-import type { Span } from '@kube-correlate/otlp';
+import type { RawSpan, Span } from '@kube-correlate/otlp';
 import { MemoryLimiter, type PipelineMetrics } from '@kube-correlate/telemetry';
 import { RetryableError } from '../../component/errors.js';
 import { processorFactory } from '../../component/factory.js';
@@ -83,6 +83,15 @@ export const memoryLimiterFactory = processorFactory({
         refuse();
         await next.spans.consumeSpans(spans);
       },
+      // Scanned spans pass through when everything after this takes them (component.ts).
+      ...(next.spans.consumeRawSpans
+        ? {
+          async consumeRawSpans(spans: RawSpan[]) {
+            refuse();
+            await next.spans.consumeRawSpans!(spans);
+          },
+        }
+        : {}),
       async consumeAuditEvents(events: AuditEvent[]) {
         refuse();
         await next.audit.consumeAuditEvents(events);

@@ -1,15 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
-import { decodeTraceRequest, encodeTraceResponse, OtlpDecodeError } from '@kube-correlate/otlp';
+import { encodeTraceResponse } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { SecureContextOptions } from 'node:tls';
 import type { Host, SpanConsumer } from '../../component/component.js';
-import { PermanentError } from '../../component/errors.js';
 import { grpcError, statusOf } from '../../component/status.js';
 import { splitEndpoint } from '../../internal/http.js';
 import { EXPORT_PATH, passthrough } from '../../wire/otlp-service.js';
 import { ReceiverCounters } from '../../internal/receiver-counters.js';
 import type { ListenerSecurity } from '../../internal/security.js';
-import { ingestDecoded } from './ingest.js';
+import { ingestProtobuf } from './ingest.js';
 
 export interface OtlpGrpcReceiverOptions {
   /** Receiver name for metrics and logs, e.g. "otlp". */
@@ -92,15 +91,7 @@ export class OtlpGrpcReceiver {
 
   private async export(request: Buffer): Promise<Buffer> {
     try {
-      let decoded;
-      try {
-        decoded = decodeTraceRequest(request);
-      } catch (err) {
-        if (err instanceof OtlpDecodeError) throw new PermanentError(`malformed ExportTraceServiceRequest: ${err.message}`, { reason: 'malformed_protobuf' });
-        throw err;
-      }
-      const partial = await ingestDecoded(this.counters, decoded, this.opts.consumer, request);
-      return Buffer.from(encodeTraceResponse(partial));
+      return Buffer.from(encodeTraceResponse(await ingestProtobuf(this.counters, request, this.opts.consumer)));
     } catch (err) {
       const refusal = statusOf(err);
       this.counters.refusedRequest(refusal.reason);

@@ -1,12 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decodeTraceRequest, decodeTraceRequestJson, encodeRpcStatus, encodeTraceResponse, OtlpDecodeError, type DecodedTraces } from '@kube-correlate/otlp';
+import { decodeTraceRequestJson, encodeRpcStatus, encodeTraceResponse, OtlpDecodeError, type DecodedTraces } from '@kube-correlate/otlp';
 import type { Logger, PipelineMetrics } from '@kube-correlate/telemetry';
 import type { SpanConsumer } from '../../component/component.js';
 import { PermanentError } from '../../component/errors.js';
 import type { Refusal } from '../../component/status.js';
 import { HttpReceiver, mediaType, parseJson } from '../../internal/http.js';
 import type { ListenerSecurity } from '../../internal/security.js';
-import { ingestDecoded } from './ingest.js';
+import { ingestDecoded, ingestProtobuf } from './ingest.js';
 
 export interface OtlpHttpReceiverOptions {
   name: string;
@@ -52,14 +52,16 @@ export class OtlpHttpReceiver extends HttpReceiver {
       return refuse(new PermanentError(`unsupported Content-Type "${type || '(none)'}": send application/x-protobuf or application/json`, { http: 415, reason: 'unsupported_media_type' }));
     }
 
-    let request: { decoded: DecodedTraces; raw?: Uint8Array };
+    // JSON is decoded as it is read; protobuf is handed to ingestProtobuf, which scans or decodes it.
+    let request: { decoded: DecodedTraces } | { protobuf: Uint8Array };
     try {
       request = await this.read(req, this.opts.maxRequestBodySize, (body) => {
+        if (!json) return { protobuf: body };
         try {
-          return json ? { decoded: decodeTraceRequestJson(parseJson(body)) } : { decoded: decodeTraceRequest(body), raw: body };
+          return { decoded: decodeTraceRequestJson(parseJson(body)) };
         } catch (err) {
           if (!(err instanceof OtlpDecodeError)) throw err;
-          throw new PermanentError(`malformed ExportTraceServiceRequest: ${err.message}`, { reason: json ? 'invalid_otlp_json' : 'malformed_protobuf' });
+          throw new PermanentError(`malformed ExportTraceServiceRequest: ${err.message}`, { reason: 'invalid_otlp_json' });
         }
       });
     } catch (err) {
@@ -67,7 +69,7 @@ export class OtlpHttpReceiver extends HttpReceiver {
     }
 
     try {
-      const partial = await ingestDecoded(this.counters, request.decoded, consumer, request.raw);
+      const partial = 'protobuf' in request ? await ingestProtobuf(this.counters, request.protobuf, consumer) : await ingestDecoded(this.counters, request.decoded, consumer);
       const body = json
         ? JSON.stringify(partial ? { partialSuccess: { rejectedSpans: String(partial.rejectedSpans), errorMessage: partial.errorMessage } } : {}) + '\n'
         : Buffer.from(encodeTraceResponse(partial));
