@@ -7,6 +7,7 @@ import { objectRequestSpanId, objectSetTraceId, objectSetWindowStart } from '@ku
 import { buildObjectSetTree, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 /**
  * The embedded store: spans and audit events as they settled, keyed so that redelivery and
@@ -50,7 +51,18 @@ export interface TraceStoreOptions {
    * windows the exporter used; default: what the store recorded, else 1 hour.
    */
   objectSetWindowMs?: number;
+  /**
+   * Checkpoint the WAL from a worker thread (wal-checkpointer.ts) instead of inside the commit that
+   * crosses SQLite's threshold, so that a commit never waits for the copy and its syncs (the
+   * embedded pipeline's one event loop). A failed checkpoint is counted in
+   * `kube_correlate_store_write_failed_total{reason="checkpoint"}` and passed to `onCheckpointError`.
+   */
+  checkpointInBackground?: boolean | { intervalMs: number };
+  onCheckpointError?: (message: string, code: string) => void;
 }
+
+/** Page cache of a writable store's connection (KiB): the B-trees that writes touch stay in memory (SQLite's default is 2 MiB). */
+const CACHE_KIB = 64 * 1024;
 
 /**
  * What the OTLP exporter has still to look at: a trace, an unjoined audit request, an object in a
@@ -128,6 +140,7 @@ export class TraceStore implements CorrelatorSink {
   private readonly stmt;
   private obj!: ReturnType<TraceStore['objectStatements']>;
   private closed = false;
+  private readonly checkpointer: WalCheckpointer | undefined;
   private readonly now: () => number;
   private readonly windowMs: number;
 
@@ -140,6 +153,7 @@ export class TraceStore implements CorrelatorSink {
     if (!opts.readonly) {
       if (!opts.memory) this.db.pragma('journal_mode = WAL');
       this.db.pragma(`synchronous = ${opts.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+      this.db.pragma(`cache_size = -${CACHE_KIB}`);
       this.migrate();
     }
     this.db.pragma('busy_timeout = 5000');
@@ -153,6 +167,17 @@ export class TraceStore implements CorrelatorSink {
     }
     this.prepareObjectStatements();
     this.windowMs = this.resolveWindow(opts);
+    if (opts.checkpointInBackground && !opts.readonly && !opts.memory) {
+      this.db.pragma(`wal_autocheckpoint = ${WalCheckpointer.BACKSTOP_PAGES}`);
+      this.checkpointer = new WalCheckpointer(this.path, {
+        ...(opts.synchronous ? { synchronous: opts.synchronous } : {}),
+        ...(typeof opts.checkpointInBackground === 'object' ? { intervalMs: opts.checkpointInBackground.intervalMs } : {}),
+        onError: (message, code) => {
+          this.metrics.storeWriteFailed.inc({ reason: 'checkpoint' });
+          opts.onCheckpointError?.(message, code);
+        },
+      });
+    }
     this.stmt = {
       insertSpan: this.db.prepare('INSERT OR IGNORE INTO spans (trace_id, span_id, parent_span_id, start_ns, data) VALUES (?, ?, ?, ?, ?)'),
       insertOperation: this.db.prepare('INSERT OR IGNORE INTO audit_operations (audit_id, operation_id, stability) VALUES (?, ?, ?)'),
@@ -1123,9 +1148,15 @@ export class TraceStore implements CorrelatorSink {
   }
 
   /** Safe twice. */
+  /** The background checkpointer (checkpointInBackground), for tests. */
+  get walCheckpointer(): WalCheckpointer | undefined {
+    return this.checkpointer;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.checkpointer?.stop();
     this.db.close();
   }
 }

@@ -123,6 +123,25 @@ test('a long auditID is stored under its truncated form and found by either form
   s.close();
 });
 
+test('checkpointInBackground: commits leave the WAL to the worker thread (no checkpoint at SQLite\'s 1000 pages), which copies it whole', async () => {
+  const dir = tmp();
+  // Checkpoints only when asked, so what the WAL holds is known.
+  const s = new TraceStore({ dir, checkpointInBackground: { intervalMs: 3_600_000 } });
+  const big = (trace: number, id: number) => ({ ...makeSpan({ trace, id, parent: 0, name: 'x' }), attributes: [{ key: 'pad', value: { stringValue: 'p'.repeat(4000 + id) } }] });
+  // 12 commits of ~150 pages each: past 1000 pages, SQLite's own checkpoint would have run and the WAL restarted.
+  for (let t = 1; t <= 12; t++) s.writeSync({ traces: [update(tid(t), Array.from({ length: 150 }, (_, i) => big(t, i + 1)))], unjoinedAuditEvents: [] });
+  const first = await s.walCheckpointer!.checkpoint();
+  assert.ok(first.log >= 1500, `the WAL holds every commit: ${first.log} frames`);
+  assert.is(first.checkpointed, first.log, 'the worker copied all of it');
+  s.writeSync({ traces: [update(tid(13), [big(13, 1)])], unjoinedAuditEvents: [] });
+  const second = await s.walCheckpointer!.checkpoint();
+  assert.ok(second.log < first.log, `the next commit restarted the WAL: ${second.log} frames`);
+  s.close();
+  const again = new TraceStore({ dir, readonly: true });
+  assert.is(again.counts().spans, 12 * 150 + 1, 'everything is there after close');
+  again.close();
+});
+
 test('a store written by a newer schema is refused with a clear message', () => {
   const dir = tmp();
   const s = new TraceStore({ dir });
