@@ -108,7 +108,7 @@ export interface TraceSummary {
   updatedAt: string;
 }
 
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
 
 /**
  * The store holds what the cluster's audit logs and traces say: only its owner may read it. The
@@ -205,13 +205,17 @@ export class TraceStore implements CorrelatorSink {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) throw new Error(`${this.path}: schema version ${version} is newer than this build (${SCHEMA_VERSION}); upgrade kube-correlate`);
     if (version === SCHEMA_VERSION) return;
+    this.rowidSpans();
     // Tables a store of an older version lacks are created as they are now; columns added since
     // are added below.
     this.db.exec(`
+      -- v6: a rowid table (rows appended in the order written) with its key in an index; before,
+      -- WITHOUT ROWID keyed by (trace_id, span_id): rows of 1-2 KB inserted at random keys left
+      -- its pages 40% full and dirtied a page per span (4.2 KB of file per 1.6 KB span).
       CREATE TABLE IF NOT EXISTS spans (
         trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
-        start_ns TEXT NOT NULL, data TEXT NOT NULL,
-        PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+        start_ns TEXT NOT NULL, data TEXT NOT NULL);
+      CREATE UNIQUE INDEX IF NOT EXISTS spans_by_id ON spans (trace_id, span_id);
       CREATE TABLE IF NOT EXISTS audit_events (
         audit_id TEXT NOT NULL, stage TEXT NOT NULL, data TEXT NOT NULL,
         PRIMARY KEY (audit_id, stage)) WITHOUT ROWID;
@@ -310,6 +314,24 @@ export class TraceStore implements CorrelatorSink {
   }
 
   /** The window length: given (and recorded by a writable store), else recorded, else 1 hour. */
+  /** v6: a store's spans table of before (WITHOUT ROWID) is rebuilt as a rowid table, in one transaction. */
+  private rowidSpans(): void {
+    const old = this.db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'spans'").get() as { sql: string } | undefined;
+    if (!old || !/WITHOUT\s+ROWID/i.test(old.sql)) return;
+    this.db.transaction(() => {
+      this.db.exec(`
+        ALTER TABLE spans RENAME TO spans_v5;
+        CREATE TABLE spans (
+          trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
+          start_ns TEXT NOT NULL, data TEXT NOT NULL);
+        INSERT INTO spans (trace_id, span_id, parent_span_id, start_ns, data)
+          SELECT trace_id, span_id, parent_span_id, start_ns, data FROM spans_v5;
+        DROP TABLE spans_v5;
+        CREATE UNIQUE INDEX spans_by_id ON spans (trace_id, span_id);
+      `);
+    })();
+  }
+
   private resolveWindow(opts: TraceStoreOptions): number {
     const hasSettings = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'settings'").get() !== undefined;
     if (opts.objectSetWindowMs !== undefined) {

@@ -142,6 +142,26 @@ test('checkpointInBackground: commits leave the WAL to the worker thread (no che
   again.close();
 });
 
+test('a store of schema 5 (spans WITHOUT ROWID) is rebuilt with spans in a rowid table: its spans kept, still one row per (trace, span)', async () => {
+  const dir = tmp();
+  const { default: Database } = await import('better-sqlite3');
+  const old = new Database(join(dir, 'kube-correlate.db'));
+  old.exec('CREATE TABLE spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL, start_ns TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID');
+  const insert = old.prepare('INSERT INTO spans VALUES (?, ?, ?, ?, ?)');
+  for (const sp of spans) insert.run(sp.traceId, sp.spanId, sp.parentSpanId, sp.startTimeUnixNano, JSON.stringify(sp));
+  old.pragma('user_version = 5');
+  old.close();
+  const s = new TraceStore({ dir });
+  const db = (s as unknown as { db: InstanceType<typeof Database> }).db;
+  const sql = (db.prepare("SELECT sql FROM sqlite_master WHERE name = 'spans'").get() as { sql: string }).sql;
+  assert.not.match(sql, /WITHOUT ROWID/i);
+  assert.is(s.counts().spans, 2, 'the spans stored before are there');
+  s.writeSync({ traces: [update(tid(1), spans)], unjoinedAuditEvents: [] });
+  assert.is(s.counts().spans, 2, 'a span written again is not a second row');
+  assert.is(s.getTrace(tid(1))?.spanCount, 2);
+  s.close();
+});
+
 test('a store written by a newer schema is refused with a clear message', () => {
   const dir = tmp();
   const s = new TraceStore({ dir });
