@@ -66,7 +66,7 @@ export interface CorrelatorOptions extends Omit<TraceJoinOptions, 'metrics' | 'o
   flushAt?: number;
   /**
    * Most spans and audit events written in one store transaction (a trace bigger than that is
-   * written alone); the event loop turns between two. Default 1000.
+   * written alone); the event loop turns between two. Default 250.
    */
   writeSliceItems?: number;
   /** First pause after a failed write (doubles up to 30 s). Default 500 ms. */
@@ -180,7 +180,7 @@ export class Correlator {
     this.logger = logger ?? silentLogger();
     this.now = now ?? Date.now;
     this.flushAt = flushAt ?? 1000;
-    this.writeSliceItems = writeSliceItems ?? 1000;
+    this.writeSliceItems = writeSliceItems ?? 250;
     if (!(this.writeSliceItems >= 1)) throw new RangeError(`correlator: writeSliceItems must be at least 1, got ${writeSliceItems}`);
     this.retryPauseMs = retryPauseMs ?? 500;
     this.join = new TraceJoin<number>({ ...join, metrics: this.metrics, onHold: ((seq: number) => this.tracker.hold(seq)) as (t: never) => void });

@@ -57,7 +57,7 @@ export interface TraceStoreOptions {
    * embedded pipeline's one event loop). A failed checkpoint is counted in
    * `kube_correlate_store_write_failed_total{reason="checkpoint"}` and passed to `onCheckpointError`.
    */
-  checkpointInBackground?: boolean | { intervalMs: number };
+  checkpointInBackground?: boolean | { intervalMs: number; restartFrames?: number };
   onCheckpointError?: (message: string, code: string) => void;
 }
 
@@ -171,7 +171,7 @@ export class TraceStore implements CorrelatorSink {
       this.db.pragma(`wal_autocheckpoint = ${WalCheckpointer.BACKSTOP_PAGES}`);
       this.checkpointer = new WalCheckpointer(this.path, {
         ...(opts.synchronous ? { synchronous: opts.synchronous } : {}),
-        ...(typeof opts.checkpointInBackground === 'object' ? { intervalMs: opts.checkpointInBackground.intervalMs } : {}),
+        ...(typeof opts.checkpointInBackground === 'object' ? opts.checkpointInBackground : {}),
         onError: (message, code) => {
           this.metrics.storeWriteFailed.inc({ reason: 'checkpoint' });
           opts.onCheckpointError?.(message, code);

@@ -7,8 +7,10 @@ export type { CheckpointResult } from './wal-checkpoint-worker.js';
  * Checkpoints a WAL database from a worker thread. SQLite's automatic checkpoint runs inside the
  * commit that crosses `wal_autocheckpoint` pages: it copies the WAL into the database and syncs
  * both, and in embedded mode that stalled the event loop (receivers, the query API) for the length
- * of the I/O (test/bench, embedded mode). With this, the writer's commits only append to the WAL;
- * the writer's automatic checkpoint stays as a backstop at `BACKSTOP_PAGES`, should this fall behind.
+ * of the I/O (test/bench, embedded mode). With this, the writer's commits only append to the WAL
+ * (and now and then wait for the end of a RESTART checkpoint, which keeps the WAL from growing under
+ * a steady load: see the worker); the writer's automatic checkpoint stays as a backstop at
+ * `BACKSTOP_PAGES`, should this fall behind.
  *
  * Durability is unchanged: a commit is in the WAL as before, and a checkpoint syncs as the writer's
  * `synchronous` says. A checkpoint that fails (a full disk) is reported through `onError`, once
@@ -22,8 +24,13 @@ export class WalCheckpointer {
   private nextId = 1;
   private stopped = false;
 
-  constructor(path: string, opts: { intervalMs?: number; synchronous?: 'normal' | 'full'; onError?: (message: string, code: string) => void } = {}) {
-    const data: CheckpointWorkerData = { path, intervalMs: opts.intervalMs ?? 200, synchronous: opts.synchronous === 'full' ? 'FULL' : 'NORMAL' };
+  /** Frames in the WAL from which a checkpoint is a RESTART (wal-checkpoint-worker.ts): 16 MiB of 4 KiB pages. */
+  static readonly RESTART_FRAMES = 4096;
+
+  constructor(path: string, opts: { intervalMs?: number; restartFrames?: number; synchronous?: 'normal' | 'full'; onError?: (message: string, code: string) => void } = {}) {
+    const data: CheckpointWorkerData = {
+      path, intervalMs: opts.intervalMs ?? 200, restartFrames: opts.restartFrames ?? WalCheckpointer.RESTART_FRAMES, synchronous: opts.synchronous === 'full' ? 'FULL' : 'NORMAL',
+    };
     this.worker = new Worker(new URL('./wal-checkpoint-worker.js', import.meta.url), { workerData: data });
     this.worker.unref();
     this.worker.on('message', (m: CheckpointReply) => {

@@ -126,7 +126,7 @@ test('a long auditID is stored under its truncated form and found by either form
 test('checkpointInBackground: commits leave the WAL to the worker thread (no checkpoint at SQLite\'s 1000 pages), which copies it whole', async () => {
   const dir = tmp();
   // Checkpoints only when asked, so what the WAL holds is known.
-  const s = new TraceStore({ dir, checkpointInBackground: { intervalMs: 3_600_000 } });
+  const s = new TraceStore({ dir, checkpointInBackground: { intervalMs: 3_600_000, restartFrames: 1_000_000 } });
   const big = (trace: number, id: number) => ({ ...makeSpan({ trace, id, parent: 0, name: 'x' }), attributes: [{ key: 'pad', value: { stringValue: 'p'.repeat(4000 + id) } }] });
   // 12 commits of ~150 pages each: past 1000 pages, SQLite's own checkpoint would have run and the WAL restarted.
   for (let t = 1; t <= 12; t++) s.writeSync({ traces: [update(tid(t), Array.from({ length: 150 }, (_, i) => big(t, i + 1)))], unjoinedAuditEvents: [] });
@@ -136,10 +136,27 @@ test('checkpointInBackground: commits leave the WAL to the worker thread (no che
   s.writeSync({ traces: [update(tid(13), [big(13, 1)])], unjoinedAuditEvents: [] });
   const second = await s.walCheckpointer!.checkpoint();
   assert.ok(second.log < first.log, `the next commit restarted the WAL: ${second.log} frames`);
+  assert.is(second.mode, 'PASSIVE');
   s.close();
   const again = new TraceStore({ dir, readonly: true });
   assert.is(again.counts().spans, 12 * 150 + 1, 'everything is there after close');
   again.close();
+});
+
+test('a long WAL: the background checkpoint is a RESTART, so that the next commit starts the WAL over', async () => {
+  const dir = tmp();
+  const s = new TraceStore({ dir, checkpointInBackground: { intervalMs: 3_600_000, restartFrames: 100 } });
+  const big = (trace: number, id: number) => ({ ...makeSpan({ trace, id, parent: 0, name: 'x' }), attributes: [{ key: 'pad', value: { stringValue: 'p'.repeat(4000) } }] });
+  s.writeSync({ traces: [update(tid(1), [big(1, 1)])], unjoinedAuditEvents: [] });
+  const short = await s.walCheckpointer!.checkpoint();
+  assert.ok(short.log < 100, `${short.log} frames`);
+  assert.is(short.mode, 'PASSIVE', 'a short WAL is checkpointed without holding commits back');
+  for (let t = 2; t <= 4; t++) s.writeSync({ traces: [update(tid(t), Array.from({ length: 50 }, (_, i) => big(t, i + 1)))], unjoinedAuditEvents: [] });
+  const long = await s.walCheckpointer!.checkpoint();
+  assert.ok(long.log >= 100, `${long.log} frames`);
+  assert.is(long.mode, 'RESTART');
+  assert.is(long.checkpointed, long.log);
+  s.close();
 });
 
 test('a store of schema 5 (spans WITHOUT ROWID) is rebuilt with spans in a rowid table: its spans kept, still one row per (trace, span)', async () => {
