@@ -23,8 +23,11 @@
  *   BENCH_SECONDS=60 BENCH_RATE=20000 BENCH_CONCURRENCY=16 BENCH_WARMUP_SECONDS=5
  *   BENCH_SIDES=ours,otelcol BENCH_MODES=fixed,saturation BENCH_DRAIN_SECONDS=120
  *   BENCH_SETTLE_AFTER=<duration>: override the correlator's settle_after (KC_SETTLE_AFTER; default as shipped)
+ *   BENCH_CPU_PROF=<dir>: run `correlate start` with --cpu-prof (profile written at its stop; one
+ *   mode per run, BENCH_MODES=fixed or saturation, to profile each); summarize with
+ *   `node test/dist/bench/cpu-profile.js <file> 40`
  */
-import { closeSync, openSync, readSync, fstatSync, existsSync } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { spawnCorrelate, tempDir } from '../harness/index.js';
@@ -33,7 +36,7 @@ import { freePort, stopGracefully } from '../harness/supervise.js';
 import { cpuSeconds, peakRssBytes, machineBusySeconds, mib, resetPeakRss } from './proc.js';
 import { collectorBenchKnobs, runLoadProcess, type LoadResult, type Mode, type Side } from './otlp-load.js';
 
-const { seconds: SECONDS, rate: RATE, concurrency: CONCURRENCY, warmupS: WARMUP_S, sides: SIDES, modes: MODES } = collectorBenchKnobs();
+const { seconds: SECONDS, rate: RATE, concurrency: CONCURRENCY, warmupS: WARMUP_S, sides: SIDES, modes: MODES, cpuProf: CPU_PROF, cpuProfArgs: CPU_PROF_ARGS } = collectorBenchKnobs();
 const DRAIN_TIMEOUT_MS = Number(process.env['BENCH_DRAIN_SECONDS'] ?? 120) * 1000;
 const SETTLE_AFTER = process.env['BENCH_SETTLE_AFTER'];
 const OURS_CONFIG = `${COLLECTOR_CONFIG_DIR}embedded.yaml`;
@@ -77,6 +80,7 @@ async function startOurs(): Promise<Target> {
   const data = tempDir('kc-bench-embedded-');
   const [grpcPort, httpPort, auditPort, queryPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const { child, exited } = spawnCorrelate(['start', '--config', OURS_CONFIG], {
+    nodeArgs: CPU_PROF_ARGS,
     env: {
       LOG_LEVEL: 'warn', KC_DATA_DIR: data.dir,
       KC_OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpcPort}`, KC_OTLP_HTTP_ENDPOINT: `127.0.0.1:${httpPort}`,
@@ -116,7 +120,7 @@ async function startOurs(): Promise<Target> {
   // A lone authentication trace is one span (packages/correlator, isLoneAuthentication).
   const dropped = async () => metricSum(await metrics(), 'kube_correlate_correlator_dropped_total', { reason: 'lone_authentication' });
   return {
-    side: 'ours', label: `correlate start (settle_after ${SETTLE_AFTER ?? '5s, as shipped'})`, endpoint: `127.0.0.1:${grpcPort}`, pid: child.pid!,
+    side: 'ours', label: `correlate start (settle_after ${SETTLE_AFTER ?? '5s, as shipped'}${CPU_PROF ? ', with --cpu-prof' : ''})`, endpoint: `127.0.0.1:${grpcPort}`, pid: child.pid!,
     stored: spans('inserted'), dropped, duplicates: spans('duplicate'),
     async stop() {
       await stopGracefully(child, exited, 30_000);
@@ -322,6 +326,7 @@ async function main(): Promise<void> {
     for (const t of targets.reverse()) await t.stop().catch((e: Error) => log(`stop ${t.side}: ${e.message}`));
   }
   print(rows, (Date.now() - startedAll) / 1000);
+  if (CPU_PROF) log(`CPU profiles in ${CPU_PROF}: ${readdirSync(CPU_PROF).join(', ')}`);
   process.exitCode = failed ? 1 : 0;
 }
 

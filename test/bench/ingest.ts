@@ -32,9 +32,8 @@ import { freePort, killGroup } from '../harness/supervise.js';
 import { cpuSeconds, peakRssBytes, machineBusySeconds, mib, resetPeakRss } from './proc.js';
 import { collectorBenchKnobs, runLoadProcess, type LoadResult, type Mode, type Side } from './otlp-load.js';
 
-const { seconds: SECONDS, rate: RATE, concurrency: CONCURRENCY, warmupS: WARMUP_S, sides: SIDES, modes: MODES } = collectorBenchKnobs();
+const { seconds: SECONDS, rate: RATE, concurrency: CONCURRENCY, warmupS: WARMUP_S, sides: SIDES, modes: MODES, cpuProf: CPU_PROF, cpuProfArgs: CPU_PROF_ARGS } = collectorBenchKnobs();
 const KAFKA_VERSION = process.env['BENCH_KAFKA'] ?? '4.2.0';
-const CPU_PROF = process.env['BENCH_CPU_PROF'];
 const TOPIC = 'otlp_spans';
 const DRAIN_TIMEOUT_MS = 60_000;
 
@@ -51,9 +50,8 @@ interface Target { side: Side; label: string; endpoint: string; pid: number; sto
 
 async function startOurs(brokers: string): Promise<Target> {
   const [grpcPort, httpPort, auditPort, metricsPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-  const nodeArgs = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : [];
   const { child, exited } = spawnCorrelate(['collector', '--config', `${COLLECTOR_CONFIG_DIR}kafka-collector.yaml`], {
-    nodeArgs,
+    nodeArgs: CPU_PROF_ARGS,
     env: {
       KAFKA_BROKERS: brokers, LOG_LEVEL: 'warn',
       KC_OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpcPort}`, KC_OTLP_HTTP_ENDPOINT: `127.0.0.1:${httpPort}`,

@@ -28,10 +28,17 @@ export type Mode = 'fixed' | 'saturation';
 /**
  * The knobs the collector benchmarks (ingest.ts, embedded.ts) share, one name and default each:
  * BENCH_SECONDS, BENCH_RATE (spans/s of the fixed mode), BENCH_CONCURRENCY (requests in flight at
- * saturation), BENCH_WARMUP_SECONDS, BENCH_SIDES, BENCH_MODES.
+ * saturation), BENCH_WARMUP_SECONDS, BENCH_SIDES, BENCH_MODES, and BENCH_CPU_PROF (a directory: our
+ * process runs with `--cpu-prof` there, `cpuProfArgs` its node arguments; the profile is written at
+ * its graceful stop and covers its whole life, warm-up included).
  */
-export function collectorBenchKnobs(env: NodeJS.ProcessEnv = process.env): { seconds: number; rate: number; concurrency: number; warmupS: number; sides: Side[]; modes: Mode[] } {
+export function collectorBenchKnobs(env: NodeJS.ProcessEnv = process.env): {
+  seconds: number; rate: number; concurrency: number; warmupS: number; sides: Side[]; modes: Mode[]; cpuProf: string | undefined; cpuProfArgs: string[];
+} {
+  const cpuProf = env['BENCH_CPU_PROF'] || undefined;
   return {
+    cpuProf,
+    cpuProfArgs: cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${cpuProf}`] : [],
     seconds: Number(env['BENCH_SECONDS'] ?? 60),
     rate: Number(env['BENCH_RATE'] ?? 20_000),
     concurrency: Number(env['BENCH_CONCURRENCY'] ?? 16),

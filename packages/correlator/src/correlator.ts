@@ -18,7 +18,12 @@ import { TraceJoin, type CorrelatorOutput, type JoinOutput, type TraceJoinOption
  *    retried with backoff, and receivers are refused with a retryable error (gRPC UNAVAILABLE, HTTP
  *    503 with Retry-After) until a write succeeds again; the inbox append refuses the same way;
  *  - **bounded shutdown**: `stop(timeoutMs)` settles and writes what it can in that time; what it
- *    could not is still in the inbox for the next start.
+ *    could not is still in the inbox for the next start;
+ *  - **the event loop keeps turning**: what settles is written in slices of at most
+ *    `writeSliceItems` spans and audit events per transaction (a trace is never split), in order,
+ *    with a turn of the event loop between two slices, so receivers, their inbox commits, `/metrics`
+ *    and the query API are served while a large settle is written. Only the last slice of a settle
+ *    releases its inbox rows.
  */
 
 /** What the embedded driver needs of the store (TraceStore implements it). */
@@ -59,6 +64,11 @@ export interface CorrelatorOptions extends Omit<TraceJoinOptions, 'metrics' | 'o
   now?: () => number;
   /** Updates settled early (caps) are written once this many pile up, without waiting for the timer. Default 1000. */
   flushAt?: number;
+  /**
+   * Most spans and audit events written in one store transaction (a trace bigger than that is
+   * written alone); the event loop turns between two. Default 250.
+   */
+  writeSliceItems?: number;
   /** First pause after a failed write (doubles up to 30 s). Default 500 ms. */
   retryPauseMs?: number;
   /** Called when a write or an append finds the store full (the pipeline runs retention then). */
@@ -101,6 +111,36 @@ class SeqTracker {
 
 const REPLAY_CHUNK = 500;
 
+/** Lets the event loop run what waits (I/O callbacks: requests, their commits, scrapes) before going on. */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Cuts what one settle gave into slices of at most `maxItems` spans and audit events (a trace is
+ * never split: one bigger than that is a slice of its own), in order. The tokens it releases and
+ * the API operations go with the last slice and the first: a slice releases nothing before the
+ * whole settle is written.
+ */
+export function sliceOutput<T, S>(out: JoinOutput<T, S>, maxItems: number): JoinOutput<T, S>[] {
+  const slices: JoinOutput<T, S>[] = [];
+  let cur: JoinOutput<T, S> = { traces: [], unjoinedAuditEvents: [], released: [] };
+  let items = 0;
+  const add = (n: number, put: (o: JoinOutput<T, S>) => void) => {
+    if (items > 0 && items + n > maxItems) {
+      slices.push(cur);
+      cur = { traces: [], unjoinedAuditEvents: [], released: [] };
+      items = 0;
+    }
+    put(cur);
+    items += n;
+  };
+  for (const t of out.traces) add(t.spans.length + t.auditEvents.length, (o) => o.traces.push(t));
+  for (const e of out.unjoinedAuditEvents) add(1, (o) => o.unjoinedAuditEvents.push(e));
+  slices.push(cur);
+  if (out.apiOperations) slices[0]!.apiOperations = out.apiOperations;
+  slices[slices.length - 1]!.released = out.released;
+  return slices;
+}
+
 export class Correlator {
   readonly join: TraceJoin<number>;
   private readonly store: InboxStore;
@@ -109,6 +149,7 @@ export class Correlator {
   private readonly now: () => number;
   private readonly tracker = new SeqTracker();
   private readonly flushAt: number;
+  private readonly writeSliceItems: number;
   private readonly retryPauseMs: number;
   private readonly onStoreFull: (() => void) | undefined;
   /** Bytes of each inbox row not deleted yet, in sequence order: the inbox's size without asking the store. */
@@ -117,8 +158,11 @@ export class Correlator {
   /** Appends waiting for the next commit. */
   private appends: Array<{ kind: 1 | 2; data: Uint8Array; resolve: (seq: number) => void; reject: (err: Error) => void }> = [];
   private commitScheduled = false;
-  /** Settled output whose write failed for a retryable reason: written first, before anything else. */
-  private retry: JoinOutput<number>[] = [];
+  /**
+   * Slices of settled output not written yet, in order: the rest of a settle being written, or what
+   * a retryable failure left (written first, before anything else, once its pause is over).
+   */
+  private unwritten: JoinOutput<number>[] = [];
   private retryPause = 0;
   private retryAt = 0;
   /** Why the store refuses data now (a retryable write failure), or undefined. */
@@ -129,13 +173,15 @@ export class Correlator {
   private started = false;
 
   constructor(options: CorrelatorOptions) {
-    const { store, logger, now, flushAt, retryPauseMs, onStoreFull, ...join } = options;
+    const { store, logger, now, flushAt, writeSliceItems, retryPauseMs, onStoreFull, ...join } = options;
     this.onStoreFull = onStoreFull;
     this.store = store;
     this.metrics = options.metrics ?? new PipelineMetrics();
     this.logger = logger ?? silentLogger();
     this.now = now ?? Date.now;
     this.flushAt = flushAt ?? 1000;
+    this.writeSliceItems = writeSliceItems ?? 250;
+    if (!(this.writeSliceItems >= 1)) throw new RangeError(`correlator: writeSliceItems must be at least 1, got ${writeSliceItems}`);
     this.retryPauseMs = retryPauseMs ?? 500;
     this.join = new TraceJoin<number>({ ...join, metrics: this.metrics, onHold: ((seq: number) => this.tracker.hold(seq)) as (t: never) => void });
   }
@@ -205,7 +251,7 @@ export class Correlator {
   }
 
   stats(): ReturnType<TraceJoin['stats']> & { inboxHeld: number; retrying: number } {
-    return { ...this.join.stats(), inboxHeld: this.tracker.heldCount(), retrying: this.retry.length };
+    return { ...this.join.stats(), inboxHeld: this.tracker.heldCount(), retrying: this.unwritten.length };
   }
 
   /** Why data is refused now (the store cannot write), or undefined. */
@@ -285,22 +331,29 @@ export class Correlator {
 
   private async writeRound(all: boolean, deadline: number): Promise<void> {
     // Earlier output first, in order, once its pause is over (or at shutdown, until the deadline).
-    while (this.retry.length) {
+    if (!(await this.writeUnwritten(all, deadline))) return;
+    this.unwritten.push(...sliceOutput(this.join.settle(this.now(), all), this.writeSliceItems));
+    await this.writeUnwritten(all, deadline);
+  }
+
+  /** Writes the unwritten slices in order, the event loop turning between two. False when some are left (a failure's pause, the deadline). */
+  private async writeUnwritten(all: boolean, deadline: number): Promise<boolean> {
+    while (this.unwritten.length) {
       const now = this.now();
-      if (!all && now < this.retryAt) return;
-      if (now > deadline) return;
-      if (!this.write(this.retry[0]!)) {
+      if (!all && now < this.retryAt) return false;
+      if (now > deadline) return false;
+      if (!this.write(this.unwritten[0]!)) {
         if (all) {
-          if (this.now() > deadline) return;
+          if (this.now() > deadline) return false;
           await new Promise((r) => setTimeout(r, Math.min(this.retryPause, Math.max(0, deadline - this.now()))));
           continue;
         }
-        return;
+        return false;
       }
-      this.retry.shift();
+      this.unwritten.shift();
+      if (this.unwritten.length) await yieldToEventLoop();
     }
-    const out = this.join.settle(this.now(), all);
-    if (!this.write(out)) this.retry.push(out);
+    return true;
   }
 
   /** Writes one output with the inbox deletion it allows. False (and the output kept) when the store cannot write now. */

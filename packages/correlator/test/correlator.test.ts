@@ -21,9 +21,12 @@ class FakeStore implements InboxStore {
   failAppends: unknown;
   /** A trace id whose write throws a non-retryable error (poison). */
   poison = '';
+  /** Calls in order: `append`, or `write <spans and audit events written> <inbox rows left>`. */
+  log: string[] = [];
 
   appendInbox(rows: ReadonlyArray<{ kind: 1 | 2; data: Uint8Array }>): number[] {
     this.appendCalls++;
+    this.log.push('append');
     if (this.failAppends) throw this.failAppends;
     return rows.map((r) => {
       this.inbox.set(++this.seq, r);
@@ -41,6 +44,8 @@ class FakeStore implements InboxStore {
     if (this.poison && output.traces.some((t) => t.traceId === this.poison)) throw new RangeError('Maximum call stack size exceeded');
     this.written.push(output);
     if (opts.inboxBefore !== undefined) for (const s of [...this.inbox.keys()]) if (s < opts.inboxBefore) this.inbox.delete(s);
+    const items = output.traces.reduce((n, t) => n + t.spans.length + t.auditEvents.length, 0) + output.unjoinedAuditEvents.length;
+    this.log.push(`write ${items} ${this.inbox.size}`);
   }
   quarantine(what: string, reason: string, _summary: string, data?: Uint8Array): void {
     this.quarantined.push({ what, reason, ...(data ? { data } : {}) });
@@ -159,6 +164,33 @@ test('a full disk: retryable refusals while the store cannot write, nothing ackn
   const traces = new Set(store.spans().map((s) => s.split('/')[0]));
   assert.ok(traces.has(spans(1)[0]!.traceId) && traces.has(spans(4)[0]!.traceId), 'what was acknowledged is stored');
   assert.not.ok(traces.has(spans(2)[0]!.traceId) || traces.has(spans(3)[0]!.traceId), 'what was refused is not (the sender retries it)');
+});
+
+test('a large settle is written in slices with the event loop turning between them; only the last releases the inbox', async () => {
+  const store = new FakeStore();
+  const clock = { t: 0 };
+  const c = driver(store, clock, { writeSliceItems: 10 });
+  await c.start();
+  // 12 traces of 3 spans, one of 15 (bigger than a slice: written alone), 2 unjoined audit events.
+  await Promise.all([...Array.from({ length: 12 }, (_, i) => c.consumeSpans(spans(i + 1, 3))), c.consumeSpans(spans(50, 15)), c.consumeAuditEvents(audit(99))]);
+  const rows = store.inbox.size;
+  assert.is(rows, 14);
+  store.log = [];
+  clock.t = 2000;
+  const settling = c.tick();
+  // Arrives while the settle is being written: its commit must not wait for all of it.
+  const late = c.consumeSpans(spans(60));
+  await Promise.all([settling, late]);
+  const writes = store.log.filter((l) => l.startsWith('write'));
+  const sizes = writes.map((l) => Number(l.split(' ')[1]));
+  assert.ok(writes.length >= 5, `written in slices: ${store.log.join(', ')}`);
+  assert.is(sizes.reduce((a, b) => a + b, 0), 12 * 3 + 15 + 2, 'every span and audit event, once');
+  for (const n of sizes) assert.ok(n <= 10 || n === 15, `a slice holds at most 10 items, or one trace: ${n}`);
+  const appendAt = store.log.indexOf('append');
+  assert.ok(appendAt > 0 && appendAt < store.log.length - 1, `the late request was committed between two slices: ${store.log.join(', ')}`);
+  for (const w of writes.slice(0, -1)) assert.ok(Number(w.split(' ')[2]) >= rows, `no slice but the last frees inbox rows: ${w}`);
+  assert.is(store.inbox.size, 1, 'after the last slice only the late request is left');
+  await c.stop();
 });
 
 test('stop ends within its timeout when the store keeps failing; the inbox keeps the data', async () => {

@@ -123,6 +123,62 @@ test('a long auditID is stored under its truncated form and found by either form
   s.close();
 });
 
+test('checkpointInBackground: commits leave the WAL to the worker thread (no checkpoint at SQLite\'s 1000 pages), which copies it whole', async () => {
+  const dir = tmp();
+  // Checkpoints only when asked, so what the WAL holds is known.
+  const s = new TraceStore({ dir, checkpointInBackground: { intervalMs: 3_600_000, restartFrames: 1_000_000 } });
+  const big = (trace: number, id: number) => ({ ...makeSpan({ trace, id, parent: 0, name: 'x' }), attributes: [{ key: 'pad', value: { stringValue: 'p'.repeat(4000 + id) } }] });
+  // 12 commits of ~150 pages each: past 1000 pages, SQLite's own checkpoint would have run and the WAL restarted.
+  for (let t = 1; t <= 12; t++) s.writeSync({ traces: [update(tid(t), Array.from({ length: 150 }, (_, i) => big(t, i + 1)))], unjoinedAuditEvents: [] });
+  const first = await s.walCheckpointer!.checkpoint();
+  assert.ok(first.log >= 1500, `the WAL holds every commit: ${first.log} frames`);
+  assert.is(first.checkpointed, first.log, 'the worker copied all of it');
+  s.writeSync({ traces: [update(tid(13), [big(13, 1)])], unjoinedAuditEvents: [] });
+  const second = await s.walCheckpointer!.checkpoint();
+  assert.ok(second.log < first.log, `the next commit restarted the WAL: ${second.log} frames`);
+  assert.is(second.mode, 'PASSIVE');
+  s.close();
+  const again = new TraceStore({ dir, readonly: true });
+  assert.is(again.counts().spans, 12 * 150 + 1, 'everything is there after close');
+  again.close();
+});
+
+test('a long WAL: the background checkpoint is a RESTART, so that the next commit starts the WAL over', async () => {
+  const dir = tmp();
+  const s = new TraceStore({ dir, checkpointInBackground: { intervalMs: 3_600_000, restartFrames: 100 } });
+  const big = (trace: number, id: number) => ({ ...makeSpan({ trace, id, parent: 0, name: 'x' }), attributes: [{ key: 'pad', value: { stringValue: 'p'.repeat(4000) } }] });
+  s.writeSync({ traces: [update(tid(1), [big(1, 1)])], unjoinedAuditEvents: [] });
+  const short = await s.walCheckpointer!.checkpoint();
+  assert.ok(short.log < 100, `${short.log} frames`);
+  assert.is(short.mode, 'PASSIVE', 'a short WAL is checkpointed without holding commits back');
+  for (let t = 2; t <= 4; t++) s.writeSync({ traces: [update(tid(t), Array.from({ length: 50 }, (_, i) => big(t, i + 1)))], unjoinedAuditEvents: [] });
+  const long = await s.walCheckpointer!.checkpoint();
+  assert.ok(long.log >= 100, `${long.log} frames`);
+  assert.is(long.mode, 'RESTART');
+  assert.is(long.checkpointed, long.log);
+  s.close();
+});
+
+test('a store of schema 5 (spans WITHOUT ROWID) is rebuilt with spans in a rowid table: its spans kept, still one row per (trace, span)', async () => {
+  const dir = tmp();
+  const { default: Database } = await import('better-sqlite3');
+  const old = new Database(join(dir, 'kube-correlate.db'));
+  old.exec('CREATE TABLE spans (trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL, start_ns TEXT NOT NULL, data TEXT NOT NULL, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID');
+  const insert = old.prepare('INSERT INTO spans VALUES (?, ?, ?, ?, ?)');
+  for (const sp of spans) insert.run(sp.traceId, sp.spanId, sp.parentSpanId, sp.startTimeUnixNano, JSON.stringify(sp));
+  old.pragma('user_version = 5');
+  old.close();
+  const s = new TraceStore({ dir });
+  const db = (s as unknown as { db: InstanceType<typeof Database> }).db;
+  const sql = (db.prepare("SELECT sql FROM sqlite_master WHERE name = 'spans'").get() as { sql: string }).sql;
+  assert.not.match(sql, /WITHOUT ROWID/i);
+  assert.is(s.counts().spans, 2, 'the spans stored before are there');
+  s.writeSync({ traces: [update(tid(1), spans)], unjoinedAuditEvents: [] });
+  assert.is(s.counts().spans, 2, 'a span written again is not a second row');
+  assert.is(s.getTrace(tid(1))?.spanCount, 2);
+  s.close();
+});
+
 test('a store written by a newer schema is refused with a clear message', () => {
   const dir = tmp();
   const s = new TraceStore({ dir });

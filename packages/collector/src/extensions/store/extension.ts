@@ -68,6 +68,9 @@ export class StoreExtension implements Component {
       ...(q?.objectSetWindowMs ? { objectSetWindowMs: q.objectSetWindowMs } : {}),
       synchronous: config.sync,
       ...(maxSize > 0 ? { maxSizeBytes: maxSize } : {}),
+      // Commits on this process's one event loop never wait for a checkpoint's copy and syncs.
+      checkpointInBackground: true,
+      onCheckpointError: (message, code) => logger.warn({ err: message, code }, 'WAL checkpoint failed; the WAL keeps the data and the next checkpoint tries again'),
     });
     logger.info({ path: this.traceStore.path, retention: config.retention, maxSize: config.max_size }, 'embedded store opened');
     this.maintenanceRunner = new StoreMaintenance({
