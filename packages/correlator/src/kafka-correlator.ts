@@ -1,7 +1,7 @@
 import { describeRequests, type DescribeRequest } from './api-attributes.js';
 import { InputProgress } from './input-progress.js';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
-import { auditIDForSpans, DEFAULT_RULES, redactAuditEvent, validateAuditEvent, type AuditEvent, type RedactionRules } from '@kube-correlate/audit';
+import { auditEventJson, auditIDForSpans, DEFAULT_RULES, readAuditEventJson, readAuditEventValue, type AuditEvent, type ReadAuditEvent, type RedactionRules } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Admin, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { encodeTraceRequest, OtlpDecodeError, scanTraceRequest, type RawSpan } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
@@ -349,43 +349,51 @@ export class KafkaCorrelator {
   }
 
   private onForwarded(m: ConsumedMessage, offset: number, now: number): void {
-    let msg: { event: unknown; anchor: string };
-    try {
-      msg = JSON.parse(m.value?.toString('utf8') ?? '') as { event: unknown; anchor: string };
-    } catch {
-      this.logger.warn({ topic: m.topic, offset: m.offset }, 'skipping unreadable forwarded audit message');
-      return;
+    const text = m.value?.toString('utf8') ?? '';
+    let read: ReadAuditEvent;
+    let anchor: string;
+    const fast = FORWARDED_HEAD.exec(text);
+    const inner = fast && text.endsWith('}') ? readAuditEventJson(text.slice(fast[0].length, -1), this.rules) : undefined;
+    if (fast && inner && !('error' in inner && inner.error === 'invalid_json')) {
+      // As forward() writes it: the event's text is the message's tail, read (and redacted) on its own.
+      anchor = fast[1]!;
+      read = inner;
+    } else {
+      // Any other layout (another writer, an older version): the message parsed whole, the event re-serialized.
+      let msg: { event?: unknown; anchor?: unknown };
+      try {
+        msg = JSON.parse(text) as { event?: unknown; anchor?: unknown };
+      } catch {
+        this.logger.warn({ topic: m.topic, offset: m.offset }, 'skipping unreadable forwarded audit message');
+        return;
+      }
+      anchor = typeof msg?.anchor === 'string' ? msg.anchor : '';
+      read = readAuditEventValue(msg?.event, this.rules);
     }
-    const valid = validateAuditEvent(msg.event);
-    if (typeof valid === 'string') return;
-    const event = this.redact(valid);
+    if ('error' in read) return;
+    this.countRedactions(read);
     const traceId = m.key?.toString('utf8') ?? '';
-    this.join.addTraceAudit(traceId, [event], msg.anchor, now, [m.topic, m.partition, offset], m.value?.byteLength ?? 0, m.partition);
+    this.join.addTraceAudit(traceId, [read.event], anchor, now, [m.topic, m.partition, offset], m.value?.byteLength ?? 0, m.partition);
   }
 
+  /** An audit event of k8s_audit: validated, redacted and held as its text (readAuditEventJson). */
   private parseAudit(m: ConsumedMessage): AuditEvent | undefined {
-    let json: unknown;
-    try {
-      json = JSON.parse(m.value?.toString('utf8') ?? '');
-    } catch (err) {
-      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_json' });
-      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: invalid JSON: ${(err as Error).message}`);
+    const read = readAuditEventJson(m.value?.toString('utf8') ?? '', this.rules);
+    if ('error' in read) {
+      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: read.error });
+      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: ${read.message}`);
       return undefined;
     }
-    const event = validateAuditEvent(json);
-    if (typeof event === 'string') {
-      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_event' });
-      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: ${event}`);
-      return undefined;
-    }
-    return this.redact(event);
+    this.countRedactions(read);
+    return read.event;
   }
 
-  /** The event with what the redaction rules name hidden (the same object when nothing applies), counted by rule. */
-  private redact(event: AuditEvent): AuditEvent {
-    const r = redactAuditEvent(event, this.opts.redactionRules ?? DEFAULT_RULES);
-    for (const x of r.redactions) this.metrics.auditRedactions.inc({ rule: x.rule });
-    return r.event;
+  private get rules(): RedactionRules {
+    return this.opts.redactionRules ?? DEFAULT_RULES;
+  }
+
+  private countRedactions(read: { redactions: ReadonlyArray<{ rule: string }> }): void {
+    for (const x of read.redactions) this.metrics.auditRedactions.inc({ rule: x.rule });
   }
 
   /**
@@ -579,6 +587,13 @@ function ownBytes(value: Buffer | null): Uint8Array {
   return new Uint8Array(value); // a copy into a new ArrayBuffer (not Node's shared Buffer pool)
 }
 
+/**
+ * A kc_audit_by_trace message: `{"anchor":"<span id>","event":<the event's held text>}`, built
+ * around the text instead of stringifying the event again (onForwarded reads the tail back as it is).
+ */
 function forward(topic: string, pair: Pair, event: AuditEvent): OutgoingMessage {
-  return { topic, partition: pair.partition, key: pair.traceId, value: JSON.stringify({ event, anchor: pair.spanId }) };
+  return { topic, partition: pair.partition, key: pair.traceId, value: `{"anchor":${JSON.stringify(pair.spanId)},"event":${auditEventJson(event)}}` };
 }
+
+/** The head of a message forward() wrote (span ids are hex); what follows, up to the closing brace, is the event. */
+const FORWARDED_HEAD = /^\{"anchor":"([0-9a-f]*)","event":/;

@@ -1,4 +1,4 @@
-import { auditEventsConflict, auditIDForSpans, canonicalJson, type AuditEvent } from '@kube-correlate/audit';
+import { auditEventsConflict, auditIDForSpans, canonicalAuditJson, type AuditEvent } from '@kube-correlate/audit';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
@@ -370,7 +370,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
       return;
     }
     this.metrics.duplicates.inc({ kind: 'audit_event_conflict' });
-    if (canonicalJson(event) < canonicalJson(seen)) into.set(key, event);
+    if (canonicalAuditJson(event) < canonicalAuditJson(seen)) into.set(key, event);
   }
 
   private addAuditToTrace(trace: TraceBuffer<T, S>, event: AuditEvent, bytes: number): void {

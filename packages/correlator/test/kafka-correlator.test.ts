@@ -192,6 +192,47 @@ test('audit events read from k8s_audit are redacted before they are held, forwar
   assert.equal(counted, { secret: 6, tokenreview: 1 });
 });
 
+test('audit events go out as the text they came in (when redaction changed nothing), through kc_audit_by_trace and into the audit span, without being stringified again', async () => {
+  const kafka = new InMemoryKafka();
+  const c = correlator(kafka);
+  await c.start();
+  const id = 'a0d17e00-0000-4000-8000-000000000001';
+  const stages = ['RequestReceived', 'ResponseComplete'] as const;
+  // Spelled as kube-apiserver's Go encoder and a pretty-printer would: a re-stringified copy differs.
+  const texts = stages.map((stage, i) => {
+    const json = JSON.stringify(auditEvent({ auditID: id, stage, userAgent: 'kubectl <go escapes>' })).replace(/</g, '\\u003c').replace(/>/g, '\\u003e');
+    return i === 0 ? json : JSON.stringify(JSON.parse(json), null, 2);
+  });
+  for (const text of texts) kafka.append({ topic: 'k8s_audit', key: id, value: text });
+  kafka.append({ topic: 'otlp_spans', key: '', value: encodeTraceRequest([makeSpan({ trace: 0xa0d, id: 1, name: 'POST', kind: 2, auditId: id }), makeSpan({ trace: 0xa0d, id: 2, parent: 1, name: 'Create', auditId: id })]) });
+  await until('the request joined', () => [...output(kafka).joined.values()].flat().length === stages.length);
+  await c.stop();
+  const forwarded = kafka.messages('kc_audit_by_trace').map((m) => m.value!.toString('utf8'));
+  for (const text of texts) assert.ok(forwarded.some((f) => f.includes(text)), 'forwarded as its text');
+  const spans = kafka.messages('otlp_correlated').flatMap((m) => decodeTraceRequest(m.value!).spans);
+  const held = spans.filter((s) => s.scope.name === 'kube-correlate').flatMap((s) => s.events.map((e) => attrString(e.attributes, 'k8s.audit.event')));
+  assert.equal(held.sort(), [...texts].sort(), 'the audit span\'s events hold the original texts');
+});
+
+test('a kc_audit_by_trace message in another layout (an older version, another writer) is read whole, redacted and re-serialized', async () => {
+  const kafka = new InMemoryKafka();
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, pendingAuditTtlMs: 2000, defaultPartitions: 1 });
+  await c.start();
+  const traceId = makeSpan({ trace: 0xb1d, id: 1, name: 'x' }).traceId;
+  const e = auditEvent({ auditID: 'b1d00000-0000-4000-8000-000000000001', stage: 'ResponseComplete', level: 'RequestResponse', objectRef: { resource: 'secrets', namespace: 'd', name: 's', apiVersion: 'v1' }, requestObject: { kind: 'Secret', data: { k: 'a2MtYnktdHJhY2UtbWFyaw==' } } });
+  kafka.append({ topic: 'kc_audit_by_trace', key: traceId, value: JSON.stringify({ event: e, anchor: '0000000000000001' }) });
+  // And one with a duplicate key after the event: the fast path does not take it.
+  kafka.append({ topic: 'kc_audit_by_trace', key: traceId, value: `{"anchor":"0000000000000001","event":${JSON.stringify({ ...e, stage: 'RequestReceived' })},"event":${JSON.stringify({ ...e, stage: 'RequestReceived', requestObject: undefined })}}` });
+  await until('written', () => (output(kafka).joined.get(traceId)?.length ?? 0) === 2);
+  await c.stop();
+  const text = kafka.messages('otlp_correlated').map((m) => m.value!.toString('latin1')).join('');
+  assert.not.ok(text.includes('a2MtYnktdHJhY2UtbWFyaw=='), 'redacted');
+  const got = output(kafka).joined.get(traceId)!.sort((a, b) => (a.stage < b.stage ? -1 : 1));
+  assert.equal(got.map((x) => x.stage), ['RequestReceived', 'ResponseComplete']);
+  assert.is(got[0]!.requestObject, undefined, 'the last of the duplicate keys, as JSON.parse reads it');
+  assert.equal((got[1]!.requestObject as { data: unknown }).data, { k: REDACTED });
+});
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** otlp_correlated messages per trace id (audit-only messages of unjoined events excluded). */
