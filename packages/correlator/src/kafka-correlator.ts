@@ -92,6 +92,8 @@ export interface KafkaCorrelatorOptions {
   logger?: Logger;
   /** Names each audit request's API operation: adds k8s.api.operation_id / k8s.api.stability to its route span. */
   describeRequest?: DescribeRequest;
+  /** Time and timers; default the real ones (tests pass a manual clock). */
+  clock?: CorrelatorClock;
   /**
    * Applied to every audit event read from the audit topic (and from kc_audit_by_trace) before it is
    * held, forwarded or written out: the collector redacts before producing, this covers whatever
@@ -102,6 +104,20 @@ export interface KafkaCorrelatorOptions {
 }
 
 type Held = [topic: string, partition: number, offset: number];
+
+/** What the driver reads the time from and sets its timers with. */
+export interface CorrelatorClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The real clock; its timers do not keep the process alive (the consumer does). */
+export const SYSTEM_CLOCK: CorrelatorClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
 
 interface PendingAudit {
   events: Map<string, AuditEvent>;
@@ -164,7 +180,15 @@ export class KafkaCorrelator {
   private readonly announced = new Set<string>();
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly clock: CorrelatorClock;
+  /** The input-progress tick (refresh, then settle): every settleAfterMs / 4, within 20..1000 ms. */
+  private tickTimer: unknown;
+  private tickMs = 1000;
+  private tickRun: Promise<void> = Promise.resolve();
+  /** The timer set to the join's next due time (nextDue), and that time. */
+  private dueTimer: unknown;
+  private dueAt = Infinity;
+  private dueRun: Promise<void> = Promise.resolve();
   /** One settle at a time, and none while a batch is being applied. */
   private lock: Promise<void> = Promise.resolve();
   private stopping = false;
@@ -178,6 +202,7 @@ export class KafkaCorrelator {
     this.pairCacheSize = opts.pairCacheSize ?? 200000;
     this.maxLagWaitMs = opts.maxLagWaitMs ?? 10 * this.pendingTtlMs;
     this.groupId = opts.groupId ?? 'kube-correlate-correlator';
+    this.clock = opts.clock ?? SYSTEM_CLOCK;
     this.join = new TraceJoin<Held, RawSpan>({
       // Spans are held as their bytes plus what the join reads (scanTraceRequest), and written out by splicing.
       spanModel: RAW_SPANS,
@@ -230,18 +255,49 @@ export class KafkaCorrelator {
     });
     this.consumer.onAssignment((a) => this.onAssignment(a));
     await this.consumer.run((batch) => this.serialize(() => this.onBatch(batch)));
-    const every = Math.max(20, Math.min(1000, Math.floor(this.settleAfterMs / 4)));
-    this.timer = setInterval(() => {
+    this.tickMs = Math.max(20, Math.min(1000, Math.floor(this.settleAfterMs / 4)));
+    this.scheduleTick();
+  }
+
+  /**
+   * Two timers settle. The tick reads the input's progress (admin round trips) and settles: what
+   * waits for lagging input (and the audit side's pending events) is let go by it. The due timer
+   * is set to the join's next due time and settles then, so an idle trace whose input is read goes
+   * out at its due time, not up to a tick later.
+   */
+  private scheduleTick(): void {
+    if (this.stopping) return;
+    this.tickTimer = this.clock.setTimeout(() => {
+      this.scheduleTick();
       if (this.ticking) return;
       this.ticking = true;
       // The offsets are read outside the lock, so batches are not held up by the admin's round trips.
-      void this.refreshProgress()
+      this.tickRun = this.refreshProgress()
         .then(() => this.serialize(() => this.settle(false)))
         .catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'))
         .finally(() => { this.ticking = false; });
-    }, every);
-    // The consumer keeps the process alive; the settle timer alone must not.
-    this.timer.unref();
+    }, this.tickMs);
+  }
+
+  /** Sets the due timer to the join's next due time, unless one as early is set. */
+  private armDue(): void {
+    if (this.stopping) return;
+    const due = this.join.nextDue();
+    if (due === undefined || due >= this.dueAt) return;
+    if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
+    this.dueAt = due;
+    this.dueTimer = this.clock.setTimeout(() => {
+      this.dueTimer = undefined;
+      this.dueAt = Infinity;
+      // settle() sets the timer again; after a failure the tick retries (no tight loop while the broker is away).
+      this.dueRun = this.serialize(() => this.settle(false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
+    }, Math.max(0, due - this.clock.now()));
+  }
+
+  /** For tests: resolves once the settles and offset reads started so far are done. */
+  async idle(): Promise<void> {
+    await Promise.all([this.tickRun, this.dueRun]);
+    await this.lock;
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -253,7 +309,7 @@ export class KafkaCorrelator {
   private async onBatch(batch: ConsumedMessage[]): Promise<void> {
     if (batch.length === 0) return;
     const { topic, partition } = batch[0]!;
-    const now = Date.now();
+    const now = this.clock.now();
     this.batchStartedAt = now;
     try {
       await this.applyBatch(batch, topic, partition, now);
@@ -278,6 +334,7 @@ export class KafkaCorrelator {
     this.progress.seen(topic, partition, Number(batch[batch.length - 1]!.offset) + 1);
     // A cap settled data early: write it now rather than at the next tick.
     if (this.join.earlyCount() >= 500) await this.settle(false);
+    this.armDue();
     this.updateGauges();
   }
 
@@ -408,7 +465,7 @@ export class KafkaCorrelator {
       this.unsent.shift();
       for (const [t, p, o] of first.released) this.tracker.release(t, p, o);
     }
-    const now = Date.now();
+    const now = this.clock.now();
     // An idle trace waits while its audit side lags (see the header).
     const ready = (partition: number, lastUpdate: number) => this.progress.covered('byTrace', partition) >= lastUpdate;
     const joined: JoinOutput<Held, RawSpan> = this.join.settle(now, all, ready);
@@ -445,6 +502,7 @@ export class KafkaCorrelator {
     }
     for (const [t, p, o] of released) this.tracker.release(t, p, o);
     await this.consumer?.commit(this.tracker.commitable());
+    this.armDue();
     this.updateGauges();
   }
 
@@ -513,7 +571,7 @@ export class KafkaCorrelator {
     if (this.stopping || !this.consumer) return;
     const t = this.topics;
     const p = this.progress;
-    const now = Math.min(Date.now(), (this.batchStartedAt ?? Infinity) - 1);
+    const now = Math.min(this.clock.now(), (this.batchStartedAt ?? Infinity) - 1);
     try {
       // After a failure the admin client is made anew (its connections may be gone for good).
       let admin = this.admin;
@@ -562,7 +620,8 @@ export class KafkaCorrelator {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer);
+    if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
     await this.serialize(() => this.settle(true)).catch((err: unknown) => this.logger.error({ err }, 'final settle failed; the next owner re-reads it'));
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);

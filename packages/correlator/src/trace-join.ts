@@ -205,6 +205,11 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
   private readonly recent: RecentTraces;
   private spansBuffered = 0;
   private bytesBuffered = 0;
+  /**
+   * No trace or pending audit request is due (idle past its window) before this time: a lower
+   * bound, exact after settle(), lowered as data arrives (nextDue()).
+   */
+  private due = Infinity;
   /** Settled early (caps): handed out by the next settle(). */
   private early: JoinOutput<T, S> = { traces: [], unjoinedAuditEvents: [], released: [] };
 
@@ -283,6 +288,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
       else p = { events: new Map(), held: [], bytes: 0, group, lastUpdate: now };
       p.lastUpdate = now;
       this.pending.set(joinId, p);
+      if (now + this.opts.pendingAuditTtlMs < this.due) this.due = now + this.opts.pendingAuditTtlMs;
       const key = auditKey(event);
       const seen = p.events.get(key);
       if (seen) this.duplicateAudit(p.events, key, seen, event);
@@ -329,24 +335,48 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
   settle(now: number, all = false, ready?: (group: number, lastUpdate: number) => boolean): JoinOutput<T, S> {
     const out = this.early;
     this.early = { traces: [], unjoinedAuditEvents: [], released: [] };
+    let due = Infinity;
     for (const trace of [...this.traces.values()]) {
       const idle = now - trace.lastUpdate;
-      if (!all && idle < this.opts.settleAfterMs) break; // LRU order: the rest are newer
+      if (!all && idle < this.opts.settleAfterMs) {
+        due = Math.min(due, trace.lastUpdate + this.opts.settleAfterMs);
+        break; // LRU order: the rest are newer
+      }
       if (!all && ready && !ready(trace.group, trace.lastUpdate)) {
-        if (idle < this.opts.settleAfterMs + this.opts.maxLagWaitMs) continue;
+        // Waits for the driver's input (its next look at it settles it), at most until then.
+        if (idle < this.opts.settleAfterMs + this.opts.maxLagWaitMs) {
+          due = Math.min(due, trace.lastUpdate + this.opts.settleAfterMs + this.opts.maxLagWaitMs);
+          continue;
+        }
         this.metrics.lagWaitExceeded.inc({ kind: 'trace' });
       }
       this.settleTrace(trace, all ? 'shutdown' : 'idle', out);
     }
     for (const [id, p] of [...this.pending]) {
-      if (!all && now - p.lastUpdate < this.opts.pendingAuditTtlMs) break;
+      if (!all && now - p.lastUpdate < this.opts.pendingAuditTtlMs) {
+        due = Math.min(due, p.lastUpdate + this.opts.pendingAuditTtlMs);
+        break;
+      }
       this.releasePending(id, p, out);
     }
+    this.due = due;
     if (this.describe && (out.traces.length || out.unjoinedAuditEvents.length)) {
       out.apiOperations = describeRequests([...out.traces.flatMap((t) => t.auditEvents), ...out.unjoinedAuditEvents], this.describe);
     }
     this.updateGauges();
     return out;
+  }
+
+  /**
+   * The earliest time settle() can hand out an idle trace or an expired pending audit request
+   * (undefined: nothing is held). Never later than that time; it may be earlier (a trace updated
+   * since was due then), so a driver that sets one timer to it and settles when it fires settles
+   * each trace at its due time, not up to a polling period later; settle() makes it exact again.
+   * A trace held back by settle()'s `ready` counts as due when its wait runs out: what ends the
+   * wait sooner is the driver's own look at its input.
+   */
+  nextDue(): number | undefined {
+    return this.due === Infinity ? undefined : this.due;
   }
 
   /** Updates settled early by a cap, waiting for the next settle(): a driver settles at once past a threshold. */
@@ -389,6 +419,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     else trace = { traceId, spans: [], held: [], bytes: 0, group, lastUpdate: now };
     trace.lastUpdate = now;
     this.traces.set(traceId, trace);
+    if (now + this.opts.settleAfterMs < this.due) this.due = now + this.opts.settleAfterMs;
     return trace;
   }
 
