@@ -133,6 +133,8 @@ interface Pair {
 }
 
 const MAX_MESSAGES_PER_SEND = 500;
+/** The due timer fires at most this often (traces due within it settle together, at most this late). */
+const DUE_GAP_MS = 20;
 /**
  * Bytes of message values per produce call. Both client libraries make one record batch per partition of a call,
  * and the broker refuses a batch over the topic's max.message.bytes (1 MiB by default) whole, with
@@ -185,9 +187,11 @@ export class KafkaCorrelator {
   private tickTimer: unknown;
   private tickMs = 1000;
   private tickRun: Promise<void> = Promise.resolve();
-  /** The timer set to the join's next due time (nextDue), and that time. */
+  /** The timer set to the join's next due time (nextDue), and the time it fires. */
   private dueTimer: unknown;
   private dueAt = Infinity;
+  /** When the due timer last fired: it fires at most every DUE_GAP_MS, so traces due close together settle in one write. */
+  private lastDueFire = -Infinity;
   private dueRun: Promise<void> = Promise.resolve();
   /** One settle at a time, and none while a batch is being applied. */
   private lock: Promise<void> = Promise.resolve();
@@ -279,19 +283,26 @@ export class KafkaCorrelator {
     }, this.tickMs);
   }
 
-  /** Sets the due timer to the join's next due time, unless one as early is set. */
+  /**
+   * Sets the due timer to the join's next due time (at most every DUE_GAP_MS), unless one as early
+   * is set. Its settle does not commit (the tick does): with hundreds of traces due per second, a
+   * commit round trip each would hold the batches up.
+   */
   private armDue(): void {
     if (this.stopping) return;
-    const due = this.join.nextDue();
-    if (due === undefined || due >= this.dueAt) return;
+    const next = this.join.nextDue();
+    if (next === undefined) return;
+    const at = Math.max(next, this.lastDueFire + DUE_GAP_MS);
+    if (at >= this.dueAt) return;
     if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
-    this.dueAt = due;
+    this.dueAt = at;
     this.dueTimer = this.clock.setTimeout(() => {
       this.dueTimer = undefined;
       this.dueAt = Infinity;
+      this.lastDueFire = this.clock.now();
       // settle() sets the timer again; after a failure the tick retries (no tight loop while the broker is away).
-      this.dueRun = this.serialize(() => this.settle(false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
-    }, Math.max(0, due - this.clock.now()));
+      this.dueRun = this.serialize(() => this.settle(false, false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
+    }, Math.max(0, at - this.clock.now()));
   }
 
   /** For tests: resolves once the settles and offset reads started so far are done. */
@@ -454,11 +465,11 @@ export class KafkaCorrelator {
   }
 
   /**
-   * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits.
+   * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits (not when `commit` is false: the due timer's settles leave that to the tick).
    * Output whose produce failed is kept and produced first next time (its input stays held, so
    * uncommitted, until it is durable); the sinks deduplicate what a retry repeats.
    */
-  private async settle(all: boolean): Promise<void> {
+  private async settle(all: boolean, commit = true): Promise<void> {
     while (this.unsent.length) {
       const first = this.unsent[0]!;
       await this.send(first.messages);
@@ -501,7 +512,7 @@ export class KafkaCorrelator {
       throw err;
     }
     for (const [t, p, o] of released) this.tracker.release(t, p, o);
-    await this.consumer?.commit(this.tracker.commitable());
+    if (commit) await this.consumer?.commit(this.tracker.commitable());
     this.armDue();
     this.updateGauges();
   }
