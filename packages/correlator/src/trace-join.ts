@@ -136,8 +136,23 @@ interface Holder<T> {
   heldSet?: Set<T> | undefined;
 }
 
-/** Lists up to this long are searched by scanning. */
+/**
+ * Lists up to this long are searched by scanning, and grown by copying into an array of the exact
+ * size (V8's push grows an array's store to 17 slots and more: 150 bytes or more for a list of two).
+ */
 const SMALL = 16;
+
+/** The list with `v` appended: a new exact-size array while short, else pushed. */
+function appended<V>(list: V[], v: V): V[] {
+  if (list.length >= SMALL) {
+    list.push(v);
+    return list;
+  }
+  const out = new Array<V>(list.length + 1);
+  for (let i = 0; i < list.length; i++) out[i] = list[i]!;
+  out[list.length] = v;
+  return out;
+}
 
 /** Values in insertion order, each once; a Set beside the list once it is longer than SMALL. */
 interface SmallSet<V> {
@@ -151,7 +166,7 @@ function smallHas<V>(s: SmallSet<V> | { list: V[]; set?: Set<V> | undefined }, v
 
 /** Adds `v` (the caller checked it is not there yet). */
 function smallAdd<V>(s: SmallSet<V>, v: V): void {
-  s.list.push(v);
+  s.list = appended(s.list, v);
   if (s.set) s.set.add(v);
   else if (s.list.length > SMALL) s.set = new Set(s.list);
 }
@@ -162,7 +177,7 @@ function holds<T>(h: Holder<T>, token: T): boolean {
 
 /** Adds a token the holder does not hold yet. */
 function addHeld<T>(h: Holder<T>, token: T): void {
-  h.held.push(token);
+  h.held = appended(h.held, token);
   if (h.heldSet) h.heldSet.add(token);
   else if (h.held.length > SMALL) h.heldSet = new Set(h.held);
 }
@@ -174,7 +189,7 @@ function hasSpan<S extends JoinSpan>(trace: TraceBuffer<unknown, S>, spanId: str
 }
 
 function addSpan<S extends JoinSpan>(trace: TraceBuffer<unknown, S>, span: S): void {
-  trace.spans.push(span);
+  trace.spans = appended(trace.spans, span);
   if (trace.spanIndex) trace.spanIndex.set(span.spanId, span);
   else if (trace.spans.length > SMALL) trace.spanIndex = new Map(trace.spans.map((s) => [s.spanId, s]));
 }
@@ -285,7 +300,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
       }
       let p = this.pending.get(joinId);
       if (p) this.pending.delete(joinId);
-      else p = { events: new Map(), held: [], bytes: 0, group, lastUpdate: now };
+      else p = { events: new Map(), held: [], heldSet: undefined, bytes: 0, group, lastUpdate: now };
       p.lastUpdate = now;
       this.pending.set(joinId, p);
       if (now + this.opts.pendingAuditTtlMs < this.due) this.due = now + this.opts.pendingAuditTtlMs;
@@ -416,7 +431,8 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
   private touch(traceId: string, now: number, group: number): TraceBuffer<T, S> {
     let trace = this.traces.get(traceId);
     if (trace) this.traces.delete(traceId);
-    else trace = { traceId, spans: [], held: [], bytes: 0, group, lastUpdate: now };
+    // Every field from the start (the lazy ones undefined): one object shape, fields in the object.
+    else trace = { traceId, spans: [], spanIndex: undefined, auditIds: undefined, audit: undefined, anchors: undefined, held: [], heldSet: undefined, bytes: 0, group, lastUpdate: now };
     trace.lastUpdate = now;
     this.traces.set(traceId, trace);
     if (now + this.opts.settleAfterMs < this.due) this.due = now + this.opts.settleAfterMs;
