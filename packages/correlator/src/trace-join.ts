@@ -116,7 +116,9 @@ interface TraceBuffer<T, S> extends Holder<T> {
   /** By span id, once `spans` is longer than SMALL. */
   spanIndex?: Map<string, S> | undefined;
   auditIds?: SmallSet<string> | undefined;
-  audit?: Map<string, AuditEvent> | undefined;
+  /** Its audit events, one per (auditID, stage); by that key in `auditByKey` once longer than SMALL. */
+  audit?: AuditEvent[] | undefined;
+  auditByKey?: Map<string, AuditEvent> | undefined;
   anchors?: Map<string, string> | undefined;
   bytes: number;
   group: number;
@@ -306,7 +308,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
       if (now + this.opts.pendingAuditTtlMs < this.due) this.due = now + this.opts.pendingAuditTtlMs;
       const key = auditKey(event);
       const seen = p.events.get(key);
-      if (seen) this.duplicateAudit(p.events, key, seen, event);
+      if (seen) p.events.set(key, this.keptOf(seen, event));
       else {
         p.events.set(key, event);
         p.bytes += each;
@@ -432,7 +434,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     let trace = this.traces.get(traceId);
     if (trace) this.traces.delete(traceId);
     // Every field from the start (the lazy ones undefined): one object shape, fields in the object.
-    else trace = { traceId, spans: [], spanIndex: undefined, auditIds: undefined, audit: undefined, anchors: undefined, held: [], heldSet: undefined, bytes: 0, group, lastUpdate: now };
+    else trace = { traceId, spans: [], spanIndex: undefined, auditIds: undefined, audit: undefined, auditByKey: undefined, anchors: undefined, held: [], heldSet: undefined, bytes: 0, group, lastUpdate: now };
     trace.lastUpdate = now;
     this.traces.set(traceId, trace);
     if (now + this.opts.settleAfterMs < this.due) this.due = now + this.opts.settleAfterMs;
@@ -463,28 +465,34 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
   }
 
   /**
-   * A second copy of a stage: a redelivery is dropped; a copy that differs (a bug, or a forged event)
+   * Of two copies of a stage, the one kept: a redelivery is dropped; a copy that differs (a bug, or a forged event)
    * is counted as `audit_event_conflict`, and of the two the canonically smaller is kept, so what is
    * kept does not depend on which came first.
    */
-  private duplicateAudit(into: Map<string, AuditEvent>, key: string, seen: AuditEvent, event: AuditEvent): void {
+  private keptOf(seen: AuditEvent, event: AuditEvent): AuditEvent {
     if (!auditEventsConflict(seen, event)) {
       this.metrics.duplicates.inc({ kind: 'audit_event' });
-      return;
+      return seen;
     }
     this.metrics.duplicates.inc({ kind: 'audit_event_conflict' });
-    if (canonicalAuditJson(event) < canonicalAuditJson(seen)) into.set(key, event);
+    return canonicalAuditJson(event) < canonicalAuditJson(seen) ? event : seen;
   }
 
   private addAuditToTrace(trace: TraceBuffer<T, S>, event: AuditEvent, bytes: number): void {
-    const key = auditKey(event);
-    const audit = (trace.audit ??= new Map());
-    const seen = audit.get(key);
+    const list = trace.audit ?? [];
+    const byKey = trace.auditByKey;
+    const seen = byKey ? byKey.get(auditKey(event)) : list.find((e) => e.auditID === event.auditID && e.stage === event.stage);
     if (seen) {
-      this.duplicateAudit(audit, key, seen, event);
+      const kept = this.keptOf(seen, event);
+      if (kept !== seen) {
+        list[list.indexOf(seen)] = kept;
+        byKey?.set(auditKey(event), kept);
+      }
       return;
     }
-    audit.set(key, event);
+    trace.audit = appended(list, event);
+    if (byKey) byKey.set(auditKey(event), event);
+    else if (trace.audit.length > SMALL) trace.auditByKey = new Map(trace.audit.map((e) => [auditKey(e), e]));
     trace.bytes += bytes;
     this.bytesBuffered += bytes;
   }
@@ -494,7 +502,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     this.spansBuffered -= trace.spans.length;
     this.bytesBuffered -= trace.bytes;
     out.released.push(...trace.held);
-    if (!trace.audit?.size && !this.recent.has(trace.traceId) && this.model.isLoneAuthentication(trace.spans)) {
+    if (!trace.audit?.length && !this.recent.has(trace.traceId) && this.model.isLoneAuthentication(trace.spans)) {
       this.metrics.dropped.inc({ reason: 'lone_authentication' });
       return;
     }
@@ -503,7 +511,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     out.traces.push({
       traceId: trace.traceId,
       spans: trace.spans,
-      auditEvents: trace.audit ? [...trace.audit.values()] : [],
+      auditEvents: trace.audit ?? [],
       auditIds: trace.auditIds?.list ?? [],
       ...(trace.anchors?.size ? { anchors: trace.anchors } : {}),
       reason,

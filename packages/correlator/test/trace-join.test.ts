@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
-import type { AuditEvent } from '@kube-correlate/audit';
+import { auditEventJson, readAuditEventJson, type AuditEvent } from '@kube-correlate/audit';
 import type { Span } from '@kube-correlate/otlp';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from '../src/index.js';
 import { auditEvent, makeSpan, traceIdOf as tid } from '@kube-correlate/fixtures';
@@ -316,6 +316,29 @@ test('a trace of many spans from many sources: duplicates found and each token h
   assert.is(new Set(held).size, held.length, 'each held once');
   assert.is(held.length, 60);
   return counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'span' }).then((n) => assert.is(n, 40));
+});
+
+test('held audit events (their text plus the join fields) that differ only in the text: a conflict, decided on the whole events whichever came first', async () => {
+  const held = (annotations: Record<string, string>): AuditEvent => {
+    const r = readAuditEventJson(JSON.stringify(auditEvent({ auditID: 'h', stage: 'ResponseComplete', annotations })));
+    if ('error' in r) throw new Error(r.message);
+    return r.event;
+  };
+  const [a, b] = [held({ 'authorization.k8s.io/decision': 'allow' }), held({ 'authorization.k8s.io/decision': 'forbid' })];
+  const kept: string[] = [];
+  for (const order of [[a, b], [b, a]]) {
+    const { c, advance, all, metrics } = setup();
+    c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'b', auditId: 'h' })]);
+    c.addAuditEvents([order[0]!]);
+    c.addAuditEvents([order[1]!]);
+    advance(1000);
+    await c.tick();
+    const events = all().traces[0]!.auditEvents;
+    assert.is(events.length, 1);
+    kept.push(auditEventJson(events[0]!));
+    assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'audit_event_conflict' }), 1);
+  }
+  assert.is(new Set(kept).size, 1, 'one choice whatever the order');
 });
 
 test.run();
