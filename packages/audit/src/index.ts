@@ -13,7 +13,9 @@ export {
 } from './event-list.js';
 export type { AuditApiVersion } from './event-list.js';
 export { parseAuditTimestamp } from './timestamp.js';
-export { summarizeAudit, auditEventKey, auditEventsConflict, canonicalJson } from './summary.js';
+export { summarizeAudit, auditEventKey, auditEventsConflict, canonicalJson, canonicalAuditJson } from './summary.js';
+export { auditEventJson, fullAuditEvent, holdAuditEvent, isHeldAuditEvent, readAuditEventJson, readAuditEventValue } from './held.js';
+export type { HeldAuditEvent, ReadAuditEvent } from './held.js';
 export type { AuditSummary } from './summary.js';
 export { readAuditLogFile, AuditLogFollower, DEFAULT_MAX_LINE_BYTES } from './log-file.js';
 export type { AuditLogError, AuditLogHandlers, AuditLogFollowerOptions } from './log-file.js';

@@ -5,6 +5,7 @@
  */
 import { AUDIT_STAGES } from './model.js';
 import type { AuditEvent, AuditObjectRef, AuditStage } from './model.js';
+import { auditEventJson, fullAuditEvent, isHeldAuditEvent } from './held.js';
 
 export interface AuditSummary {
   auditID: string;
@@ -48,12 +49,19 @@ export function canonicalJson(v: unknown): string {
   return JSON.stringify(v) ?? 'null';
 }
 
+/** canonicalJson of a whole audit event (a held event's text parsed again: held.ts). */
+export function canonicalAuditJson(e: AuditEvent): string {
+  return canonicalJson(fullAuditEvent(e));
+}
+
 /**
  * Whether two copies of one request stage (same auditID and stage) differ: a sender's retry repeats
  * the same event; a different one under the same key is a conflict (a bug, or a forgery).
  */
-export function auditEventsConflict(a: unknown, b: unknown): boolean {
-  return a !== b && canonicalJson(a) !== canonicalJson(b);
+export function auditEventsConflict(a: AuditEvent, b: AuditEvent): boolean {
+  if (a === b) return false;
+  if (isHeldAuditEvent(a) && isHeldAuditEvent(b) && auditEventJson(a) === auditEventJson(b)) return false;
+  return canonicalAuditJson(a) !== canonicalAuditJson(b);
 }
 
 /** One event per stage; of two differing copies of a stage the canonically smaller wins, whatever came first. */
@@ -62,7 +70,7 @@ function pickPerStage(events: readonly AuditEvent[]): AuditEvent[] {
   const canon = new Map<AuditEvent, string>();
   const keyOf = (e: AuditEvent) => {
     let k = canon.get(e);
-    if (k === undefined) canon.set(e, (k = canonicalJson(e)));
+    if (k === undefined) canon.set(e, (k = canonicalAuditJson(e)));
     return k;
   };
   for (const e of events) {

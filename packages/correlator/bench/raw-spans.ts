@@ -21,13 +21,14 @@
  * CPU: process.cpuUsage() for read (decodeTraceRequest, or a copy of the message and
  * scanTraceRequest), then join + audit events + settle, then encode (encodeTraceRequest of
  * encodeCorrelatedTrace, or encodeCorrelatedRaw) of the whole workload, per span and per phase;
- * the two paths alternate for R rounds and the medians are printed. The audit events are parsed
- * before timing (the same for both paths).
+ * the two paths alternate for R rounds and the medians are printed. The audit events are read
+ * before timing: parsed for the decoded path, held as their text (readAuditEventJson, as the Kafka
+ * correlator holds them) for the raw path; the cost of reading them is printed on its own line.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isAuditEventError, parseAuditLine, type AuditEvent } from '@kube-correlate/audit';
+import { readAuditEventJson, redactAuditEvent, validateAuditEvent, type AuditEvent } from '@kube-correlate/audit';
 import { decodeTraceRequest, detachRawSpans, encodeTraceRequest, scanTraceRequest, splitTraceRequest, type RawSpan, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { encodeCorrelatedRaw, encodeCorrelatedTrace } from '../src/correlated-format.js';
@@ -48,9 +49,20 @@ if (!gc) throw new Error('run with node --expose-gc');
 const prefix = (k: number): string => k.toString(16).padStart(8, '0');
 const rewrite = (id: string, k: number): string => prefix(k) + id.slice(8);
 
-function workload(): { messages: Uint8Array[]; events: AuditEvent[]; spans: number } {
+/** As the Kafka correlator read k8s_audit before (parsed, validated, redacted), or now (readAuditEventJson: held as text). */
+function readParsed(text: string): AuditEvent | undefined {
+  const v = validateAuditEvent(JSON.parse(text));
+  return typeof v === 'string' ? undefined : redactAuditEvent(v).event;
+}
+function readHeld(text: string): AuditEvent | undefined {
+  const r = readAuditEventJson(text);
+  return 'error' in r ? undefined : r.event;
+}
+
+function workload(): { messages: Uint8Array[]; events: AuditEvent[]; texts: string[]; spans: number } {
   const parts: Uint8Array[] = [];
   const events: AuditEvent[] = [];
+  const texts: string[] = [];
   let spans = 0;
   const dir = join(DATA_DIR, 'captures');
   for (const version of readdirSync(dir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort()) {
@@ -61,7 +73,10 @@ function workload(): { messages: Uint8Array[]; events: AuditEvent[]; spans: numb
       for (const part of splitTraceRequest(bin.subarray(i + 4, i + 4 + n))) traces.push(decodeTraceRequest(part.request).spans);
       i += 4 + n;
     }
-    const recorded = readFileSync(join(dir, version, 'audit.log'), 'utf8').split('\n').filter(Boolean).map((l, i) => parseAuditLine(l, i + 1)).filter((e): e is AuditEvent => !isAuditEventError(e));
+    const recorded = readFileSync(join(dir, version, 'audit.log'), 'utf8').split('\n').filter(Boolean).flatMap((l) => {
+      const e = readParsed(l);
+      return e ? [{ e, l }] : [];
+    });
     for (let k = 0; k < COPIES; k++) {
       for (const list of traces) {
         const copy = list.map((s) => ({
@@ -72,7 +87,10 @@ function workload(): { messages: Uint8Array[]; events: AuditEvent[]; spans: numb
         parts.push(encodeTraceRequest(copy));
         spans += copy.length;
       }
-      for (const e of recorded) events.push({ ...e, auditID: rewrite(e.auditID, k) });
+      for (const { e, l } of recorded) {
+        events.push({ ...e, auditID: rewrite(e.auditID, k) });
+        texts.push(l.replace(`"auditID":"${e.auditID}"`, `"auditID":"${rewrite(e.auditID, k)}"`));
+      }
     }
   }
   // One buffer, messages as views into it (a fetch response).
@@ -83,10 +101,10 @@ function workload(): { messages: Uint8Array[]; events: AuditEvent[]; spans: numb
     messages.push(all.subarray(at, at + p.length));
     at += p.length;
   }
-  return { messages, events, spans };
+  return { messages, events, texts, spans };
 }
 
-type Variant = 'decoded' | 'raw/message' | 'raw/detached' | 'raw/view';
+type Variant = 'decoded' | 'raw/message' | 'raw/detached' | 'raw/view' | '+audit parsed' | '+audit held';
 
 function held(): number {
   gc!();
@@ -95,8 +113,12 @@ function held(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-/** Bytes per span held: the join with every span of the workload in it (no settle). */
-function memory(variant: Variant, messages: readonly Uint8Array[]): { perSpan: number; spans: number } {
+/**
+ * Bytes per span held: the join with every span of the workload in it (no settle). The `+audit`
+ * variants are raw/message with every audit event joined too, read from its text as before
+ * (parsed) or as the Kafka correlator now holds them (held: the text and the join's fields).
+ */
+function memory(variant: Variant, messages: readonly Uint8Array[], texts: readonly string[]): { perSpan: number; spans: number } {
   const before = held();
   let spans = 0;
   let join: TraceJoin<number, Span> | TraceJoin<number, RawSpan>;
@@ -107,7 +129,7 @@ function memory(variant: Variant, messages: readonly Uint8Array[]): { perSpan: n
   } else {
     const j = new TraceJoin<number, RawSpan>({ metrics: new PipelineMetrics(), spanModel: RAW_SPANS, maxSpansInFlight: 10_000_000, maxTracesInFlight: 10_000_000, maxBytesInFlight: 2 ** 40 });
     messages.forEach((m, i) => {
-      if (variant === 'raw/message') j.addSpans(scanTraceRequest(new Uint8Array(m)).spans, 0, i, m.byteLength);
+      if (variant === 'raw/message' || variant.startsWith('+audit')) j.addSpans(scanTraceRequest(new Uint8Array(m)).spans, 0, i, m.byteLength);
       else if (variant === 'raw/view') j.addSpans(scanTraceRequest(m).spans, 0, i, m.byteLength);
       else {
         const s = scanTraceRequest(m).spans;
@@ -115,6 +137,11 @@ function memory(variant: Variant, messages: readonly Uint8Array[]): { perSpan: n
         j.addSpans(s, 0, i, m.byteLength);
       }
     });
+    if (variant.startsWith('+audit')) {
+      const read = variant === '+audit held' ? readHeld : readParsed;
+      // Each text a string of its own, as each Kafka message's value is (the workload's stay alive).
+      j.addAuditEvents(texts.flatMap((t) => read(Buffer.from(t, 'utf8').toString('utf8')) ?? []), 0);
+    }
     join = j;
   }
   spans = join.stats().spansInFlight;
@@ -126,7 +153,9 @@ function memory(variant: Variant, messages: readonly Uint8Array[]): { perSpan: n
 interface Phases { read: number; join: number; encode: number; total: number }
 
 /** CPU µs per span: read (all messages), then join + audit + settle, then encode, of the whole workload. */
-function cpu(raw: boolean, messages: readonly Uint8Array[], events: readonly AuditEvent[], spans: number): Phases {
+function cpu(raw: boolean, messages: readonly Uint8Array[], events: readonly AuditEvent[], texts: readonly string[], spans: number): Phases {
+  // Read before timing, afresh each round (a held event may keep what it worked out on first use).
+  const heldEvents = raw ? texts.flatMap((t) => readHeld(t) ?? []) : [];
   const opts = { metrics: new PipelineMetrics(), maxSpansInFlight: 10_000_000, maxTracesInFlight: 10_000_000, maxBytesInFlight: 2 ** 40 };
   let bytes = 0;
   const us = (d: NodeJS.CpuUsage): number => (d.user + d.system) / spans;
@@ -138,7 +167,7 @@ function cpu(raw: boolean, messages: readonly Uint8Array[], events: readonly Aud
     t1 = process.cpuUsage(t0);
     const j = new TraceJoin<number, RawSpan>({ ...opts, spanModel: RAW_SPANS });
     read.forEach((list, i) => j.addSpans(list, 0, i, messages[i]!.byteLength));
-    j.addAuditEvents(events, 0);
+    j.addAuditEvents(heldEvents, 0);
     const out = j.settle(1, true);
     t2 = process.cpuUsage(t0);
     for (const t of out.traces) bytes += encodeCorrelatedRaw(t.traceId, t.spans, t.auditEvents, t.anchors, out.apiOperations).byteLength;
@@ -159,25 +188,43 @@ function cpu(raw: boolean, messages: readonly Uint8Array[], events: readonly Aud
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-const { messages, events, spans } = workload();
+const { messages, events, texts, spans } = workload();
 const bytes = messages.reduce((n, m) => n + m.byteLength, 0);
 process.stdout.write(`workload: ${spans} spans in ${messages.length} otlp_spans messages (${(bytes / spans).toFixed(0)} bytes per span as received), ${events.length} audit events, ${COPIES} copies of the recordings\n`);
 
 const mem: Record<string, number> = {};
-for (const v of ['decoded', 'raw/message', 'raw/detached', 'raw/view', 'decoded', 'raw/message', 'raw/detached', 'raw/view'] as Variant[]) {
-  const r = memory(v, messages);
+const variants: Variant[] = ['decoded', 'raw/message', 'raw/detached', 'raw/view', '+audit parsed', '+audit held'];
+for (const v of [...variants, ...variants]) {
+  const r = memory(v, messages, texts);
   mem[v] = Math.min(mem[v] ?? Infinity, r.perSpan); // the lower of two passes: garbage of the other pass may not all be collected
 }
 process.stdout.write(`\nheap + arrayBuffers per span held in the join (bytes; ${(bytes / spans).toFixed(0)} bytes per span as received):\n`);
 for (const [v, b] of Object.entries(mem)) process.stdout.write(`  ${v.padEnd(13)} ${b.toFixed(0).padStart(6)}   ${(mem['decoded']! / b).toFixed(2)}x less than decoded\n`);
 
+{
+  // Reading k8s_audit: parse + validate + redact, then (before) the stringify that forwarded it, or (now) readAuditEventJson.
+  const perEvent = (f: () => void): number => {
+    const t0 = process.cpuUsage();
+    f();
+    const d = process.cpuUsage(t0);
+    return (d.user + d.system) / texts.length;
+  };
+  const before: number[] = [];
+  const now: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    before.push(perEvent(() => { for (const t of texts) JSON.stringify(readParsed(t)); }));
+    now.push(perEvent(() => { for (const t of texts) readHeld(t); }));
+  }
+  process.stdout.write(`\nCPU µs per audit event read from k8s_audit (medians of ${ROUNDS}): parsed + stringified to forward ${median(before).toFixed(2)}, held as text ${median(now).toFixed(2)}\n`);
+}
+
 const dec: Phases[] = [];
 const raw: Phases[] = [];
-cpu(false, messages, events, spans); // warm-up
-cpu(true, messages, events, spans);
+cpu(false, messages, events, texts, spans); // warm-up
+cpu(true, messages, events, texts, spans);
 for (let r = 0; r < ROUNDS; r++) {
-  dec.push(cpu(false, messages, events, spans));
-  raw.push(cpu(true, messages, events, spans));
+  dec.push(cpu(false, messages, events, texts, spans));
+  raw.push(cpu(true, messages, events, texts, spans));
 }
 const row = (name: string, xs: Phases[]): string => {
   const m = (k: keyof Phases): string => median(xs.map((x) => x[k])).toFixed(2).padStart(7);

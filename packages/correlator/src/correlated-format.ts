@@ -1,4 +1,4 @@
-import { auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
+import { auditEventJson, auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
 import { attrString, encodeKeyValueFields, encodeTraceRequest, SpanKind, spliceTraceRequest, type KeyValue, type RawSpan, type Resource, type Scope, type Span } from '@kube-correlate/otlp';
 import { requestAnchorBy, type AnchorSpan } from './request-tree.js';
 import { DECODED_SPANS, RAW_SPANS } from './span-model.js';
@@ -16,7 +16,8 @@ import { ADDED_PREFIXES, API_ATTR, AUDIT_ATTR, AUDIT_SERVICE, auditSpanId, audit
  *  - One derived **audit span** per auditID, in the request's trace, child of the span that stands
  *    for the request (the route span when present), from RequestReceived to the last stage. It has
  *    one span event per stage (name = stage, time = stageTimestamp) whose attribute
- *    `k8s.audit.event` holds that stage's audit Event as JSON: the lossless copy.
+ *    `k8s.audit.event` holds that stage's audit Event as JSON: the lossless copy (in Kafka mode the
+ *    text it was read as when redaction changed nothing, auditEventJson in @kube-correlate/audit).
  *  - Audit events whose trace never came get a trace of their own: trace id derived from the
  *    auditID, the audit span as its root, attribute `k8s.audit.unjoined` = true.
  *
@@ -77,7 +78,7 @@ export function auditSpan(traceId: string, parentSpanId: string, events: readonl
     startTimeUnixNano: start, endTimeUnixNano: end,
     attributes: [...auditAttributes(events), ...apiAttributes(api), ...(unjoined ? [{ key: AUDIT_ATTR.unjoined, value: { boolValue: true } }] : [])],
     droppedAttributesCount: 0,
-    events: sorted.map((e) => ({ timeUnixNano: toNanos(e.stageTimestamp) ?? start, name: e.stage, attributes: [{ key: AUDIT_ATTR.event, value: { stringValue: JSON.stringify(e) } }], droppedAttributesCount: 0 })),
+    events: sorted.map((e) => ({ timeUnixNano: toNanos(e.stageTimestamp) ?? start, name: e.stage, attributes: [{ key: AUDIT_ATTR.event, value: { stringValue: auditEventJson(e) } }], droppedAttributesCount: 0 })),
     droppedEventsCount: 0, links: [], droppedLinksCount: 0,
     status: { code: (a.code ?? 0) >= 500 ? 2 : 0, message: '' },
     resource: derivedResource, scope: derivedScope,

@@ -7,8 +7,8 @@ export { buildRequestTree, durationNanos, requestAnchor, requestAnchorBy, toTree
 export type { RequestTree, TreeNode, TreeLink, TreeAudit, BuildTreeOptions, AnchorSpan } from './request-tree.js';
 export { encodeCorrelatedTrace, encodeCorrelatedRaw, encodeUnjoinedAudit, decodeCorrelated, groupByAuditId, auditSpan, auditAttributes } from './correlated-format.js';
 export type { DecodedCorrelated } from './correlated-format.js';
-export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS } from './kafka-correlator.js';
-export type { KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';
+export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS, SYSTEM_CLOCK } from './kafka-correlator.js';
+export type { CorrelatorClock, KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';
 export { objectsOfAudit, DEFAULT_OBJSET_WINDOW_MS } from './object-sets.js';
 export type { ObjectRecord, ObjectRef } from './object-sets.js';
 export { describeRequests, apiAttributes } from './api-attributes.js';

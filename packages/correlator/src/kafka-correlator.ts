@@ -1,7 +1,7 @@
 import { describeRequests, type DescribeRequest } from './api-attributes.js';
 import { InputProgress } from './input-progress.js';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
-import { auditIDForSpans, DEFAULT_RULES, redactAuditEvent, validateAuditEvent, type AuditEvent, type RedactionRules } from '@kube-correlate/audit';
+import { auditEventJson, auditIDForSpans, DEFAULT_RULES, readAuditEventJson, readAuditEventValue, type AuditEvent, type ReadAuditEvent, type RedactionRules } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Admin, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { encodeTraceRequest, OtlpDecodeError, scanTraceRequest, type RawSpan } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
@@ -92,6 +92,8 @@ export interface KafkaCorrelatorOptions {
   logger?: Logger;
   /** Names each audit request's API operation: adds k8s.api.operation_id / k8s.api.stability to its route span. */
   describeRequest?: DescribeRequest;
+  /** Time and timers; default the real ones (tests pass a manual clock). */
+  clock?: CorrelatorClock;
   /**
    * Applied to every audit event read from the audit topic (and from kc_audit_by_trace) before it is
    * held, forwarded or written out: the collector redacts before producing, this covers whatever
@@ -102,6 +104,20 @@ export interface KafkaCorrelatorOptions {
 }
 
 type Held = [topic: string, partition: number, offset: number];
+
+/** What the driver reads the time from and sets its timers with. */
+export interface CorrelatorClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/** The real clock; its timers do not keep the process alive (the consumer does). */
+export const SYSTEM_CLOCK: CorrelatorClock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
 
 interface PendingAudit {
   events: Map<string, AuditEvent>;
@@ -117,6 +133,8 @@ interface Pair {
 }
 
 const MAX_MESSAGES_PER_SEND = 500;
+/** The due timer fires at most this often (traces due within it settle together, at most this late). */
+const DUE_GAP_MS = 20;
 /**
  * Bytes of message values per produce call. Both client libraries make one record batch per partition of a call,
  * and the broker refuses a batch over the topic's max.message.bytes (1 MiB by default) whole, with
@@ -164,7 +182,17 @@ export class KafkaCorrelator {
   private readonly announced = new Set<string>();
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly clock: CorrelatorClock;
+  /** The input-progress tick (refresh, then settle): every settleAfterMs / 4, within 20..1000 ms. */
+  private tickTimer: unknown;
+  private tickMs = 1000;
+  private tickRun: Promise<void> = Promise.resolve();
+  /** The timer set to the join's next due time (nextDue), and the time it fires. */
+  private dueTimer: unknown;
+  private dueAt = Infinity;
+  /** When the due timer last fired: it fires at most every DUE_GAP_MS, so traces due close together settle in one write. */
+  private lastDueFire = -Infinity;
+  private dueRun: Promise<void> = Promise.resolve();
   /** One settle at a time, and none while a batch is being applied. */
   private lock: Promise<void> = Promise.resolve();
   private stopping = false;
@@ -178,6 +206,7 @@ export class KafkaCorrelator {
     this.pairCacheSize = opts.pairCacheSize ?? 200000;
     this.maxLagWaitMs = opts.maxLagWaitMs ?? 10 * this.pendingTtlMs;
     this.groupId = opts.groupId ?? 'kube-correlate-correlator';
+    this.clock = opts.clock ?? SYSTEM_CLOCK;
     this.join = new TraceJoin<Held, RawSpan>({
       // Spans are held as their bytes plus what the join reads (scanTraceRequest), and written out by splicing.
       spanModel: RAW_SPANS,
@@ -230,18 +259,56 @@ export class KafkaCorrelator {
     });
     this.consumer.onAssignment((a) => this.onAssignment(a));
     await this.consumer.run((batch) => this.serialize(() => this.onBatch(batch)));
-    const every = Math.max(20, Math.min(1000, Math.floor(this.settleAfterMs / 4)));
-    this.timer = setInterval(() => {
+    this.tickMs = Math.max(20, Math.min(1000, Math.floor(this.settleAfterMs / 4)));
+    this.scheduleTick();
+  }
+
+  /**
+   * Two timers settle. The tick reads the input's progress (admin round trips) and settles: what
+   * waits for lagging input (and the audit side's pending events) is let go by it. The due timer
+   * is set to the join's next due time and settles then, so an idle trace whose input is read goes
+   * out at its due time, not up to a tick later.
+   */
+  private scheduleTick(): void {
+    if (this.stopping) return;
+    this.tickTimer = this.clock.setTimeout(() => {
+      this.scheduleTick();
       if (this.ticking) return;
       this.ticking = true;
       // The offsets are read outside the lock, so batches are not held up by the admin's round trips.
-      void this.refreshProgress()
+      this.tickRun = this.refreshProgress()
         .then(() => this.serialize(() => this.settle(false)))
         .catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'))
         .finally(() => { this.ticking = false; });
-    }, every);
-    // The consumer keeps the process alive; the settle timer alone must not.
-    this.timer.unref();
+    }, this.tickMs);
+  }
+
+  /**
+   * Sets the due timer to the join's next due time (at most every DUE_GAP_MS), unless one as early
+   * is set. Its settle does not commit (the tick does): with hundreds of traces due per second, a
+   * commit round trip each would hold the batches up.
+   */
+  private armDue(): void {
+    if (this.stopping) return;
+    const next = this.join.nextDue();
+    if (next === undefined) return;
+    const at = Math.max(next, this.lastDueFire + DUE_GAP_MS);
+    if (at >= this.dueAt) return;
+    if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
+    this.dueAt = at;
+    this.dueTimer = this.clock.setTimeout(() => {
+      this.dueTimer = undefined;
+      this.dueAt = Infinity;
+      this.lastDueFire = this.clock.now();
+      // settle() sets the timer again; after a failure the tick retries (no tight loop while the broker is away).
+      this.dueRun = this.serialize(() => this.settle(false, false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
+    }, Math.max(0, at - this.clock.now()));
+  }
+
+  /** For tests: resolves once the settles and offset reads started so far are done. */
+  async idle(): Promise<void> {
+    await Promise.all([this.tickRun, this.dueRun]);
+    await this.lock;
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -253,7 +320,7 @@ export class KafkaCorrelator {
   private async onBatch(batch: ConsumedMessage[]): Promise<void> {
     if (batch.length === 0) return;
     const { topic, partition } = batch[0]!;
-    const now = Date.now();
+    const now = this.clock.now();
     this.batchStartedAt = now;
     try {
       await this.applyBatch(batch, topic, partition, now);
@@ -278,6 +345,7 @@ export class KafkaCorrelator {
     this.progress.seen(topic, partition, Number(batch[batch.length - 1]!.offset) + 1);
     // A cap settled data early: write it now rather than at the next tick.
     if (this.join.earlyCount() >= 500) await this.settle(false);
+    this.armDue();
     this.updateGauges();
   }
 
@@ -349,58 +417,66 @@ export class KafkaCorrelator {
   }
 
   private onForwarded(m: ConsumedMessage, offset: number, now: number): void {
-    let msg: { event: unknown; anchor: string };
-    try {
-      msg = JSON.parse(m.value?.toString('utf8') ?? '') as { event: unknown; anchor: string };
-    } catch {
-      this.logger.warn({ topic: m.topic, offset: m.offset }, 'skipping unreadable forwarded audit message');
-      return;
+    const text = m.value?.toString('utf8') ?? '';
+    let read: ReadAuditEvent;
+    let anchor: string;
+    const fast = FORWARDED_HEAD.exec(text);
+    const inner = fast && text.endsWith('}') ? readAuditEventJson(text.slice(fast[0].length, -1), this.rules) : undefined;
+    if (fast && inner && !('error' in inner && inner.error === 'invalid_json')) {
+      // As forward() writes it: the event's text is the message's tail, read (and redacted) on its own.
+      anchor = fast[1]!;
+      read = inner;
+    } else {
+      // Any other layout (another writer, an older version): the message parsed whole, the event re-serialized.
+      let msg: { event?: unknown; anchor?: unknown };
+      try {
+        msg = JSON.parse(text) as { event?: unknown; anchor?: unknown };
+      } catch {
+        this.logger.warn({ topic: m.topic, offset: m.offset }, 'skipping unreadable forwarded audit message');
+        return;
+      }
+      anchor = typeof msg?.anchor === 'string' ? msg.anchor : '';
+      read = readAuditEventValue(msg?.event, this.rules);
     }
-    const valid = validateAuditEvent(msg.event);
-    if (typeof valid === 'string') return;
-    const event = this.redact(valid);
+    if ('error' in read) return;
+    this.countRedactions(read);
     const traceId = m.key?.toString('utf8') ?? '';
-    this.join.addTraceAudit(traceId, [event], msg.anchor, now, [m.topic, m.partition, offset], m.value?.byteLength ?? 0, m.partition);
+    this.join.addTraceAudit(traceId, [read.event], anchor, now, [m.topic, m.partition, offset], m.value?.byteLength ?? 0, m.partition);
   }
 
+  /** An audit event of k8s_audit: validated, redacted and held as its text (readAuditEventJson). */
   private parseAudit(m: ConsumedMessage): AuditEvent | undefined {
-    let json: unknown;
-    try {
-      json = JSON.parse(m.value?.toString('utf8') ?? '');
-    } catch (err) {
-      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_json' });
-      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: invalid JSON: ${(err as Error).message}`);
+    const read = readAuditEventJson(m.value?.toString('utf8') ?? '', this.rules);
+    if ('error' in read) {
+      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: read.error });
+      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: ${read.message}`);
       return undefined;
     }
-    const event = validateAuditEvent(json);
-    if (typeof event === 'string') {
-      this.metrics.receiverRefused.inc({ receiver: 'kafka', reason: 'invalid_event' });
-      this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping audit message: ${event}`);
-      return undefined;
-    }
-    return this.redact(event);
+    this.countRedactions(read);
+    return read.event;
   }
 
-  /** The event with what the redaction rules name hidden (the same object when nothing applies), counted by rule. */
-  private redact(event: AuditEvent): AuditEvent {
-    const r = redactAuditEvent(event, this.opts.redactionRules ?? DEFAULT_RULES);
-    for (const x of r.redactions) this.metrics.auditRedactions.inc({ rule: x.rule });
-    return r.event;
+  private get rules(): RedactionRules {
+    return this.opts.redactionRules ?? DEFAULT_RULES;
+  }
+
+  private countRedactions(read: { redactions: ReadonlyArray<{ rule: string }> }): void {
+    for (const x of read.redactions) this.metrics.auditRedactions.inc({ rule: x.rule });
   }
 
   /**
-   * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits.
+   * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits (not when `commit` is false: the due timer's settles leave that to the tick).
    * Output whose produce failed is kept and produced first next time (its input stays held, so
    * uncommitted, until it is durable); the sinks deduplicate what a retry repeats.
    */
-  private async settle(all: boolean): Promise<void> {
+  private async settle(all: boolean, commit = true): Promise<void> {
     while (this.unsent.length) {
       const first = this.unsent[0]!;
       await this.send(first.messages);
       this.unsent.shift();
       for (const [t, p, o] of first.released) this.tracker.release(t, p, o);
     }
-    const now = Date.now();
+    const now = this.clock.now();
     // An idle trace waits while its audit side lags (see the header).
     const ready = (partition: number, lastUpdate: number) => this.progress.covered('byTrace', partition) >= lastUpdate;
     const joined: JoinOutput<Held, RawSpan> = this.join.settle(now, all, ready);
@@ -436,7 +512,8 @@ export class KafkaCorrelator {
       throw err;
     }
     for (const [t, p, o] of released) this.tracker.release(t, p, o);
-    await this.consumer?.commit(this.tracker.commitable());
+    if (commit) await this.consumer?.commit(this.tracker.commitable());
+    this.armDue();
     this.updateGauges();
   }
 
@@ -505,7 +582,7 @@ export class KafkaCorrelator {
     if (this.stopping || !this.consumer) return;
     const t = this.topics;
     const p = this.progress;
-    const now = Math.min(Date.now(), (this.batchStartedAt ?? Infinity) - 1);
+    const now = Math.min(this.clock.now(), (this.batchStartedAt ?? Infinity) - 1);
     try {
       // After a failure the admin client is made anew (its connections may be gone for good).
       let admin = this.admin;
@@ -554,7 +631,8 @@ export class KafkaCorrelator {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (this.timer) clearInterval(this.timer);
+    if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer);
+    if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
     await this.serialize(() => this.settle(true)).catch((err: unknown) => this.logger.error({ err }, 'final settle failed; the next owner re-reads it'));
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
@@ -579,6 +657,13 @@ function ownBytes(value: Buffer | null): Uint8Array {
   return new Uint8Array(value); // a copy into a new ArrayBuffer (not Node's shared Buffer pool)
 }
 
+/**
+ * A kc_audit_by_trace message: `{"anchor":"<span id>","event":<the event's held text>}`, built
+ * around the text instead of stringifying the event again (onForwarded reads the tail back as it is).
+ */
 function forward(topic: string, pair: Pair, event: AuditEvent): OutgoingMessage {
-  return { topic, partition: pair.partition, key: pair.traceId, value: JSON.stringify({ event, anchor: pair.spanId }) };
+  return { topic, partition: pair.partition, key: pair.traceId, value: `{"anchor":${JSON.stringify(pair.spanId)},"event":${auditEventJson(event)}}` };
 }
+
+/** The head of a message forward() wrote (span ids are hex); what follows, up to the closing brace, is the event. */
+const FORWARDED_HEAD = /^\{"anchor":"([0-9a-f]*)","event":/;

@@ -1,4 +1,4 @@
-import { auditEventsConflict, auditIDForSpans, canonicalJson, type AuditEvent } from '@kube-correlate/audit';
+import { auditEventsConflict, auditIDForSpans, canonicalAuditJson, type AuditEvent } from '@kube-correlate/audit';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { describeRequests, type ApiOperation, type DescribeRequest } from './api-attributes.js';
@@ -104,26 +104,105 @@ export interface TraceJoinOptions<S extends JoinSpan = Span> {
   spanModel?: JoinSpanModel<S>;
 }
 
-interface TraceBuffer<T, S> {
+/**
+ * One trace in flight. Most traces hold a few spans, one or two audit requests and one or two
+ * tokens: lists are scanned while short, and a Map or Set beside them is made only past
+ * SMALL (and the audit maps only when the trace gets audit events), so a held trace costs little
+ * more than its spans (raw-spans bench: bytes per span held).
+ */
+interface TraceBuffer<T, S> extends Holder<T> {
   traceId: string;
-  spans: Map<string, S>;
-  auditIds: Set<string>;
-  audit: Map<string, AuditEvent>;
-  anchors: Map<string, string>;
-  held: T[];
-  heldSet: Set<T>;
+  spans: S[];
+  /** By span id, once `spans` is longer than SMALL. */
+  spanIndex?: Map<string, S> | undefined;
+  auditIds?: SmallSet<string> | undefined;
+  /** Its audit events, one per (auditID, stage); by that key in `auditByKey` once longer than SMALL. */
+  audit?: AuditEvent[] | undefined;
+  auditByKey?: Map<string, AuditEvent> | undefined;
+  anchors?: Map<string, string> | undefined;
   bytes: number;
   group: number;
   lastUpdate: number;
 }
 
-interface PendingAudit<T> {
+interface PendingAudit<T> extends Holder<T> {
   events: Map<string, AuditEvent>;
-  held: T[];
-  heldSet: Set<T>;
   bytes: number;
   group: number;
   lastUpdate: number;
+}
+
+/** What holds tokens: each once (a list, and a Set beside it once the list is longer than SMALL). */
+interface Holder<T> {
+  held: T[];
+  heldSet?: Set<T> | undefined;
+}
+
+/**
+ * Lists up to this long are searched by scanning, and grown by copying into an array of the exact
+ * size (V8's push grows an array's store to 17 slots and more: 150 bytes or more for a list of two).
+ */
+const SMALL = 16;
+
+/** The list with `v` appended: a new exact-size array while short, else pushed. */
+function appended<V>(list: V[], v: V): V[] {
+  if (list.length >= SMALL) {
+    list.push(v);
+    return list;
+  }
+  const out = new Array<V>(list.length + 1);
+  for (let i = 0; i < list.length; i++) out[i] = list[i]!;
+  out[list.length] = v;
+  return out;
+}
+
+/** Values in insertion order, each once; a Set beside the list once it is longer than SMALL. */
+interface SmallSet<V> {
+  list: V[];
+  set?: Set<V> | undefined;
+}
+
+function smallHas<V>(s: SmallSet<V> | { list: V[]; set?: Set<V> | undefined }, v: V): boolean {
+  return s.set ? s.set.has(v) : s.list.includes(v);
+}
+
+/** Adds `v` (the caller checked it is not there yet). */
+function smallAdd<V>(s: SmallSet<V>, v: V): void {
+  s.list = appended(s.list, v);
+  if (s.set) s.set.add(v);
+  else if (s.list.length > SMALL) s.set = new Set(s.list);
+}
+
+function holds<T>(h: Holder<T>, token: T): boolean {
+  return h.heldSet ? h.heldSet.has(token) : h.held.includes(token);
+}
+
+/** Adds a token the holder does not hold yet. */
+function addHeld<T>(h: Holder<T>, token: T): void {
+  h.held = appended(h.held, token);
+  if (h.heldSet) h.heldSet.add(token);
+  else if (h.held.length > SMALL) h.heldSet = new Set(h.held);
+}
+
+function hasSpan<S extends JoinSpan>(trace: TraceBuffer<unknown, S>, spanId: string): boolean {
+  if (trace.spanIndex) return trace.spanIndex.has(spanId);
+  for (const s of trace.spans) if (s.spanId === spanId) return true;
+  return false;
+}
+
+function addSpan<S extends JoinSpan>(trace: TraceBuffer<unknown, S>, span: S): void {
+  trace.spans = appended(trace.spans, span);
+  if (trace.spanIndex) trace.spanIndex.set(span.spanId, span);
+  else if (trace.spans.length > SMALL) trace.spanIndex = new Map(trace.spans.map((s) => [s.spanId, s]));
+}
+
+function auditIdsOf(trace: TraceBuffer<unknown, JoinSpan>): SmallSet<string> {
+  return (trace.auditIds ??= { list: [] });
+}
+
+function addAuditId(trace: TraceBuffer<unknown, JoinSpan>, id: string): void {
+  const ids = auditIdsOf(trace);
+  if (!smallHas(ids, id)) smallAdd(ids, id);
 }
 
 const auditKey = (e: AuditEvent) => `${e.auditID}/${e.stage}`;
@@ -143,6 +222,11 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
   private readonly recent: RecentTraces;
   private spansBuffered = 0;
   private bytesBuffered = 0;
+  /**
+   * No trace or pending audit request is due (idle past its window) before this time: a lower
+   * bound, exact after settle(), lowered as data arrives (nextDue()).
+   */
+  private due = Infinity;
   /** Settled early (caps): handed out by the next settle(). */
   private early: JoinOutput<T, S> = { traces: [], unjoinedAuditEvents: [], released: [] };
 
@@ -177,24 +261,26 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     const each = spans.length ? bytes / spans.length : 0;
     for (const span of spans) {
       let trace = this.touch(span.traceId, now, group);
-      if (trace.spans.has(span.spanId)) {
+      if (hasSpan(trace, span.spanId)) {
         this.metrics.duplicates.inc({ kind: 'span' });
         if (token !== undefined) this.hold(trace, token);
         continue;
       }
-      if (trace.spans.size >= this.opts.maxSpansPerTrace || (trace.spans.size > 0 && trace.bytes + each > this.opts.maxBytesPerTrace)) {
-        const reason = trace.spans.size >= this.opts.maxSpansPerTrace ? 'max_spans' : 'max_bytes';
+      if (trace.spans.length >= this.opts.maxSpansPerTrace || (trace.spans.length > 0 && trace.bytes + each > this.opts.maxBytesPerTrace)) {
+        const reason = trace.spans.length >= this.opts.maxSpansPerTrace ? 'max_spans' : 'max_bytes';
         this.metrics.evicted.inc({ reason });
         this.settleTrace(trace, reason, this.early);
         trace = this.touch(span.traceId, now, group);
       }
-      trace.spans.set(span.spanId, span);
+      // The trace's own id string, not one copy per span (each span's was read from its own bytes).
+      span.traceId = trace.traceId;
+      addSpan(trace, span);
       trace.bytes += each;
       this.bytesBuffered += each;
       this.spansBuffered++;
       if (token !== undefined) this.hold(trace, token);
       const auditId = this.model.auditId(span);
-      if (auditId && !trace.auditIds.has(auditId)) this.attachAuditId(trace, auditId);
+      if (auditId && !(trace.auditIds && smallHas(trace.auditIds, auditId))) this.attachAuditId(trace, auditId);
     }
     this.enforceCaps();
   }
@@ -209,29 +295,26 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
         // When the trace settled earlier this event is late: the trace reopens with the auditID,
         // so the sink merges the event into the stored tree.
         const trace = this.touch(traceId, now, group);
-        trace.auditIds.add(joinId);
+        addAuditId(trace, joinId);
         this.addAuditToTrace(trace, event, each);
         if (token !== undefined) this.hold(trace, token);
         continue;
       }
       let p = this.pending.get(joinId);
       if (p) this.pending.delete(joinId);
-      else p = { events: new Map(), held: [], heldSet: new Set(), bytes: 0, group, lastUpdate: now };
+      else p = { events: new Map(), held: [], heldSet: undefined, bytes: 0, group, lastUpdate: now };
       p.lastUpdate = now;
       this.pending.set(joinId, p);
+      if (now + this.opts.pendingAuditTtlMs < this.due) this.due = now + this.opts.pendingAuditTtlMs;
       const key = auditKey(event);
       const seen = p.events.get(key);
-      if (seen) this.duplicateAudit(p.events, key, seen, event);
+      if (seen) p.events.set(key, this.keptOf(seen, event));
       else {
         p.events.set(key, event);
         p.bytes += each;
         this.bytesBuffered += each;
       }
-      if (token !== undefined && !p.heldSet.has(token)) {
-        p.heldSet.add(token);
-        p.held.push(token);
-        this.onHold?.(token);
-      }
+      if (token !== undefined) this.hold(p, token);
     }
     while (this.pending.size > this.opts.maxPendingAudits) {
       const [id, p] = this.pending.entries().next().value as [string, PendingAudit<T>];
@@ -250,8 +333,8 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     const trace = this.touch(traceId, now, group);
     for (const event of events) {
       const id = auditIDForSpans(event.auditID);
-      trace.auditIds.add(id);
-      if (anchor) trace.anchors.set(id, anchor);
+      addAuditId(trace, id);
+      if (anchor) (trace.anchors ??= new Map()).set(id, anchor);
       this.addAuditToTrace(trace, event, each);
     }
     if (token !== undefined) this.hold(trace, token);
@@ -269,24 +352,48 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
   settle(now: number, all = false, ready?: (group: number, lastUpdate: number) => boolean): JoinOutput<T, S> {
     const out = this.early;
     this.early = { traces: [], unjoinedAuditEvents: [], released: [] };
+    let due = Infinity;
     for (const trace of [...this.traces.values()]) {
       const idle = now - trace.lastUpdate;
-      if (!all && idle < this.opts.settleAfterMs) break; // LRU order: the rest are newer
+      if (!all && idle < this.opts.settleAfterMs) {
+        due = Math.min(due, trace.lastUpdate + this.opts.settleAfterMs);
+        break; // LRU order: the rest are newer
+      }
       if (!all && ready && !ready(trace.group, trace.lastUpdate)) {
-        if (idle < this.opts.settleAfterMs + this.opts.maxLagWaitMs) continue;
+        // Waits for the driver's input (its next look at it settles it), at most until then.
+        if (idle < this.opts.settleAfterMs + this.opts.maxLagWaitMs) {
+          due = Math.min(due, trace.lastUpdate + this.opts.settleAfterMs + this.opts.maxLagWaitMs);
+          continue;
+        }
         this.metrics.lagWaitExceeded.inc({ kind: 'trace' });
       }
       this.settleTrace(trace, all ? 'shutdown' : 'idle', out);
     }
     for (const [id, p] of [...this.pending]) {
-      if (!all && now - p.lastUpdate < this.opts.pendingAuditTtlMs) break;
+      if (!all && now - p.lastUpdate < this.opts.pendingAuditTtlMs) {
+        due = Math.min(due, p.lastUpdate + this.opts.pendingAuditTtlMs);
+        break;
+      }
       this.releasePending(id, p, out);
     }
+    this.due = due;
     if (this.describe && (out.traces.length || out.unjoinedAuditEvents.length)) {
       out.apiOperations = describeRequests([...out.traces.flatMap((t) => t.auditEvents), ...out.unjoinedAuditEvents], this.describe);
     }
     this.updateGauges();
     return out;
+  }
+
+  /**
+   * The earliest time settle() can hand out an idle trace or an expired pending audit request
+   * (undefined: nothing is held). Never later than that time; it may be earlier (a trace updated
+   * since was due then), so a driver that sets one timer to it and settles when it fires settles
+   * each trace at its due time, not up to a polling period later; settle() makes it exact again.
+   * A trace held back by settle()'s `ready` counts as due when its wait runs out: what ends the
+   * wait sooner is the driver's own look at its input.
+   */
+  nextDue(): number | undefined {
+    return this.due === Infinity ? undefined : this.due;
   }
 
   /** Updates settled early by a cap, waiting for the next settle(): a driver settles at once past a threshold. */
@@ -300,7 +407,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     for (const [id, t] of this.traces) {
       if (keep(t.group, 'trace')) continue;
       this.traces.delete(id);
-      this.spansBuffered -= t.spans.size;
+      this.spansBuffered -= t.spans.length;
       this.bytesBuffered -= t.bytes;
       dropped++;
     }
@@ -317,24 +424,25 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     return { tracesInFlight: this.traces.size, spansInFlight: this.spansBuffered, pendingAudits: this.pending.size, auditIndex: this.auditIndex.size, bytesInFlight: Math.round(this.bytesBuffered) };
   }
 
-  private hold(holder: { held: T[]; heldSet: Set<T> }, token: T): void {
-    if (holder.heldSet.has(token)) return;
-    holder.heldSet.add(token);
-    holder.held.push(token);
+  private hold(holder: Holder<T>, token: T): void {
+    if (holds(holder, token)) return;
+    addHeld(holder, token);
     this.onHold?.(token);
   }
 
   private touch(traceId: string, now: number, group: number): TraceBuffer<T, S> {
     let trace = this.traces.get(traceId);
     if (trace) this.traces.delete(traceId);
-    else trace = { traceId, spans: new Map(), auditIds: new Set(), audit: new Map(), anchors: new Map(), held: [], heldSet: new Set(), bytes: 0, group, lastUpdate: now };
+    // Every field from the start (the lazy ones undefined): one object shape, fields in the object.
+    else trace = { traceId, spans: [], spanIndex: undefined, auditIds: undefined, audit: undefined, auditByKey: undefined, anchors: undefined, held: [], heldSet: undefined, bytes: 0, group, lastUpdate: now };
     trace.lastUpdate = now;
     this.traces.set(traceId, trace);
+    if (now + this.opts.settleAfterMs < this.due) this.due = now + this.opts.settleAfterMs;
     return trace;
   }
 
   private attachAuditId(trace: TraceBuffer<T, S>, auditId: string): void {
-    trace.auditIds.add(auditId);
+    smallAdd(auditIdsOf(trace), auditId);
     const known = this.auditIndex.get(auditId);
     if (known !== trace.traceId) {
       if (known === undefined) this.metrics.joined.inc();
@@ -350,47 +458,51 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
       for (const e of p.events.values()) this.addAuditToTrace(trace, e, each);
       for (const t of p.held) {
         // The trace holds the pending request's tokens now; each is still held once.
-        if (trace.heldSet.has(t)) this.early.released.push(t);
-        else {
-          trace.heldSet.add(t);
-          trace.held.push(t);
-        }
+        if (holds(trace, t)) this.early.released.push(t);
+        else addHeld(trace, t);
       }
     }
   }
 
   /**
-   * A second copy of a stage: a redelivery is dropped; a copy that differs (a bug, or a forged event)
+   * Of two copies of a stage, the one kept: a redelivery is dropped; a copy that differs (a bug, or a forged event)
    * is counted as `audit_event_conflict`, and of the two the canonically smaller is kept, so what is
    * kept does not depend on which came first.
    */
-  private duplicateAudit(into: Map<string, AuditEvent>, key: string, seen: AuditEvent, event: AuditEvent): void {
+  private keptOf(seen: AuditEvent, event: AuditEvent): AuditEvent {
     if (!auditEventsConflict(seen, event)) {
       this.metrics.duplicates.inc({ kind: 'audit_event' });
-      return;
+      return seen;
     }
     this.metrics.duplicates.inc({ kind: 'audit_event_conflict' });
-    if (canonicalJson(event) < canonicalJson(seen)) into.set(key, event);
+    return canonicalAuditJson(event) < canonicalAuditJson(seen) ? event : seen;
   }
 
   private addAuditToTrace(trace: TraceBuffer<T, S>, event: AuditEvent, bytes: number): void {
-    const key = auditKey(event);
-    const seen = trace.audit.get(key);
+    const list = trace.audit ?? [];
+    const byKey = trace.auditByKey;
+    const seen = byKey ? byKey.get(auditKey(event)) : list.find((e) => e.auditID === event.auditID && e.stage === event.stage);
     if (seen) {
-      this.duplicateAudit(trace.audit, key, seen, event);
+      const kept = this.keptOf(seen, event);
+      if (kept !== seen) {
+        list[list.indexOf(seen)] = kept;
+        byKey?.set(auditKey(event), kept);
+      }
       return;
     }
-    trace.audit.set(key, event);
+    trace.audit = appended(list, event);
+    if (byKey) byKey.set(auditKey(event), event);
+    else if (trace.audit.length > SMALL) trace.auditByKey = new Map(trace.audit.map((e) => [auditKey(e), e]));
     trace.bytes += bytes;
     this.bytesBuffered += bytes;
   }
 
   private settleTrace(trace: TraceBuffer<T, S>, reason: SettleReason, out: JoinOutput<T, S>): void {
     this.traces.delete(trace.traceId);
-    this.spansBuffered -= trace.spans.size;
+    this.spansBuffered -= trace.spans.length;
     this.bytesBuffered -= trace.bytes;
     out.released.push(...trace.held);
-    if (trace.audit.size === 0 && !this.recent.has(trace.traceId) && this.model.isLoneAuthentication([...trace.spans.values()])) {
+    if (!trace.audit?.length && !this.recent.has(trace.traceId) && this.model.isLoneAuthentication(trace.spans)) {
       this.metrics.dropped.inc({ reason: 'lone_authentication' });
       return;
     }
@@ -398,10 +510,10 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     this.metrics.settled.inc({ reason });
     out.traces.push({
       traceId: trace.traceId,
-      spans: [...trace.spans.values()],
-      auditEvents: [...trace.audit.values()],
-      auditIds: [...trace.auditIds],
-      ...(trace.anchors.size ? { anchors: trace.anchors } : {}),
+      spans: trace.spans,
+      auditEvents: trace.audit ?? [],
+      auditIds: trace.auditIds?.list ?? [],
+      ...(trace.anchors?.size ? { anchors: trace.anchors } : {}),
       reason,
       sources: trace.held,
     });

@@ -5,7 +5,7 @@ import { auditEvent, generateDeploymentScenario, makeSpan } from '@kube-correlat
 import { InMemoryKafka, type KafkaClient } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, scanTraceRequest, spliceTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
-import { decodeCorrelated, KafkaCorrelator } from '../src/index.js';
+import { decodeCorrelated, KafkaCorrelator, type CorrelatorClock } from '../src/index.js';
 
 /**
  * The Kafka driver (kafka-correlator.ts) on an in-process Kafka (packages/kafka memory.ts): the
@@ -192,6 +192,47 @@ test('audit events read from k8s_audit are redacted before they are held, forwar
   assert.equal(counted, { secret: 6, tokenreview: 1 });
 });
 
+test('audit events go out as the text they came in (when redaction changed nothing), through kc_audit_by_trace and into the audit span, without being stringified again', async () => {
+  const kafka = new InMemoryKafka();
+  const c = correlator(kafka);
+  await c.start();
+  const id = 'a0d17e00-0000-4000-8000-000000000001';
+  const stages = ['RequestReceived', 'ResponseComplete'] as const;
+  // Spelled as kube-apiserver's Go encoder and a pretty-printer would: a re-stringified copy differs.
+  const texts = stages.map((stage, i) => {
+    const json = JSON.stringify(auditEvent({ auditID: id, stage, userAgent: 'kubectl <go escapes>' })).replace(/</g, '\\u003c').replace(/>/g, '\\u003e');
+    return i === 0 ? json : JSON.stringify(JSON.parse(json), null, 2);
+  });
+  for (const text of texts) kafka.append({ topic: 'k8s_audit', key: id, value: text });
+  kafka.append({ topic: 'otlp_spans', key: '', value: encodeTraceRequest([makeSpan({ trace: 0xa0d, id: 1, name: 'POST', kind: 2, auditId: id }), makeSpan({ trace: 0xa0d, id: 2, parent: 1, name: 'Create', auditId: id })]) });
+  await until('the request joined', () => [...output(kafka).joined.values()].flat().length === stages.length);
+  await c.stop();
+  const forwarded = kafka.messages('kc_audit_by_trace').map((m) => m.value!.toString('utf8'));
+  for (const text of texts) assert.ok(forwarded.some((f) => f.includes(text)), 'forwarded as its text');
+  const spans = kafka.messages('otlp_correlated').flatMap((m) => decodeTraceRequest(m.value!).spans);
+  const held = spans.filter((s) => s.scope.name === 'kube-correlate').flatMap((s) => s.events.map((e) => attrString(e.attributes, 'k8s.audit.event')));
+  assert.equal(held.sort(), [...texts].sort(), 'the audit span\'s events hold the original texts');
+});
+
+test('a kc_audit_by_trace message in another layout (an older version, another writer) is read whole, redacted and re-serialized', async () => {
+  const kafka = new InMemoryKafka();
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, pendingAuditTtlMs: 2000, defaultPartitions: 1 });
+  await c.start();
+  const traceId = makeSpan({ trace: 0xb1d, id: 1, name: 'x' }).traceId;
+  const e = auditEvent({ auditID: 'b1d00000-0000-4000-8000-000000000001', stage: 'ResponseComplete', level: 'RequestResponse', objectRef: { resource: 'secrets', namespace: 'd', name: 's', apiVersion: 'v1' }, requestObject: { kind: 'Secret', data: { k: 'a2MtYnktdHJhY2UtbWFyaw==' } } });
+  kafka.append({ topic: 'kc_audit_by_trace', key: traceId, value: JSON.stringify({ event: e, anchor: '0000000000000001' }) });
+  // And one with a duplicate key after the event: the fast path does not take it.
+  kafka.append({ topic: 'kc_audit_by_trace', key: traceId, value: `{"anchor":"0000000000000001","event":${JSON.stringify({ ...e, stage: 'RequestReceived' })},"event":${JSON.stringify({ ...e, stage: 'RequestReceived', requestObject: undefined })}}` });
+  await until('written', () => (output(kafka).joined.get(traceId)?.length ?? 0) === 2);
+  await c.stop();
+  const text = kafka.messages('otlp_correlated').map((m) => m.value!.toString('latin1')).join('');
+  assert.not.ok(text.includes('a2MtYnktdHJhY2UtbWFyaw=='), 'redacted');
+  const got = output(kafka).joined.get(traceId)!.sort((a, b) => (a.stage < b.stage ? -1 : 1));
+  assert.equal(got.map((x) => x.stage), ['RequestReceived', 'ResponseComplete']);
+  assert.is(got[0]!.requestObject, undefined, 'the last of the duplicate keys, as JSON.parse reads it');
+  assert.equal((got[1]!.requestObject as { data: unknown }).data, { k: REDACTED });
+});
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** otlp_correlated messages per trace id (audit-only messages of unjoined events excluded). */
@@ -309,6 +350,67 @@ test('while the input offsets cannot be read nothing waiting is let go; the admi
   assert.ok(admins > before, 'a new admin client after the failures');
   await c.stop();
 });
+
+/** A clock the test moves: timers fire (in time order) only when advanced past them, each settle awaited. */
+class ManualClock implements CorrelatorClock {
+  t = 1_000_000;
+  private next = 0;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+  now(): number { return this.t; }
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.timers.set(++this.next, { at: this.t + ms, fn });
+    return this.next;
+  }
+  clearTimeout(h: unknown): void { this.timers.delete(h as number); }
+  async advanceTo(to: number, c: KafkaCorrelator): Promise<void> {
+    for (;;) {
+      const due = [...this.timers].filter(([, x]) => x.at <= to).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
+      if (!due) break;
+      this.timers.delete(due[0]);
+      this.t = due[1].at;
+      due[1].fn();
+      await c.idle();
+    }
+    this.t = to;
+  }
+}
+
+test('an idle trace settles at its due time (last update + settleAfterMs), not at the next tick; nothing settles before it', async () => {
+  const kafka = new InMemoryKafka();
+  const clock = new ManualClock();
+  // settleAfterMs 1000: the input-progress tick runs every 250 ms.
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 1000, defaultPartitions: 1, clock });
+  await c.start();
+  try {
+    await dueTimes(kafka, clock, c);
+  } finally {
+    await c.stop();
+  }
+});
+
+async function dueTimes(kafka: InMemoryKafka, clock: ManualClock, c: KafkaCorrelator): Promise<void> {
+  const t0 = clock.t;
+  await clock.advanceTo(t0 + 100, c);
+  // Two traces without audit-ids (no pairs to wait for): A read at t0+100, B at t0+100 and again at t0+600.
+  const [a, b] = [0xd0e1, 0xd0e2].map((trace) => [makeSpan({ trace, id: 1, name: 'GET', kind: 2 }), makeSpan({ trace, id: 2, parent: 1, name: 'child' })]);
+  kafka.append({ topic: 'otlp_spans', key: '', value: encodeTraceRequest(a!) });
+  kafka.append({ topic: 'otlp_spans', key: '', value: encodeTraceRequest(b!.slice(0, 1)) });
+  await until('both read', () => c.stats().held === 2);
+  await c.idle();
+  await clock.advanceTo(t0 + 600, c);
+  kafka.append({ topic: 'otlp_spans', key: '', value: encodeTraceRequest(b!.slice(1)) });
+  await until('the second part of B read', () => c.stats().held === 3);
+  await c.idle();
+  const written = () => kafka.messages('otlp_correlated').map((m) => m.key!.toString('utf8'));
+  await clock.advanceTo(t0 + 1099, c);
+  assert.equal(written(), [], 'nothing before A is due (ticks at +250, +500, +750 and +1000 passed)');
+  await clock.advanceTo(t0 + 1100, c);
+  assert.equal(written(), [a![0]!.traceId], 'A at its due time: the tick would have written it at +1250');
+  await clock.advanceTo(t0 + 1599, c);
+  assert.equal(written(), [a![0]!.traceId], 'B not before its due time');
+  await clock.advanceTo(t0 + 1600, c);
+  assert.equal(written(), [a![0]!.traceId, b![0]!.traceId], 'B at its due time: the tick would have written it at +1750');
+}
 
 async function metricCount(m: PipelineMetrics, name: string, labels: Record<string, string> = {}): Promise<number> {
   const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);

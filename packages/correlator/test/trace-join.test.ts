@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
-import type { AuditEvent } from '@kube-correlate/audit';
+import { auditEventJson, readAuditEventJson, type AuditEvent } from '@kube-correlate/audit';
 import type { Span } from '@kube-correlate/otlp';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from '../src/index.js';
 import { auditEvent, makeSpan, traceIdOf as tid } from '@kube-correlate/fixtures';
@@ -268,6 +268,77 @@ test('settle(ready): an idle trace the driver holds back waits, settles once rea
   const out = join.settle(6000, false, ready);
   assert.equal(out.traces.map((t) => [t.traceId, t.reason]), [[tid(1), 'idle']], 'the bound settles it');
   assert.is(await counter(metrics, 'kube_correlate_correlator_lag_wait_exceeded_total', { kind: 'trace' }), 1);
+});
+
+test('nextDue: exact after settle, never later than the next trace or pending audit request due, and nothing settles before it', () => {
+  const join = new TraceJoin<number>({ settleAfterMs: 1000, pendingAuditTtlMs: 5000, metrics: new PipelineMetrics() });
+  assert.is(join.nextDue(), undefined, 'nothing held');
+  join.addSpans([makeSpan({ trace: 1, id: 1, name: 'a' })], 100);
+  join.addSpans([makeSpan({ trace: 2, id: 1, name: 'b' })], 300);
+  assert.is(join.nextDue(), 1100);
+  join.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'c' })], 600); // trace 1 is due at 1600 now; the bound stays
+  assert.ok(join.nextDue()! <= 1300);
+  // At any time before the next due one, nothing settles, and the bound is then exact.
+  assert.is(join.settle(1299).traces.length, 0);
+  assert.is(join.nextDue(), 1300, 'trace 2');
+  assert.equal(join.settle(1300).traces.map((t) => t.traceId), [tid(2)]);
+  assert.is(join.nextDue(), 1600, 'trace 1');
+  assert.is(join.settle(1599).traces.length, 0);
+  join.addAuditEvents([auditEvent({ auditID: 'nd-1', stage: 'ResponseComplete' })], 1599); // pending: due at 6599
+  assert.equal(join.settle(1600).traces.map((t) => t.traceId), [tid(1)]);
+  assert.is(join.nextDue(), 6599, 'the pending audit request');
+  assert.is(join.settle(6598).unjoinedAuditEvents.length, 0);
+  assert.is(join.settle(6599).unjoinedAuditEvents.length, 1);
+  assert.is(join.nextDue(), undefined);
+});
+
+test('nextDue: a trace that `ready` holds back is due when its wait runs out', () => {
+  const join = new TraceJoin<number>({ settleAfterMs: 1000, maxLagWaitMs: 5000, metrics: new PipelineMetrics() });
+  join.addSpans([makeSpan({ trace: 3, id: 1, name: 'a' })], 0);
+  assert.is(join.settle(1000, false, () => false).traces.length, 0);
+  assert.is(join.nextDue(), 6000);
+  assert.is(join.settle(5999, false, () => false).traces.length, 0);
+  assert.is(join.settle(6000, false, () => false).traces.length, 1);
+});
+
+test('a trace of many spans from many sources: duplicates found and each token held once past the short-list size', () => {
+  const { c, all, advance, metrics, held } = setup();
+  const spans = Array.from({ length: 40 }, (_, i) => makeSpan({ trace: 7, id: i + 1, name: `s${i}` }));
+  for (const s of spans) c.addSpans([s]);
+  for (const s of spans.slice(0, 20)) c.addSpans([s, s]); // each a redelivery, twice in one message
+  assert.is(c.stats().spansInFlight, 40);
+  advance(1000);
+  void c.tick();
+  const out = all();
+  assert.is(out.traces.length, 1);
+  assert.is(new Set(out.traces[0]!.spans.map((s) => s.spanId)).size, 40);
+  assert.equal([...out.released].sort((a, b) => a - b), [...held].sort((a, b) => a - b), 'each token released as often as held');
+  assert.is(new Set(held).size, held.length, 'each held once');
+  assert.is(held.length, 60);
+  return counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'span' }).then((n) => assert.is(n, 40));
+});
+
+test('held audit events (their text plus the join fields) that differ only in the text: a conflict, decided on the whole events whichever came first', async () => {
+  const held = (annotations: Record<string, string>): AuditEvent => {
+    const r = readAuditEventJson(JSON.stringify(auditEvent({ auditID: 'h', stage: 'ResponseComplete', annotations })));
+    if ('error' in r) throw new Error(r.message);
+    return r.event;
+  };
+  const [a, b] = [held({ 'authorization.k8s.io/decision': 'allow' }), held({ 'authorization.k8s.io/decision': 'forbid' })];
+  const kept: string[] = [];
+  for (const order of [[a, b], [b, a]]) {
+    const { c, advance, all, metrics } = setup();
+    c.addSpans([makeSpan({ trace: 1, id: 2, parent: 1, name: 'b', auditId: 'h' })]);
+    c.addAuditEvents([order[0]!]);
+    c.addAuditEvents([order[1]!]);
+    advance(1000);
+    await c.tick();
+    const events = all().traces[0]!.auditEvents;
+    assert.is(events.length, 1);
+    kept.push(auditEventJson(events[0]!));
+    assert.is(await counter(metrics, 'kube_correlate_correlator_duplicates_total', { kind: 'audit_event_conflict' }), 1);
+  }
+  assert.is(new Set(kept).size, 1, 'one choice whatever the order');
 });
 
 test.run();
