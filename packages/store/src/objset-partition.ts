@@ -244,37 +244,43 @@ export class ObjectSetSharing {
     for (const m of out) this.metrics.published.inc({ topic: m.topic });
   }
 
+  /** The messages of a batch that `parse` reads; the others are skipped, counted and logged (bad input never stops the consumer). */
+  private decoded<T>(batch: ConsumedMessage[], parse: (v: Buffer | null) => T | undefined, what: string): T[] {
+    const out: T[] = [];
+    for (const m of batch) {
+      let v: T | undefined;
+      try {
+        v = parse(m.value);
+      } catch {
+        v = undefined; // not JSON
+      }
+      if (v !== undefined) out.push(v);
+      else {
+        this.metrics.refused.inc({ topic: m.topic });
+        this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, `skipping a message that is not ${what}`);
+      }
+    }
+    return out;
+  }
+
   /** A batch of the objects table: into the store; re-emits requests whose set changed; re-plans owned sets. */
   private async onObjects(batch: ConsumedMessage[]): Promise<void> {
-    const rows: ObjectRow[] = [];
-    for (const m of batch) {
-      this.objectsRead.set(m.partition, Number(m.offset) + 1);
-      let o: ObjectRow | undefined;
-      try {
-        o = parseFact(m.value);
-      } catch {
-        o = undefined;
-      }
-      if (!o) {
-        this.metrics.refused.inc({ topic: this.objectsTopic });
-        this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, 'skipping an objects-table message that is not an object fact');
-        continue;
-      }
-      rows.push(o);
-    }
+    for (const m of batch) this.objectsRead.set(m.partition, Number(m.offset) + 1);
+    const rows = this.decoded(batch, parseFact, 'an object fact');
     const { store } = this.opts;
     store.putObjects(rows);
+    const changed = new Set<string>();
     for (const o of rows) {
       const merged = store.objectFact(o.uid);
-      if (merged) this.facts.set(o.uid, factJson(merged));
+      if (!merged) continue;
+      const json = factJson(merged);
+      if (this.facts.get(o.uid) !== json) changed.add(o.uid);
+      this.facts.set(o.uid, json);
     }
     this.metrics.objects.set(this.facts.size);
     await this.reemit();
     // An owned set whose objects the table changed is planned again (its tree may have grown).
-    for (const o of rows) {
-      const setId = store.objectSetOf(o.uid);
-      if (this.owns(setId)) store.queueObjectExport(o.uid);
-    }
+    for (const uid of changed) if (this.owns(store.objectSetOf(uid))) store.queueObjectExport(uid);
   }
 
   /** Requests published under a set id that is not their set's any more: published again under the new one. */
@@ -302,20 +308,7 @@ export class ObjectSetSharing {
 
   /** A batch of the requests of this instance's sets: stored, then its offsets committed. */
   private async onRequests(batch: ConsumedMessage[]): Promise<void> {
-    for (const m of batch) {
-      let s: RequestSummary | undefined;
-      try {
-        s = parseSummary(m.value);
-      } catch {
-        s = undefined;
-      }
-      if (!s) {
-        this.metrics.refused.inc({ topic: this.requestsTopic });
-        this.logger.warn({ topic: m.topic, partition: m.partition, offset: m.offset }, 'skipping an object-set request message that is not a request summary');
-        continue;
-      }
-      this.storeSummary(s);
-    }
+    for (const s of this.decoded(batch, parseSummary, 'a request summary')) this.storeSummary(s);
     const last = batch[batch.length - 1];
     if (last && !this.stopped) await this.requestsConsumer!.commit([{ topic: last.topic, partition: last.partition, offset: String(Number(last.offset) + 1) }]);
   }
