@@ -60,6 +60,23 @@ export interface PlanOptions {
   waitForOwnersMs?: number;
   /** Spans in one object-set trace before a window continues in a further part. Default 2000. */
   maxSpansPerTrace?: number;
+  /**
+   * Whether this process exports an object set's windows (Kafka mode with object sets partitioned,
+   * objset-partition.ts: only the owner of the set's partition does). Default: the scope the store
+   * was given (setObjectSetScope), else every set.
+   */
+  ownsObjectSet?: (setId: string) => boolean;
+}
+
+const objectSetScopes = new WeakMap<TraceStore, (setId: string) => boolean>();
+
+/**
+ * Which object sets the export plans of `store` cover from now on (the exporter and the Kafka
+ * driver that knows the partitions meet at the store); undefined: every set again.
+ */
+export function setObjectSetScope(store: TraceStore, owns: ((setId: string) => boolean) | undefined): void {
+  if (owns) objectSetScopes.set(store, owns);
+  else objectSetScopes.delete(store);
 }
 
 /** Key of a `release` queue entry: what it releases. */
@@ -227,7 +244,14 @@ export function planExport(store: TraceStore, entries: readonly ExportQueueEntry
     }
   }
   const waitForOwners = opts.waitForOwnersMs ?? 120_000;
+  const owns = opts.ownsObjectSet ?? objectSetScopes.get(store);
   for (const w of byWindow.values()) {
+    // Another process owns this set: it exports it (from the requests it was sent); a release held
+    // here for it is done with.
+    if (owns && !owns(w.setId)) {
+      plan.complete.push(releaseKey.objset(w.setId, w.windowStartMs));
+      continue;
+    }
     const tree = store.objectSetWindowTree(w.setId, w.windowStartMs);
     const release = w.release || released.has(releaseKey.objset(w.setId, w.windowStartMs));
     const held = tree ? planObjectSetWindow(store, tree, w.windowStartMs, { release, tentative: !release && !store.objectSetIsFinal(w.setId) }, opts.maxSpansPerTrace ?? 2000, plan.spans, planned) : 0;

@@ -7,10 +7,12 @@ export type { KafkaStoreLoaderOptions } from './kafka-store.js';
 export { buildObjectSetTree, objectSetSpans, objectSetSpan, objectSetChainSpan, objectSetNodeReady } from './object-set-tree.js';
 // Re-exported for the store's users; the names live in @kube-correlate/semconv.
 export { OBJSET_ATTR } from '@kube-correlate/semconv';
-export { planExport, releaseKey } from './export-plan.js';
+export { planExport, releaseKey, setObjectSetScope } from './export-plan.js';
 export type { ExportPlan } from './export-plan.js';
 export type { ObjectSetTree, ObjectSetWindow, ObjectSetChainEntry, ObjectRow, RefRow } from './object-set-tree.js';
 export { JaegerSource, JaegerSourceError } from './jaeger-source.js';
 export type { JaegerSourceOptions } from './jaeger-source.js';
 export { StoreMaintenance } from './maintenance.js';
 export type { StoreMaintenanceOptions } from './maintenance.js';
+export { ObjectSetSharing, anchorSpans, objectsTopicSpec } from './objset-partition.js';
+export type { ObjectSetSharingOptions, ObjectFact, RequestSummary } from './objset-partition.js';

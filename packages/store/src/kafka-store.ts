@@ -4,6 +4,7 @@ import { topicSpec, type Consumer, type ConsumedMessage, type KafkaClient } from
 import { attrString, decodeTraceRequest, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { AUDIT_ID } from '@kube-correlate/semconv';
+import { ObjectSetSharing, type ObjectSetSharingOptions } from './objset-partition.js';
 import type { TraceStore } from './trace-store.js';
 
 export interface KafkaStoreLoaderOptions {
@@ -13,6 +14,12 @@ export interface KafkaStoreLoaderOptions {
   groupId?: string;
   metrics?: PipelineMetrics;
   logger?: Logger;
+  /**
+   * Object sets partitioned over the store instances (objset-partition.ts): the objects table and
+   * the object-set requests topics. Absent: this instance derives and exports every object set
+   * from what it reads (one instance per cluster).
+   */
+  objectSets?: Omit<ObjectSetSharingOptions, 'client' | 'store' | 'groupId' | 'metrics' | 'logger'>;
 }
 
 /**
@@ -20,12 +27,20 @@ export interface KafkaStoreLoaderOptions {
  * one transaction and its offsets committed after, so a crash re-reads at most the batch in
  * flight, which the store's keys deduplicate. The derived audit spans become audit events again
  * and the attributes the correlator added are dropped, so trees read back are the embedded mode's.
+ * With `objectSets`, object sets are shared with the other instances (objset-partition.ts): each
+ * batch's objects and requests are published, and acknowledged, before its offsets are committed.
  */
 export class KafkaStoreLoader {
   private consumer: Consumer | undefined;
+  private sharing: ObjectSetSharing | undefined;
   private stopped = false;
 
   constructor(private readonly opts: KafkaStoreLoaderOptions) {}
+
+  /** The object-set sharing of this instance (with `objectSets`, once started). */
+  get objectSets(): ObjectSetSharing | undefined {
+    return this.sharing;
+  }
 
   async start(): Promise<void> {
     const topic = this.opts.topic ?? 'otlp_correlated';
@@ -36,7 +51,13 @@ export class KafkaStoreLoader {
     } finally {
       await admin.disconnect();
     }
-    this.consumer = await this.opts.client.consumer({ groupId: this.opts.groupId ?? 'kube-correlate-store', topics: [topic] });
+    const groupId = this.opts.groupId ?? 'kube-correlate-store';
+    if (this.opts.objectSets) {
+      const { client, store, metrics, logger } = this.opts;
+      this.sharing = new ObjectSetSharing({ ...this.opts.objectSets, client, store, groupId, ...(metrics ? { metrics } : {}), ...(logger ? { logger: logger.child({ component: 'objset-sharing' }) } : {}) });
+      await this.sharing.start();
+    }
+    this.consumer = await this.opts.client.consumer({ groupId, topics: [topic] });
     await this.consumer.run((batch) => this.onBatch(batch));
   }
 
@@ -57,6 +78,8 @@ export class KafkaStoreLoader {
     const traces = output.traces;
     const unjoined = output.unjoinedAuditEvents;
     this.opts.store.writeSync(output);
+    // The objects and requests this batch brought, to the shared topics: acknowledged before the offsets are committed.
+    await this.sharing?.publish(output);
     metrics.receiverItems.inc({ receiver: 'kafka', signal: 'traces' }, traces.length);
     // How many audit events the correlators joined to their trace, and how many they could not.
     metrics.receiverItems.inc({ receiver: 'kafka', signal: 'audit_events_joined' }, traces.reduce((n, t) => n + t.auditEvents.length, 0));
@@ -69,6 +92,7 @@ export class KafkaStoreLoader {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.consumer?.disconnect().catch(() => undefined);
+    await this.sharing?.stop();
   }
 }
 

@@ -494,6 +494,32 @@ export class TraceStore implements CorrelatorSink {
     })();
   }
 
+  /**
+   * An object as this store knows it (every audit event and object fact merged), for the shared
+   * objects table of Kafka mode (objset-partition.ts): `objset_id` is the object's annotation, else
+   * an object-set id from the audit annotations of a request that touched it (what objectSetOf reads
+   * at this object). Undefined for an object no audit event or fact showed.
+   */
+  objectFact(uid: string): ObjectRow | undefined {
+    const o = this.obj.object.get(uid) as ObjectRow | undefined;
+    if (!o || o.objset_id) return o;
+    const viaAudit = this.obj.objsetOfRefs.get(o) as { objset_id: string } | undefined;
+    return viaAudit ? { ...o, objset_id: viaAudit.objset_id } : o;
+  }
+
+  /**
+   * Queues an `object` export entry (debounced like a write's) for an object in a window, or in its
+   * set's newest window: a Kafka-mode set owner re-plans a set whose data it had before it owned it.
+   */
+  queueObjectExport(uid: string, windowStartMs?: number): void {
+    if (!this.opts.exportQueue) return;
+    const debounce = this.opts.objectSetDebounce ?? { settleAfterMs: 0, maxDelayMs: 0 };
+    const nowMs = this.now();
+    const key = windowStartMs === undefined ? uid : objectEntryKey.of(uid, windowStartMs);
+    const n = this.exportStatements().enqueueDebounced.run({ kind: 'object', key, seq: ++this.exportSeq, notBefore: nowMs + debounce.settleAfterMs, now: nowMs, maxDelay: debounce.maxDelayMs }).changes;
+    if (n) this.opts.onExportQueued?.();
+  }
+
   /** True when the event was new. */
   private insertAudit(e: AuditEvent, counts: { auditNew: number; auditDup: number; bytes: number }): boolean {
     // Keyed by the form spans carry (first 64 bytes), so a long client-chosen Audit-ID still joins.

@@ -3,6 +3,7 @@ import type { Component, KafkaSource } from '../../component/component.js';
 import { exporterFactory } from '../../component/factory.js';
 import { storeExtensionOf } from '../../extensions/store/extension.js';
 import { requireStoreExtension } from '../../extensions/store/factory.js';
+import { parseDuration } from '../../confmap/schema.js';
 import { storeExporterConfig } from './config.js';
 
 /**
@@ -16,7 +17,7 @@ export const storeExporterFactory = exporterFactory({
   signals: ['traces'],
   takes: ['kafka_topics'],
   config: storeExporterConfig,
-  create({ metrics, logger, host }) {
+  create({ metrics, logger, host }, config) {
     return {
       async start() {},
       async shutdown() {},
@@ -24,7 +25,11 @@ export const storeExporterFactory = exporterFactory({
         let loader: KafkaStoreLoader | undefined;
         return {
           async start() {
-            loader = new KafkaStoreLoader({ client: source.client, store: storeExtensionOf(host).store, topic: source.topics.traces, groupId: source.groupId, metrics, logger: logger.child({ component: 'store-loader' }) });
+            const o = config.object_sets;
+            loader = new KafkaStoreLoader({
+              client: source.client, store: storeExtensionOf(host).store, topic: source.topics.traces, groupId: source.groupId, metrics, logger: logger.child({ component: 'store-loader' }),
+              ...(o.partitioned ? { objectSets: { objectsTopic: o.objects_topic, requestsTopic: o.requests_topic, partitions: o.partitions, reemitForMs: parseDuration(o.reemit_for) } } : {}),
+            });
             await loader.start();
           },
           shutdown: async () => loader?.stop(),
