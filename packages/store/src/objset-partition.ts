@@ -209,14 +209,18 @@ export class ObjectSetSharing {
       if (ref.uid || object || (ref.resource && ref.name)) auditIds.add(auditIDForSpans(e.auditID));
     }
     const out: OutgoingMessage[] = [];
+    let changed = false;
     for (const uid of uids) {
       const f = this.opts.store.objectFact(uid);
       if (!f) continue;
       const json = factJson(f);
       if (this.facts.get(uid) === json) continue;
       this.facts.set(uid, json);
+      changed = true;
       out.push({ topic: this.objectsTopic, key: uid, value: JSON.stringify({ v: 1, object: f } satisfies ObjectFact) });
     }
+    // What this batch told about objects may move requests published before (by this instance).
+    if (changed) out.push(...this.reemitted(auditIds));
     for (const id of auditIds) {
       const m = this.summaryMessage(id);
       if (m) out.push(m);
@@ -278,16 +282,18 @@ export class ObjectSetSharing {
       this.facts.set(o.uid, json);
     }
     this.metrics.objects.set(this.facts.size);
-    await this.reemit();
+    // Set ids change only with the objects table (this instance's own facts changed it when published).
+    if (changed.size) await this.send(this.reemitted());
     // An owned set whose objects the table changed is planned again (its tree may have grown).
     for (const uid of changed) if (this.owns(store.objectSetOf(uid))) store.queueObjectExport(uid);
   }
 
   /** Requests published under a set id that is not their set's any more: published again under the new one. */
-  private async reemit(): Promise<void> {
+  private reemitted(skip: ReadonlySet<string> = new Set()): OutgoingMessage[] {
     const now = this.now();
     const out: OutgoingMessage[] = [];
     for (const [auditId, p] of this.published) {
+      if (skip.has(auditId)) continue;
       if (p.untilMs < now) {
         this.published.delete(auditId);
         continue;
@@ -303,7 +309,7 @@ export class ObjectSetSharing {
       this.metrics.reemitted.inc();
       this.logger.debug({ auditId, from: p.setId, to: setId }, 'request re-published under its new object set');
     }
-    await this.send(out);
+    return out;
   }
 
   /** A batch of the requests of this instance's sets: stored, then its offsets committed. */
