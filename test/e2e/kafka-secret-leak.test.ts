@@ -17,7 +17,7 @@ import { anyFileHolds, found, leaksUnder, needles, secretScenario, filesUnder } 
  * shipped) redacts before it produces, so no secret is in any log segment of `k8s_audit`; events that
  * something else produced to `k8s_audit` unredacted are redacted by the correlator
  * (kafka-correlator.yaml) before they reach its internal topics, `otlp_correlated` or the store
- * (kafka-store.yaml). Searched in the bytes of the broker's log segments and of the store's data
+ * (kafka-store.yaml, object sets partitioned: so also kc_objects and kc_objset_requests). Searched in the bytes of the broker's log segments and of the store's data
  * directory, beside a visible label that must be found there.
  */
 let broker: KafkaBroker;
@@ -33,6 +33,8 @@ test.before(reported('start Kafka and the pipelines', async () => {
     KAFKA_BROKERS: broker.brokers,
     KC_OTLP_GRPC_ENDPOINT: '127.0.0.1:0', KC_OTLP_HTTP_ENDPOINT: '127.0.0.1:0', KC_AUDIT_WEBHOOK_ENDPOINT: '127.0.0.1:0',
     KC_METRICS_ENDPOINT: '127.0.0.1:0', KC_QUERY_ENDPOINT: '127.0.0.1:0', KC_DATA_DIR: storeData.dir, KC_SETTLE_AFTER: '300ms',
+    // The store shares object sets: its requests (audit events as stored) go through kc_objset_requests too.
+    KC_OBJSET_PARTITIONED: 'true',
     ...kafkaClientEnv(),
   };
   const start = async (file: string, m: PipelineMetrics) => {
@@ -87,9 +89,10 @@ test('no secret in Kafka or in the store: the collector redacts before producing
 
 
   const logDirs = join(broker.dir, 'data');
-  const topicDirs = readdirSync(logDirs).filter((d) => /^(k8s_audit|otlp_spans|otlp_correlated|kc_audit_trace|kc_audit_by_trace)-\d+$/.test(d));
+  const topicDirs = readdirSync(logDirs).filter((d) => /^(k8s_audit|otlp_spans|otlp_correlated|kc_audit_trace|kc_audit_by_trace|kc_objects|kc_objset_requests)-\d+$/.test(d));
   const audit = topicDirs.filter((d) => d.startsWith('k8s_audit-')).map((d) => join(logDirs, d));
-  assert.ok(audit.length > 0 && topicDirs.some((d) => d.startsWith('otlp_correlated-')) && topicDirs.some((d) => d.startsWith('kc_audit_by_trace-')), topicDirs.join(', '));
+  assert.ok(audit.length > 0 && topicDirs.some((d) => d.startsWith('otlp_correlated-')) && topicDirs.some((d) => d.startsWith('kc_audit_by_trace-')) && topicDirs.some((d) => d.startsWith('kc_objset_requests-')), topicDirs.join(', '));
+  assert.ok(topicDirs.filter((d) => d.startsWith('kc_objset_requests-')).some((d) => filesUnder(join(logDirs, d)).some((f) => f.bytes.length > 0)), 'requests went through kc_objset_requests');
   // The search finds what is there: the visible label of each, and the secrets produced straight to k8s_audit.
   assert.ok(audit.some((d) => anyFileHolds(d, viaCollector.visible)), 'the collector\'s events are in k8s_audit');
   const auditBytes = audit.flatMap((d) => filesUnder(d)).map((f) => f.bytes);

@@ -131,6 +131,60 @@ function parseSummary(v: Buffer | null): RequestSummary | undefined {
 
 const factJson = (o: ObjectRow) => JSON.stringify(FACT_FIELDS.map((k) => o[k]));
 
+/**
+ * Requests this instance published, watched until `untilMs` for a change of their set id: by
+ * auditId, by the uids their set id was resolved through (a change to one of those objects may move
+ * them), and those whose object was not known yet (set id '').
+ */
+class WatchList {
+  private readonly byAudit = new Map<string, { setId: string; untilMs: number; uids: string[] }>();
+  private readonly byUid = new Map<string, Set<string>>();
+  private readonly pending = new Set<string>();
+  private nextSweep = 0;
+
+  has(auditId: string): boolean {
+    return this.byAudit.has(auditId);
+  }
+
+  get(auditId: string): { setId: string; untilMs: number } | undefined {
+    return this.byAudit.get(auditId);
+  }
+
+  set(auditId: string, setId: string, untilMs: number, uids: string[]): void {
+    this.remove(auditId);
+    this.byAudit.set(auditId, { setId, untilMs, uids });
+    for (const u of uids) {
+      let ids = this.byUid.get(u);
+      if (!ids) this.byUid.set(u, (ids = new Set()));
+      ids.add(auditId);
+    }
+    if (!setId) this.pending.add(auditId);
+  }
+
+  private remove(auditId: string): void {
+    const w = this.byAudit.get(auditId);
+    if (!w) return;
+    this.byAudit.delete(auditId);
+    this.pending.delete(auditId);
+    for (const u of w.uids) {
+      const ids = this.byUid.get(u);
+      ids?.delete(auditId);
+      if (ids?.size === 0) this.byUid.delete(u);
+    }
+  }
+
+  /** The watched requests a change of these objects may move (and those whose object was not known); forgets the expired ones (swept each minute). */
+  affected(uids: Iterable<string>, now: number): string[] {
+    if (now >= this.nextSweep) {
+      for (const [id, w] of this.byAudit) if (w.untilMs < now) this.remove(id);
+      this.nextSweep = now + 60_000;
+    }
+    const out = new Set(this.pending);
+    for (const u of uids) for (const id of this.byUid.get(u) ?? []) out.add(id);
+    return [...out];
+  }
+}
+
 export class ObjectSetSharing {
   private readonly objectsTopic: string;
   private readonly requestsTopic: string;
@@ -145,8 +199,8 @@ export class ObjectSetSharing {
   private owned = new Set<number>();
   /** Each object as the objects table last showed it (or as this instance published it). */
   private readonly facts = new Map<string, string>();
-  /** Requests this instance published, by auditId: the set filed under ('' not yet: its object is not known), until when it is watched. */
-  private readonly published = new Map<string, { setId: string; untilMs: number }>();
+  /** Requests this instance published, watched for a change of their set id. */
+  private readonly watched = new WatchList();
   private stopped = false;
 
   constructor(private readonly opts: ObjectSetSharingOptions) {
@@ -209,24 +263,40 @@ export class ObjectSetSharing {
       if (ref.uid || object || (ref.resource && ref.name)) auditIds.add(auditIDForSpans(e.auditID));
     }
     const out: OutgoingMessage[] = [];
+    let changed = false;
     for (const uid of uids) {
       const f = this.opts.store.objectFact(uid);
       if (!f) continue;
       const json = factJson(f);
       if (this.facts.get(uid) === json) continue;
       this.facts.set(uid, json);
+      changed = true;
       out.push({ topic: this.objectsTopic, key: uid, value: JSON.stringify({ v: 1, object: f } satisfies ObjectFact) });
     }
+    // What this batch told about objects may move requests published before (by this instance).
+    if (changed) out.push(...this.reemitted(uids, auditIds));
     for (const id of auditIds) {
       const m = this.summaryMessage(id);
       if (m) out.push(m);
       // Its object not known yet (it was read by another instance): filed when the objects table shows it.
-      else if (!this.published.has(id)) this.published.set(id, { setId: '', untilMs: this.now() + (this.opts.reemitForMs ?? 600_000) });
+      else if (!this.watched.has(id)) this.watched.set(id, '', this.now() + (this.opts.reemitForMs ?? 600_000), []);
     }
     await this.send(out);
   }
 
-  private summaryMessage(auditId: string): OutgoingMessage | undefined {
+  /** The uids an object's set id is resolved through: the object, its controller owners up to the top (seen or not). */
+  private chainOf(uid: string | undefined): string[] {
+    const out: string[] = [];
+    for (let cur = uid; cur && out.length < 64 && !out.includes(cur); ) {
+      out.push(cur);
+      const f = this.opts.store.objectFact(cur);
+      if (!f || f.objset_id) break;
+      cur = f.owner_uid;
+    }
+    return out;
+  }
+
+  private summaryMessage(auditId: string, untilMs?: number): OutgoingMessage | undefined {
     const { store } = this.opts;
     const setId = store.objectSetTraceOfAudit(auditId)?.setId;
     if (!setId) return undefined;
@@ -234,7 +304,7 @@ export class ObjectSetSharing {
       v: 1, setId, auditId, events: store.auditEvents(auditId),
       traces: store.tracesOfAudit(auditId).map((traceId) => ({ traceId, spans: anchorSpans(store.traceData(traceId).spans) })),
     };
-    this.published.set(auditId, { setId, untilMs: this.now() + (this.opts.reemitForMs ?? 600_000) });
+    this.watched.set(auditId, setId, untilMs ?? this.now() + (this.opts.reemitForMs ?? 600_000), this.chainOf(this.objectOf(summary.events)));
     return { topic: this.requestsTopic, key: setId, partition: javaPartition(setId, this.partitions), value: JSON.stringify(summary) };
   }
 
@@ -278,32 +348,28 @@ export class ObjectSetSharing {
       this.facts.set(o.uid, json);
     }
     this.metrics.objects.set(this.facts.size);
-    await this.reemit();
+    // Set ids change only with the objects table (this instance's own facts changed it when published).
+    if (changed.size) await this.send(this.reemitted(changed));
     // An owned set whose objects the table changed is planned again (its tree may have grown).
     for (const uid of changed) if (this.owns(store.objectSetOf(uid))) store.queueObjectExport(uid);
   }
 
   /** Requests published under a set id that is not their set's any more: published again under the new one. */
-  private async reemit(): Promise<void> {
-    const now = this.now();
+  private reemitted(changedUids: Iterable<string>, skip: ReadonlySet<string> = new Set()): OutgoingMessage[] {
     const out: OutgoingMessage[] = [];
-    for (const [auditId, p] of this.published) {
-      if (p.untilMs < now) {
-        this.published.delete(auditId);
-        continue;
-      }
+    for (const auditId of this.watched.affected(changedUids, this.now())) {
+      const p = this.watched.get(auditId)!;
+      if (skip.has(auditId)) continue;
       const setId = this.opts.store.objectSetTraceOfAudit(auditId)?.setId;
       if (!setId || setId === p.setId) continue;
-      const untilMs = p.untilMs;
-      const m = this.summaryMessage(auditId);
+      const m = this.summaryMessage(auditId, p.untilMs);
       if (!m) continue;
-      this.published.set(auditId, { setId, untilMs });
       out.push(m);
       if (!p.setId) continue;
       this.metrics.reemitted.inc();
       this.logger.debug({ auditId, from: p.setId, to: setId }, 'request re-published under its new object set');
     }
-    await this.send(out);
+    return out;
   }
 
   /** A batch of the requests of this instance's sets: stored, then its offsets committed. */
@@ -337,13 +403,14 @@ export class ObjectSetSharing {
     store.writeSync({ traces, unjoinedAuditEvents: traces.length ? [] : s.events });
     store.markExported(marks, newEvents.map((e) => ({ auditId: s.auditId, stage: e.stage })));
     // The object the request touched, in its window (a write queues it only when something was new).
-    const uid = this.objectOf(s);
+    const uid = this.objectOf(s.events);
     const ms = Date.parse(s.events[0]?.requestReceivedTimestamp ?? '');
     if (uid) store.queueObjectExport(uid, Number.isNaN(ms) ? undefined : objectSetWindowStart(ms, store.objectSetWindowMs));
   }
 
-  private objectOf(s: RequestSummary): string | undefined {
-    for (const e of s.events) {
+  /** The uid of the object a request touched (named by uid, or by resource, namespace and name). */
+  private objectOf(events: readonly AuditEvent[]): string | undefined {
+    for (const e of events) {
       const { object, ref } = objectsOfAudit(e);
       const uid = ref.uid || object?.uid;
       if (uid) return uid;

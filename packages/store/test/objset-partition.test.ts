@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import type { Counter } from 'prom-client';
 import { encodeCorrelatedTrace, OBJSET_SCOPE } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, type ScenarioRequest } from '@kube-correlate/fixtures';
-import { InMemoryKafka, type Consumer, type KafkaClient } from '@kube-correlate/kafka';
+import { InMemoryKafka, javaPartition, type Consumer, type KafkaClient } from '@kube-correlate/kafka';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { KafkaStoreLoader, planExport, TraceStore } from '../src/index.js';
@@ -219,6 +219,31 @@ test('a restart reads on from the committed offsets: nothing lost, nothing expor
   const requestsOnly = (spans: Span[]) => sorted(spans).filter((v) => v.start !== undefined);
   assert.equal(requestsOnly(all), requestsOnly(want), 'every request span and request trace, as one instance exports them');
   assert.equal(new Set(all.map(keyOf)), new Set(want.map(keyOf)), 'the same span ids');
+  for (const i of [a, b]) {
+    await i.loader.stop();
+    i.store.close();
+  }
+});
+
+test('a request on an object its reader learns of only later, from its own next batch (a GET before the create): filed under the set then, exported by the set\'s owner', async () => {
+  const s = generateDeploymentScenario({ seed: 54 });
+  const want = await baseline([s.requests]);
+  // Every request goes to the instance that does not own the set (no fact from elsewhere), the GET (404) first.
+  const reader = 1 - (javaPartition(s.deploymentUid, PARTITIONS) % 2);
+  const [get, ...rest] = s.requests;
+  assert.ok(get!.label.includes('get deployment'), get!.label);
+  const kafka = new InMemoryKafka();
+  const a = await instance(member(kafka, 0, 2), true);
+  const b = await instance(member(kafka, 1, 2), true);
+  produce(kafka, [get!], () => reader);
+  await quiet(kafka, [a, b]);
+  produce(kafka, rest, () => reader + 2);
+  await quiet(kafka, [a, b]);
+  exportAll(a);
+  exportAll(b);
+  const all = [...a.sent, ...b.sent];
+  assert.is(new Set(all.map(keyOf)).size, all.length, 'no span exported twice');
+  assert.equal(sorted(all), sorted(want), 'the two instances export exactly what one exports, the GET in the set');
   for (const i of [a, b]) {
     await i.loader.stop();
     i.store.close();
