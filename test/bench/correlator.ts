@@ -90,7 +90,7 @@ const MAX_MESSAGE_BYTES = num('BENCH_MAX_MESSAGE_BYTES', 0);
 const TIME_LIMIT_MS = num('BENCH_TIME_LIMIT_S', 330) * 1000;
 const CPU_PROF = process.env['BENCH_CPU_PROF'] ? resolve(process.env['BENCH_CPU_PROF']) : undefined;
 const KAFKA_VERSION = '4.2.0';
-/** The correlator's settle timer period (kafka-correlator.ts: settle_after / 4, within 20..1000 ms). */
+/** The correlator's input-progress tick (kafka-correlator.ts: settle_after / 4, within 20..1000 ms); idle traces settle by a timer set to the next due one. */
 const TICK_MS = Math.max(20, Math.min(1000, Math.floor(SETTLE_MS / 4)));
 const POLL_MS = 200;
 const STOP_GRACE_MS = 30_000;
@@ -684,7 +684,7 @@ function render(r: Report): { text: string; failed: boolean } {
   const lines: string[] = [];
   let failed = false;
   lines.push(`Machine: ${machineDescription()}; load average ${r.loadStart} at start, ${loadAverage()} at end. Kafka ${KAFKA_VERSION}, one KRaft broker on loopback${r.brokerReadyMs ? ` (ready in ${(r.brokerReadyMs / 1000).toFixed(1)} s)` : ''}, group.initial.rebalance.delay.ms ${JOIN_DELAY_MS}.`);
-  if (W) lines.push(`Workload: ${fmt(W.spans)} spans in ${fmt(W.traces)} traces (one otlp_spans message each, ${fmt(W.spanBytes / W.traces)} B on average) and ${fmt(W.auditEvents)} audit events (${fmt(W.auditIds)} requests, ${fmt(W.auditBytes / W.auditEvents)} B each), copies of generateDeploymentScenario seeds 1–${TEMPLATE_SEEDS} with fresh ids. Correlators: collector-config/kafka-correlator.yaml with settle_after ${SETTLE_MS} ms (settle timer every ${TICK_MS} ms), per-run internal and output topics.`);
+  if (W) lines.push(`Workload: ${fmt(W.spans)} spans in ${fmt(W.traces)} traces (one otlp_spans message each, ${fmt(W.spanBytes / W.traces)} B on average) and ${fmt(W.auditEvents)} audit events (${fmt(W.auditIds)} requests, ${fmt(W.auditBytes / W.auditEvents)} B each), copies of generateDeploymentScenario seeds 1–${TEMPLATE_SEEDS} with fresh ids. Correlators: collector-config/kafka-correlator.yaml with settle_after ${SETTLE_MS} ms (a timer set to the next due trace, at most every 20 ms; input-progress tick every ${TICK_MS} ms), per-run internal and output topics.`);
   for (const p of r.prefill) lines.push(`Pre-fill at ${p.partitions} partitions: ${fmt(p.messages)} messages in ${(p.ms / 1000).toFixed(1)} s (packages/kafka producer, acks=all).`);
   if (CPU_PROF) lines.push(`**Correlators ran with --cpu-prof (${CPU_PROF}): throughput and CPU include the profiler's overhead.**`);
   const bench3 = r.runs.find((x) => x.partitions === PARTITIONS && x.instances === 1);
@@ -723,7 +723,7 @@ function render(r: Report): { text: string; failed: boolean } {
       const st = (x: Stats | undefined) => (x ? `p50 ${fmt(x.p50)}, p99 ${fmt(x.p99)}, max ${fmt(x.max)} ms` : '—');
       lines.push(`| where it goes (request traces): spans appended → pair appended to kc_audit_trace | ${st(L.breakdown.pair)} | |`);
       lines.push(`| … last audit event appended → its forwarded copy appended to kc_audit_by_trace | ${st(L.breakdown.forward)} | |`);
-      lines.push(`| … forwarded copy appended → tree appended, minus settle_after (timer tick + settle write) | ${st(L.breakdown.settle)} | |`);
+      lines.push(`| … forwarded copy appended → tree appended, minus settle_after (due timer + settle write) | ${st(L.breakdown.settle)} | |`);
       lines.push(`| live load | ${fmt(L.traces)} traces at ${L.rate}/s (${fmt(L.rate * (W ? W.spans / W.traces : 5.4))} spans/s) for ${L.seconds.toFixed(1)} s; correlator ${L.correlatorCores.toFixed(2)} cores${L.incomplete ? `; **${L.incomplete} traces incomplete**` : ''} | |`);
     }
   } else {
@@ -762,7 +762,7 @@ function render(r: Report): { text: string; failed: boolean } {
     const L = bench3.latency;
     const p50 = (x: Stats | undefined) => (x ? `${fmt(x.p50)} ms` : '—');
     lines.push('');
-    lines.push(`How a trace settles (packages/correlator/src/kafka-correlator.ts): each trace keeps the wall time of its last update (a spans message, or a forwarded audit event read back from kc_audit_by_trace); a timer every ${TICK_MS} ms (settle_after/4, within 20–1000 ms) settles the traces idle for ≥ settle_after (${SETTLE_MS} ms), writes them to otlp_correlated (acks=all) and commits. A live request's last update is its forwarded audit events, so its p50 of ${p50(L.fromAudit)} beyond the idle window is made of: (a) its audit events' way through the correlator: read from k8s_audit, paired (the pair from kc_audit_trace is there since the spans came first), written to kc_audit_by_trace: p50 ${p50(L.breakdown.forward)} from the audit event's append; (b) reading that copy back (which starts the idle window), then waiting for the next timer tick (uniform 0–${TICK_MS} ms, ${(TICK_MS / 2).toFixed(0)} ms on average), then encoding and writing the settle batch: p50 ${p50(L.breakdown.settle)} from the copy's append, minus settle_after. The spans' own way (spans appended → pair appended) took p50 ${p50(L.breakdown.pair)}, in parallel with (a). The timer tick is the largest single part; a shorter settle_after shortens it (settle_after/4).`);
+    lines.push(`How a trace settles (packages/correlator/src/kafka-correlator.ts): each trace keeps the wall time of its last update (a spans message, or a forwarded audit event read back from kc_audit_by_trace); a timer set to the earliest due time (last update + settle_after, ${SETTLE_MS} ms; at most every 20 ms) settles the traces idle for ≥ settle_after and writes them to otlp_correlated (acks=all); a tick every ${TICK_MS} ms (settle_after/4, within 20–1000 ms) reads the input's progress, lets go what waited for it, and commits. A live request's last update is its forwarded audit events, so its p50 of ${p50(L.fromAudit)} beyond the idle window is made of: (a) its audit events' way through the correlator: read from k8s_audit, paired (the pair from kc_audit_trace is there since the spans came first), written to kc_audit_by_trace: p50 ${p50(L.breakdown.forward)} from the audit event's append; (b) reading that copy back (which starts the idle window), then the due timer (0–20 ms after the due time), then encoding and writing the settle batch: p50 ${p50(L.breakdown.settle)} from the copy's append, minus settle_after. The spans' own way (spans appended → pair appended) took p50 ${p50(L.breakdown.pair)}, in parallel with (a).`);
   }
 
   // --- Bench 4

@@ -190,8 +190,13 @@ export class KafkaCorrelator {
   /** The timer set to the join's next due time (nextDue), and the time it fires. */
   private dueTimer: unknown;
   private dueAt = Infinity;
-  /** When the due timer last fired: it fires at most every DUE_GAP_MS, so traces due close together settle in one write. */
+  /**
+   * When the due timer last fired, and how long its settle took: it fires at most every
+   * DUE_GAP_MS, or twice that settle's time when longer (a slow broker), so traces due close
+   * together settle in one write and the batches, which wait for the same lock, keep most of it.
+   */
   private lastDueFire = -Infinity;
+  private lastDueCost = 0;
   private dueRun: Promise<void> = Promise.resolve();
   /** One settle at a time, and none while a batch is being applied. */
   private lock: Promise<void> = Promise.resolve();
@@ -292,7 +297,7 @@ export class KafkaCorrelator {
     if (this.stopping) return;
     const next = this.join.nextDue();
     if (next === undefined) return;
-    const at = Math.max(next, this.lastDueFire + DUE_GAP_MS);
+    const at = Math.max(next, this.lastDueFire + Math.max(DUE_GAP_MS, 2 * this.lastDueCost));
     if (at >= this.dueAt) return;
     if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
     this.dueAt = at;
@@ -301,7 +306,14 @@ export class KafkaCorrelator {
       this.dueAt = Infinity;
       this.lastDueFire = this.clock.now();
       // settle() sets the timer again; after a failure the tick retries (no tight loop while the broker is away).
-      this.dueRun = this.serialize(() => this.settle(false, false)).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
+      this.dueRun = this.serialize(async () => {
+        const started = this.clock.now();
+        try {
+          await this.settle(false, false);
+        } finally {
+          this.lastDueCost = this.clock.now() - started;
+        }
+      }).catch((err: unknown) => this.logger.error({ err }, 'settle failed; will retry'));
     }, Math.max(0, at - this.clock.now()));
   }
 
@@ -465,7 +477,8 @@ export class KafkaCorrelator {
   }
 
   /**
-   * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits (not when `commit` is false: the due timer's settles leave that to the tick).
+   * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits
+   * (not when `commit` is false: the due timer's settles leave that to the tick).
    * Output whose produce failed is kept and produced first next time (its input stays held, so
    * uncommitted, until it is durable); the sinks deduplicate what a retry repeats.
    */
