@@ -407,6 +407,14 @@ export class TraceStore implements CorrelatorSink {
     };
   }
 
+  /**
+   * Runs `fn` in one transaction: the writes it makes (writeSync, markExported, ...) are committed
+   * together, or none of them when it throws. Their own transactions nest inside as savepoints.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   /** The received bytes of an inbox row (for quarantine), or undefined. */
   inboxData(seq: number): Buffer | undefined {
     return (this.inboxStatements().rowsIn.get(seq) as { data: Buffer } | undefined)?.data;

@@ -37,6 +37,26 @@ test('stores a trace and builds its tree on read; survives close and reopen', ()
   ro.close();
 });
 
+test('transaction(): writes inside it are committed together, or none of them when it throws (a batch of object-set requests is written so)', () => {
+  const s = new TraceStore({ dir: tmp() });
+  const other = [makeSpan({ trace: 2, id: 1, parent: 0, name: 'GET /y', kind: 2 })];
+  assert.throws(() => s.transaction(() => {
+    s.writeSync({ traces: [update(tid(1), spans)], unjoinedAuditEvents: [] });
+    s.writeSync({ traces: [update(tid(2), other)], unjoinedAuditEvents: [] });
+    throw new Error('the third write failed');
+  }), /the third write failed/);
+  assert.is(s.getTrace(tid(1)), undefined, 'the first write was rolled back with the batch');
+  assert.is(s.getTrace(tid(2)), undefined);
+  assert.is(s.transaction(() => {
+    s.writeSync({ traces: [update(tid(1), spans)], unjoinedAuditEvents: [] });
+    s.writeSync({ traces: [update(tid(2), other)], unjoinedAuditEvents: [] });
+    return 'done';
+  }), 'done');
+  assert.ok(s.getTrace(tid(1)));
+  assert.ok(s.getTrace(tid(2)));
+  s.close();
+});
+
 test('split and redelivered updates merge to the same tree; duplicates are counted', async () => {
   const metrics = new PipelineMetrics();
   const a = new TraceStore({ dir: tmp(), metrics });
