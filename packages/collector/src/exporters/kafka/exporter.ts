@@ -98,13 +98,7 @@ export class KafkaExporter implements SpanConsumer, AuditConsumer, KafkaTopicSin
       const messages: OutgoingMessage[] = splitTraceRequest(raw).map((t) => ({ topic, key: t.traceId, value: t.request }));
       return this.send(messages, 'spans', spans.length);
     }
-    const byTrace = new Map<string, Span[]>();
-    for (const s of spans) {
-      const list = byTrace.get(s.traceId);
-      if (list) list.push(s);
-      else byTrace.set(s.traceId, [s]);
-    }
-    const messages: OutgoingMessage[] = [...byTrace].map(([traceId, list]) => ({ topic, key: traceId, value: encodeTraceRequest(list) }));
+    const messages: OutgoingMessage[] = [...byTraceId(spans)].map(([traceId, list]) => ({ topic, key: traceId, value: encodeTraceRequest(list) }));
     return this.send(messages, 'spans', spans.length);
   }
 
@@ -114,14 +108,7 @@ export class KafkaExporter implements SpanConsumer, AuditConsumer, KafkaTopicSin
    */
   consumeRawSpans(spans: RawSpan[]): Promise<void> {
     const topic = this.opts.config.traces.topic;
-    const byTrace = new Map<string, RawSpan[]>();
-    for (const s of spans) {
-      const list = byTrace.get(s.traceId);
-      if (list) list.push(s);
-      else byTrace.set(s.traceId, [s]);
-    }
-    const messages: OutgoingMessage[] = [];
-    for (const [traceId, list] of byTrace) messages.push({ topic, key: traceId, value: spliceTraceRequest(list) });
+    const messages: OutgoingMessage[] = [...byTraceId(spans)].map(([traceId, list]) => ({ topic, key: traceId, value: spliceTraceRequest(list) }));
     return this.send(messages, 'spans', spans.length);
   }
 
@@ -213,4 +200,15 @@ export class KafkaExporter implements SpanConsumer, AuditConsumer, KafkaTopicSin
     this.producer = undefined;
     await p?.disconnect().catch(() => undefined);
   }
+}
+
+/** Spans (decoded or scanned) grouped by trace id, in the order each trace first appears. */
+function byTraceId<T extends { traceId: string }>(spans: readonly T[]): Map<string, T[]> {
+  const byTrace = new Map<string, T[]>();
+  for (const s of spans) {
+    const list = byTrace.get(s.traceId);
+    if (list) list.push(s);
+    else byTrace.set(s.traceId, [s]);
+  }
+  return byTrace;
 }
