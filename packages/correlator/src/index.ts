@@ -11,6 +11,14 @@ export { KafkaCorrelator, DEFAULT_KAFKA_CORRELATOR_TOPICS, SYSTEM_CLOCK } from '
 export type { CorrelatorClock, KafkaCorrelatorOptions, KafkaCorrelatorTopics } from './kafka-correlator.js';
 export { objectsOfAudit, DEFAULT_OBJSET_WINDOW_MS } from './object-sets.js';
 export type { ObjectRecord, ObjectRef } from './object-sets.js';
+export { refMs } from './object-index.js';
+export type { ObjectIndex, ObjectRow, RefRow } from './object-index.js';
+export { ObjectSets, objectUidOfRef } from './object-set-resolution.js';
+export type { ObjectSetMembers, ObjectSetTreeData, ObjectSetWindowCount } from './object-set-resolution.js';
+export { buildObjectSetTree, objectSetSpans, objectSetSpan, objectSetChainSpan, objectSetNodeReady } from './object-set-tree.js';
+export type {
+  ObjectSetTree, ObjectSetWindow, ObjectSetChainEntry, ObjectSetSource, ObjectSetSpans, HoldOptions, ObjectSetTraceContext,
+} from './object-set-tree.js';
 export { describeRequests, apiAttributes } from './api-attributes.js';
 export type { DescribeRequest, ApiOperation } from './api-attributes.js';
 export { DECODED_SPANS, RAW_SPANS, isRawAuthenticationOnly } from './span-model.js';

@@ -14,7 +14,8 @@ import { ANNOTATION_OBJSETID, isObjsetIdAuditAnnotation } from '@kube-correlate/
  *     an owner never seen is still the set (its uid), so children seen first group correctly;
  *  4. its own uid: a root object starts its own set.
  * These are resolved when read, so an owner seen after its children, or an annotation that comes
- * later, changes the answer for everything already stored.
+ * later, changes the answer for everything already stored: ObjectSets (object-set-resolution.ts)
+ * over an ObjectIndex (object-index.ts) that a store implements.
  */
 
 export interface ObjectRecord {

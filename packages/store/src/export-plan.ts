@@ -4,7 +4,7 @@ import {
   AUDIT_ATTR, AUDIT_ID, auditSpanId, DERIVED_SCOPE, lateAuditSpanId, OBJECT_ATTR, objectSetChainSpanId, objectSetRootSpanId, objectSetTraceId, objectSetWindowStart, OBJSET_ATTR,
 } from '@kube-correlate/semconv';
 import { attrString, type Span } from '@kube-correlate/otlp';
-import { objectSetChainSpan, objectSetNodeReady, objectSetSpan, type HoldOptions, type ObjectSetTraceContext, type ObjectSetTree } from './object-set-tree.js';
+import { objectSetChainSpan, objectSetNodeReady, objectSetSpan, type HoldOptions, type ObjectSetTraceContext, type ObjectSetTree } from '@kube-correlate/correlator';
 import { objectEntryKey, type ExportQueueEntry, type TraceStore } from './trace-store.js';
 
 /**
@@ -24,7 +24,7 @@ import { objectEntryKey, type ExportQueueEntry, type TraceStore } from './trace-
  * span until the request's audit record is complete (ResponseComplete or Panic), at most
  * `waitForAuditMs`; in an object set, the root until the root object was seen, owners known only
  * from ownerReferences, requests not complete, and the whole set while its id may still change,
- * at most `waitForOwnersMs` (object-set-tree.ts). Object entries come due once their set has been
+ * at most `waitForOwnersMs` (objectSetNodeReady, @kube-correlate/correlator). Object entries come due once their set has been
  * quiet for a while (the store's objectSetDebounce), so a set usually goes out whole, in one round.
  *
  * Audit spans also carry the request's object set (`k8s.objset.id`, `k8s.objset.trace_id`: the

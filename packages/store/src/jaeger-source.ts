@@ -1,9 +1,8 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
-import type { RequestTree } from '@kube-correlate/correlator';
+import type { ObjectRow, ObjectSetChainEntry, ObjectSetTree, RequestTree } from '@kube-correlate/correlator';
 import { APISERVER_SERVICE, AUDIT_ATTR, AUDIT_SERVICE, OBJECT_ATTR, objectSetWindowStart, OBJSET_ATTR, OBJSET_SCOPE, OBJSET_SERVICE, unjoinedTraceId } from '@kube-correlate/semconv';
 import { attrString, decodeTraceRequestJson, OtlpDecodeError, type Span } from '@kube-correlate/otlp';
 import { correlatedToOutput } from './kafka-store.js';
-import { type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree } from './object-set-tree.js';
 import { TraceStore } from './trace-store.js';
 
 /** Jaeger could not be asked (unreachable, an error status, a body that is not a trace). */

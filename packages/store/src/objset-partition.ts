@@ -7,7 +7,7 @@ import { AUDIT_ID, DERIVED_SCOPE, objectSetWindowStart } from '@kube-correlate/s
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { Counter, Gauge } from 'prom-client';
 import { setObjectSetScope } from './export-plan.js';
-import type { ObjectRow } from './object-set-tree.js';
+import type { ObjectRow } from '@kube-correlate/correlator';
 import type { TraceStore } from './trace-store.js';
 
 /**
@@ -286,14 +286,7 @@ export class ObjectSetSharing {
 
   /** The uids an object's set id is resolved through: the object, its controller owners up to the top (seen or not). */
   private chainOf(uid: string | undefined): string[] {
-    const out: string[] = [];
-    for (let cur = uid; cur && out.length < 64 && !out.includes(cur); ) {
-      out.push(cur);
-      const f = this.opts.store.objectFact(cur);
-      if (!f || f.objset_id) break;
-      cur = f.owner_uid;
-    }
-    return out;
+    return uid ? this.opts.store.objectSets.pathOf(uid) : [];
   }
 
   private summaryMessage(auditId: string, untilMs?: number): OutgoingMessage | undefined {

@@ -2,9 +2,12 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { auditEventsConflict, auditIDForSpans, parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { AUTHENTICATION_SPAN, buildRequestTree, DEFAULT_OBJSET_WINDOW_MS, objectsOfAudit, type ApiOperation, toTreeAudit, type CorrelatorOutput, type CorrelatorSink, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import {
+  AUTHENTICATION_SPAN, buildRequestTree, DEFAULT_OBJSET_WINDOW_MS, objectsOfAudit, ObjectSets, objectUidOfRef, refMs, toTreeAudit,
+  type ApiOperation, type CorrelatorOutput, type CorrelatorSink, type ObjectIndex, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree,
+  type ObjectSetTreeData, type RefRow, type RequestTree, type TreeNode,
+} from '@kube-correlate/correlator';
 import { objectRequestSpanId, objectSetTraceId, objectSetWindowStart } from '@kube-correlate/semconv';
-import { buildObjectSetTree, type ObjectRow, type ObjectSetChainEntry, type ObjectSetTree, type RefRow } from './object-set-tree.js';
 import type { Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { WalCheckpointer } from './wal-checkpointer.js';
@@ -85,18 +88,8 @@ export const objectEntryKey = {
   },
 };
 
-/** The requests of one window of an object set. */
-interface WindowRefs {
-  startMs: number;
-  refs: number;
-}
-
 /** Timestamps as audit events carry them (RFC 3339, UTC); the store compares them as text, so a day either side is read and filtered exactly. */
 const DAY_MS = 86_400_000;
-const refMs = (r: { request_received: string }): number | undefined => {
-  const ns = r.request_received ? parseAuditTimestamp(r.request_received) : undefined;
-  return ns === undefined ? undefined : Number(ns / 1_000_000n);
-};
 
 export interface TraceSummary {
   traceId: string;
@@ -139,6 +132,9 @@ export class TraceStore implements CorrelatorSink {
   private readonly metrics: PipelineMetrics;
   private readonly stmt;
   private obj!: ReturnType<TraceStore['objectStatements']>;
+  private index!: ObjectIndex;
+  /** Object-set resolution and trees (@kube-correlate/correlator) over this store's object tables. */
+  readonly objectSets: ObjectSets;
   private closed = false;
   private readonly checkpointer: WalCheckpointer | undefined;
   private readonly now: () => number;
@@ -167,6 +163,7 @@ export class TraceStore implements CorrelatorSink {
     }
     this.prepareObjectStatements();
     this.windowMs = this.resolveWindow(opts);
+    this.objectSets = new ObjectSets(this.index, this.windowMs);
     if (opts.checkpointInBackground && !opts.readonly && !opts.memory) {
       this.db.pragma(`wal_autocheckpoint = ${WalCheckpointer.BACKSTOP_PAGES}`);
       this.checkpointer = new WalCheckpointer(this.path, {
@@ -479,7 +476,7 @@ export class TraceStore implements CorrelatorSink {
     // A request that names no uid (a get before the object existed, a subresource) is on the object
     // its resource, namespace and name name, as the tree has it (refsOf).
     const ref = e.objectRef;
-    const uid = objectUidOf(e) || (ref?.resource && ref.name ? (this.obj.byRefName.get(ref.resource, ref.namespace ?? '', ref.name) as ObjectRow | undefined)?.uid : undefined);
+    const uid = objectUidOfRef(this.index, { uid: objectUidOf(e), resource: ref?.resource ?? '', namespace: ref?.namespace ?? '', name: ref?.name ?? '' });
     if (!uid) return '';
     const ns = parseAuditTimestamp(e.requestReceivedTimestamp || e.stageTimestamp);
     return ns === undefined ? uid : objectEntryKey.of(uid, objectSetWindowStart(Number(ns / 1_000_000n), this.windowMs));
@@ -509,10 +506,10 @@ export class TraceStore implements CorrelatorSink {
    * at this object). Undefined for an object no audit event or fact showed.
    */
   objectFact(uid: string): ObjectRow | undefined {
-    const o = this.obj.object.get(uid) as ObjectRow | undefined;
+    const o = this.index.object(uid);
     if (!o || o.objset_id) return o;
-    const viaAudit = this.obj.objsetOfRefs.get(o) as { objset_id: string } | undefined;
-    return viaAudit ? { ...o, objset_id: viaAudit.objset_id } : o;
+    const own = this.objectSets.ownSetOf(o);
+    return own ? { ...o, objset_id: own } : o;
   }
 
   /**
@@ -653,7 +650,7 @@ export class TraceStore implements CorrelatorSink {
    */
   objectSetTraceOfAudit(auditId: string): { setId: string; traceId: string } | undefined {
     const ref = this.exportStatements().refOf.get(auditIDForSpans(auditId)) as RefRow | undefined;
-    const uid = ref ? ref.uid || (this.obj.byRefName.get(ref.resource, ref.namespace, ref.name) as ObjectRow | undefined)?.uid : undefined;
+    const uid = ref ? objectUidOfRef(this.index, ref) : undefined;
     if (!ref || !uid) return undefined;
     const setId = this.objectSetOf(uid);
     const ms = refMs(ref);
@@ -730,6 +727,7 @@ export class TraceStore implements CorrelatorSink {
 
   private prepareObjectStatements(): void {
     this.obj ??= this.objectStatements();
+    this.index ??= this.sqlObjectIndex();
   }
 
   /** Records the object an audit event carries and what its request touched. */
@@ -739,99 +737,59 @@ export class TraceStore implements CorrelatorSink {
     this.obj.upsertRef.run(ref);
     const code = e.responseStatus?.code ?? 0;
     if (e.verb === 'delete' && code >= 200 && code < 300 && !ref.subresource) {
-      const uid = ref.uid || (this.obj.byRefName.get(ref.resource, ref.namespace, ref.name) as ObjectRow | undefined)?.uid;
+      const uid = objectUidOfRef(this.index, ref);
       if (uid) this.obj.markDeleted.run(uid);
     }
   }
 
-  /** The object set an object belongs to (see @kube-correlate/correlator object-sets.ts for the rules). */
-  objectSetOf(uid: string): string {
-    let cur = uid;
-    for (let depth = 0; depth < 64; depth++) {
-      const o = this.obj.object.get(cur) as ObjectRow | undefined;
-      if (!o) return cur; // an owner never seen: its uid is the set
-      if (o.objset_id) return o.objset_id;
-      const viaAudit = this.obj.objsetOfRefs.get(o) as { objset_id: string } | undefined;
-      if (viaAudit) return viaAudit.objset_id;
-      if (!o.owner_uid) return o.uid;
-      cur = o.owner_uid;
-    }
-    return cur;
+  /**
+   * The object tables as the correlator's object-set resolution reads them (ObjectIndex): each
+   * lookup one prepared, indexed query. Requests in a time range are compared as text (RFC 3339 UTC,
+   * as kube-apiserver writes them), widened by a day either side; the resolution filters exactly.
+   */
+  private sqlObjectIndex(): ObjectIndex {
+    const obj = this.obj;
+    return {
+      object: (uid) => obj.object.get(uid) as ObjectRow | undefined,
+      children: (ownerUid) => obj.children.all(ownerUid) as ObjectRow[],
+      withObjset: (setId) => obj.withObjset.all(setId) as ObjectRow[],
+      refsWithObjset: (setId) => obj.refsWithObjset.all(setId) as RefRow[],
+      namesObjset: (setId) => obj.anyWithObjset.get(setId) !== undefined || obj.anyRefWithObjset.get(setId) !== undefined,
+      auditObjsetOf: (o) => (obj.objsetOfRefs.get(o) as { objset_id: string } | undefined)?.objset_id,
+      byRefName: (resource, namespace, name) => obj.byRefName.get(resource, namespace, name) as ObjectRow | undefined,
+      refsOf: (o, range) =>
+        (range
+          ? obj.refsOfBetween.all({ ...o, from: new Date(range.fromMs - DAY_MS).toISOString(), to: new Date(range.toMs + DAY_MS).toISOString() })
+          : obj.refsOf.all(o)) as RefRow[],
+      refsNewestFirst: (o, beforeMs) => obj.refsBefore.iterate({ ...o, to: new Date(beforeMs + DAY_MS).toISOString() }) as IterableIterator<RefRow>,
+      refsOldestFirst: (o, fromMs) => obj.refsFrom.iterate({ ...o, from: new Date(fromMs - DAY_MS).toISOString() }) as IterableIterator<RefRow>,
+    };
   }
 
-  /**
-   * Whether a set's id can no longer change: an object of it names it (annotation, or audit
-   * annotation of a request), or it is the uid of an object seen with no controller owner. Otherwise
-   * the id is the uid of an owner no audit event showed yet, which may turn out to have an owner or
-   * a set of its own (children arrive before owners).
-   */
+  /** What an object-set tree shows beyond the object tables: audit events, request traces, each window's traces. */
+  private readonly treeData: ObjectSetTreeData = {
+    auditEvents: (id) => this.auditEvents(id),
+    tracesOf: (id) =>
+      (this.stmt.tracesOfAudit.all(id) as Array<{ trace_id: string }>).map((r) => ({
+        traceId: r.trace_id,
+        spans: (this.stmt.spansOf.all(r.trace_id) as Array<{ data: string }>).map((x) => JSON.parse(x.data) as Span),
+      })),
+    windowTraceIds: (setId, windowStartMs) => this.objectSetParts(setId, windowStartMs).map((p) => p.traceId),
+  };
+
+  /** The object set an object belongs to (the rules: @kube-correlate/correlator, object-sets.ts; resolved by ObjectSets). */
+  objectSetOf(uid: string): string {
+    return this.objectSets.setOf(uid);
+  }
+
+  /** Whether a set's id can no longer change (ObjectSets.isFinal). */
   objectSetIsFinal(setId: string): boolean {
-    const o = this.obj.object.get(setId) as ObjectRow | undefined;
-    if (o && !o.owner_uid) return true;
-    return this.obj.anyWithObjset.get(setId) !== undefined || this.obj.anyRefWithObjset.get(setId) !== undefined;
+    return this.objectSets.isFinal(setId);
   }
 
   /** The set id of a set id, or of the uid of any object of a set; undefined when no stored object belongs to it. */
   resolveObjectSet(id: string): string | undefined {
-    if (this.objectSetMembers(id).members.length) return id;
-    if (!this.obj.object.get(id)) return undefined;
-    const setId = this.objectSetOf(id);
-    return setId !== id && this.objectSetMembers(setId).members.length ? setId : undefined;
-  }
-
-  /**
-   * The objects of a set, and the owners its objects name that no audit event showed yet (named
-   * from the reference, so the tree has the same shape whichever arrives first; their spans wait
-   * for them: export-plan.ts).
-   */
-  private objectSetMembers(setId: string): { members: ObjectRow[]; referenced: ObjectRow[] } {
-    const candidates = new Map<string, ObjectRow>();
-    const add = (o: ObjectRow | undefined) => {
-      if (!o || candidates.has(o.uid)) return;
-      candidates.set(o.uid, o);
-      for (const c of this.obj.children.all(o.uid) as ObjectRow[]) add(c);
-    };
-    add(this.obj.object.get(setId) as ObjectRow | undefined);
-    for (const o of this.obj.withObjset.all(setId) as ObjectRow[]) add(o);
-    for (const r of this.obj.refsWithObjset.all(setId) as RefRow[]) add((r.uid ? this.obj.object.get(r.uid) : this.obj.byRefName.get(r.resource, r.namespace, r.name)) as ObjectRow | undefined);
-    for (const c of this.obj.children.all(setId) as ObjectRow[]) add(c); // children of an owner never seen
-    const members = [...candidates.values()].filter((o) => this.objectSetOf(o.uid) === setId);
-    const inSet = new Set(members.map((o) => o.uid));
-    const referenced = new Map<string, ObjectRow>();
-    for (const o of members) {
-      if (!o.owner_uid || inSet.has(o.owner_uid) || referenced.has(o.owner_uid) || this.obj.object.get(o.owner_uid)) continue;
-      referenced.set(o.owner_uid, {
-        uid: o.owner_uid, kind: o.owner_kind, api_version: o.owner_api_version, resource: '', namespace: o.namespace, name: o.owner_name,
-        owner_uid: '', objset_id: '', first_seen: o.first_seen, deleted: 0, owner_kind: '', owner_name: '', owner_api_version: '',
-      });
-    }
-    return { members, referenced: [...referenced.values()] };
-  }
-
-  /** An object's requests received in `[fromMs, toMs)`, in time order (all of them without a range). */
-  private refsOfObject(o: ObjectRow, range?: { fromMs: number; toMs: number }): RefRow[] {
-    if (!range) return this.obj.refsOf.all(o) as RefRow[];
-    // Compared as text (RFC 3339 UTC, as kube-apiserver writes them), widened by a day, then exactly.
-    const rows = this.obj.refsOfBetween.all({ ...o, from: new Date(range.fromMs - DAY_MS).toISOString(), to: new Date(range.toMs + DAY_MS).toISOString() }) as RefRow[];
-    return rows.filter((r) => {
-      const ms = refMs(r);
-      return ms !== undefined && ms >= range.fromMs && ms < range.toMs;
-    });
-  }
-
-  private treeOf(setId: string, members: { members: ObjectRow[]; referenced: ObjectRow[] }, windowStartMs?: number): ObjectSetTree {
-    const range = windowStartMs === undefined ? undefined : { fromMs: windowStartMs, toMs: windowStartMs + this.windowMs };
-    const referencedOnly = new Set(members.referenced.map((o) => o.uid));
-    return buildObjectSetTree(setId, [...members.members, ...members.referenced], {
-      referencedOnly,
-      refsOf: (o) => this.refsOfObject(o, range),
-      auditEvents: (id) => this.auditEvents(id),
-      tracesOf: (id) =>
-        (this.stmt.tracesOfAudit.all(id) as Array<{ trace_id: string }>).map((r) => ({
-          traceId: r.trace_id,
-          spans: (this.stmt.spansOf.all(r.trace_id) as Array<{ data: string }>).map((x) => JSON.parse(x.data) as Span),
-        })),
-    }, range ? { startMs: range.fromMs, endMs: range.toMs } : undefined);
+    return this.objectSets.resolve(id);
   }
 
   /**
@@ -840,22 +798,7 @@ export class TraceStore implements CorrelatorSink {
    * belongs to the set.
    */
   objectSetWindowTree(setId: string, windowStartMs: number): ObjectSetTree | undefined {
-    const members = this.objectSetMembers(setId);
-    return members.members.length ? this.treeOf(setId, members, windowStartMs) : undefined;
-  }
-
-  /** The windows of a set with requests, oldest first, and how many requests each has. */
-  private windowsOf(members: ObjectRow[]): WindowRefs[] {
-    const byStart = new Map<number, number>();
-    for (const o of members) {
-      for (const r of this.obj.refsOf.all(o) as RefRow[]) {
-        const ms = refMs(r);
-        if (ms === undefined) continue;
-        const start = objectSetWindowStart(ms, this.windowMs);
-        byStart.set(start, (byStart.get(start) ?? 0) + 1);
-      }
-    }
-    return [...byStart].sort((a, b) => a[0] - b[0]).map(([startMs, refs]) => ({ startMs, refs }));
+    return this.objectSets.windowTree(setId, windowStartMs, this.treeData);
   }
 
   /**
@@ -875,64 +818,26 @@ export class TraceStore implements CorrelatorSink {
 
   /** The chain of a set's traces: each window with requests, oldest first. */
   objectSetChain(setId: string): ObjectSetChainEntry[] {
-    return this.chainOf(setId, this.objectSetMembers(setId).members);
+    return this.objectSets.chain(setId, (start) => this.treeData.windowTraceIds(setId, start));
   }
 
-  private chainOf(setId: string, members: ObjectRow[]): ObjectSetChainEntry[] {
-    return this.windowsOf(members).map((w) => ({
-      start: new Date(w.startMs).toISOString(), end: new Date(w.startMs + this.windowMs).toISOString(), requests: w.refs,
-      traceIds: this.objectSetParts(setId, w.startMs).map((p) => p.traceId),
-    }));
-  }
-
-  /**
-   * When the last request of a set received before `beforeMs` was received (ms), or undefined:
-   * the nearest earlier window with activity, which the first trace of a window links back to.
-   */
+  /** When the last request of a set received before `beforeMs` was received (ms), or undefined (ObjectSets.lastRequestBefore). */
   lastObjectSetRequestBefore(setId: string, beforeMs: number): number | undefined {
-    let last: number | undefined;
-    const to = new Date(beforeMs + DAY_MS).toISOString();
-    for (const o of this.objectSetMembers(setId).members) {
-      for (const r of this.obj.refsBefore.iterate({ ...o, to }) as IterableIterator<RefRow>) {
-        const ms = refMs(r);
-        if (ms === undefined || ms >= beforeMs) continue;
-        if (last === undefined || ms > last) last = ms;
-        break; // newest first: the first one before the bound is this object's last
-      }
-    }
-    return last;
+    return this.objectSets.lastRequestBefore(setId, beforeMs);
   }
 
   /** When the first request of a set received at or after `fromMs` was received (ms), or undefined. */
   firstObjectSetRequestFrom(setId: string, fromMs: number): number | undefined {
-    let first: number | undefined;
-    const from = new Date(fromMs - DAY_MS).toISOString();
-    for (const o of this.objectSetMembers(setId).members) {
-      for (const r of this.obj.refsFrom.iterate({ ...o, from }) as IterableIterator<RefRow>) {
-        const ms = refMs(r);
-        if (ms === undefined || ms < fromMs) continue;
-        if (first === undefined || ms < first) first = ms;
-        break; // oldest first: the first one from the bound is this object's first
-      }
-    }
-    return first;
+    return this.objectSets.firstRequestFrom(setId, fromMs);
   }
 
   /**
-   * The object-set tree of a set id, or of an object uid (users know their Deployment's uid, not
-   * the id a webhook gave its set); undefined when no stored object belongs to it. Object sets are
-   * shown one time window at a time, as they are exported (one trace per window): by default the
-   * newest window with requests, or the window holding `window` (ms), or every window (`'all'`).
-   * The tree carries the set's chain of windows either way.
+   * The object-set tree of a set id, or of an object uid; undefined when no stored object belongs
+   * to it. By default its newest window with requests, or the window holding `window` (ms), or
+   * every window (`'all'`); with the set's chain of windows (ObjectSets.get).
    */
   getObjectSet(id: string, opts: { window?: number | 'all' } = {}): ObjectSetTree | undefined {
-    const setId = this.resolveObjectSet(id);
-    if (setId === undefined) return undefined;
-    const members = this.objectSetMembers(setId);
-    const chain = this.chainOf(setId, members.members);
-    const newest = chain.length ? Date.parse(chain[chain.length - 1]!.start) : undefined;
-    const start = opts.window === 'all' ? undefined : opts.window !== undefined ? objectSetWindowStart(opts.window, this.windowMs) : newest;
-    return { ...this.treeOf(setId, members, start), chain };
+    return this.objectSets.get(id, this.treeData, opts);
   }
 
   /** Objects by kind (Deployment, deployment, deployments) or resource, namespace and name; newest first. */

@@ -1,39 +1,11 @@
 import { parseAuditTimestamp, summarizeAudit, type AuditEvent } from '@kube-correlate/audit';
-import { requestAnchor, toTreeAudit, type RequestTree, type TreeLink, type TreeNode } from '@kube-correlate/correlator';
+import { requestAnchor, toTreeAudit, type RequestTree, type TreeLink, type TreeNode } from './request-tree.js';
+import type { ObjectRow, RefRow } from './object-index.js';
 import {
   APISERVER_SERVICE, AUDIT_ATTR, AUDIT_SERVICE, auditSpanId, OBJECT_ATTR, objectRequestSpanId, objectSetChainSpanId, objectSetRootSpanId, objectSetTraceId, objectSpanId,
   OBJSET_ATTR, OBJSET_SCOPE, OBJSET_SERVICE, SERVICE_NAME, unjoinedTraceId,
 } from '@kube-correlate/semconv';
 import { SpanKind, type KeyValue, type Span } from '@kube-correlate/otlp';
-
-/** A row of the `objects` table. */
-export interface ObjectRow {
-  uid: string;
-  kind: string;
-  api_version: string;
-  resource: string;
-  namespace: string;
-  name: string;
-  owner_uid: string;
-  objset_id: string;
-  first_seen: string;
-  deleted: number;
-  owner_kind: string;
-  owner_name: string;
-  owner_api_version: string;
-}
-
-/** A row of the `object_refs` table: one audit request and what it touched. */
-export interface RefRow {
-  audit_id: string;
-  resource: string;
-  subresource: string;
-  namespace: string;
-  name: string;
-  uid: string;
-  objset_id: string;
-  request_received: string;
-}
 
 /** A time window of an object set: `[start, end)`, RFC 3339 UTC (e.g. `2026-12-02T16:00:00.000Z`). */
 export interface ObjectSetWindow {
@@ -59,7 +31,7 @@ export interface ObjectSetTree extends RequestTree {
   chain?: ObjectSetChainEntry[];
 }
 
-/** What the tree needs from the store. */
+/** What the tree needs from where the objects and requests are stored. */
 export interface ObjectSetSource {
   /** Members known only from an ownerReference: no audit event showed them yet. */
   referencedOnly?: ReadonlySet<string>;
@@ -84,7 +56,7 @@ const OBSERVED = OBJECT_ATTR.observed;
  * the set and its uid, its parent's on its controller ownerReference's uid (known from the object
  * alone), a request's on the object and the auditID. So the tree exported to Jaeger has the same
  * shape whatever order objects arrive in (children before owners is normal), and it is the tree the
- * store and `correlate --objset` show.
+ * store and `correlate --objset` show (built through ObjectSets, object-set-resolution.ts).
  *
  * The set is named after its root object: the top of the ownership chain when an audit event showed
  * it; else the top owner its children's ownerReferences name; else the set id.
@@ -329,9 +301,10 @@ export function objectSetChainSpan(setId: string, direction: 'next' | 'previous'
 }
 
 /**
- * A windowed object-set tree as the OTLP spans of its window's first trace, for Jaeger (the export
- * plan, export-plan.ts, also splits a window that outgrows object_sets.max_spans_per_trace into
- * further parts and links the chain). Nodes without a time yet are left out.
+ * A windowed object-set tree as the OTLP spans of its window's first trace, for Jaeger (the store's
+ * export plan, export-plan.ts in @kube-correlate/store, also splits a window that outgrows
+ * object_sets.max_spans_per_trace into further parts and links the chain). Nodes without a time
+ * yet are left out.
  *
  * A span in Jaeger cannot be changed once sent, so unless `release` is set, spans whose content
  * may still change are held (objectSetNodeReady): the root span until the set's root object was
