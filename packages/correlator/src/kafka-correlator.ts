@@ -344,14 +344,22 @@ export class KafkaCorrelator {
   private async applyBatch(batch: ConsumedMessage[], topic: string, partition: number, now: number): Promise<void> {
     const out: OutgoingMessage[] = [];
     const afterSend: Held[] = [];
+    const announcing: string[] = [];
     for (const m of batch) {
       const offset = Number(m.offset);
-      if (topic === this.topics.spans) this.onSpans(m, offset, now, out);
+      if (topic === this.topics.spans) this.onSpans(m, offset, now, out, announcing);
       else if (topic === this.topics.audit) this.onAudit(m, offset, now, out);
       else if (topic === this.topics.auditTrace) this.onPair(m, out, afterSend);
       else if (topic === this.topics.auditByTrace) this.onForwarded(m, offset, now);
     }
-    await this.send(out);
+    try {
+      await this.send(out);
+    } catch (err) {
+      // The batch is read again (the client redelivers it, or a new member reads from the committed
+      // offsets): its pairs were not written, so they are announced again then.
+      for (const key of announcing) this.announced.delete(key);
+      throw err;
+    }
     for (const [t, p, o] of afterSend) this.tracker.release(t, p, o);
     for (const m of batch) this.tracker.seen(topic, partition, Number(m.offset));
     this.progress.seen(topic, partition, Number(batch[batch.length - 1]!.offset) + 1);
@@ -361,7 +369,7 @@ export class KafkaCorrelator {
     this.updateGauges();
   }
 
-  private onSpans(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[]): void {
+  private onSpans(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[], announcing: string[]): void {
     let spans: RawSpan[];
     try {
       const decoded = scanTraceRequest(ownBytes(m.value));
@@ -381,6 +389,7 @@ export class KafkaCorrelator {
       const key = `${s.traceId}/${auditId}`;
       if (this.announced.has(key)) continue;
       this.announced.add(key);
+      announcing.push(key);
       if (this.announced.size > this.pairCacheSize) this.announced.delete(this.announced.values().next().value as string);
       const pair: Pair = { traceId: s.traceId, partition: m.partition, spanId: s.spanId };
       out.push({ topic: this.topics.auditTrace, key: auditId, value: JSON.stringify(pair) });

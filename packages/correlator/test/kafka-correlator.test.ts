@@ -286,7 +286,9 @@ test('an idle trace waits for a lagging audit side at most maxLagWaitMs, and tha
 test('audit events wait for their spans while the span consumer lags, past pendingAuditTtlMs; one whose spans never come goes out unjoined once the spans were read', async () => {
   const kafka = new InMemoryKafka();
   const metrics = new PipelineMetrics();
-  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, pendingAuditTtlMs: 100, defaultPartitions: 4, metrics });
+  // maxLagWaitMs far above the test's waits (its default, 10 TTLs, is what the test sleeps: on a busy
+  // machine the first events read would pass it); the next test covers it.
+  const c = new KafkaCorrelator({ client: kafka, settleAfterMs: 50, pendingAuditTtlMs: 100, maxLagWaitMs: 600_000, defaultPartitions: 4, metrics });
   await c.start();
   kafka.paused.add('otlp_spans');
   produceScenario(kafka, true);
@@ -416,5 +418,26 @@ async function metricCount(m: PipelineMetrics, name: string, labels: Record<stri
   const metric = (await m.registry.getMetricsAsJSON()).find((x) => x.name === name);
   return (metric?.values ?? []).filter((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((a, x) => a + x.value, 0);
 }
+
+
+test('a spans batch whose produce failed announces its pairs again when it is read again: its audit requests still join', async () => {
+  const kafka = new InMemoryKafka();
+  const c = correlator(kafka);
+  await c.start();
+  // The first produce is the first spans batch's pairs (kc_audit_trace): it fails, the batch is delivered again.
+  kafka.failNextSends = 1;
+  for (const t of scenario.traces) kafka.append({ topic: 'otlp_spans', key: t.traceId, value: encodeTraceRequest(t.spans) });
+  await until('the pairs announced', () => kafka.end('kc_audit_trace') > 0);
+  for (const e of scenario.auditEvents) kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) });
+  const out = () => { const o = output(kafka); return [...o.joined.values()].flat().length + o.unjoined.length; };
+  await until('every audit event out, joined or not (pending_audit_ttl 2 s)', () => out() >= scenario.auditEvents.length);
+  const restarts = (c as unknown as { consumer: { restarts: number } }).consumer.restarts;
+  await c.stop();
+  assert.ok(restarts >= 1, 'the failed produce made the batch be delivered again');
+  const audited = new Set(scenario.auditEvents.map((e) => auditIDForSpans(e.auditID)));
+  const announced = new Set(kafka.messages('kc_audit_trace').map((m) => m.key!.toString('utf8')));
+  assert.equal([...audited].filter((id) => !announced.has(id)), [], 'every audit id paired on kc_audit_trace');
+  assert.is(output(kafka).unjoined.length, 0, 'no audit event went out unjoined');
+});
 
 test.run();
