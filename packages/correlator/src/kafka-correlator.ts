@@ -1,5 +1,6 @@
 import { describeRequests, type DescribeRequest } from './api-attributes.js';
 import { InputProgress } from './input-progress.js';
+import { OrderedOutbox } from './outbox.js';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
 import { auditEventJson, auditIDForSpans, DEFAULT_RULES, readAuditEventJson, readAuditEventValue, type AuditEvent, type ReadAuditEvent, type RedactionRules } from '@kube-correlate/audit';
 import { defaultTopicSpecs, OffsetTracker, topicSpec, type Admin, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
@@ -25,7 +26,8 @@ import { RAW_SPANS } from './span-model.js';
  * so each join is local. Events are forwarded to the partition where their trace's spans are, so
  * the join does not depend on how the spans' producer partitioned them.
  *
- * Delivery: a consumed message stays held until its output is durable (acks=all) and offsets are
+ * Delivery: a consumed message stays held until its output is durable (acks=all; what batches
+ * produce goes through an ordered outbox, outbox.ts, which they do not wait on) and offsets are
  * committed only up to the lowest held one, so a crash or rebalance re-reads what was in flight and
  * rebuilds the state; the output may then repeat, and consumers of `otlp_correlated` deduplicate by
  * (trace id, span id). Audit events whose pairing arrives after the pairing state was lost (restart)
@@ -169,6 +171,13 @@ export class KafkaCorrelator {
   private refreshFailing = false;
   /** When the batch being applied started (its spans' last update); undefined between batches. */
   private batchStartedAt: number | undefined;
+  /**
+   * What the batches produce (pairs, forwarded audit events), queued while a produce call is in
+   * flight and sent together in the next one (outbox.ts's OrderedOutbox): a batch goes on without
+   * waiting for its produce's round trip, and its offsets count as read (committable, and for the
+   * input's progress) only once what it produced is durable, in the order the batches came.
+   */
+  private readonly outbox: OrderedOutbox;
   /** A settle tick (offsets refresh, then settle) is running: the timer skips. */
   private ticking = false;
   /** The trace side: spans of otlp_spans[p] and audit events forwarded to kc_audit_by_trace[p]. Tokens are offsets. */
@@ -212,6 +221,13 @@ export class KafkaCorrelator {
     this.maxLagWaitMs = opts.maxLagWaitMs ?? 10 * this.pendingTtlMs;
     this.groupId = opts.groupId ?? 'kube-correlate-correlator';
     this.clock = opts.clock ?? SYSTEM_CLOCK;
+    this.outbox = new OrderedOutbox({
+      send: (messages) => this.send(messages),
+      onRetry: (err, attempt, delayMs) => {
+        this.metrics.exporterFailed.inc({ exporter: 'kafka/correlator_repartition', reason: 'retried' });
+        if (attempt === 1 || attempt % 10 === 0) this.logger.warn({ err, attempt, delayMs }, 'producing pairs or forwarded audit events failed; retrying (the batches behind it wait, nothing is committed past them)');
+      },
+    });
     this.join = new TraceJoin<Held, RawSpan>({
       // Spans are held as their bytes plus what the join reads (scanTraceRequest), and written out by splicing.
       spanModel: RAW_SPANS,
@@ -317,10 +333,11 @@ export class KafkaCorrelator {
     }, Math.max(0, at - this.clock.now()));
   }
 
-  /** For tests: resolves once the settles and offset reads started so far are done. */
+  /** For tests: resolves once the settles and offset reads started so far are done and their output is written. */
   async idle(): Promise<void> {
     await Promise.all([this.tickRun, this.dueRun]);
     await this.lock;
+    await this.outbox.drain();
   }
 
   private serialize<T>(fn: () => Promise<T>): Promise<T> {
@@ -341,35 +358,41 @@ export class KafkaCorrelator {
     }
   }
 
+  /** When the oldest batch whose output is not durable yet started (in progress or in the outbox). */
+  private oldestUnwritten(): number {
+    return Math.min(this.batchStartedAt ?? Infinity, this.outbox.oldest());
+  }
+
   private async applyBatch(batch: ConsumedMessage[], topic: string, partition: number, now: number): Promise<void> {
     const out: OutgoingMessage[] = [];
     const afterSend: Held[] = [];
-    const announcing: string[] = [];
     for (const m of batch) {
       const offset = Number(m.offset);
-      if (topic === this.topics.spans) this.onSpans(m, offset, now, out, announcing);
+      if (topic === this.topics.spans) this.onSpans(m, offset, now, out);
       else if (topic === this.topics.audit) this.onAudit(m, offset, now, out);
       else if (topic === this.topics.auditTrace) this.onPair(m, out, afterSend);
       else if (topic === this.topics.auditByTrace) this.onForwarded(m, offset, now);
     }
-    try {
-      await this.send(out);
-    } catch (err) {
-      // The batch is read again (the client redelivers it, or a new member reads from the committed
-      // offsets): its pairs were not written, so they are announced again then.
-      for (const key of announcing) this.announced.delete(key);
-      throw err;
-    }
-    for (const [t, p, o] of afterSend) this.tracker.release(t, p, o);
-    for (const m of batch) this.tracker.seen(topic, partition, Number(m.offset));
-    this.progress.seen(topic, partition, Number(batch[batch.length - 1]!.offset) + 1);
+    const last = Number(batch[batch.length - 1]!.offset);
+    await this.outbox.add(out, now, {
+      written: () => {
+        for (const [t, p, o] of afterSend) this.tracker.release(t, p, o);
+        // A partition given away meanwhile (a rebalance while this was in flight) is the new owner's to commit.
+        if (!this.owned[topic]?.includes(partition)) return;
+        this.tracker.seen(topic, partition, last);
+        this.progress.seen(topic, partition, last + 1);
+      },
+      // Never written (the correlator stopped while the broker refused it): its offsets stay
+      // uncommitted, and the next owner reads the batch again.
+      dropped: () => undefined,
+    });
     // A cap settled data early: write it now rather than at the next tick.
     if (this.join.earlyCount() >= 500) await this.settle(false);
     this.armDue();
     this.updateGauges();
   }
 
-  private onSpans(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[], announcing: string[]): void {
+  private onSpans(m: ConsumedMessage, offset: number, now: number, out: OutgoingMessage[]): void {
     let spans: RawSpan[];
     try {
       const decoded = scanTraceRequest(ownBytes(m.value));
@@ -389,7 +412,6 @@ export class KafkaCorrelator {
       const key = `${s.traceId}/${auditId}`;
       if (this.announced.has(key)) continue;
       this.announced.add(key);
-      announcing.push(key);
       if (this.announced.size > this.pairCacheSize) this.announced.delete(this.announced.values().next().value as string);
       const pair: Pair = { traceId: s.traceId, partition: m.partition, spanId: s.spanId };
       out.push({ topic: this.topics.auditTrace, key: auditId, value: JSON.stringify(pair) });
@@ -489,7 +511,9 @@ export class KafkaCorrelator {
    * Writes idle traces (all, when `all`) and expired pending audits to otlp_correlated, then commits
    * (not when `commit` is false: the due timer's settles leave that to the tick).
    * Output whose produce failed is kept and produced first next time (its input stays held, so
-   * uncommitted, until it is durable); the sinks deduplicate what a retry repeats.
+   * uncommitted, until it is durable); the sinks deduplicate what a retry repeats. A settle's
+   * produce call goes beside the outbox's (not through it: waiting behind the batches' output
+   * would delay every tree by a round trip).
    */
   private async settle(all: boolean, commit = true): Promise<void> {
     while (this.unsent.length) {
@@ -534,9 +558,14 @@ export class KafkaCorrelator {
       throw err;
     }
     for (const [t, p, o] of released) this.tracker.release(t, p, o);
-    if (commit) await this.consumer?.commit(this.tracker.commitable());
+    if (commit) await this.commit();
     this.armDue();
     this.updateGauges();
+  }
+
+  private async commit(): Promise<void> {
+    const offsets = this.tracker.commitable();
+    if (offsets.length) await this.consumer?.commit(offsets);
   }
 
   /** Produces in calls of at most MAX_MESSAGES_PER_SEND messages and MAX_BYTES_PER_SEND bytes. */
@@ -604,7 +633,7 @@ export class KafkaCorrelator {
     if (this.stopping || !this.consumer) return;
     const t = this.topics;
     const p = this.progress;
-    const now = Math.min(this.clock.now(), (this.batchStartedAt ?? Infinity) - 1);
+    const now = Math.min(this.clock.now(), this.oldestUnwritten() - 1);
     try {
       // After a failure the admin client is made anew (its connections may be gone for good).
       let admin = this.admin;
@@ -655,7 +684,12 @@ export class KafkaCorrelator {
     this.stopping = true;
     if (this.tickTimer !== undefined) this.clock.clearTimeout(this.tickTimer);
     if (this.dueTimer !== undefined) this.clock.clearTimeout(this.dueTimer);
-    await this.serialize(() => this.settle(true)).catch((err: unknown) => this.logger.error({ err }, 'final settle failed; the next owner re-reads it'));
+    // What the batches produced goes out first (a produce refused now is given up: those batches
+    // stay uncommitted and are read again by the next owner); then everything settles and commits.
+    await this.serialize(async () => {
+      await this.outbox.close();
+      await this.settle(true);
+    }).catch((err: unknown) => this.logger.error({ err }, 'final settle failed; the next owner re-reads it'));
     await this.consumer?.disconnect().catch(() => undefined);
     await this.producer?.disconnect().catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);

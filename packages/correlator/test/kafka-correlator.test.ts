@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { auditIDForSpans, REDACTED, type AuditEvent } from '@kube-correlate/audit';
 import { auditEvent, generateDeploymentScenario, makeSpan } from '@kube-correlate/fixtures';
-import { InMemoryKafka, type KafkaClient } from '@kube-correlate/kafka';
+import { InMemoryKafka, type KafkaClient, type OutgoingMessage } from '@kube-correlate/kafka';
 import { attrString, decodeTraceRequest, encodeTraceRequest, scanTraceRequest, spliceTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics } from '@kube-correlate/telemetry';
 import { decodeCorrelated, KafkaCorrelator, type CorrelatorClock } from '../src/index.js';
@@ -420,11 +420,12 @@ async function metricCount(m: PipelineMetrics, name: string, labels: Record<stri
 }
 
 
-test('a spans batch whose produce failed announces its pairs again when it is read again: its audit requests still join', async () => {
+test('a spans batch whose produce failed still pairs its audit requests: they join, none goes out unjoined', async () => {
   const kafka = new InMemoryKafka();
-  const c = correlator(kafka);
+  const metrics = new PipelineMetrics();
+  const c = correlator(kafka, metrics);
   await c.start();
-  // The first produce is the first spans batch's pairs (kc_audit_trace): it fails, the batch is delivered again.
+  // The first produce is the first spans batch's pairs (kc_audit_trace): it fails.
   kafka.failNextSends = 1;
   for (const t of scenario.traces) kafka.append({ topic: 'otlp_spans', key: t.traceId, value: encodeTraceRequest(t.spans) });
   await until('the pairs announced', () => kafka.end('kc_audit_trace') > 0);
@@ -433,11 +434,48 @@ test('a spans batch whose produce failed announces its pairs again when it is re
   await until('every audit event out, joined or not (pending_audit_ttl 2 s)', () => out() >= scenario.auditEvents.length);
   const restarts = (c as unknown as { consumer: { restarts: number } }).consumer.restarts;
   await c.stop();
-  assert.ok(restarts >= 1, 'the failed produce made the batch be delivered again');
+  const retried = await metricCount(metrics, 'kube_correlate_exporter_failed_total');
+  assert.ok(restarts + retried >= 1, 'the failed produce was retried, or its batch delivered again');
   const audited = new Set(scenario.auditEvents.map((e) => auditIDForSpans(e.auditID)));
   const announced = new Set(kafka.messages('kc_audit_trace').map((m) => m.key!.toString('utf8')));
   assert.equal([...audited].filter((id) => !announced.has(id)), [], 'every audit id paired on kc_audit_trace');
   assert.is(output(kafka).unjoined.length, 0, 'no audit event went out unjoined');
+});
+
+test('batches go on while their produce is in flight, and what they add meanwhile goes out in one call', async () => {
+  const kafka = new InMemoryKafka();
+  // A producer whose calls the test lets through by hand.
+  const calls: Array<{ messages: OutgoingMessage[]; release(): Promise<void> }> = [];
+  const real = await kafka.producer();
+  let passThrough = false; // at the end: the final settle's produce goes straight through
+  const held: KafkaClient = {
+    producer: async () => ({
+      send: (messages) => passThrough ? real.send(messages) : new Promise<void>((resolve, reject) => {
+        calls.push({ messages, release: () => real.send(messages).then(resolve, reject) });
+      }),
+      disconnect: async () => undefined,
+    }),
+    admin: () => kafka.admin(),
+    consumer: (o) => kafka.consumer(o),
+  };
+  // Nothing settles during the test (settleAfterMs far away): only the batches produce.
+  const c = new KafkaCorrelator({ client: kafka, producerClient: held, settleAfterMs: 600_000, pendingAuditTtlMs: 600_000, defaultPartitions: 4 });
+  await c.start();
+  const traces = scenario.traces.filter((t) => t.kind !== 'detached' && t.spans.some((x) => attrString(x.attributes, 'audit-id')));
+  for (const t of traces) kafka.append({ topic: 'otlp_spans', key: t.traceId, value: encodeTraceRequest(t.spans) });
+  const withSpans = kafka.topics.get('otlp_spans')!.filter((list) => list.length > 0).length;
+  assert.ok(withSpans >= 2, `the scenario's traces are on ${withSpans} partitions (need 2 or more)`);
+  await until('every spans batch read while the first produce is in flight', () => c.stats().traces === traces.length);
+  assert.is(calls.length, 1, 'one produce call in flight; the other batches wait behind it');
+  await calls[0]!.release();
+  await until('the second produce call', () => calls.length === 2);
+  await calls[1]!.release();
+  const auditIds = new Set(traces.flatMap((t) => t.spans.map((x) => attrString(x.attributes, 'audit-id')).filter((x): x is string => !!x).map(auditIDForSpans)));
+  await until('every pair on kc_audit_trace', () => kafka.messages('kc_audit_trace').length >= auditIds.size);
+  assert.is(calls.length, 2, `the batches behind the first call went out in one call (${withSpans} partitions with spans)`);
+  assert.equal(new Set(kafka.messages('kc_audit_trace').map((m) => m.key!.toString('utf8'))), auditIds, 'each audit id paired');
+  passThrough = true;
+  await c.stop();
 });
 
 test.run();
