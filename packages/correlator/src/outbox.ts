@@ -15,8 +15,8 @@ export interface OrderedOutboxOptions {
   onRetry(err: unknown, attempt: number, delayMs: number): void;
   /**
    * Above this many queued bytes, add() waits for the queue to drain. Default 1 MiB: in a catch-up
-   * the consumer then stays about one produce call ahead (16 MiB let it run ahead and cost more CPU
-   * per span in the bench); live traffic queues far less than that between two calls.
+   * the consumer stays about one produce call ahead of what is durable; live traffic queues far less
+   * than that between two calls.
    */
   maxQueuedBytes?: number;
   /** Retry delays: first, then doubled up to max. Default 100 ms .. 5 s. */
