@@ -122,9 +122,9 @@ export function filesUnder(dir: string): Array<{ path: string; bytes: Buffer }> 
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) walk(p);
-      else if (e.isFile() && statSync(p).size > 0) {
+      else if (e.isFile()) {
         try {
-          out.push({ path: p, bytes: readFileSync(p) });
+          if (statSync(p).size > 0) out.push({ path: p, bytes: readFileSync(p) });
         } catch {
           // removed meanwhile (a WAL checkpointed away, a segment deleted)
         }

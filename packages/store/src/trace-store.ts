@@ -1108,16 +1108,30 @@ export class TraceStore implements CorrelatorSink {
     return n ? 1 : 0;
   }
 
-  /** Safe twice. */
   /** The background checkpointer (checkpointInBackground), for tests. */
   get walCheckpointer(): WalCheckpointer | undefined {
     return this.checkpointer;
   }
 
+  /**
+   * Closes the store now. With a background checkpointer its thread closes its own connection a
+   * moment later (use `shutdown()` to wait for it). Safe twice.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.checkpointer?.stop();
+    void this.checkpointer?.stop();
     this.db.close();
+  }
+
+  /**
+   * Closes the store once the checkpoint thread closed its connection, this one last: when it
+   * resolves, nothing has the files open and they are as they stay (the WAL checkpointed into the
+   * database and removed). What a graceful stop uses. Safe twice.
+   */
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    await this.checkpointer?.stop();
+    this.close();
   }
 }

@@ -23,6 +23,9 @@ export class WalCheckpointer {
   private readonly waiting = new Map<number, { resolve: (r: CheckpointResult) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private stopped = false;
+  /** Resolves once the thread ended (its connection closed). */
+  private readonly exited: Promise<void>;
+  private ended = false;
 
   /** Frames in the WAL from which a checkpoint is a RESTART (wal-checkpoint-worker.ts): 16 MiB of 4 KiB pages. */
   static readonly RESTART_FRAMES = 4096;
@@ -33,6 +36,10 @@ export class WalCheckpointer {
     };
     this.worker = new Worker(new URL('./wal-checkpoint-worker.js', import.meta.url), { workerData: data });
     this.worker.unref();
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => {
+      this.ended = true;
+      resolve();
+    }));
     this.worker.on('message', (m: CheckpointReply) => {
       const w = this.waiting.get(m.id);
       this.waiting.delete(m.id);
@@ -47,6 +54,11 @@ export class WalCheckpointer {
     });
   }
 
+  /** Whether the thread still runs (false once it ended: its connection is closed). */
+  get running(): boolean {
+    return !this.ended;
+  }
+
   /** One checkpoint now (tests, and whoever wants the WAL small now). */
   checkpoint(): Promise<CheckpointResult> {
     if (this.stopped) return Promise.reject(new Error('the checkpointer is stopped'));
@@ -57,12 +69,24 @@ export class WalCheckpointer {
     });
   }
 
-  /** Stops the thread (its connection closes there). Safe twice. */
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.worker.postMessage({ id: 0, op: 'stop' });
-    for (const w of this.waiting.values()) w.reject(new Error('the checkpointer is stopped'));
-    this.waiting.clear();
+  /**
+   * Stops the thread; resolves once it ended, so its connection is closed (a checkpoint in progress
+   * finishes first; after `timeoutMs` the thread is terminated). Safe twice.
+   */
+  stop(timeoutMs = 5000): Promise<void> {
+    if (!this.stopped) {
+      this.stopped = true;
+      // Referenced again, so a process that waits for this is not ended early by an empty event loop.
+      this.worker.ref();
+      this.worker.postMessage({ id: 0, op: 'stop' });
+      for (const w of this.waiting.values()) w.reject(new Error('the checkpointer is stopped'));
+      this.waiting.clear();
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(() => void this.worker.terminate().then(() => resolve(), () => resolve()), timeoutMs);
+      timer.unref();
+    });
+    return Promise.race([this.exited, late]).finally(() => clearTimeout(timer));
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'uvu';
@@ -177,6 +177,23 @@ test('a long WAL: the background checkpoint is a RESTART, so that the next commi
   assert.is(long.mode, 'RESTART');
   assert.is(long.checkpointed, long.log);
   s.close();
+});
+
+test('shutdown() resolves once the checkpoint thread closed its connection too: nothing has the files open, the WAL is gone, every span is in the database', async () => {
+  const dir = tmp();
+  const s = new TraceStore({ dir, checkpointInBackground: { intervalMs: 3_600_000, restartFrames: 1_000_000 } });
+  s.writeSync({ traces: [update(tid(1), Array.from({ length: 20 }, (_, i) => makeSpan({ trace: 1, id: i + 1, parent: 0, name: 'x' })))], unjoinedAuditEvents: [] });
+  await s.walCheckpointer!.checkpoint(); // the thread's connection is open
+  assert.ok(s.walCheckpointer!.running);
+  await s.shutdown();
+  assert.is(s.walCheckpointer!.running, false, 'the thread ended before shutdown() resolved');
+  // SQLite removes the WAL and shared-memory files when the last connection to the database closes.
+  const left = readdirSync(dir).filter((f) => f.endsWith('-wal') || f.endsWith('-shm'));
+  assert.equal(left, [], 'no connection left open after shutdown()');
+  await s.shutdown(); // safe twice
+  const again = new TraceStore({ dir, readonly: true });
+  assert.is(again.counts().spans, 20);
+  again.close();
 });
 
 test('a store of schema 5 (spans WITHOUT ROWID) is rebuilt with spans in a rowid table: its spans kept, still one row per (trace, span)', async () => {

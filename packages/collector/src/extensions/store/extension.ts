@@ -107,7 +107,8 @@ export class StoreExtension implements Component {
     this.security.stop();
     if (this.queryServer) await closeHttp(this.queryServer, 1000);
     this.maintenanceRunner?.stop();
-    this.traceStore?.close();
+    // Once this resolves nothing has the store's files open (the checkpoint thread's connection included).
+    await this.traceStore?.shutdown();
   }
 }
 
