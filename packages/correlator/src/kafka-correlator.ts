@@ -3,7 +3,7 @@ import { InputProgress } from './input-progress.js';
 import { OrderedOutbox } from './outbox.js';
 import { TraceJoin, type JoinOutput, type TraceJoinOptions } from './trace-join.js';
 import { auditEventJson, auditIDForSpans, DEFAULT_RULES, readAuditEventJson, readAuditEventValue, type AuditEvent, type ReadAuditEvent, type RedactionRules } from '@kube-correlate/audit';
-import { defaultTopicSpecs, OffsetTracker, topicSpec, type Admin, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
+import { defaultTopicSpecs, messageValueBytes, OffsetTracker, topicSpec, type Admin, type Consumer, type ConsumedMessage, type KafkaClient, type OutgoingMessage, type Producer } from '@kube-correlate/kafka';
 import { encodeTraceRequest, OtlpDecodeError, scanTraceRequest, type RawSpan } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger, type Logger } from '@kube-correlate/telemetry';
 import { encodeCorrelatedRaw, encodeUnjoinedAudit } from './correlated-format.js';
@@ -145,7 +145,6 @@ const DUE_GAP_MS = 20;
  */
 const MAX_BYTES_PER_SEND = 512 * 1024;
 
-const valueBytes = (m: OutgoingMessage): number => (typeof m.value === 'string' ? Buffer.byteLength(m.value) : m.value.byteLength);
 
 function isTooLarge(err: unknown): boolean {
   const e = err as { type?: string; cause?: { type?: string }; message?: string } | undefined;
@@ -382,9 +381,8 @@ export class KafkaCorrelator {
         this.tracker.seen(topic, partition, last);
         this.progress.seen(topic, partition, last + 1);
       },
-      // Never written (the correlator stopped while the broker refused it): its offsets stay
-      // uncommitted, and the next owner reads the batch again.
-      dropped: () => undefined,
+      // Never `written` when dropped (the correlator stopped while the broker refused it): its
+      // offsets stay uncommitted, and the next owner reads the batch again.
     });
     // A cap settled data early: write it now rather than at the next tick.
     if (this.join.earlyCount() >= 500) await this.settle(false);
@@ -573,7 +571,7 @@ export class KafkaCorrelator {
     let chunk: OutgoingMessage[] = [];
     let bytes = 0;
     for (const m of messages) {
-      const size = valueBytes(m);
+      const size = messageValueBytes(m);
       if (chunk.length && (chunk.length >= MAX_MESSAGES_PER_SEND || bytes + size > MAX_BYTES_PER_SEND)) {
         await this.sendChunk(chunk);
         chunk = [];
@@ -602,7 +600,7 @@ export class KafkaCorrelator {
       }
       const m = chunk[0]!;
       this.metrics.exporterFailed.inc({ exporter: `kafka/${m.topic}`, reason: 'message_too_large' });
-      this.logger.error({ topic: m.topic, key: m.key, bytes: valueBytes(m) }, 'Kafka refused a message as too large (the topic\'s max.message.bytes); dropped it');
+      this.logger.error({ topic: m.topic, key: m.key, bytes: messageValueBytes(m) }, 'Kafka refused a message as too large (the topic\'s max.message.bytes); dropped it');
     }
   }
 

@@ -1,11 +1,11 @@
-import type { OutgoingMessage } from '@kube-correlate/kafka';
+import { messageValueBytes, type OutgoingMessage } from '@kube-correlate/kafka';
 
 /** What becomes of one batch's output. */
 export interface OutboxCallbacks {
   /** Its messages are durable (and those of every batch added before it). */
   written(): void;
   /** Its messages were given up (the outbox closed while the broker refused them). */
-  dropped(): void;
+  dropped?(): void;
 }
 
 export interface OrderedOutboxOptions {
@@ -27,8 +27,6 @@ interface Entry extends OutboxCallbacks {
   messages: OutgoingMessage[];
   startedAt: number;
 }
-
-const size = (m: OutgoingMessage): number => (m.value === null ? 0 : typeof m.value === 'string' ? Buffer.byteLength(m.value) : m.value.byteLength);
 
 /**
  * The output of consumed batches, produced in order without the consumer waiting on each produce's
@@ -65,11 +63,11 @@ export class OrderedOutbox {
       return;
     }
     if (this.closing) {
-      cb.dropped();
+      cb.dropped?.();
       return;
     }
-    this.queued.push({ messages, startedAt, written: cb.written, dropped: cb.dropped });
-    for (const m of messages) this.queuedBytes += size(m);
+    this.queued.push({ messages, startedAt, ...cb });
+    for (const m of messages) this.queuedBytes += messageValueBytes(m);
     this.flushing ??= this.flush();
     while (this.queuedBytes > this.maxQueuedBytes && this.flushing) await this.flushing;
   }
@@ -105,7 +103,7 @@ export class OrderedOutbox {
         this.queuedBytes = 0;
         const messages = this.inFlight.length === 1 ? this.inFlight[0]!.messages : this.inFlight.flatMap((e) => e.messages);
         if (!(await this.sendWithRetry(messages))) {
-          for (const e of [...this.inFlight, ...this.queued]) e.dropped();
+          for (const e of [...this.inFlight, ...this.queued]) e.dropped?.();
           this.inFlight = [];
           this.queued = [];
           this.queuedBytes = 0;

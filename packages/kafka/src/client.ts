@@ -50,6 +50,9 @@ export interface OutgoingMessage {
   headers?: Record<string, string>;
 }
 
+/** The size of a message's value in bytes (a string's as UTF-8). */
+export const messageValueBytes = (m: OutgoingMessage): number => (typeof m.value === 'string' ? Buffer.byteLength(m.value) : m.value.byteLength);
+
 export interface ProducerOptions {
   compression?: Compression;
   /** Retries of one send inside the client before it fails. Default 2. */

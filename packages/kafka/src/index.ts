@@ -1,4 +1,4 @@
-export { createKafkaClient, DEFAULT_KAFKA_CLIENT, KAFKA_CLIENT_LIBRARIES } from './client.js';
+export { createKafkaClient, DEFAULT_KAFKA_CLIENT, KAFKA_CLIENT_LIBRARIES, messageValueBytes } from './client.js';
 export { kafkajsApiVersionTable } from './kafkajs.js';
 export type {
   KafkaClient, KafkaClientLibrary, KafkaClientOptions, KafkaLogger, Producer, ProducerOptions, OutgoingMessage, Compression,

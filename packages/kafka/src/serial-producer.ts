@@ -1,4 +1,4 @@
-import type { KafkaLogger, OutgoingMessage, Producer } from './client.js';
+import { messageValueBytes, type KafkaLogger, type OutgoingMessage, type Producer } from './client.js';
 import { KafkaError, kafkaErrorTypes, toKafkaError, type ConnectionSecurity } from './errors.js';
 
 /**
@@ -22,7 +22,6 @@ export interface ProduceEngine {
 export const MERGE_MAX_BYTES = 512 * 1024;
 const MERGE_MAX_MESSAGES = 2000;
 
-const bytesOf = (m: OutgoingMessage): number => (typeof m.value === 'string' ? Buffer.byteLength(m.value) : m.value.byteLength);
 
 interface Pending {
   messages: OutgoingMessage[];
@@ -61,7 +60,7 @@ export class SerialProducer implements Producer {
     if (messages.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       let bytes = 0;
-      for (const m of messages) bytes += bytesOf(m);
+      for (const m of messages) bytes += messageValueBytes(m);
       this.queue.push({ messages, bytes, resolve, reject });
       // The pump clears `running` itself, in the step where it finds the queue empty: a
       // `.finally(() => running = undefined)` would run microtasks later, after a caller resumed by
