@@ -108,10 +108,15 @@ test('kubectl apply of a Deployment: its trace is stored with the audit event jo
   const auditId = auditIdFromKubectlLog(apply.stderr, 'POST', '/apis/apps/v1/namespaces/demo/deployments');
   assert.ok(auditId, `no Audit-Id of the POST in kubectl -v=8 output:\n${apply.stderr.slice(-4000)}`);
 
-  // Its request tree: spans from kube-apiserver's tracing, joined with its audit event.
-  const tree = await waitFor(`the request tree of audit ID ${auditId} with its audit event`, async () => {
+  // Its request tree: spans from kube-apiserver's tracing, joined with its audit event. kube-apiserver
+  // exports a trace's spans in batches (the route span ends last and may come in a later one), and a
+  // tree is queryable once settled, so wait for the spans asserted below as well as the audit event.
+  const expected = ['POST /apis/apps/v1/namespaces/{:namespace}/deployments', 'Create', 'Create etcd3'];
+  const tree = await waitFor(`the request tree of audit ID ${auditId} with its audit event and the spans ${expected.join(', ')}`, async () => {
     const t = await queryJson<RequestTree>(`/api/v1/audit/${auditId!}`);
-    return t && audits(t.root).some((a) => a.auditID === auditId) ? t : undefined;
+    if (!t || !audits(t.root).some((a) => a.auditID === auditId)) return undefined;
+    const have = new Set(walk(t.root).map((n) => n.name));
+    return expected.every((n) => have.has(n)) ? t : undefined;
   }, 90_000);
   const names = walk(tree.root).map((n) => n.name);
   assert.ok(names.includes('POST /apis/apps/v1/namespaces/{:namespace}/deployments'), `route span in ${names.join(', ')}`);
@@ -146,8 +151,11 @@ test('kubectl apply of a Deployment: its trace is stored with the audit event jo
   assert.is(controllerCreate.user, 'system:serviceaccount:kube-system:deployment-controller');
   assert.is(controllerCreate.code, 201);
   // Its own request tree: the controller's request has spans too (a root trace of its own).
-  const rsTree = await waitFor(`the request tree of the ReplicaSet create (${controllerCreate.auditID})`, () => queryJson<RequestTree>(`/api/v1/audit/${controllerCreate.auditID}`), 90_000);
-  assert.ok(walk(rsTree.root).some((n) => n.name === 'POST /apis/apps/v1/namespaces/{:namespace}/replicasets'), 'route span of the ReplicaSet create');
+  const rsTree = await waitFor(`the request tree of the ReplicaSet create (${controllerCreate.auditID}) with its route span`, async () => {
+    const t = await queryJson<RequestTree>(`/api/v1/audit/${controllerCreate.auditID}`);
+    return t && walk(t.root).some((n) => n.name === 'POST /apis/apps/v1/namespaces/{:namespace}/replicasets') ? t : undefined;
+  }, 90_000);
+  assert.ok(audits(rsTree.root).some((a) => a.auditID === controllerCreate.auditID), 'the ReplicaSet create joined with its audit event');
 });
 
 test('admissionWebhook: `correlate webhook` registered from deploy/base/mutating-webhook.yaml as shipped, only clientConfig swapped', async () => {
