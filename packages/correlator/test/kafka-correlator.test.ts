@@ -339,7 +339,10 @@ test('while the input offsets cannot be read nothing waiting is let go; the admi
       return { ...a, endOffsets: guard(a.endOffsets), committedOffsets: guard(a.committedOffsets) };
     },
   };
-  const c = new KafkaCorrelator({ client, settleAfterMs: 50, pendingAuditTtlMs: 100, defaultPartitions: 4 });
+  // maxLagWaitMs far above the test's wait: its default (10 TTLs, 1.1 s after the event was read
+  // with the TTL) is only 100 ms past the sleep below, which a busy machine overshoots; and then only
+  // the offsets read again, not that deadline, can end the wait.
+  const c = new KafkaCorrelator({ client, settleAfterMs: 50, pendingAuditTtlMs: 100, maxLagWaitMs: 600_000, defaultPartitions: 4 });
   await c.start();
   const e = auditEvent({ auditID: '10ae0000-0000-4000-8000-000000000003', stage: 'ResponseComplete' });
   kafka.append({ topic: 'k8s_audit', key: auditIDForSpans(e.auditID), value: JSON.stringify(e) });
