@@ -4,7 +4,7 @@ import type { AuditEvent } from '@kube-correlate/audit';
 import type { RequestTree } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, type Scenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
-import { eventList, postJson, startPipeline, waitForTree, type TestPipeline } from '../harness/index.js';
+import { eventList, postJson, startPipeline, waitForScenarioTrees, waitForTree, type TestPipeline } from '../harness/index.js';
 
 /**
  * The stored trees do not depend on arrival order: audit before spans, spans before audit,
@@ -38,10 +38,13 @@ async function sendAudit(p: TestPipeline, events: AuditEvent[]) {
   assert.is(r.status, 200, JSON.stringify(r.body));
 }
 
-async function treesOf(p: TestPipeline): Promise<Record<string, RequestTree>> {
-  const out: Record<string, RequestTree> = {};
-  for (const r of scenario.requests) out[r.traceId] = await waitForTree(p.query, r.traceId, r.spans.length, true);
-  return out;
+/**
+ * The request trees, read once every trace is stored and each request has all its audit stages: a
+ * settled tree is queryable before a stage in a later batch re-settles it, and the apply request's
+ * link is followed to the caller's trace only once that trace (settling on its own) is stored.
+ */
+function treesOf(p: TestPipeline): Promise<Record<string, RequestTree>> {
+  return waitForScenarioTrees(p.query, scenario);
 }
 
 async function run(deliver: (p: TestPipeline) => Promise<void>): Promise<Record<string, RequestTree>> {

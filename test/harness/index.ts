@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, Pipeline } from '@kube-correlate/collector';
-import type { RequestTree } from '@kube-correlate/correlator';
+import type { AuditEvent } from '@kube-correlate/audit';
+import { isLoneAuthentication, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import type { Span } from '@kube-correlate/otlp';
 import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { watchdogLauncher } from './supervise.js';
 
@@ -131,15 +133,56 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> 
   }
 }
 
-/** The stored tree of a trace, once it has `spanCount` spans and (if asked) an audit attached. */
-export function waitForTree(query: string, traceId: string, spanCount: number, withAudit = true, timeoutMs = 15_000): Promise<RequestTree> {
-  return waitFor(`trace ${traceId} with ${spanCount} spans${withAudit ? ' and its audit' : ''}`, async () => {
+/** `auditID stage` of every audit stage joined to a tree. */
+export function treeAuditStages(tree: RequestTree): Set<string> {
+  const out = new Set<string>();
+  const walk = (n: TreeNode): void => {
+    if (n.audit) for (const stage of Object.keys(n.audit.stages)) out.add(`${n.audit.auditID} ${stage}`);
+    n.children.forEach(walk);
+  };
+  walk(tree.root);
+  return out;
+}
+
+/**
+ * The stored tree of a trace, once it has `spanCount` spans and (if asked) an audit attached. Give
+ * `withAudit` the audit events the tree must hold to wait for every one of their stages: a settled
+ * tree is queryable and updated when a later stage comes, and the stages of one request can come in
+ * different batches (kube-apiserver's audit webhook batches by time, Kafka mode forwards each event
+ * on its own), so "some audit" can hold while the request's ResponseComplete is still on its way.
+ */
+export function waitForTree(query: string, traceId: string, spanCount: number, withAudit: boolean | ReadonlyArray<Pick<AuditEvent, 'auditID' | 'stage'>> = true, timeoutMs = 15_000): Promise<RequestTree> {
+  const stages = typeof withAudit === 'boolean' ? undefined : withAudit.map((e) => `${e.auditID} ${e.stage}`);
+  const what = stages ? ` and the audit stages ${stages.join(', ')}` : withAudit ? ' and its audit' : '';
+  return waitFor(`trace ${traceId} with ${spanCount} spans${what}`, async () => {
     const res = await fetch(`${query}/api/v1/traces/${traceId}`);
     if (!res.ok) return undefined;
     const tree = (await res.json()) as RequestTree;
-    const audited = JSON.stringify(tree.root).includes('"auditID"');
-    return tree.spanCount >= spanCount && (!withAudit || audited) ? tree : undefined;
+    if (tree.spanCount < spanCount) return undefined;
+    if (stages) {
+      const have = treeAuditStages(tree);
+      return stages.every((s) => have.has(s)) ? tree : undefined;
+    }
+    return !withAudit || JSON.stringify(tree.root).includes('"auditID"') ? tree : undefined;
   }, timeoutMs);
+}
+
+/**
+ * Waits for every trace of a scenario to be stored with all its spans (kube-apiserver's lone
+ * authentication traces are dropped by the correlator: skipped), then for each request's tree with
+ * every stage of its audit events, and returns those trees by trace id. A request tree shows other
+ * traces too (the caller's span a link names is looked up when the tree is read), and each trace
+ * settles on its own, so the trees are read only once everything they show is stored.
+ */
+export async function waitForScenarioTrees(
+  query: string,
+  scenario: { traces: ReadonlyArray<{ traceId: string; spans: Span[] }>; requests: ReadonlyArray<{ traceId: string; spans: Span[]; auditEvents: ReadonlyArray<Pick<AuditEvent, 'auditID' | 'stage'>> }> },
+  timeoutMs = 15_000,
+): Promise<Record<string, RequestTree>> {
+  for (const tr of scenario.traces) if (!isLoneAuthentication(tr.spans)) await waitForTree(query, tr.traceId, tr.spans.length, false, timeoutMs);
+  const out: Record<string, RequestTree> = {};
+  for (const r of scenario.requests) out[r.traceId] = await waitForTree(query, r.traceId, r.spans.length, r.auditEvents, timeoutMs);
+  return out;
 }
 
 /** POSTs JSON and returns status and parsed body. */
