@@ -111,10 +111,12 @@ test('kubectl apply of a Deployment: its trace is stored with the audit event jo
   // Its request tree: spans from kube-apiserver's tracing, joined with its audit event. kube-apiserver
   // exports a trace's spans in batches (the route span ends last and may come in a later one), and a
   // tree is queryable once settled, so wait for the spans asserted below as well as the audit event.
+  // The same for the audit stages: the RequestReceived event (no code, no name for a create yet) and
+  // the ResponseComplete one can come in different audit webhook batches (one per second).
   const expected = ['POST /apis/apps/v1/namespaces/{:namespace}/deployments', 'Create', 'Create etcd3'];
-  const tree = await waitFor(`the request tree of audit ID ${auditId} with its audit event and the spans ${expected.join(', ')}`, async () => {
+  const tree = await waitFor(`the request tree of audit ID ${auditId} with its audit event's ResponseComplete stage and the spans ${expected.join(', ')}`, async () => {
     const t = await queryJson<RequestTree>(`/api/v1/audit/${auditId!}`);
-    if (!t || !audits(t.root).some((a) => a.auditID === auditId)) return undefined;
+    if (!t || !audits(t.root).some((a) => a.auditID === auditId && a.stages.ResponseComplete !== undefined)) return undefined;
     const have = new Set(walk(t.root).map((n) => n.name));
     return expected.every((n) => have.has(n)) ? t : undefined;
   }, 90_000);
@@ -144,9 +146,10 @@ test('kubectl apply of a Deployment: its trace is stored with the audit event jo
     return items.find((i) => i.metadata.ownerReferences?.some((o) => o.kind === 'Deployment' && o.name === 'web'));
   }, 90_000);
   // ...and the pipeline holds that request, made as the controller's own service account.
-  const controllerCreate = await waitFor(`the deployment controller's create of ReplicaSet ${rs.metadata.name} in the object set of Deployment demo/web`, async () => {
+  // (Its ResponseComplete stage, which has the code, may come in a later audit batch than RequestReceived.)
+  const controllerCreate = await waitFor(`the deployment controller's create of ReplicaSet ${rs.metadata.name}, completed, in the object set of Deployment demo/web`, async () => {
     const set = await queryJson<RequestTree>('/api/v1/objects/Deployment/demo/web');
-    return set ? audits(set.root).find((x) => x.verb === 'create' && x.objectRef?.resource === 'replicasets' && x.objectRef?.name === rs.metadata.name) : undefined;
+    return set ? audits(set.root).find((x) => x.verb === 'create' && x.objectRef?.resource === 'replicasets' && x.objectRef?.name === rs.metadata.name && x.stages.ResponseComplete !== undefined) : undefined;
   }, 90_000);
   assert.is(controllerCreate.user, 'system:serviceaccount:kube-system:deployment-controller');
   assert.is(controllerCreate.code, 201);
