@@ -2,13 +2,13 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { loadConfigFile, OtlpClient, Pipeline } from '@kube-correlate/collector';
-import { buildRequestTree, isLoneAuthentication } from '@kube-correlate/correlator';
+import { buildRequestTree } from '@kube-correlate/correlator';
 import { generateDeploymentScenario } from '@kube-correlate/fixtures';
 import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { getTraceV3, startJaeger, type JaegerProcess } from '../harness/jaeger.js';
 import { KAFKA_VERSIONS, kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
-import { eventList, postJson, reported, ROOT, tempDir, waitFor, waitForTree } from '../harness/index.js';
+import { eventList, postJson, reported, ROOT, tempDir, waitFor, waitForScenarioTrees } from '../harness/index.js';
 import { join } from 'node:path';
 
 /**
@@ -57,12 +57,11 @@ t('spans written to otlp_spans by Jaeger\'s kafka exporter give the same trees a
     assert.is(res.status, 200, await res.text());
     const posted = await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(scenario.auditEvents));
     assert.is(posted.status, 200);
-    const query = `http://${store.addresses.query}`;
-    // (kube-apiserver's lone authentication traces are dropped by the correlators: not waited for.)
-    for (const tr of scenario.traces.filter((x) => !isLoneAuthentication(x.spans))) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
+    // Every trace stored (the caller's too, for links), then each request with every audit stage.
+    const trees = await waitForScenarioTrees(`http://${store.addresses.query}`, scenario, 90_000);
     const all = new Map<string, Span>(scenario.spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
     for (const r of scenario.requests) {
-      const got = await waitForTree(query, r.traceId, r.spans.length, true, 30_000);
+      const got = trees[r.traceId]!;
       const want = buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (a, b) => all.get(`${a}/${b}`) });
       assert.equal(got, JSON.parse(JSON.stringify(want)), r.label);
     }
@@ -83,12 +82,10 @@ t('collector-config/otelcol/apiserver-to-kafka.yaml, as shipped, runs in the Jae
       client.close();
     }
     assert.is((await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(scenario.auditEvents))).status, 200);
-    const query = `http://${store.addresses.query}`;
     const all = new Map<string, Span>(scenario.spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
-    // (kube-apiserver's lone authentication traces are dropped by the correlators: not waited for.)
-    for (const tr of scenario.traces.filter((x) => !isLoneAuthentication(x.spans))) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
+    const trees = await waitForScenarioTrees(`http://${store.addresses.query}`, scenario, 90_000);
     for (const r of scenario.requests) {
-      const got = await waitForTree(query, r.traceId, r.spans.length, true, 30_000);
+      const got = trees[r.traceId]!;
       assert.equal(got, JSON.parse(JSON.stringify(buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (a, b) => all.get(`${a}/${b}`) }))), r.label);
     }
   } finally {

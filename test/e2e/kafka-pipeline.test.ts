@@ -7,7 +7,7 @@ import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { silentLogger, PipelineMetrics } from '@kube-correlate/telemetry';
 import { COLLECTOR_CONFIG_DIR } from '@kube-correlate/cli';
 import { KAFKA_VERSIONS, kafkaClientEnv, startKafka, type KafkaBroker } from '../harness/kafka.js';
-import { eventList, postJson, reported, runCli, tempDir, waitFor, waitForTree } from '../harness/index.js';
+import { eventList, postJson, reported, runCli, tempDir, waitFor, waitForScenarioTrees } from '../harness/index.js';
 import { startJaeger, type JaegerProcess } from '../harness/jaeger.js';
 import { decodeTraceRequestJson, attrString } from '@kube-correlate/otlp';
 import { auditIDForSpans } from '@kube-correlate/audit';
@@ -88,9 +88,12 @@ for (const version of KAFKA_VERSIONS) {
     // lone authentication spans are dropped by the correlators, as in embedded mode (issue 13).
     const lone = scenario.traces.filter((tr) => isLoneAuthentication(tr.spans));
     assert.ok(lone.length > 0, 'the scenario has lone authentication traces');
-    for (const tr of scenario.traces) if (!lone.includes(tr)) await waitForTree(query, tr.traceId, tr.spans.length, false, 90_000);
+    // Then each request's tree with every stage of its audit: each event is a message of its own on
+    // k8s_audit and kc_audit_by_trace, so a tree can settle with one stage and be written again when
+    // the other comes.
+    const trees = await waitForScenarioTrees(query, scenario, 90_000);
     for (const r of scenario.requests) {
-      const got: RequestTree = await waitForTree(query, r.traceId, r.spans.length, true);
+      const got: RequestTree = trees[r.traceId]!;
       const want = buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (tr, sp) => all.get(`${tr}/${sp}`) });
       assert.equal(got, JSON.parse(JSON.stringify(want)), r.label);
     }

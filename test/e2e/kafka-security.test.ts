@@ -10,7 +10,7 @@ import { encodeTraceRequest, type Span } from '@kube-correlate/otlp';
 import { PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { KAFKA_VERSIONS } from '../harness/kafka.js';
 import { SECURE_SERVER_NAME, startSecureKafka, type SecureKafka } from '../harness/kafka-secure.js';
-import { eventList, postJson, reported, tempDir, waitForTree } from '../harness/index.js';
+import { eventList, postJson, reported, tempDir, waitForScenarioTrees } from '../harness/index.js';
 
 /**
  * Kafka over TLS with SASL (issue 14, item 6), on a real broker's SASL_SSL listener (and an SSL
@@ -119,8 +119,11 @@ service:
   assert.is(res.status, 200, await res.text());
   assert.is((await postJson(`http://${collector.addresses.auditWebhook}/`, eventList(scenario.auditEvents))).status, 200);
   const all = new Map<string, Span>(scenario.spans.map((s) => [`${s.traceId}/${s.spanId}`, s]));
+  // Every trace first, the caller's too (the apply request's link is followed to it when its tree is
+  // read, and it settles on its own), and each request with every stage of its audit events.
+  const trees = await waitForScenarioTrees(`http://${store.addresses.query}`, scenario, 90_000);
   for (const r of scenario.requests) {
-    const got: RequestTree = await waitForTree(`http://${store.addresses.query}`, r.traceId, r.spans.length, true, 90_000);
+    const got: RequestTree = trees[r.traceId]!;
     assert.equal(got, JSON.parse(JSON.stringify(buildRequestTree(r.traceId, r.spans, r.auditEvents, { resolveLink: (a, b) => all.get(`${a}/${b}`) }))), r.label);
   }
 });
