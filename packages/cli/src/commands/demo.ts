@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pipeline, withComponentConfig } from '@kube-correlate/collector';
-import type { RequestTree } from '@kube-correlate/correlator';
+import type { RequestTree, TreeNode } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, writeScenarioFiles } from '@kube-correlate/fixtures';
 import { createLogger } from '@kube-correlate/telemetry';
 import { CliError } from '../errors.js';
@@ -70,7 +70,12 @@ export async function runDemo(opts: DemoOptions, out: NodeJS.WritableStream = pr
     process.stderr.write(`replayed ${sent.otlpRequests} OTLP requests and ${sent.auditEvents} audit events (${scenario.requests.length} API requests)\n`);
 
     const want = scenario.applyRequest;
-    const tree = await waitForTree(query, want.traceId, want.spans.length, opts.timeoutMs ?? 60_000);
+    const tree = await waitForTree(query, {
+      traceId: want.traceId,
+      spans: want.spans.length,
+      stages: want.auditEvents.map((e) => `${e.auditID} ${e.stage}`),
+      traces: new Set(scenario.traces.map((t) => t.traceId)),
+    }, opts.timeoutMs ?? 60_000);
     out.write(opts.json ? JSON.stringify({ traceId: tree.traceId, root: tree.root }, null, 2) + '\n' : renderTree(tree));
     process.stderr.write(`\nThe other requests of the scenario: ${scenario.requests.map((r) => `${r.label} (correlate --trace ${r.traceId})`).join(', ')}\n`);
     return 0;
@@ -111,22 +116,37 @@ async function reachable(endpoint: string): Promise<boolean> {
   }
 }
 
-/** Polls until the trace is stored with all its spans and its audit attached. */
-async function waitForTree(endpoint: string, traceId: string, spans: number, timeoutMs: number): Promise<RequestTree> {
+/**
+ * Polls until the trace is stored complete: all its spans, every stage of its audit events and,
+ * for each link to another trace of the scenario, that trace's span (a link's target is looked up
+ * when the tree is read). A settled tree is queryable and written again when more comes: the audit
+ * stages of one request can come in different batches (in Kafka mode each event is a message of
+ * its own) and the caller's trace settles on its own, so "some audit" is not yet the whole answer.
+ */
+async function waitForTree(
+  endpoint: string,
+  want: { traceId: string; spans: number; stages: string[]; traces: ReadonlySet<string> },
+  timeoutMs: number,
+): Promise<RequestTree> {
   const deadline = Date.now() + timeoutMs;
   let last = 'not stored yet';
   while (Date.now() < deadline) {
-    const res = await fetch(new URL(`/api/v1/traces/${traceId}`, endpoint));
+    const res = await fetch(new URL(`/api/v1/traces/${want.traceId}`, endpoint));
     if (res.ok) {
       const tree = (await res.json()) as RequestTree;
-      if (tree.spanCount >= spans && hasAudit(tree.root)) return tree;
-      last = `${tree.spanCount}/${spans} spans, audit ${hasAudit(tree.root) ? 'attached' : 'not attached'}`;
+      const nodes = walk(tree.root);
+      const have = new Set(nodes.flatMap((n) => (n.audit ? Object.keys(n.audit.stages).map((st) => `${n.audit!.auditID} ${st}`) : [])));
+      const stages = want.stages.filter((st) => have.has(st)).length;
+      const links = nodes.flatMap((n) => n.links ?? []).filter((l) => want.traces.has(l.traceId));
+      const resolved = links.filter((l) => l.target).length;
+      if (tree.spanCount >= want.spans && stages === want.stages.length && resolved === links.length) return tree;
+      last = `${tree.spanCount}/${want.spans} spans, ${stages}/${want.stages.length} audit stages, ${resolved}/${links.length} links to other traces of the scenario resolved`;
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new CliError(`trace ${traceId} did not settle within ${timeoutMs} ms (${last})`);
+  throw new CliError(`trace ${want.traceId} was not stored complete within ${timeoutMs} ms (${last})`);
 }
 
-function hasAudit(n: RequestTree['root']): boolean {
-  return !!n.audit || n.children.some(hasAudit);
+function walk(n: TreeNode): TreeNode[] {
+  return [n, ...n.children.flatMap(walk)];
 }
