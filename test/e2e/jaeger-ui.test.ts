@@ -242,7 +242,17 @@ async function showLevels(page: Page, levels: number): Promise<void> {
   assert.is(buttons.length, 4, 'the trace view\'s expand and collapse buttons');
   await buttons[3]!.click();
   for (let i = 0; i < levels; i++) await buttons[0]!.click();
-  await sleep(300);
+  // Read on only once the rows shown stopped changing (a busy machine renders late): openSpan
+  // clicks a row by its index among them.
+  let last = '';
+  let steady = 0;
+  await waitFor(`the trace view's rows after expanding ${levels} levels`, async () => {
+    const now = JSON.stringify(await shownRows(page));
+    steady = now === last ? steady + 1 : 0;
+    last = now;
+    if (steady < 2) await sleep(200);
+    return steady >= 2 ? true : undefined;
+  }, 30_000);
 }
 
 /** Whether the open span's detail shows Jaeger's warnings (its adjusters found something wrong with the span). */
