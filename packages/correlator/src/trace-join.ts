@@ -353,7 +353,9 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
     const out = this.early;
     this.early = { traces: [], unjoinedAuditEvents: [], released: [] };
     let due = Infinity;
-    for (const trace of [...this.traces.values()]) {
+    // The maps are walked in place (settleTrace and releasePending only delete the entry at hand,
+    // which a Map iterator allows): a copy per call cost O(traces held) even when nothing was due.
+    for (const trace of this.traces.values()) {
       const idle = now - trace.lastUpdate;
       if (!all && idle < this.opts.settleAfterMs) {
         due = Math.min(due, trace.lastUpdate + this.opts.settleAfterMs);
@@ -369,7 +371,7 @@ export class TraceJoin<T = number, S extends JoinSpan = Span> {
       }
       this.settleTrace(trace, all ? 'shutdown' : 'idle', out);
     }
-    for (const [id, p] of [...this.pending]) {
+    for (const [id, p] of this.pending) {
       if (!all && now - p.lastUpdate < this.opts.pendingAuditTtlMs) {
         due = Math.min(due, p.lastUpdate + this.opts.pendingAuditTtlMs);
         break;
