@@ -258,6 +258,19 @@ async function showLevels(page: Page, levels: number): Promise<void> {
 /** Whether the open span's detail shows Jaeger's warnings (its adjusters found something wrong with the span). */
 const spanWarnings = (page: Page) => inPage<string>(page, `() => [...document.querySelectorAll('.detail-row .AccordianWarnings')].map((w) => w.textContent).join(' ')`);
 
+/** Jaeger's warnings on the spans of a trace, as its UI API serves them (`name (span id): warning`): what a failed warning check names. */
+async function jaegerWarnings(traceId: string): Promise<string> {
+  const res = await fetch(`${jaeger!.queryHttp}/api/traces/${traceId}`, { signal: AbortSignal.timeout(10_000) });
+  if (!res.ok) return `Jaeger answered ${res.status}`;
+  const body = (await res.json()) as { data?: Array<{ spans: Array<{ spanID: string; operationName: string; startTime: number; duration: number; references?: Array<{ refType: string; spanID: string }>; warnings?: string[] | null }> }> };
+  const spans = body.data?.[0]?.spans ?? [];
+  const warned = spans.filter((x) => x.warnings?.length);
+  return warned.length
+    ? warned.map((x) => `${x.operationName} (${x.spanID}, start ${x.startTime} µs, ${x.duration} µs, refs ${JSON.stringify(x.references ?? [])}): ${x.warnings!.join('; ')}`).join('\n') +
+        `\nspans with the same id: ${JSON.stringify(Object.entries(spans.reduce<Record<string, number>>((m, x) => ({ ...m, [x.spanID]: (m[x.spanID] ?? 0) + 1 }), {})).filter(([, n]) => n > 1))}`
+    : 'none served';
+}
+
 /** Opens the span of the first row shown that matches and its Tags table; returns the tags as shown (key -> text). */
 async function openSpan(page: Page, match: (r: Row) => boolean, what: string): Promise<Record<string, string>> {
   const shown = await shownRows(page);
@@ -424,7 +437,8 @@ test('5. the chain: a request in the next hour opens a trace of its own, reached
   assert.equal((await shownRows(setPage)).map((r) => [r.level, r.name]), [[1, `object set of Deployment ${cap.facts.namespace}/web`], [2, `Deployment ${cap.facts.namespace}/web`], [2, label]]);
   const tags = await openSpan(setPage, (r) => r.level === 2 && r.name === label, label);
   assert.is(tags['k8s.objset.next_trace_id'], next);
-  assert.is(await spanWarnings(setPage), '', 'no warning from Jaeger on the span');
+  const setWarnings = await spanWarnings(setPage);
+  assert.is(setWarnings, '', `no warning from Jaeger on the span; Jaeger's warnings on trace ${setTrace}:\n${setWarnings ? await jaegerWarnings(setTrace) : ''}`);
   await shot(setPage, '06-object-set-trace-next-link.png');
   const nextPage = await clickOpensTab(setPage, () => clickTagLink(setPage, 'k8s.objset.next_trace_id'));
   assert.is(new URL(nextPage.url()).pathname, `/trace/${next}`);
@@ -432,7 +446,8 @@ test('5. the chain: a request in the next hour opens a trace of its own, reached
   assert.equal((await shownRows(nextPage)).map((r) => [r.level, r.name]), [[1, `object set of Deployment ${cap.facts.namespace}/web`], [2, `Deployment ${cap.facts.namespace}/web`], [3, 'get deployments']]);
   const root = await openSpan(nextPage, (r) => r.level === 1, 'root');
   assert.is(root['k8s.objset.previous_trace_id'], setTrace, 'linking back');
-  assert.is(await spanWarnings(nextPage), '', 'no warning from Jaeger on the root');
+  const nextWarnings = await spanWarnings(nextPage);
+  assert.is(nextWarnings, '', `no warning from Jaeger on the root; Jaeger's warnings on trace ${next}:\n${nextWarnings ? await jaegerWarnings(next) : ''}`);
   assert.is(root['k8s.objset.window.start'], chain[1]!.start);
   await shot(nextPage, '07-next-window-trace.png');
 });

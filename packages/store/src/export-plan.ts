@@ -366,7 +366,7 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
         push(objectSetSpan(tree, a, { ...ctx, times: t }));
         continue;
       }
-      // The root goes out now: the chain. The trace before this one, and where its last request is.
+      // The root goes out now: the chain. The trace before this one, and where its earliest sent request is.
       const before = previousTrace(store, setId, windowStartMs, parts, p);
       push(objectSetSpan(tree, a, { ...ctx, times: t, ...(before ? { previous: { traceId: before.traceId, spanId: objectSetRootSpanId(setId, Date.parse(before.window.start), before.part) } } : {}) }));
       if (before && !store.isExported(before.traceId, objectSetChainSpanId(setId, 'next', p.traceId))) {
@@ -377,7 +377,7 @@ function planObjectSetWindow(store: TraceStore, tree: ObjectSetTree, windowStart
       const after = p.part === 0 ? laterTrace(store, setId, windowStartMs) : undefined;
       if (after) {
         const last = parts[parts.length - 1]!;
-        const at = last.requests.reduce((m, r) => (BigInt(r.startTimeUnixNano) > m ? BigInt(r.startTimeUnixNano) : m), 0n);
+        const at = earliestStart(last.requests) ?? 0n;
         const from = { traceId: last.traceId, part: last.part, window };
         if (!store.isExported(last.traceId, objectSetChainSpanId(setId, 'next', after.traceId))) push(objectSetChainSpan(setId, 'next', from, after, at));
         if (!store.isExported(after.traceId, objectSetChainSpanId(setId, 'previous', last.traceId))) push(objectSetChainSpan(setId, 'previous', after, from, after.at));
@@ -392,14 +392,47 @@ function previousTrace(store: TraceStore, setId: string, windowStartMs: number, 
   const windowMs = store.objectSetWindowMs;
   if (p.part > 0) {
     const prev = parts[p.part - 1]!;
-    const at = prev.requests.reduce((m, r) => (BigInt(r.startTimeUnixNano) > m ? BigInt(r.startTimeUnixNano) : m), 0n);
+    const at = earliestStart(prev.requests) ?? 0n;
     return { traceId: prev.traceId, part: prev.part, window: { start: new Date(windowStartMs).toISOString(), end: new Date(windowStartMs + windowMs).toISOString() }, at };
   }
   const last = store.lastObjectSetRequestBefore(setId, windowStartMs);
   if (last === undefined) return undefined;
   const start = objectSetWindowStart(last, windowMs);
   const lastPart = store.objectSetParts(setId, start).at(-1)!;
-  return { traceId: lastPart.traceId, part: lastPart.part, window: { start: new Date(start).toISOString(), end: new Date(start + windowMs).toISOString() }, at: BigInt(last) * 1_000_000n };
+  const at = earliestSentRequest(store, setId, start, lastPart.traceId) ?? BigInt(last) * 1_000_000n;
+  return { traceId: lastPart.traceId, part: lastPart.part, window: { start: new Date(start).toISOString(), end: new Date(start + windowMs).toISOString() }, at };
+}
+
+/** The earliest start (ns) of these request nodes, or undefined. */
+function earliestStart(requests: readonly TreeNode[]): bigint | undefined {
+  let at: bigint | undefined;
+  for (const r of requests) {
+    const t = BigInt(r.startTimeUnixNano);
+    if (t > 0n && (at === undefined || t < at)) at = t;
+  }
+  return at;
+}
+
+/**
+ * Where a chain span goes in a trace that was sent before (its root cannot change): at the earliest
+ * request sent in it. The root's times were those of the requests it went out with; requests of its
+ * window that came after it may lie past its end, and Jaeger flags a child outside its parent (its
+ * clock-skew adjuster compares them), so the last request is no place for it. The earliest one was
+ * there when the root went out unless an even earlier one came late.
+ */
+function earliestSentRequest(store: TraceStore, setId: string, windowStartMs: number, traceId: string): bigint | undefined {
+  const tree = store.objectSetWindowTree(setId, windowStartMs);
+  if (!tree) return undefined;
+  const sent: TreeNode[] = [];
+  const visit = (n: TreeNode) => {
+    for (const c of n.children) {
+      if (c.audit) {
+        if (store.isExported(traceId, c.spanId)) sent.push(c);
+      } else visit(c);
+    }
+  };
+  visit(tree.root);
+  return earliestStart(sent);
 }
 
 /** The first trace of the nearest later window with requests, when its root went out already (else it links back to this one itself). */
@@ -410,7 +443,8 @@ function laterTrace(store: TraceStore, setId: string, windowStartMs: number): (P
   const start = objectSetWindowStart(first, windowMs);
   const traceId = objectSetTraceId(setId, start);
   if (!store.isExported(traceId, objectSetRootSpanId(setId, start))) return undefined;
-  return { traceId, part: 0, window: { start: new Date(start).toISOString(), end: new Date(start + windowMs).toISOString() }, at: BigInt(first) * 1_000_000n };
+  const at = earliestSentRequest(store, setId, start, traceId) ?? BigInt(first) * 1_000_000n;
+  return { traceId, part: 0, window: { start: new Date(start).toISOString(), end: new Date(start + windowMs).toISOString() }, at };
 }
 
 function objectUids(n: TreeNode, out: string[] = []): string[] {

@@ -290,7 +290,7 @@ test('one trace per window: a later window gets its own trace (the objects of it
   assert.is(forward[0]!.parentSpanId, root1.spanId);
   assert.is(attr(forward[0]!, 'k8s.objset.next_trace_id'), t2);
   assert.equal(forward[0]!.links.map((l) => `${l.traceId}/${l.spanId}`), [`${t2}/${root2.spanId}`]);
-  assert.ok(BigInt(forward[0]!.startTimeUnixNano) <= BigInt(root1.endTimeUnixNano), 'at the last request of the earlier window, not stretching its timeline');
+  assert.ok(BigInt(forward[0]!.startTimeUnixNano) <= BigInt(root1.endTimeUnixNano), 'within the earlier window\'s activity, not stretching its timeline');
 
   assert.is(round(store).length, 0, 'nothing again');
   store.writeSync({ traces: [], unjoinedAuditEvents: later });
@@ -324,6 +324,32 @@ test('late activity in an earlier window goes to that window\'s trace; the chain
   store.close();
 });
 
+test('a chain span lies within the root it hangs under as that root was sent, though requests came after it (Jaeger flags a child outside its parent)', () => {
+  const s = generateDeploymentScenario({ seed: 44 });
+  const store = newStore();
+  writeTraces(store, s);
+  store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents });
+  const w1 = objectSetWindowStart(Date.parse(s.auditEvents[0]!.requestReceivedTimestamp), HOUR);
+  const t1 = objectSetTraceId(s.deploymentUid, w1);
+  const root1 = objset(round(store)).find((x) => x.traceId === t1 && !x.parentSpanId)!;
+  assert.ok(root1, 'the first window went out with its root');
+  // Twenty minutes later, same window: a get of the Deployment, after its root went out.
+  const late = shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'deployments' && e.verb === 'get'), 20 * 60_000, 'late');
+  assert.ok(late.length > 0 && objectSetWindowStart(Date.parse(late[0]!.requestReceivedTimestamp), HOUR) === w1, 'the late request is in the first window');
+  store.writeSync({ traces: [], unjoinedAuditEvents: late });
+  const lateSpans = objset(round(store));
+  assert.ok(lateSpans.some((x) => x.traceId === t1 && x.name === 'get deployments' && BigInt(x.startTimeUnixNano) > BigInt(root1.endTimeUnixNano)), 'the late request went to the first trace, past its root\'s end');
+  // The next window: the first trace gets its forward link.
+  store.writeSync({ traces: [], unjoinedAuditEvents: shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'pods'), HOUR, 'w2') });
+  const next = objset(round(store));
+  const forward = next.find((x) => x.traceId === t1 && attr(x, 'k8s.objset.next_trace_id'))!;
+  assert.ok(forward, 'the forward link');
+  assert.is(forward.parentSpanId, root1.spanId);
+  const within = (child: Span, parent: Span) => BigInt(child.startTimeUnixNano) >= BigInt(parent.startTimeUnixNano) && BigInt(child.endTimeUnixNano) <= BigInt(parent.endTimeUnixNano);
+  assert.ok(within(forward, root1), `forward link ${forward.startTimeUnixNano}..${forward.endTimeUnixNano} within the root as sent ${root1.startTimeUnixNano}..${root1.endTimeUnixNano}`);
+  store.close();
+});
+
 test('a window whose requests come after a later window went out: it links back and forward, and the later trace gets a span linking back', () => {
   const s = generateDeploymentScenario({ seed: 43 });
   const store = newStore();
@@ -333,7 +359,8 @@ test('a window whose requests come after a later window went out: it links back 
   store.writeSync({ traces: [], unjoinedAuditEvents: s.auditEvents });
   round(store);
   store.writeSync({ traces: [], unjoinedAuditEvents: shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'pods'), 2 * HOUR, 'w3') });
-  round(store);
+  const root3 = round(store).find((x) => x.traceId === t3 && !x.parentSpanId)!;
+  assert.ok(root3, 'the 12:00 window went out with its root');
   // The 11:00 window's only requests arrive now (a catch-up after an outage).
   store.writeSync({ traces: [], unjoinedAuditEvents: shifted(s.auditEvents.filter((e) => e.objectRef?.resource === 'replicasets'), HOUR, 'w2') });
   const spans = round(store);
@@ -345,7 +372,9 @@ test('a window whose requests come after a later window went out: it links back 
     ['t2', 'continued in window 2025-11-21T12:00:00.000Z'],
     ['t3', 'continued from window 2025-11-21T11:00:00.000Z'],
   ]);
-  assert.is(attr(chainSpans.find((x) => x.traceId === t3)!, 'k8s.objset.previous_trace_id'), t2);
+  const back = chainSpans.find((x) => x.traceId === t3)!;
+  assert.is(attr(back, 'k8s.objset.previous_trace_id'), t2);
+  assert.ok(BigInt(back.startTimeUnixNano) >= BigInt(root3.startTimeUnixNano) && BigInt(back.endTimeUnixNano) <= BigInt(root3.endTimeUnixNano), `the span linking back ${back.startTimeUnixNano}..${back.endTimeUnixNano} within the later root as sent ${root3.startTimeUnixNano}..${root3.endTimeUnixNano}`);
   assert.is(round(store).length, 0);
   assert.equal(store.objectSetChain(s.deploymentUid).map((c) => c.traceIds[0]), [t1, t2, t3]);
   store.close();
