@@ -281,8 +281,11 @@ export function objectSetSpan(tree: ObjectSetTree, n: TreeNode, ctx: ObjectSetTr
  * sent cannot be changed, so a link added later is a span of its own): `next` when the trace after
  * it first goes out (`k8s.objset.next_trace_id`), `previous` when a trace for an earlier window
  * first goes out after this one did (late data; `k8s.objset.previous_trace_id`). A child of the
- * trace's root, at `at` (ns: a request of the trace, so its timeline is not stretched), with a span
- * link to the other trace's root. Its id comes from the other trace's id, so it is added once.
+ * trace's root with a span link to the other trace's root; its id comes from the other trace's id,
+ * so it is added once. `at` (ns) is the earliest request sent in the trace, where the root (sent
+ * before, unchangeable) starts: the span starts 1 µs after it and lasts 1 µs, so it lies within the
+ * root (Jaeger flags a child outside its parent), does not stretch the timeline, and comes right
+ * after the sibling that starts with the root (Jaeger orders siblings by start).
  */
 export function objectSetChainSpan(setId: string, direction: 'next' | 'previous', from: Pick<ObjectSetTraceContext, 'traceId' | 'part' | 'window'>, to: { traceId: string; window: ObjectSetWindow; part: number }, at: bigint): Span {
   const rootId = objectSetRootSpanId(setId, Date.parse(from.window.start), from.part);
@@ -292,7 +295,7 @@ export function objectSetChainSpan(setId: string, direction: 'next' | 'previous'
   return {
     traceId: from.traceId, spanId: objectSetChainSpanId(setId, direction, to.traceId), parentSpanId: rootId, traceState: '', flags: 0,
     // One microsecond long: Jaeger flags a span that ends when it starts ("negative duration").
-    name: direction === 'next' ? `continued in ${what}` : `continued from ${what}`, kind: SpanKind.INTERNAL, startTimeUnixNano: at.toString(), endTimeUnixNano: (at + 1000n).toString(),
+    name: direction === 'next' ? `continued in ${what}` : `continued from ${what}`, kind: SpanKind.INTERNAL, startTimeUnixNano: (at + 1000n).toString(), endTimeUnixNano: (at + 2000n).toString(),
     attributes: toKeyValues({ ...chainAttrs(setId, from), [key]: to.traceId }), droppedAttributesCount: 0,
     events: [], droppedEventsCount: 0,
     links: [{ traceId: to.traceId, spanId: toRootId, traceState: '', flags: 0, attributes: toKeyValues({ [key]: to.traceId }), droppedAttributesCount: 0 }],
