@@ -145,7 +145,6 @@ const DUE_GAP_MS = 20;
  */
 const MAX_BYTES_PER_SEND = 512 * 1024;
 
-
 function isTooLarge(err: unknown): boolean {
   const e = err as { type?: string; cause?: { type?: string }; message?: string } | undefined;
   return e?.type === 'MESSAGE_TOO_LARGE' || e?.cause?.type === 'MESSAGE_TOO_LARGE' || /larger than the max message size/.test(e?.message ?? '');

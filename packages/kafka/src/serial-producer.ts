@@ -22,7 +22,6 @@ export interface ProduceEngine {
 export const MERGE_MAX_BYTES = 512 * 1024;
 const MERGE_MAX_MESSAGES = 2000;
 
-
 interface Pending {
   messages: OutgoingMessage[];
   bytes: number;
