@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlator';
+import { treeNodes, type RequestTree, type TreeAudit, type TreeNode } from '@kube-correlate/correlator';
 import { auditIdFromKubectlLog, startControlPlane, type ControlPlane } from '../harness/kube.js';
 import { ROOT, freePort, reported, runCli, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
 import { stopGracefully } from '../harness/supervise.js';
@@ -115,8 +115,7 @@ test.after(async () => {
   tmp.cleanup();
 });
 
-const walk = (n: TreeNode): TreeNode[] => [n, ...n.children.flatMap(walk)];
-const audits = (root: TreeNode): TreeAudit[] => walk(root).flatMap((n) => (n.audit ? [n.audit] : []));
+const audits = (root: TreeNode): TreeAudit[] => treeNodes(root).flatMap((n) => (n.audit ? [n.audit] : []));
 
 test('kube-apiserver sends spans over mutual TLS and audit events over mutual TLS with the token; correlate reads the joined tree over TLS with the token', async () => {
   const ns = await cp!.kubectl(['create', 'namespace', 'tls-demo', '-o', 'json']);
@@ -133,9 +132,9 @@ test('kube-apiserver sends spans over mutual TLS and audit events over mutual TL
     const t = JSON.parse(r.stdout) as RequestTree;
     // kube-apiserver exports a trace's spans in batches (the route span ends last and may come in a later
     // one) and a tree is queryable once settled: wait for the route span, not just any span.
-    return walk(t.root).some((n) => n.name === 'POST /api/v1/namespaces/{:namespace}/configmaps') && audits(t.root).some((a) => a.auditID === auditId) ? t : undefined;
+    return treeNodes(t.root).some((n) => n.name === 'POST /api/v1/namespaces/{:namespace}/configmaps') && audits(t.root).some((a) => a.auditID === auditId) ? t : undefined;
   }, 120_000).catch((e: Error) => { throw new Error(`${e.message}; correlate start stderr:\n${pipeline!.stderr().slice(-4000)}`); });
-  assert.ok(walk(tree.root).every((n) => n.service === 'apiserver'), 'the spans came from kube-apiserver over TLS');
+  assert.ok(treeNodes(tree.root).every((n) => n.service === 'apiserver'), 'the spans came from kube-apiserver over TLS');
   const a = audits(tree.root).find((x) => x.auditID === auditId)!;
   assert.is(a.verb, 'create');
   assert.is(a.user, 'kubernetes-admin');

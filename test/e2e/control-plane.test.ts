@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import type { RequestTree, TreeAudit, TreeNode } from '@kube-correlate/correlator';
+import { treeNodes, type RequestTree, type TreeAudit, type TreeNode } from '@kube-correlate/correlator';
 import { KUBERNETES_VERSION, MUTATING_WEBHOOK_MANIFEST, auditIdFromKubectlLog, startControlPlane, type ControlPlane } from '../harness/kube.js';
 import { freePort, reported, runCli, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
 import { stopGracefully } from '../harness/supervise.js';
@@ -64,8 +64,7 @@ test.after(async () => {
   tmp.cleanup();
 });
 
-const walk = (n: TreeNode): TreeNode[] => [n, ...n.children.flatMap(walk)];
-const audits = (root: TreeNode): TreeAudit[] => walk(root).flatMap((n) => (n.audit ? [n.audit] : []));
+const audits = (root: TreeNode): TreeAudit[] => treeNodes(root).flatMap((n) => (n.audit ? [n.audit] : []));
 
 async function queryJson<T>(path: string): Promise<T | undefined> {
   const res = await fetch(`${pipeline!.query}${path}`, { signal: AbortSignal.timeout(10_000) });
@@ -117,15 +116,15 @@ test('kubectl apply of a Deployment: its trace is stored with the audit event jo
   const tree = await waitFor(`the request tree of audit ID ${auditId} with its audit event's ResponseComplete stage and the spans ${expected.join(', ')}`, async () => {
     const t = await queryJson<RequestTree>(`/api/v1/audit/${auditId!}`);
     if (!t || !audits(t.root).some((a) => a.auditID === auditId && a.stages.ResponseComplete !== undefined)) return undefined;
-    const have = new Set(walk(t.root).map((n) => n.name));
+    const have = new Set(treeNodes(t.root).map((n) => n.name));
     return expected.every((n) => have.has(n)) ? t : undefined;
   }, 90_000);
-  const names = walk(tree.root).map((n) => n.name);
+  const names = treeNodes(tree.root).map((n) => n.name);
   assert.ok(names.includes('POST /apis/apps/v1/namespaces/{:namespace}/deployments'), `route span in ${names.join(', ')}`);
   assert.ok(names.includes('Create'), `handler span in ${names.join(', ')}`);
   assert.ok(names.some((n) => n === 'Create etcd3'), `storage span in ${names.join(', ')}`);
-  assert.ok(walk(tree.root).every((n) => n.service === 'apiserver'), 'every span comes from kube-apiserver');
-  const route = walk(tree.root).find((n) => n.name.startsWith('POST /apis/apps/v1/'))!;
+  assert.ok(treeNodes(tree.root).every((n) => n.service === 'apiserver'), 'every span comes from kube-apiserver');
+  const route = treeNodes(tree.root).find((n) => n.name.startsWith('POST /apis/apps/v1/'))!;
   assert.is(route.attributes['audit-id'], auditId);
   const a = audits(tree.root).find((x) => x.auditID === auditId)!;
   assert.is(a.verb, 'create');
@@ -156,7 +155,7 @@ test('kubectl apply of a Deployment: its trace is stored with the audit event jo
   // Its own request tree: the controller's request has spans too (a root trace of its own).
   const rsTree = await waitFor(`the request tree of the ReplicaSet create (${controllerCreate.auditID}) with its route span`, async () => {
     const t = await queryJson<RequestTree>(`/api/v1/audit/${controllerCreate.auditID}`);
-    return t && walk(t.root).some((n) => n.name === 'POST /apis/apps/v1/namespaces/{:namespace}/replicasets') ? t : undefined;
+    return t && treeNodes(t.root).some((n) => n.name === 'POST /apis/apps/v1/namespaces/{:namespace}/replicasets') ? t : undefined;
   }, 90_000);
   assert.ok(audits(rsTree.root).some((a) => a.auditID === controllerCreate.auditID), 'the ReplicaSet create joined with its audit event');
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { auditIDForSpans, type AuditEvent } from '@kube-correlate/audit';
-import { buildRequestTree, isLoneAuthentication, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { buildRequestTree, isLoneAuthentication, treeNodes, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
 import { attrString, decodeTraceRequestJson, type Span } from '@kube-correlate/otlp';
 import { KUBERNETES_VERSION, startControlPlane, type ControlPlane } from '../harness/kube.js';
 import { freePort, reported, runCli, spawnCorrelate, tempDir, waitFor } from '../harness/index.js';
@@ -266,8 +266,7 @@ async function restOfScenario(c: ControlPlane): Promise<Omit<Facts, 'deployment'
 // ---------------------------------------------------------------------------------------------
 // The tree checks
 
-const walk = (n: TreeNode): TreeNode[] => [n, ...n.children.flatMap(walk)];
-const find = (n: TreeNode, pred: (x: TreeNode) => boolean) => walk(n).filter(pred);
+const find = (n: TreeNode, pred: (x: TreeNode) => boolean) => treeNodes(n).filter(pred);
 
 /** The tree without what depends on other traces (links followed either way), as the capture tests compare it. */
 function local(n: TreeNode): unknown {
@@ -460,7 +459,7 @@ test('every audited request: all its spans stored, the audit on its route span',
       assert.is(nodes[0]!.spanId, top.spanId, `audit ${id} (no route span sent) on its topmost span ${top.name}, not ${nodes[0]!.name}`);
     }
     // Every span sent, whatever the tree builder makes of them.
-    assert.equal(walk(got.root).filter((n) => !n.synthetic).map((n) => n.spanId).sort(), spanIds, `trace ${traceId}: the span ids sent`);
+    assert.equal(treeNodes(got.root).filter((n) => !n.synthetic).map((n) => n.spanId).sort(), spanIds, `trace ${traceId}: the span ids sent`);
   }
   log(`${audited} audited requests in ${want.size} traces: stored as sent`);
   for (const x of noRoute) log(`route span never sent by kube-apiserver, audit on the topmost span sent: ${x}`);

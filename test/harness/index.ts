@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, Pipeline } from '@kube-correlate/collector';
 import type { AuditEvent } from '@kube-correlate/audit';
-import { isLoneAuthentication, type RequestTree, type TreeNode } from '@kube-correlate/correlator';
+import { isLoneAuthentication, treeAuditStages, type RequestTree } from '@kube-correlate/correlator';
 import type { Span } from '@kube-correlate/otlp';
 import { createLogger, PipelineMetrics, silentLogger } from '@kube-correlate/telemetry';
 import { watchdogLauncher } from './supervise.js';
@@ -133,17 +133,6 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined> 
   }
 }
 
-/** `auditID stage` of every audit stage joined to a tree. */
-export function treeAuditStages(tree: RequestTree): Set<string> {
-  const out = new Set<string>();
-  const walk = (n: TreeNode): void => {
-    if (n.audit) for (const stage of Object.keys(n.audit.stages)) out.add(`${n.audit.auditID} ${stage}`);
-    n.children.forEach(walk);
-  };
-  walk(tree.root);
-  return out;
-}
-
 /**
  * The stored tree of a trace, once it has `spanCount` spans and (if asked) an audit attached. Give
  * `withAudit` the audit events the tree must hold to wait for every one of their stages: a settled
@@ -160,7 +149,7 @@ export function waitForTree(query: string, traceId: string, spanCount: number, w
     const tree = (await res.json()) as RequestTree;
     if (tree.spanCount < spanCount) return undefined;
     if (stages) {
-      const have = treeAuditStages(tree);
+      const have = treeAuditStages(tree.root);
       return stages.every((s) => have.has(s)) ? tree : undefined;
     }
     return !withAudit || JSON.stringify(tree.root).includes('"auditID"') ? tree : undefined;

@@ -3,7 +3,7 @@ export type { CorrelatorOptions, InboxStore } from './correlator.js';
 export { TraceJoin } from './trace-join.js';
 export type { TraceJoinOptions, CorrelatorOutput, JoinOutput, TraceUpdate, SettleReason } from './trace-join.js';
 export type { CorrelatorSink } from './trace-join.js';
-export { buildRequestTree, durationNanos, requestAnchor, requestAnchorBy, toTreeAudit } from './request-tree.js';
+export { buildRequestTree, durationNanos, requestAnchor, requestAnchorBy, toTreeAudit, treeAuditStages, treeNodes } from './request-tree.js';
 export type { RequestTree, TreeNode, TreeLink, TreeAudit, BuildTreeOptions, AnchorSpan } from './request-tree.js';
 export { encodeCorrelatedTrace, encodeCorrelatedRaw, encodeUnjoinedAudit, decodeCorrelated, groupByAuditId, auditSpan, auditAttributes } from './correlated-format.js';
 export type { DecodedCorrelated } from './correlated-format.js';

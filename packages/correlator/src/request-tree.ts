@@ -245,6 +245,18 @@ function toNode(s: Span, opts: BuildTreeOptions): TreeNode {
 }
 
 /** The audit line of a tree node, from the merged stages. */
+/** Every node of a tree, the node first, depth first. */
+export function treeNodes(n: TreeNode): TreeNode[] {
+  return [n, ...n.children.flatMap(treeNodes)];
+}
+
+/** `<auditID> <stage>` of every audit stage joined to the nodes of a tree. */
+export function treeAuditStages(root: TreeNode): Set<string> {
+  const out = new Set<string>();
+  for (const n of treeNodes(root)) if (n.audit) for (const stage of Object.keys(n.audit.stages)) out.add(`${n.audit.auditID} ${stage}`);
+  return out;
+}
+
 export function toTreeAudit(a: AuditSummary): TreeAudit {
   return {
     auditID: a.auditID,

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { buildRequestTree, type TreeNode } from '../src/index.js';
+import { buildRequestTree, treeAuditStages, treeNodes, type TreeNode } from '../src/index.js';
 import { auditEvent, makeSpan, spanIdOf as sid, traceIdOf as tid } from '@kube-correlate/fixtures';
 
 const names = (n: TreeNode): unknown => (n.children.length ? [n.name, n.children.map(names)] : n.name);
@@ -79,6 +79,14 @@ test('two requests in one trace (system:masters traceparent) each get their audi
   assert.is(t.root.children[0]!.audit?.auditID, 'r1');
   assert.is(t.root.children[1]!.audit?.auditID, 'r2');
   assert.equal(t.auditIds, ['r1', 'r2']);
+});
+
+test('treeNodes lists every node depth first; treeAuditStages the stages joined so far', () => {
+  const t = buildRequestTree(tid(1), spans133, [events[0]!]);
+  assert.equal(treeNodes(t.root).map((n) => n.name), ['POST /api/v1/namespaces/{:namespace}/configmaps', 'Create', 'Create etcd3', 'etcdserverpb.KV/Txn', 'SerializeObject']);
+  assert.equal([...treeAuditStages(t.root)], ['a1 RequestReceived']);
+  const whole = buildRequestTree(tid(1), spans133, events);
+  assert.equal([...treeAuditStages(whole.root)].sort(), ['a1 RequestReceived', 'a1 ResponseComplete']);
 });
 
 test('links are followed to the caller span when it is known', () => {

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pipeline, withComponentConfig } from '@kube-correlate/collector';
-import type { RequestTree, TreeNode } from '@kube-correlate/correlator';
+import { treeAuditStages, treeNodes, type RequestTree } from '@kube-correlate/correlator';
 import { generateDeploymentScenario, writeScenarioFiles } from '@kube-correlate/fixtures';
 import { createLogger } from '@kube-correlate/telemetry';
 import { CliError } from '../errors.js';
@@ -134,10 +134,9 @@ async function waitForTree(
     const res = await fetch(new URL(`/api/v1/traces/${want.traceId}`, endpoint));
     if (res.ok) {
       const tree = (await res.json()) as RequestTree;
-      const nodes = walk(tree.root);
-      const have = new Set(nodes.flatMap((n) => (n.audit ? Object.keys(n.audit.stages).map((st) => `${n.audit!.auditID} ${st}`) : [])));
+      const have = treeAuditStages(tree.root);
       const stages = want.stages.filter((st) => have.has(st)).length;
-      const links = nodes.flatMap((n) => n.links ?? []).filter((l) => want.traces.has(l.traceId));
+      const links = treeNodes(tree.root).flatMap((n) => n.links ?? []).filter((l) => want.traces.has(l.traceId));
       const resolved = links.filter((l) => l.target).length;
       if (tree.spanCount >= want.spans && stages === want.stages.length && resolved === links.length) return tree;
       last = `${tree.spanCount}/${want.spans} spans, ${stages}/${want.stages.length} audit stages, ${resolved}/${links.length} links to other traces of the scenario resolved`;
@@ -145,8 +144,4 @@ async function waitForTree(
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new CliError(`trace ${want.traceId} was not stored complete within ${timeoutMs} ms (${last})`);
-}
-
-function walk(n: TreeNode): TreeNode[] {
-  return [n, ...n.children.flatMap(walk)];
 }
