@@ -197,6 +197,19 @@ async function setInput(page: Page, name: string, value: string): Promise<void> 
 
 interface Row { level: number; service: string; name: string }
 
+/** Waits until `read` gives the same value `times` polls in a row, 300 ms apart (the trace view re-renders late on a busy machine). */
+async function untilSteady(what: string, read: () => Promise<unknown>, times: number): Promise<void> {
+  let last: string | undefined;
+  let steady = 0;
+  await waitFor(what, async () => {
+    const now = JSON.stringify(await read());
+    steady = now === last ? steady + 1 : 0;
+    last = now;
+    if (steady < times) await sleep(300);
+    return steady >= times ? true : undefined;
+  }, 30_000);
+}
+
 /** The trace view's span rows, in order, with their depth. */
 async function rows(page: Page): Promise<Row[]> {
   await page.setViewport(TALL);
@@ -204,15 +217,7 @@ async function rows(page: Page): Promise<Row[]> {
   await inPage(page, `() => { window.scrollTo(0, document.body.scrollHeight); window.dispatchEvent(new Event('scroll')); window.dispatchEvent(new Event('resize')); }`);
   await sleep(300);
   await inPage(page, `() => { window.scrollTo(0, 0); window.dispatchEvent(new Event('scroll')); }`);
-  let last = -1;
-  let steady = 0;
-  await waitFor('the trace view\'s rows to settle', async () => {
-    const n = await inPage<number>(page, `() => document.querySelectorAll('.span-row').length`);
-    steady = n === last ? steady + 1 : 0;
-    last = n;
-    if (steady < 3) await sleep(300);
-    return steady >= 3 ? true : undefined;
-  }, 30_000);
+  await untilSteady('the trace view\'s rows to settle', () => inPage<number>(page, `() => document.querySelectorAll('.span-row').length`), 3);
   const got = await inPage<Row[]>(page, `() => [...document.querySelectorAll('.span-row')].map((r) => ({
     level: r.querySelectorAll('.SpanTreeOffset--indentGuide').length,
     service: (r.querySelector('.span-svc-name')?.textContent ?? '').trim(),
@@ -242,17 +247,8 @@ async function showLevels(page: Page, levels: number): Promise<void> {
   assert.is(buttons.length, 4, 'the trace view\'s expand and collapse buttons');
   await buttons[3]!.click();
   for (let i = 0; i < levels; i++) await buttons[0]!.click();
-  // Read on only once the rows shown stopped changing (a busy machine renders late): openSpan
-  // clicks a row by its index among them.
-  let last = '';
-  let steady = 0;
-  await waitFor(`the trace view's rows after expanding ${levels} levels`, async () => {
-    const now = JSON.stringify(await shownRows(page));
-    steady = now === last ? steady + 1 : 0;
-    last = now;
-    if (steady < 2) await sleep(200);
-    return steady >= 2 ? true : undefined;
-  }, 30_000);
+  // Read on only once the rows shown stopped changing: openSpan clicks a row by its index among them.
+  await untilSteady(`the trace view's rows after expanding ${levels} levels`, () => shownRows(page), 2);
 }
 
 /** Whether the open span's detail shows Jaeger's warnings (its adjusters found something wrong with the span). */
@@ -260,14 +256,13 @@ const spanWarnings = (page: Page) => inPage<string>(page, `() => [...document.qu
 
 /** Jaeger's warnings on the spans of a trace, as its UI API serves them (`name (span id): warning`): what a failed warning check names. */
 async function jaegerWarnings(traceId: string): Promise<string> {
-  const res = await fetch(`${jaeger!.queryHttp}/api/traces/${traceId}`, { signal: AbortSignal.timeout(10_000) });
+  const res = await fetch(`${jaeger.queryHttp}/api/traces/${traceId}`, { signal: AbortSignal.timeout(10_000) });
   if (!res.ok) return `Jaeger answered ${res.status}`;
   const body = (await res.json()) as { data?: Array<{ spans: Array<{ spanID: string; operationName: string; startTime: number; duration: number; references?: Array<{ refType: string; spanID: string }>; warnings?: string[] | null }> }> };
   const spans = body.data?.[0]?.spans ?? [];
   const warned = spans.filter((x) => x.warnings?.length);
   return warned.length
-    ? warned.map((x) => `${x.operationName} (${x.spanID}, start ${x.startTime} µs, ${x.duration} µs, refs ${JSON.stringify(x.references ?? [])}): ${x.warnings!.join('; ')}`).join('\n') +
-        `\nspans with the same id: ${JSON.stringify(Object.entries(spans.reduce<Record<string, number>>((m, x) => ({ ...m, [x.spanID]: (m[x.spanID] ?? 0) + 1 }), {})).filter(([, n]) => n > 1))}`
+    ? warned.map((x) => `${x.operationName} (${x.spanID}, start ${x.startTime} µs, ${x.duration} µs, refs ${JSON.stringify(x.references ?? [])}): ${x.warnings!.join('; ')}`).join('\n')
     : 'none served';
 }
 
