@@ -1,5 +1,5 @@
 import { auditIDForSpans } from '@kube-correlate/audit';
-import { encodeCorrelatedTrace, encodeUnjoinedAudit, groupByAuditId, requestAnchor, type TreeNode } from '@kube-correlate/correlator';
+import { encodeCorrelatedTrace, encodeUnjoinedAudit, groupByAuditId, requestAnchor, treeNodes, type TreeNode } from '@kube-correlate/correlator';
 import {
   AUDIT_ATTR, AUDIT_ID, auditSpanId, DERIVED_SCOPE, lateAuditSpanId, OBJECT_ATTR, objectSetChainSpanId, objectSetRootSpanId, objectSetTraceId, objectSetWindowStart, OBJSET_ATTR,
 } from '@kube-correlate/semconv';
@@ -422,17 +422,8 @@ function earliestStart(requests: readonly TreeNode[]): bigint | undefined {
  */
 function earliestSentRequest(store: TraceStore, setId: string, windowStartMs: number, traceId: string): bigint | undefined {
   const tree = store.objectSetWindowTree(setId, windowStartMs);
-  if (!tree) return undefined;
-  const sent: TreeNode[] = [];
-  const visit = (n: TreeNode) => {
-    for (const c of n.children) {
-      if (c.audit) {
-        if (store.isExported(traceId, c.spanId)) sent.push(c);
-      } else visit(c);
-    }
-  };
-  visit(tree.root);
-  return earliestStart(sent);
+  // Request nodes (the leaves with an audit line) sent in that trace.
+  return tree && earliestStart(treeNodes(tree.root).filter((n) => n.audit && store.isExported(traceId, n.spanId)));
 }
 
 /** The first trace of the nearest later window with requests, when its root went out already (else it links back to this one itself). */
